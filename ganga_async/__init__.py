@@ -1,0 +1,80 @@
+"""ganga-async: asynchronous job orchestration in the line of CERN's Ganga.
+
+The async API::
+
+    from ganga_async import Engine, Job, Executable, ArgSplitter, Local
+
+    async with Engine(gangadir=path) as engine:
+        job = Job(application=Executable(exe="/bin/echo"), backend=Local(),
+                  splitter=ArgSplitter(args=[[str(i)] for i in range(1000)]))
+        await engine.submit(job)
+        await engine.wait(job)
+
+The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
+"""
+
+from ._exceptions import (
+    BackendError,
+    ConfigError,
+    EngineClosedError,
+    GangaAsyncError,
+    JobNotFoundError,
+    JobSpecError,
+    JobStateError,
+    PluginError,
+    RepositoryError,
+    SchemaVersionError,
+    WaitTimeoutError,
+)
+from .applications import Application, Command
+from .applications.executable import Executable
+from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
+from .backends.local import Local
+from .config import Config, load_config
+from .engine import Engine
+from .events import EventStream, JobEvent
+from .job import Job, JobInfo, JobTimes
+from .splitters import Splitter
+from .splitters.arg import ArgSplitter
+from .splitters.files import FileSplitter
+from .splitters.generic import GenericSplitter
+from .states import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Application",
+    "ArgSplitter",
+    "Backend",
+    "BackendDriver",
+    "BackendError",
+    "BackendStatus",
+    "Command",
+    "Config",
+    "ConfigError",
+    "DriverContext",
+    "Engine",
+    "EngineClosedError",
+    "EventStream",
+    "Executable",
+    "FileSplitter",
+    "GangaAsyncError",
+    "GenericSplitter",
+    "Handle",
+    "Job",
+    "JobEvent",
+    "JobInfo",
+    "JobNotFoundError",
+    "JobSpecError",
+    "JobStateError",
+    "JobTimes",
+    "Local",
+    "PluginError",
+    "RepositoryError",
+    "SchemaVersionError",
+    "Splitter",
+    "Status",
+    "SubmitUnit",
+    "WaitTimeoutError",
+    "load_config",
+]

@@ -1,0 +1,163 @@
+"""Typed, validated, serialisable settings objects: the base of applications, splitters and backends.
+
+A component is a keyword-only dataclass. Every assignment is checked against the field's
+annotation, so ``Executable(args="x")`` fails at once with the field's name and the fix. Once the
+job that owns it is submitted the component is frozen and assignments are refused.
+Components serialise to ``{"type": <plugin name>, <field>: <value>, ...}``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
+
+from ._exceptions import JobSpecError, JobStateError
+
+__all__ = ["Component", "check_value"]
+
+C = TypeVar("C", bound="Component")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in get_args(tp))}]"
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", str(tp))
+
+
+def check_value(value: Any, tp: Any, where: str) -> Any:
+    """Return ``value`` checked against annotation ``tp`` (tuples become lists, paths strings).
+
+    Raises JobSpecError naming ``where`` and the expected type.
+    """
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            try:
+                return check_value(value, arg, where)
+            except JobSpecError:
+                continue
+        raise JobSpecError(where, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r:.80}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif origin is list:
+        if isinstance(value, list | tuple):
+            (item,) = get_args(tp)
+            return [check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            key_tp, item = get_args(tp)
+            return {
+                check_value(k, key_tp, f"{where} key"): check_value(v, item, f"{where}[{k!r}]")
+                for k, v in value.items()
+            }
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise JobSpecError(where, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r:.80}")
+
+
+class Component(abc.ABC):
+    """Base class of applications, splitters and backends.
+
+    Subclasses are ``@dataclasses.dataclass(kw_only=True)`` classes; ``category`` names the
+    attribute of a Job they fill (``application``, ``splitter``, ``backend``).
+    """
+
+    category: ClassVar[str] = "component"
+    _frozen_by: str | None = None
+
+    @classmethod
+    def _hints(cls) -> dict[str, Any]:
+        cached = cls.__dict__.get("_hints_cache")
+        if cached is None:
+            cached = typing.get_type_hints(cls)
+            cls._hints_cache = cached  # type: ignore[attr-defined]
+        return cached  # type: ignore[no-any-return]
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        fields = self.field_names()
+        if name not in fields:
+            raise JobSpecError(
+                f"{self.category}.{name}",
+                f"{type(self).__name__} has no field {name!r}; valid fields: {', '.join(fields)}",
+            )
+        if self._frozen_by is not None:
+            raise JobStateError(
+                f"{self.category}.{name} is read-only: {self._frozen_by}; "
+                "make an editable copy with job.copy()"
+            )
+        value = check_value(value, self._hints()[name], f"{self.category}.{name}")
+        object.__setattr__(self, name, value)
+
+    def _freeze(self, reason: str) -> None:
+        self._frozen_by = reason
+
+    def _thaw(self) -> None:
+        self._frozen_by = None
+
+    @property
+    def plugin_name(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The serialised form: ``{"type": name, field: value, ...}``."""
+        data: dict[str, Any] = {"type": self.plugin_name}
+        for name in self.field_names():
+            data[name] = getattr(self, name)
+        return data
+
+    @classmethod
+    def from_fields(cls: type[C], fields: dict[str, Any], where: str) -> C:
+        """Build from a field mapping, refusing unknown fields with the list of valid ones."""
+        valid = cls.field_names()
+        for name in fields:
+            if name not in valid:
+                raise JobSpecError(
+                    f"{where}.{name}",
+                    f"{cls.__name__} has no field {name!r}; valid fields: {', '.join(valid)}",
+                )
+        try:
+            return cls(**fields)
+        except TypeError as exc:
+            raise JobSpecError(where, f"{cls.__name__}: {exc}") from None
+
+    def copy(self: C) -> C:
+        """An unfrozen deep copy."""
+        import copy as _copy
+
+        clone = _copy.deepcopy(self)
+        clone._thaw()
+        return clone
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.field_names())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,52 @@
+"""Logging through structlog on top of the standard library, without configuring either.
+
+Library code calls :func:`get_logger` and logs key-value events. Each event reaches a stdlib
+logger named after the module as a readable message (``job submitted job_id=3``), so an
+application that only calls ``logging.basicConfig()`` sees sensible lines; the structured event
+rides along as ``record.structlog_event`` for handlers that want JSON (the CLI and the daemon
+install one). Context bound with :func:`bound` (``job_id``) is added to every event logged
+inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import structlog
+
+__all__ = ["get_logger", "bound", "EVENT_ATTR"]
+
+EVENT_ATTR = "structlog_event"
+_SECRET_KEYS = ("password", "token", "secret", "proxy_data")
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in event:
+        if any(word in key.lower() for word in _SECRET_KEYS):
+            event[key] = "[redacted]"
+    return event
+
+
+def _to_stdlib(_: Any, __: str, event: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    message = str(event.get("event", ""))
+    extras = " ".join(f"{k}={v}" for k, v in event.items() if k != "event")
+    text = f"{message} {extras}" if extras else message
+    return (text,), {"extra": {EVENT_ATTR: dict(event)}}
+
+
+_PROCESSORS = [structlog.contextvars.merge_contextvars, _redact, _to_stdlib]
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger writing to the stdlib logger ``name``."""
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=_PROCESSORS,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+bound = structlog.contextvars.bound_contextvars
+"""``with bound(job_id=3): ...`` adds ``job_id=3`` to every event logged inside."""

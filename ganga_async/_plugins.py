@@ -1,0 +1,64 @@
+"""Finding applications, splitters and backends through entry points.
+
+Each category is an entry-point group (``ganga_async.applications``, ``ganga_async.splitters``,
+``ganga_async.backends``). A plugin is imported the first time it is asked for; an import
+failure is kept and raised as a :class:`PluginError` each time that plugin is used.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from ._exceptions import PluginError
+
+GROUPS = {
+    "application": "ganga_async.applications",
+    "splitter": "ganga_async.splitters",
+    "backend": "ganga_async.backends",
+}
+
+_entry_points: dict[str, dict[str, Any]] = {}
+_loaded: dict[tuple[str, str], type] = {}
+_failed: dict[tuple[str, str], PluginError] = {}
+
+
+def _group(category: str) -> dict[str, Any]:
+    found = _entry_points.get(category)
+    if found is None:
+        found = {ep.name: ep for ep in entry_points(group=GROUPS[category])}
+        _entry_points[category] = found
+    return found
+
+
+def available(category: str) -> list[str]:
+    """Names of the installed plugins of a category."""
+    return sorted(_group(category))
+
+
+def load(category: str, name: str) -> type:
+    """The plugin class ``name`` of ``category`` (``application``, ``splitter``, ``backend``)."""
+    key = (category, name)
+    cls = _loaded.get(key)
+    if cls is not None:
+        return cls
+    if key in _failed:
+        raise _failed[key]
+    ep = _group(category).get(name)
+    if ep is None:
+        names = ", ".join(available(category)) or "none installed"
+        raise PluginError(f"unknown {category} {name!r}; available: {names}")
+    try:
+        cls = ep.load()
+    except Exception as exc:  # any import-time failure of a third-party plugin
+        error = PluginError(f"{category} plugin {name!r} ({ep.value}) failed to import: {exc!r}")
+        error.__cause__ = exc
+        _failed[key] = error
+        raise error from exc
+    _loaded[key] = cls
+    return cls  # type: ignore[no-any-return]
+
+
+def register(category: str, cls: type) -> None:
+    """Make a class available under its own name without an entry point (tests, notebooks)."""
+    _loaded[(category, cls.__name__)] = cls

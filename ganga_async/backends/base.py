@@ -1,0 +1,169 @@
+"""The backend plugin contract.
+
+A backend comes in two parts:
+
+- :class:`Backend` is the settings object a user puts on a job (``Local(max_concurrent=4)``):
+  a typed dataclass, serialised with the job and frozen once the job is submitted;
+- :class:`BackendDriver` is the runtime: the engine creates one driver per backend class and
+  keeps it for its whole life. All jobs of that backend go through it, so a driver can submit
+  many subjobs at once (job arrays) and ask for the status of every active job in one query.
+
+The engine does the bookkeeping once for all backends: it persists the intent before calling
+:meth:`BackendDriver.bulk_submit`, records the native ids it returns, polls
+:meth:`BackendDriver.status` with every active handle in one call per sweep, applies the state
+transitions, and finalises jobs. Drivers only talk to their system.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from anyio.abc import TaskStatus
+
+from .._component import Component
+from ..applications.base import Command
+from ..states import Status
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..job import Job
+
+__all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit",
+           "STATUS_FILE"]
+
+STATUS_FILE = "__jobstatus__.json"
+"""The file, in a (sub)job's outputdir, where the process that ran it records pid, start, end
+and exit code (the local runner and the batch job wrapper write the same format)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitUnit:
+    """One (sub)job, resolved and ready for a backend.
+
+    ``key`` is the fqid (``"3.17"``), unique in the gangadir. ``backend`` is the subjob's own
+    backend settings (a splitter may change them). ``workdir`` is where it runs and
+    ``outputdir`` where stdout, stderr, the status file and the ``outputfiles`` matches go.
+    """
+
+    key: str
+    job_id: int
+    index: int | None
+    name: str
+    backend: Backend
+    command: Command
+    inputfiles: list[str]
+    outputfiles: list[str]
+    workdir: Path
+    outputdir: Path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handle:
+    """What the engine keeps of a submitted (sub)job to ask its backend about it."""
+
+    key: str
+    native_id: str
+    outputdir: Path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """A backend's view of one (sub)job.
+
+    ``status`` is one of ``SUBMITTED`` (queued), ``RUNNING``, ``COMPLETED`` (ended with exit
+    code 0), ``FAILED``, ``KILLED``, ``UNKNOWN``, or ``NEW``: the backend never received it
+    (so the engine may submit it again without running it twice).
+    """
+
+    status: Status
+    exitcode: int | None = None
+    reason: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    native_id: str | None = None
+    """Set when the backend's id for the job changed (a local pid once the process starts)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriverContext:
+    """What a driver gets from the engine."""
+
+    config: Config
+    gangadir: Path
+
+
+class BackendDriver(abc.ABC):
+    """The runtime of one backend inside one engine.
+
+    Lifecycle: the engine calls ``await task_group.start(driver.run)`` and later
+    :meth:`aclose`. Every method may be called concurrently from several tasks.
+    """
+
+    @abc.abstractmethod
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Run the driver's background work; call ``task_status.started()`` once ready."""
+
+    @abc.abstractmethod
+    async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
+        """Submit many units at once; return, in order, each unit's native id or its error.
+
+        A unit whose error is returned was not accepted by the backend. Raise only when
+        nothing was submitted.
+        """
+
+    async def submit(self, unit: SubmitUnit) -> str:
+        """Submit one unit and return its native id."""
+        (result,) = await self.bulk_submit([unit])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    @abc.abstractmethod
+    async def kill(self, handles: Sequence[Handle]) -> None:
+        """Ask the backend to stop these (sub)jobs; their status follows through :meth:`status`."""
+
+    @abc.abstractmethod
+    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
+        """One bulk status query for all these handles, keyed by ``Handle.key``.
+
+        Handles may come from an earlier engine (after a restart). A handle missing from the
+        result has no news.
+        """
+
+    async def updates(self) -> Mapping[str, BackendStatus]:
+        """Wait for status news the backend pushes by itself, keyed by ``Handle.key``.
+
+        Batch backends have none and keep the default, which waits forever: the engine then
+        relies on :meth:`status` every poll interval.
+        """
+        import anyio
+
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        """Release the driver's resources. Jobs it submitted keep running."""
+
+
+@dataclasses.dataclass(kw_only=True, repr=False)
+class Backend(Component):
+    """Base class of backend settings: where a job runs.
+
+    Subclasses add their own typed fields and implement :meth:`make_driver`. :meth:`validate`
+    runs at submission and raises :class:`~ganga_async.JobSpecError` for settings that cannot
+    work. Register a new backend under the ``ganga_async.backends`` entry-point group.
+    """
+
+    category: ClassVar[str] = "backend"
+
+    def validate(self, job: Job) -> None:
+        """Raise JobSpecError when these settings cannot run ``job``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def make_driver(cls, context: DriverContext) -> BackendDriver:
+        """Create the driver that runs every job of this backend in one engine."""

@@ -1,0 +1,385 @@
+"""Local: run jobs as processes on this machine.
+
+Processes are started by the *local runner* (``workers/local_runner.py``), a small
+standard-library process the driver starts on first use. The runner outlives the engine: a job
+keeps running when the engine closes or dies, its exit code is written to its status file, and
+the next engine picks the result up. Each process runs in its own session, so a kill (SIGTERM,
+then SIGKILL after ``[Local] kill_grace`` seconds) reaches its whole process group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from .._exceptions import BackendError, JobSpecError
+from .._log import get_logger
+from .._resources import shipped
+from ..states import Status
+from .base import (
+    STATUS_FILE,
+    Backend,
+    BackendDriver,
+    BackendStatus,
+    DriverContext,
+    Handle,
+    SubmitUnit,
+)
+
+if TYPE_CHECKING:
+    from ..job import Job
+
+__all__ = ["Local", "LocalDriver", "STATUS_FILE"]
+
+log = get_logger(__name__)
+
+
+@dataclasses.dataclass(kw_only=True, repr=False)
+class Local(Backend):
+    """Run each (sub)job as a process on this machine, in its own working directory.
+
+    ``max_concurrent`` caps how many subjobs of one job run at once (0: ``[Local]
+    max_concurrent``, whose 0 means one per CPU); the others wait in ``submitted``.
+    stdout, stderr and ``__jobstatus__.json`` (pid, start, end, exit code) are kept in the
+    (sub)job's ``outputdir``.
+    """
+
+    max_concurrent: int = 0
+
+    def __post_init__(self) -> None:
+        self.max_concurrent = self.max_concurrent
+
+    def validate(self, job: Job) -> None:
+        if self.max_concurrent < 0:
+            raise JobSpecError("backend.max_concurrent", "must be 0 (the configured default) or more")
+
+    @classmethod
+    def make_driver(cls, context: DriverContext) -> LocalDriver:
+        return LocalDriver(context)
+
+
+class LocalDriver(BackendDriver):
+    """Queues units per job, hands them to the local runner within each job's limit, and turns
+    the runner's events into status news."""
+
+    def __init__(self, context: DriverContext) -> None:
+        self._context = context
+        self._tg: TaskGroup | None = None
+        self._stream: UNIXSocketStream | None = None
+        self._runner_lock = anyio.Lock()
+        self._outbox: list[bytes] = []
+        self._outbox_ready = anyio.Event()
+        self._queues: dict[int, deque[SubmitUnit]] = {}
+        self._limits: dict[int, int] = {}
+        self._running: dict[int, int] = {}
+        self._dispatched: dict[str, SubmitUnit] = {}
+        self._state: dict[str, BackendStatus] = {}
+        self._killed: set[str] = set()
+        self._news: dict[str, BackendStatus] = {}
+        self._news_ready = anyio.Event()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
+            if self._stream is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._stream.aclose()
+                self._stream = None
+
+    # -- the runner -------------------------------------------------------------------
+
+    async def _ensure_runner(self) -> None:
+        async with self._runner_lock:
+            if self._stream is not None:
+                return
+            if self._tg is None:
+                raise BackendError("the Local driver is not running")
+            logdir = self._context.gangadir / "logs"
+            logdir.mkdir(parents=True, exist_ok=True)
+            ours, theirs = socket.socketpair()
+            runner = shipped("workers", "local_runner.py")
+            try:
+                with (logdir / "local_runner.log").open("ab") as errlog:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-I", "-S", str(runner)],
+                        stdin=theirs, stdout=theirs, stderr=errlog, start_new_session=True,
+                    )
+            except OSError as exc:
+                ours.close()
+                raise BackendError(f"cannot start the local runner {runner}: {exc}") from exc
+            finally:
+                theirs.close()
+            code = await anyio.to_thread.run_sync(proc.wait)
+            if code != 0:
+                ours.close()
+                raise BackendError(f"the local runner failed to start (exit code {code}); see {logdir}")
+            stream = await UNIXSocketStream.from_socket(ours)
+            self._stream = stream
+            self._tg.start_soon(self._read_events, stream)
+            self._tg.start_soon(self._write_commands, stream)
+
+    async def _write_commands(self, stream: UNIXSocketStream) -> None:
+        while self._stream is stream:
+            await self._outbox_ready.wait()
+            self._outbox_ready = anyio.Event()
+            data, self._outbox = b"".join(self._outbox), []
+            if data:
+                try:
+                    await stream.send(data)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    return
+
+    def _command(self, command: dict[str, object]) -> None:
+        self._outbox.append(json.dumps(command, separators=(",", ":")).encode() + b"\n")
+        self._outbox_ready.set()
+
+    async def _read_events(self, stream: UNIXSocketStream) -> None:
+        buffered = BufferedByteReceiveStream(stream)
+        try:
+            while True:
+                line = await buffered.receive_until(b"\n", 1 << 20)
+                self._on_event(json.loads(line))
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
+                anyio.ClosedResourceError, OSError):
+            pass
+        if self._stream is stream:
+            log.warning("local runner connection lost; its processes are checked through status files")
+            self._stream = None
+            for key, unit in list(self._dispatched.items()):
+                self._state.pop(key, None)
+                self._release(unit)
+            self._news_ready.set()
+
+    def _on_event(self, event: dict[str, object]) -> None:
+        key = str(event["key"])
+        unit = self._dispatched.get(key)
+        if unit is None:
+            return
+        t = float(event["t"])  # type: ignore[arg-type]
+        if event["ev"] == "started":
+            status = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
+        else:
+            self._release(unit)
+            status = _final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
+                                   event.get("error"), ended=t)  # type: ignore[arg-type]
+            self._killed.discard(key)
+        self._state[key] = status
+        self._news[key] = status
+        self._news_ready.set()
+
+    def _release(self, unit: SubmitUnit) -> None:
+        if self._dispatched.pop(unit.key, None) is not None:
+            self._running[unit.job_id] -= 1
+            self._pump(unit.job_id)
+
+    def _pump(self, job_id: int) -> None:
+        queue = self._queues.get(job_id)
+        if queue is None:
+            return
+        limit = self._limits[job_id]
+        while queue and self._running[job_id] < limit:
+            unit = queue.popleft()
+            self._running[job_id] += 1
+            self._dispatched[unit.key] = unit
+            self._command({
+                "op": "run", "key": unit.key, "argv": unit.command.argv, "env": unit.command.env,
+                "workdir": str(unit.workdir), "outputdir": str(unit.outputdir),
+                "inputs": unit.inputfiles, "outputs": unit.outputfiles,
+            })
+        if not queue and not self._running[job_id]:
+            del self._queues[job_id], self._running[job_id], self._limits[job_id]
+
+    # -- the contract -----------------------------------------------------------------
+
+    async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
+        await self._ensure_runner()
+        touched = set()
+        for unit in units:
+            job_id = unit.job_id
+            if job_id not in self._queues:
+                self._queues[job_id] = deque()
+                self._running[job_id] = 0
+            self._limits[job_id] = self._limit(unit)
+            self._queues[job_id].append(unit)
+            self._state[unit.key] = BackendStatus(Status.SUBMITTED)
+            touched.add(job_id)
+        for job_id in touched:
+            self._pump(job_id)
+        return [unit.key for unit in units]
+
+    def _limit(self, unit: SubmitUnit) -> int:
+        own = getattr(unit.backend, "max_concurrent", 0)
+        return own or self._context.config["Local"]["max_concurrent"] or os.cpu_count() or 1
+
+    async def kill(self, handles: Sequence[Handle]) -> None:
+        grace = float(self._context.config["Local"]["kill_grace"])
+        orphans: list[Handle] = []
+        for handle in handles:
+            key = handle.key
+            self._killed.add(key)
+            queued = next((q for q in self._queues.values() if any(u.key == key for u in q)), None)
+            if queued is not None:
+                unit = next(u for u in queued if u.key == key)
+                queued.remove(unit)
+                self._killed.discard(key)
+                status = BackendStatus(Status.KILLED, reason="killed before it started")
+                self._state[key] = self._news[key] = status
+                self._news_ready.set()
+                self._pump(unit.job_id)
+            elif key in self._dispatched and self._stream is not None:
+                self._command({"op": "kill", "key": key, "grace": grace})
+            else:
+                orphans.append(handle)
+        for handle in orphans:
+            await self._kill_orphan(handle, grace)
+
+    async def _kill_orphan(self, handle: Handle, grace: float) -> None:
+        record = await anyio.to_thread.run_sync(_read_status, handle.outputdir)
+        pid = record.get("pid") if record else None
+        if not isinstance(pid, int) or "end" in record:  # type: ignore[operator]
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return
+        if self._tg is not None:
+            self._tg.start_soon(_kill_later, pid, grace)
+
+    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
+        result: dict[str, BackendStatus] = {}
+        orphans: list[Handle] = []
+        for handle in handles:
+            known = self._state.get(handle.key)
+            if known is not None:
+                result[handle.key] = known
+            else:
+                orphans.append(handle)
+        if orphans:
+            killed = set(self._killed)
+            found = await anyio.to_thread.run_sync(_orphan_statuses, orphans, killed)
+            result.update(found)
+        return result
+
+    async def updates(self) -> Mapping[str, BackendStatus]:
+        await self._news_ready.wait()
+        self._news_ready = anyio.Event()
+        news, self._news = self._news, {}
+        for key, status in news.items():
+            if status.status not in (Status.SUBMITTED, Status.RUNNING):
+                self._state.pop(key, None)
+        return news
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+            self._stream = None
+
+
+async def _kill_later(pid: int, grace: float) -> None:
+    await anyio.sleep(grace)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _final_status(code: int | None, killed: bool, error: str | None, *, ended: float | None,
+                  started: float | None = None) -> BackendStatus:
+    if killed:
+        return BackendStatus(Status.KILLED, exitcode=code, reason="killed", started=started, ended=ended)
+    if error:
+        return BackendStatus(Status.FAILED, reason=error, started=started, ended=ended)
+    if code == 0:
+        return BackendStatus(Status.COMPLETED, exitcode=0, started=started, ended=ended)
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        reason = f"killed by signal {name}"
+    else:
+        reason = f"exit code {code}"
+    return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended)
+
+
+def _read_status(outputdir: Path) -> dict[str, object] | None:
+    try:
+        with open(outputdir / STATUS_FILE) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _is_runner(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"local_runner.py" in f.read()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _orphan_statuses(handles: Sequence[Handle], killed: set[str]) -> dict[str, BackendStatus]:
+    """Statuses of (sub)jobs started by an earlier engine, read from their status files."""
+    result: dict[str, BackendStatus] = {}
+    for handle in handles:
+        record = _read_status(handle.outputdir)
+        if record is None:
+            result[handle.key] = BackendStatus(Status.NEW, reason="never started")
+            continue
+        if not record:
+            result[handle.key] = BackendStatus(Status.FAILED, reason=f"unreadable {STATUS_FILE}")
+            continue
+        started = record.get("start")
+        pid = record.get("pid")
+        if "end" in record:
+            result[handle.key] = _final_status(
+                record.get("exitcode"), bool(record.get("killed")) or handle.key in killed,  # type: ignore[arg-type]
+                record.get("error"), ended=record.get("end"), started=started,  # type: ignore[arg-type]
+            )
+        elif isinstance(record.get("runner_pid"), int) and _is_runner(record["runner_pid"]):  # type: ignore[arg-type]
+            result[handle.key] = BackendStatus(Status.RUNNING, started=started,  # type: ignore[arg-type]
+                                               native_id=str(pid))
+        elif isinstance(pid, int) and _alive(pid):
+            result[handle.key] = BackendStatus(
+                Status.FAILED, started=started,  # type: ignore[arg-type]
+                reason=f"its local runner is gone, so its exit status cannot be known; the process "
+                       f"still runs as pid {pid} (stop it with: kill -- -{pid})",
+            )
+        else:
+            result[handle.key] = BackendStatus(
+                Status.FAILED, started=started,  # type: ignore[arg-type]
+                reason="the process ended while no local runner watched it; its exit status is unknown",
+            )
+    return result

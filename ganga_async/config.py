@@ -1,0 +1,207 @@
+"""Configuration: shipped defaults, a user file, environment variables and runtime changes.
+
+Layers, later ones winning:
+
+1. ``config/defaults.toml`` shipped with the package: it lists every section and option, and the
+   type of each default is the type the option accepts;
+2. the user's file, ``$GANGA_ASYNC_CONFIG`` or ``~/.ganga-async.toml`` (same layout);
+3. environment variables ``GANGA_ASYNC_<SECTION>_<OPTION>`` (``GANGA_ASYNC_LOCAL_MAX_CONCURRENT=4``),
+   and ``GANGA_ASYNC_GANGADIR`` for ``[Configuration] gangadir``;
+4. assignments at run time: ``config['Local']['max_concurrent'] = 4``.
+
+An unknown section or option, or a value of the wrong type, is a :class:`ConfigError` that lists
+what is valid. Readers look options up when they need them, so runtime changes take effect for
+the next job that uses them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import ConfigError
+from ._resources import shipped
+
+__all__ = ["Config", "Section", "load_config"]
+
+ENV_PREFIX = "GANGA_ASYNC_"
+_NOT_OPTIONS = {"GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"}
+
+
+def _coerce(section: str, option: str, default: Any, value: Any, source: str) -> Any:
+    """Return ``value`` converted to the type of ``default`` or raise a ConfigError naming it."""
+    where = f"[{section}] {option} (from {source})"
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        try:
+            if kind is bool:
+                lowered = text.lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(text)
+            if kind is int:
+                return int(text)
+            if kind is float:
+                return float(text)
+            if kind is list:
+                return [item.strip() for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {value!r} is not a valid {kind.__name__}; "
+                f"the default is {default!r}"
+            ) from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{where}: expected a {kind.__name__} like the default {default!r}, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+class Section(Mapping[str, Any]):
+    """One configuration section; ``section[option] = value`` validates the option and type."""
+
+    def __init__(self, config: Config, name: str) -> None:
+        self._config = config
+        self.name = name
+
+    def _defaults(self) -> dict[str, Any]:
+        return self._config._defaults[self.name]
+
+    def _check_option(self, option: str) -> None:
+        if option not in self._defaults():
+            valid = ", ".join(sorted(self._defaults()))
+            raise ConfigError(
+                f"[{self.name}] has no option {option!r}; valid options: {valid}"
+            )
+
+    def __getitem__(self, option: str) -> Any:
+        self._check_option(option)
+        return self._config._values[self.name][option]
+
+    def __setitem__(self, option: str, value: Any) -> None:
+        self._check_option(option)
+        default = self._defaults()[option]
+        self._config._values[self.name][option] = _coerce(
+            self.name, option, default, value, "runtime assignment"
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._defaults())
+
+    def __len__(self) -> int:
+        return len(self._defaults())
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in self.items())
+        return f"[{self.name}] {items}"
+
+
+class Config(Mapping[str, Section]):
+    """All configuration sections. Build one with :func:`load_config`."""
+
+    def __init__(self, defaults: dict[str, dict[str, Any]]) -> None:
+        self._defaults = defaults
+        self._values = {name: dict(options) for name, options in defaults.items()}
+        self._sections = {name: Section(self, name) for name in defaults}
+
+    def __getitem__(self, name: str) -> Section:
+        try:
+            return self._sections[name]
+        except KeyError:
+            valid = ", ".join(sorted(self._sections))
+            raise ConfigError(f"no configuration section [{name}]; valid sections: {valid}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sections)
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def update(self, values: Mapping[str, Mapping[str, Any]], source: str) -> None:
+        """Apply a ``{section: {option: value}}`` layer, validating every entry first."""
+        staged: list[tuple[str, str, Any]] = []
+        for name, options in values.items():
+            section = self[name]
+            if not isinstance(options, Mapping):
+                raise ConfigError(f"[{name}] in {source} must be a table of options")
+            for option, value in options.items():
+                section._check_option(option)
+                default = self._defaults[name][option]
+                staged.append((name, option, _coerce(name, option, default, value, source)))
+        for name, option, value in staged:
+            self._values[name][option] = value
+
+    @property
+    def gangadir(self) -> Path:
+        """The gangadir with ``~`` expanded."""
+        return Path(os.path.expanduser(self["Configuration"]["gangadir"]))
+
+    @property
+    def user(self) -> str:
+        return str(self["Configuration"]["user"]) or getpass.getuser()
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(values) for name, values in self._values.items()}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}; fix the TOML syntax at that line") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+
+
+def _env_layer(config: Config, environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    names = {
+        f"{ENV_PREFIX}{section.upper()}_{option.upper()}": (section, option)
+        for section, options in config._defaults.items()
+        for option in options
+    }
+    layer: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _NOT_OPTIONS:
+            continue
+        if key not in names:
+            valid = ", ".join(sorted(names | dict.fromkeys(_NOT_OPTIONS)))
+            raise ConfigError(f"environment variable {key} is not a ganga-async option; valid: {valid}")
+        section, option = names[key]
+        layer.setdefault(section, {})[option] = value
+    if "GANGA_ASYNC_GANGADIR" in environ:
+        layer.setdefault("Configuration", {})["gangadir"] = environ["GANGA_ASYNC_GANGADIR"]
+    return layer
+
+
+def load_config(
+    user_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the configuration from the shipped defaults, the user file and the environment.
+
+    ``user_file`` defaults to ``$GANGA_ASYNC_CONFIG`` or ``~/.ganga-async.toml`` (a missing
+    default file is fine; a missing file named explicitly is an error).
+    """
+    env = os.environ if environ is None else environ
+    config = Config(_read_toml(shipped("config", "defaults.toml")))
+    explicit = user_file if user_file is not None else env.get("GANGA_ASYNC_CONFIG")
+    path = Path(explicit) if explicit else Path.home() / ".ganga-async.toml"
+    if explicit or path.exists():
+        config.update(_read_toml(path), source=str(path))
+    config.update(_env_layer(config, env), source="environment")
+    return config
+

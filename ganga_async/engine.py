@@ -1,0 +1,920 @@
+"""The engine: one task group running the pipeline that takes jobs from submission to a final state.
+
+::
+
+    submit() ─▶ prepare ─▶ split ─▶ submit ─▶ backend drivers ─▶ monitor ─▶ finalise
+                   (bounded memory streams between the stages)
+
+- **prepare** validates the description (inputs exist, the executable resolves, the splitter
+  fits the application) and persists the intent to submit; ``Engine.submit`` returns once this
+  stage accepted the job, and raises the stage's error otherwise (the job stays ``new``).
+- **split** streams the splitter's output into compact subjob rows, persisted in one
+  transaction that runs in the database thread, and feeds chunks of subjob indices onward.
+- **submit** resolves each subjob (master plus the splitter's overrides) into a
+  :class:`~ganga_async.backends.SubmitUnit` and hands batches to the backend's driver.
+- **monitor** (one task per backend) waits for news the driver pushes and, every poll interval,
+  asks the driver about all of its active jobs in one bulk query.
+- **finalise** puts finished (sub)jobs into their final status.
+
+Every status change goes through one method, which checks the transition table, updates the
+in-memory state, queues the repository write and publishes an event. A master's status is
+derived from its subjobs' counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import _plugins
+from ._component import Component
+from ._exceptions import (
+    EngineClosedError,
+    GangaAsyncError,
+    JobNotFoundError,
+    JobSpecError,
+    JobStateError,
+    WaitTimeoutError,
+)
+from ._log import bound, get_logger
+from .backends.base import (
+    STATUS_FILE,
+    Backend,
+    BackendDriver,
+    BackendStatus,
+    DriverContext,
+    Handle,
+    SubmitUnit,
+)
+from .config import Config, load_config
+from .events import EventStream, JobEvent, _Hub
+from .job import Job, JobInfo, SubjobTable, apply_overrides, make_subjob
+from .repository import JobRow, Repository
+from .states import ACTIVE, FINAL, Status, allowed, derive_master_status
+
+__all__ = ["Engine"]
+
+log = get_logger(__name__)
+
+_Chunk = tuple[Job, list[int] | None]
+"""A master and the subjob indices to submit (``None``: the master itself, unsplit)."""
+
+
+class _Active:
+    """A (sub)job its backend is working on."""
+
+    __slots__ = ("job", "index", "handle")
+
+    def __init__(self, job: Job, index: int | None, handle: Handle) -> None:
+        self.job = job
+        self.index = index
+        self.handle = handle
+
+
+class Engine:
+    """The async job engine; use it as ``async with Engine(gangadir=path) as engine:``.
+
+    It embeds in a running asyncio application (anyio's asyncio backend) and never starts an
+    event loop of its own. ``gangadir`` defaults to ``[Configuration] gangadir``; ``config`` to
+    :func:`~ganga_async.load_config`. With ``monitoring=False`` no backend is polled (useful to
+    inspect a repository without touching running jobs).
+
+    Jobs live in a SQLite repository under the gangadir and in per-job workspaces. When the
+    engine opens it resumes what an earlier one left: submissions are completed, active jobs are
+    monitored again, and Local processes that outlived their engine are adopted.
+    """
+
+    def __init__(
+        self,
+        gangadir: str | os.PathLike[str] | None = None,
+        *,
+        config: Config | None = None,
+        monitoring: bool = True,
+    ) -> None:
+        self.config = config if config is not None else load_config()
+        self.gangadir = Path(gangadir).expanduser() if gangadir is not None else self.config.gangadir
+        self.monitoring = monitoring
+        user = self.config.user
+        self.repository = Repository(
+            self.gangadir / "repository" / user / "jobs.sqlite",
+            flush_interval=self.config["Repository"]["flush_interval"],
+        )
+        self.workspace = self.gangadir / "workspace" / user
+        self._jobs: dict[int, Job] = {}
+        self._drivers: dict[str, BackendDriver] = {}
+        self._active: dict[str, dict[str, _Active]] = {}
+        self._driver_lock = anyio.Lock()
+        self._done: dict[int, anyio.Event] = {}
+        self._hub = _Hub()
+        self._tg: TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._prepare_send: MemoryObjectSendStream[tuple[Job, MemoryObjectSendStream[Any]]]
+        self._split_send: MemoryObjectSendStream[Job]
+        self._submit_send: MemoryObjectSendStream[_Chunk]
+        self._finalise_send: MemoryObjectSendStream[tuple[Job, int | None, BackendStatus]]
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        if self._tg is not None:
+            raise EngineClosedError("this engine is already running")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await self.repository.open()
+            stack.push_async_callback(self.repository.aclose)
+            tg = anyio.create_task_group()
+            await stack.enter_async_context(tg)
+            stack.push_async_callback(self._shutdown)
+            self._tg = tg
+            await tg.start(self.repository.run)
+            size = self.config["Pipeline"]["stream_size"]
+            self._prepare_send, prepare_recv = anyio.create_memory_object_stream[
+                tuple[Job, MemoryObjectSendStream[Any]]](size)
+            self._split_send, split_recv = anyio.create_memory_object_stream[Job](size)
+            self._submit_send, submit_recv = anyio.create_memory_object_stream[_Chunk](size)
+            self._finalise_send, finalise_recv = anyio.create_memory_object_stream[
+                tuple[Job, int | None, BackendStatus]](size)
+            await tg.start(self._prepare_stage, prepare_recv)
+            await tg.start(self._split_stage, split_recv)
+            await tg.start(self._submit_stage, submit_recv)
+            await tg.start(self._finalise_stage, finalise_recv)
+            await self._recover()
+        except BaseException:
+            self._tg = None
+            await stack.__aexit__(None, None, None)
+            raise
+        self._stack = stack
+        log.debug("engine started", gangadir=str(self.gangadir))
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        await stack.__aexit__(*exc_info)
+
+    async def _shutdown(self) -> None:
+        """Stop the stages and drivers; the repository is flushed and closed after this."""
+        tg, self._tg = self._tg, None
+        self._hub.close()
+        if tg is not None:
+            tg.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            for driver in self._drivers.values():
+                await driver.aclose()
+        for event in self._done.values():
+            event.set()
+        log.debug("engine stopped", gangadir=str(self.gangadir))
+
+    def _check_open(self) -> TaskGroup:
+        if self._tg is None:
+            raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
+        return self._tg
+
+    # -- public API -------------------------------------------------------------------
+
+    async def add(self, job: Job) -> Job:
+        """Persist a new job (status ``new``) so it gets an id; submit does this when needed."""
+        self._check_open()
+        if job._id is not None:
+            return job
+        if job._master is not None:
+            raise JobStateError("a subjob cannot be added on its own; copy it with job.copy()")
+        now = time.time()
+        job._times.setdefault("new", now)
+        job_id = await self.repository.insert_job(self._row(job, Status.NEW))
+        self._bind(job, job_id)
+        log.info("job added", job_id=job_id)
+        return job
+
+    async def submit(self, job: Job) -> Job:
+        """Submit a new job: returns once it is validated, persisted and accepted.
+
+        Raises :class:`JobSpecError` (the job stays ``new``) when the description cannot run,
+        e.g. a missing executable, and :class:`JobStateError` when the job is not ``new``.
+        """
+        self._check_open()
+        if job._master is not None:
+            raise JobStateError(f"subjob {job.fqid} cannot be submitted on its own; submit its master")
+        if job._status is not Status.NEW:
+            raise JobStateError(
+                f"job {job.fqid} is {job._status}; only new jobs are submitted "
+                "(use resubmit() for finished ones, or job.copy())"
+            )
+        await self.add(job)
+        reply_send, reply_recv = anyio.create_memory_object_stream[BaseException | None](1)
+        with reply_recv:
+            await self._prepare_send.send((job, reply_send))
+            try:
+                outcome = await reply_recv.receive()
+            except anyio.EndOfStream:
+                raise EngineClosedError("the engine stopped before the job was accepted") from None
+        if outcome is not None:
+            raise outcome
+        return job
+
+    async def wait(self, job: Job, timeout: float | None = None) -> Job:
+        """Wait until the job (and every subjob) is final; raise WaitTimeoutError after ``timeout``."""
+        self._check_open()
+        master = job._master if job._master is not None else job
+        try:
+            with anyio.fail_after(timeout):
+                while not self._is_final(job):
+                    event = self._done.setdefault(master._id, anyio.Event())
+                    await event.wait()
+                    self._check_open()
+        except TimeoutError:
+            raise WaitTimeoutError(
+                f"job {job.fqid} is still {job.status} after {timeout} s"
+            ) from None
+        return job
+
+    def events(self) -> EventStream:
+        """Subscribe to status transitions: ``async for event in engine.events(): ...``.
+
+        The subscription starts now, so no event after this call is missed; iteration ends when
+        the engine closes. Close it (or use ``async with``) when you stop reading.
+        """
+        self._check_open()
+        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"])
+
+    async def get(self, job_id: int | str) -> Job:
+        """The job with this id, or subjob with this fqid (``"3.17"``)."""
+        self._check_open()
+        master_id, index = _parse_fqid(job_id)
+        job = self._jobs.get(master_id)
+        if job is None:
+            rows = await self.repository.job_rows(ids=[master_id])
+            if not rows:
+                raise JobNotFoundError(f"no job {master_id} in {self.repository.path}")
+            job = await self._load(rows[0])
+        if index is None:
+            return job
+        try:
+            return job.subjobs[index]
+        except IndexError as exc:
+            raise JobNotFoundError(str(exc)) from None
+
+    async def jobs(self, status: str | Status | None = None, name: str | None = None) -> list[Job]:
+        """Every master job, optionally only those in ``status`` or with ``name``."""
+        self._check_open()
+        statuses = [str(Status.parse(status))] if status is not None else None
+        await self.repository.flush()
+        rows = await self.repository.job_rows(statuses=statuses)
+        found = []
+        for row in rows:
+            if name is not None and row.name != name:
+                continue
+            found.append(self._jobs.get(row.id) or await self._load(row))
+        return found
+
+    async def summary(self) -> list[dict[str, Any]]:
+        """One dict per master (id, status, name, subjobs, application, backend, backend_id,
+        comment) read without loading any job: fast on a repository of any size."""
+        self._check_open()
+        await self.repository.flush()
+        rows = await self.repository.summary_rows()
+        keys = ("id", "status", "name", "subjobs", "application", "backend", "backend_id", "comment")
+        result = []
+        for row in rows:
+            entry = dict(zip(keys, row, strict=True))
+            live = self._jobs.get(row[0])
+            if live is not None:
+                entry["status"] = str(live._status)
+            entry["subjobs"] = entry["subjobs"] or 0
+            result.append(entry)
+        return result
+
+    async def kill(self, job: Job) -> None:
+        """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""
+        self._check_open()
+        master, indices = self._targets(job)
+        by_backend: dict[str, list[Handle]] = {}
+        count = 0
+        for index in indices:
+            status = self._status_of(master, index)
+            if status is Status.SUBMITTING or status is Status.NEW:
+                self._set_status(master, index, Status.KILLED, reason="killed before submission")
+                count += 1
+                continue
+            if status not in ACTIVE and status is not Status.UNKNOWN:
+                continue
+            key = _key(master, index)
+            for name, active in self._active.items():
+                entry = active.get(key)
+                if entry is not None:
+                    by_backend.setdefault(name, []).append(entry.handle)
+                    count += 1
+        if not count:
+            raise JobStateError(f"job {job.fqid} is {job.status}: there is nothing to kill")
+        for name, handles in by_backend.items():
+            await self._drivers[name].kill(handles)
+        log.info("kill requested", job_id=master._id, count=count)
+
+    async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
+        """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit
+        job or subjob. Raises JobStateError when nothing qualifies."""
+        self._check_open()
+        master, indices = self._targets(job)
+        wanted = {Status.parse(s) for s in statuses}
+        if job._master is not None or master._table is None:
+            wanted = set(FINAL - {Status.REMOVED})
+        chosen = [i for i in indices if self._status_of(master, i) in wanted]
+        if not chosen:
+            names = ", ".join(sorted(str(s) for s in wanted))
+            raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
+        await anyio.to_thread.run_sync(_remove_status_files, [
+            (master._dir() / str(i) if i is not None else master._dir()) / "output" for i in chosen
+        ])
+        for index in chosen:
+            self._reset_for_submission(master, index)
+        master._freeze()
+        await self.repository.flush()
+        await self._submit_send.send((master, None if chosen == [None] else chosen))  # type: ignore[list-item]
+        log.info("job resubmitted", job_id=master._id, count=len(chosen))
+        return job
+
+    async def remove(self, job: Job) -> None:
+        """Kill the job if active, then delete it from the repository and its workspace."""
+        self._check_open()
+        if job._master is not None:
+            raise JobStateError(f"subjob {job.fqid} cannot be removed on its own; remove job {job._id}")
+        if job._id is None:
+            job._status = Status.REMOVED
+            return
+        try:
+            await self.kill(job)
+        except JobStateError:
+            pass
+        for active in self._active.values():
+            for key in [k for k, e in active.items() if e.job is job]:
+                del active[key]
+        await self.repository.delete_job(job._id)
+        await anyio.to_thread.run_sync(shutil.rmtree, job._dir(), True)
+        old = job._status
+        job._status = Status.REMOVED
+        self._jobs.pop(job._id, None)
+        self._hub.publish(JobEvent(job.fqid, job._id, None, old, Status.REMOVED, time.time()))
+        done = self._done.pop(job._id, None)
+        if done is not None:
+            done.set()
+        log.info("job removed", job_id=job._id)
+
+    async def force_status(self, job: Job, status: str | Status) -> None:
+        """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
+        ``force_status``; active ones are killed at their backend first."""
+        self._check_open()
+        target = Status.parse(status)
+        if target not in (Status.FAILED, Status.COMPLETED):
+            raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")
+        master, indices = self._targets(job)
+        try:
+            await self.kill(job)
+        except JobStateError:
+            pass
+        for index in indices:
+            key = _key(master, index)
+            for active in self._active.values():
+                active.pop(key, None)
+            if self._status_of(master, index) is not target:
+                self._set_status(master, index, target, reason="forced by the user", force=True)
+
+    async def peek(self, job: Job, filename: str = "stdout") -> str:
+        """The text of ``filename`` in the job's output (or working) directory; with ``""`` the
+        directory listing."""
+        self._check_open()
+        places = [job.outputdir, job.workdir]
+        if not filename:
+            names = []
+            for place in places:
+                if await anyio.Path(place).is_dir():
+                    names += [f"{place.name}/{p.name}" async for p in anyio.Path(place).iterdir()]
+            return "\n".join(sorted(names))
+        if Path(filename).is_absolute() or ".." in Path(filename).parts:
+            raise JobSpecError("filename", "must name a file inside the job's output directory")
+        for place in places:
+            path = anyio.Path(place / filename)
+            if await path.is_file():
+                return await path.read_text(errors="replace")
+        raise FileNotFoundError(
+            f"job {job.fqid} has no {filename!r} (yet) in {job.outputdir} or {job.workdir}; "
+            "peek(job, '') lists what there is"
+        )
+
+    # -- the stages -------------------------------------------------------------------
+
+    async def _prepare_stage(
+        self,
+        inbox: MemoryObjectReceiveStream[tuple[Job, MemoryObjectSendStream[Any]]],
+        *,
+        task_status: TaskStatus[None],
+    ) -> None:
+        task_status.started()
+        async with inbox, self._split_send:
+            async for job, reply in inbox:
+                with reply, bound(job_id=job._id):
+                    try:
+                        self._validate(job)
+                        job._status = Status.SUBMITTING
+                        job._info.submit_counter += 1
+                        job._times["submitting"] = time.time()
+                        job._freeze()
+                        self.repository.queue_job(
+                            job._id, **self._row(job, Status.SUBMITTING, with_counter=True)
+                        )
+                        await self.repository.flush()
+                    except BaseException as exc:
+                        if job._status is Status.SUBMITTING:
+                            job._status = Status.NEW
+                            job._info.submit_counter -= 1
+                            self._thaw(job)
+                        await reply.send(exc)
+                        if not isinstance(exc, Exception):
+                            raise
+                        continue
+                    self._publish(job, None, Status.NEW, Status.SUBMITTING, None)
+                    await reply.send(None)
+                    log.info("job accepted", name=job.name)
+                await self._split_send.send(job)
+
+    def _validate(self, job: Job) -> None:
+        inputs = []
+        for i, path in enumerate(job.inputfiles):
+            full = os.path.abspath(os.path.expanduser(path))
+            if not os.path.exists(full):
+                raise JobSpecError(f"inputfiles[{i}]", f"{full} does not exist; fix the path")
+            inputs.append(full)
+        job.inputfiles = inputs
+        job.application.validate(inputs)
+        job.backend.validate(job)
+        if job.splitter is not None:
+            job.splitter.validate(job)
+        _plugins.load("backend", job.backend.plugin_name)
+
+    async def _split_stage(
+        self, inbox: MemoryObjectReceiveStream[Job], *, task_status: TaskStatus[None]
+    ) -> None:
+        task_status.started()
+        async with inbox, self._submit_send:
+            async for job in inbox:
+                with bound(job_id=job._id):
+                    await self._split(job)
+
+    async def _split(self, job: Job) -> None:
+        if job.splitter is None:
+            await self._submit_send.send((job, None))
+            return
+        table = SubjobTable()
+        splitter = job.splitter
+        code = Status.SUBMITTING.code
+
+        def rows() -> Iterator[tuple[int, int, str]]:
+            dumps = json.JSONEncoder(separators=(",", ":")).encode
+            for index, overrides in enumerate(splitter.split(job)):
+                text = dumps(overrides)
+                table.append(Status.SUBMITTING, text, submit_counter=1)
+                yield index, code, text
+
+        started = time.perf_counter()
+        try:
+            await self.repository.delete_subjobs(job._id)
+            await self.repository.insert_subjobs(job._id, rows())
+            if not len(table):
+                raise JobSpecError("splitter", "made no subjobs; give it something to split")
+        except Exception as exc:
+            await self.repository.delete_subjobs(job._id)
+            self._set_status(job, None, Status.FAILED, reason=f"splitting failed: {exc}")
+            log.error("splitting failed", error=str(exc))
+            return
+        job._table = table
+        self.repository.queue_job(job._id, n_subjobs=len(table))
+        await self.repository.flush()
+        log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
+        batch = self.config["Pipeline"]["submit_batch"]
+        for start in range(0, len(table), batch):
+            await self._submit_send.send((job, list(range(start, min(start + batch, len(table))))))
+
+    async def _submit_stage(
+        self, inbox: MemoryObjectReceiveStream[_Chunk], *, task_status: TaskStatus[None]
+    ) -> None:
+        task_status.started()
+        async with inbox:
+            async for job, indices in inbox:
+                if job._status is Status.REMOVED:
+                    continue
+                with bound(job_id=job._id):
+                    try:
+                        await self._submit_chunk(job, indices)
+                    except Exception as exc:
+                        log.error("submission failed", error=str(exc))
+                        for index in indices if indices is not None else [None]:
+                            if self._status_of(job, index) is Status.SUBMITTING:
+                                self._set_status(job, index, Status.FAILED,
+                                                 reason=f"submission failed: {exc}")
+
+    async def _submit_chunk(self, job: Job, indices: list[int] | None) -> None:
+        targets: list[int | None] = list(indices) if indices is not None else [None]
+        units: list[SubmitUnit] = []
+        for index in targets:
+            if self._status_of(job, index) is not Status.SUBMITTING:
+                continue
+            try:
+                units.append(self._unit(job, index))
+            except GangaAsyncError as exc:
+                self._set_status(job, index, Status.FAILED, reason=str(exc))
+        if not units:
+            return
+        name = job.backend.plugin_name
+        driver = await self._driver(name)
+        results = await driver.bulk_submit(units)
+        now = time.time()
+        late_kills: list[Handle] = []
+        for unit, result in zip(units, results, strict=True):
+            if isinstance(result, BaseException):
+                self._set_status(job, unit.index, Status.FAILED, reason=f"submission refused: {result}")
+                continue
+            handle = Handle(unit.key, result, unit.outputdir)
+            if self._status_of(job, unit.index) is Status.KILLED:
+                late_kills.append(handle)
+                continue
+            self._active[name][unit.key] = _Active(job, unit.index, handle)
+            self._set_status(job, unit.index, Status.SUBMITTED, backend_id=result, t=now)
+        if late_kills:
+            await driver.kill(late_kills)
+
+    def _unit(self, job: Job, index: int | None) -> SubmitUnit:
+        if index is None:
+            fields: dict[str, Any] = {
+                "name": job.name, "application": job.application, "backend": job.backend,
+                "inputfiles": job.inputfiles, "outputfiles": job.outputfiles,
+            }
+            base = job._dir()
+        else:
+            raw = job._table.overrides[index]
+            fields = apply_overrides(job, json.loads(raw) if raw else {})
+            base = job._dir() / str(index)
+        command = fields["application"].command(fields["inputfiles"])
+        return SubmitUnit(
+            key=_key(job, index), job_id=job._id, index=index, name=fields["name"],
+            backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
+            outputfiles=list(fields["outputfiles"]), workdir=base / "work", outputdir=base / "output",
+        )
+
+    async def _driver(self, name: str) -> BackendDriver:
+        driver = self._drivers.get(name)
+        if driver is not None:
+            return driver
+        async with self._driver_lock:
+            driver = self._drivers.get(name)
+            if driver is None:
+                tg = self._check_open()
+                cls: type[Backend] = _plugins.load("backend", name)
+                driver = cls.make_driver(DriverContext(config=self.config, gangadir=self.gangadir))
+                await tg.start(driver.run)
+                self._active[name] = {}
+                self._drivers[name] = driver
+                if self.monitoring:
+                    await tg.start(self._monitor, name, driver)
+        return driver
+
+    async def _monitor(
+        self, name: str, driver: BackendDriver, *, task_status: TaskStatus[None]
+    ) -> None:
+        """Apply the driver's pushed news as it comes, and poll all active jobs every interval."""
+        task_status.started()
+        monitoring = self.config["Monitoring"]
+        active = self._active[name]
+        last_poll = time.monotonic()
+        while True:
+            news = None
+            wait = last_poll + monitoring["poll_interval"] - time.monotonic()
+            with anyio.move_on_after(max(wait, 0)):
+                news = await driver.updates()
+            if news is None:
+                last_poll = time.monotonic()
+                handles = [entry.handle for entry in active.values()]
+                if not handles:
+                    continue
+                try:
+                    with anyio.fail_after(monitoring["command_timeout"]):
+                        news = await driver.status(handles)
+                except (GangaAsyncError, TimeoutError, OSError) as exc:
+                    log.warning("status sweep failed; retrying next sweep", backend=name, error=str(exc))
+                    continue
+            await self._apply_news(active, news)
+
+    async def _apply_news(self, active: dict[str, _Active], news: Any) -> None:
+        for key, status in news.items():
+            entry = active.get(key)
+            if entry is None:
+                continue
+            job, index = entry.job, entry.index
+            new = status.status
+            if new in (Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN):
+                self._set_status(job, index, new, backend_id=status.native_id, t=status.started)
+                continue
+            if new is Status.NEW:
+                new, status = Status.FAILED, BackendStatus(
+                    Status.FAILED, reason="the backend has no record of this job")
+            del active[key]
+            if status.native_id is not None:
+                self._set_status(job, index, self._status_of(job, index), backend_id=status.native_id)
+            if new is Status.COMPLETED:
+                self._set_status(job, index, Status.COMPLETING, t=status.started)
+            await self._finalise_send.send((job, index, status))
+
+    async def _finalise_stage(
+        self,
+        inbox: MemoryObjectReceiveStream[tuple[Job, int | None, BackendStatus]],
+        *,
+        task_status: TaskStatus[None],
+    ) -> None:
+        task_status.started()
+        async with inbox:
+            async for job, index, status in inbox:
+                if job._status is Status.REMOVED:
+                    continue
+                self._set_status(job, index, status.status, exitcode=status.exitcode,
+                                 reason=status.reason, t=status.ended)
+
+    # -- state ------------------------------------------------------------------------
+
+    def _status_of(self, job: Job, index: int | None) -> Status:
+        if index is None:
+            return job._status  # type: ignore[no-any-return]
+        return job._table.get_status(index)  # type: ignore[no-any-return]
+
+    def _set_status(
+        self,
+        job: Job,
+        index: int | None,
+        status: Status,
+        *,
+        exitcode: int | None = None,
+        reason: str | None = None,
+        backend_id: str | None = None,
+        t: float | None = None,
+        force: bool = False,
+    ) -> None:
+        """The one place a status changes: check, record, persist (queued), publish."""
+        old = self._status_of(job, index)
+        if not force and not allowed(old, status):
+            log.debug("ignored transition", fqid=_key(job, index), old=str(old), new=str(status))
+            return
+        now = time.time()
+        t = t or now
+        if index is None:
+            job._status = status
+            if old is not status:
+                job._times[str(status)] = t
+            if backend_id is not None:
+                job._backend_id = backend_id
+            if exitcode is not None:
+                job._exitcode = exitcode
+            if reason is not None or status in FINAL:
+                job._reason = reason
+            self.repository.queue_job(
+                job._id, status=str(status), times=job._times, backend_id=job._backend_id,
+                exitcode=job._exitcode, reason=job._reason,
+            )
+        else:
+            table: SubjobTable = job._table
+            table.set_status(index, status)
+            if backend_id is not None:
+                table.backend_id[index] = backend_id
+            if exitcode is not None:
+                table.exitcode[index] = exitcode
+            if reason is not None:
+                table.reason[index] = reason
+            elif status in FINAL and status is not Status.FAILED:
+                table.reason.pop(index, None)
+            if old is not status:
+                if status is Status.SUBMITTED:
+                    table.t_submitted[index] = t
+                elif status is Status.RUNNING:
+                    table.t_running[index] = t
+                elif status in FINAL:
+                    table.t_final[index] = t
+            self.repository.queue_subjob(job._id, index, (
+                status.code, table.backend_id[index], table.exitcode[index],
+                table.reason.get(index), table.submit_counter[index], table.t_submitted[index],
+                table.t_running[index], table.t_final[index],
+            ))
+        if old is not status:
+            self._publish(job, index, old, status, reason)
+        if index is not None:
+            master_status = derive_master_status(job._table.counts)
+            if master_status is not job._status:
+                previous = job._status
+                job._status = master_status
+                job._times[str(master_status)] = now
+                self.repository.queue_job(job._id, status=str(master_status), times=job._times)
+                self._publish(job, None, previous, master_status, None)
+        if status in FINAL or index is not None:
+            done = self._done.get(job._id)
+            if done is not None and (status in FINAL or self._is_final(job)):
+                del self._done[job._id]
+                done.set()
+
+    def _publish(self, job: Job, index: int | None, old: Status, new: Status, reason: str | None) -> None:
+        fqid = _key(job, index)
+        if self._hub.subscribers:
+            self._hub.publish(JobEvent(fqid, job._id, index, old, new, time.time(), reason))
+        if index is None:
+            log.info("job status", job_id=job._id, old=str(old), new=str(new))
+
+    def _is_final(self, job: Job) -> bool:
+        if job._master is not None:
+            return job.status in FINAL
+        if job._table is not None and len(job._table):
+            return job._table.all_final() and job._status in FINAL  # type: ignore[no-any-return]
+        return job._status in FINAL
+
+    def _reset_for_submission(self, job: Job, index: int | None) -> None:
+        if index is None:
+            job._status = Status.SUBMITTING
+            job._times["submitting"] = time.time()
+            job._info.submit_counter += 1
+            job._exitcode = None
+            job._reason = None
+            self.repository.queue_job(
+                job._id, status="submitting", times=job._times, exitcode=None, reason=None,
+                submit_counter=job._info.submit_counter,
+            )
+            return
+        table: SubjobTable = job._table
+        old = table.set_status(index, Status.SUBMITTING)
+        table.submit_counter[index] += 1
+        table.exitcode[index] = None
+        table.reason.pop(index, None)
+        table.t_submitted[index] = table.t_running[index] = table.t_final[index] = 0.0
+        self.repository.queue_subjob(job._id, index, (
+            Status.SUBMITTING.code, table.backend_id[index], None, None,
+            table.submit_counter[index], 0.0, 0.0, 0.0,
+        ))
+        self._publish(job, index, old, Status.SUBMITTING, None)
+        master_status = derive_master_status(table.counts)
+        if master_status is not job._status:
+            self._publish(job, None, job._status, master_status, None)
+            job._status = master_status
+            job._times[str(master_status)] = time.time()
+            self.repository.queue_job(job._id, status=str(master_status), times=job._times)
+
+    def _targets(self, job: Job) -> tuple[Job, list[int | None]]:
+        if job._master is not None:
+            return job._master, [job._index]
+        if job._id is None:
+            raise JobStateError("the job was never added to an engine")
+        if job._table is not None and len(job._table):
+            return job, list(range(len(job._table)))
+        return job, [None]
+
+    # -- persistence ------------------------------------------------------------------
+
+    def _row(self, job: Job, status: Status, *, with_counter: bool = False) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "name": job.name, "comment": job.comment, "status": str(status),
+            "application": job.application.plugin_name, "backend": job.backend.plugin_name,
+            "spec": job.spec(), "times": job._times,
+        }
+        if with_counter:
+            row["submit_counter"] = job._info.submit_counter
+        return row
+
+    def _bind(self, job: Job, job_id: int) -> None:
+        job._id = job_id
+        job._workspace = self.workspace
+        job._engine = self
+        self._jobs[job_id] = job
+
+    def _thaw(self, job: Job) -> None:
+        for component in (job.application, job.backend, job.splitter):
+            if component is not None:
+                component._thaw()
+
+    def _on_comment(self, job: Job) -> None:
+        """Persist a comment changed on a bound job, from any thread."""
+        if self._loop is None or self._tg is None or job._id is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self.repository.queue_job(job._id, comment=job.comment)
+        else:
+            self._loop.call_soon_threadsafe(self._on_comment, job)
+
+    async def _load(self, row: JobRow) -> Job:
+        spec = row.spec
+        job = Job.__new__(Job)
+        Job.__init__(
+            job,
+            name=row.name,
+            comment=row.comment,
+            application=_component("application", spec["application"]),
+            backend=_component("backend", spec["backend"]),
+            splitter=_component("splitter", spec["splitter"]) if spec.get("splitter") else None,
+            inputfiles=spec.get("inputfiles", []),
+            outputfiles=spec.get("outputfiles", []),
+        )
+        job._status = Status.parse(row.status)
+        job._times = dict(row.times)
+        job._info = JobInfo(submit_counter=row.submit_counter)
+        job._backend_id, job._exitcode, job._reason = row.backend_id, row.exitcode, row.reason
+        if row.n_subjobs:
+            table = SubjobTable()
+            for (_, code, overrides, backend_id, exitcode, reason, counter, t_sub, t_run,
+                 t_fin) in await self.repository.subjob_rows(row.id):
+                table.append(Status.from_code(code), overrides, counter, backend_id, exitcode,
+                             reason, t_sub, t_run, t_fin)
+            job._table = table
+        if job._status is not Status.NEW:
+            job._freeze()
+        self._bind(job, row.id)
+        return job
+
+    async def _recover(self) -> None:
+        """Resume what an earlier engine left: finish submissions, monitor active jobs again."""
+        names = [str(s) for s in (*ACTIVE, Status.UNKNOWN)]
+        rows = await self.repository.job_rows(statuses=names)
+        if not rows:
+            return
+        pending: dict[str, list[tuple[Job, int | None]]] = {}
+        for row in rows:
+            job = self._jobs.get(row.id) or await self._load(row)
+            if job.splitter is not None and row.n_subjobs is None:
+                log.info("resuming an interrupted split", job_id=row.id)
+                await self._split_send.send(job)
+                continue
+            for index in self._targets(job)[1]:
+                if self._status_of(job, index) in ACTIVE or self._status_of(job, index) is Status.UNKNOWN:
+                    pending.setdefault(job.backend.plugin_name, []).append((job, index))
+        if not self.monitoring:
+            return
+        for name, items in pending.items():
+            driver = await self._driver(name)
+            entries = {}
+            for job, index in items:
+                base = job._dir() if index is None else job._dir() / str(index)
+                backend_id = job._backend_id if index is None else job._table.backend_id[index]
+                key = _key(job, index)
+                entries[key] = _Active(job, index, Handle(key, backend_id or "", base / "output"))
+            statuses = await driver.status([e.handle for e in entries.values()])
+            resubmit: dict[int, tuple[Job, list[int | None]]] = {}
+            for key, entry in entries.items():
+                status = statuses.get(key)
+                if status is not None and status.status is Status.NEW:
+                    if self._status_of(entry.job, entry.index) is not Status.SUBMITTING:
+                        self._set_status(entry.job, entry.index, Status.SUBMITTING, force=True)
+                    resubmit.setdefault(entry.job._id, (entry.job, []))[1].append(entry.index)
+                else:
+                    self._active[name][key] = entry
+            await self._apply_news(self._active[name], {
+                k: s for k, s in statuses.items() if k in self._active[name]
+            })
+            for job, indices in resubmit.values():
+                log.info("resubmitting what never started", job_id=job._id, count=len(indices))
+                await self._submit_send.send((job, None if indices == [None] else indices))  # type: ignore[arg-type]
+            log.info("monitoring resumed", backend=name, active=len(self._active[name]))
+
+
+def _key(job: Job, index: int | None) -> str:
+    return str(job._id) if index is None else f"{job._id}.{index}"
+
+
+def _parse_fqid(value: int | str) -> tuple[int, int | None]:
+    text = str(value)
+    head, _, tail = text.partition(".")
+    try:
+        return int(head), (int(tail) if tail else None)
+    except ValueError:
+        raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17") from None
+
+
+def _component(category: str, data: dict[str, Any]) -> Any:
+    fields = dict(data)
+    name = fields.pop("type")
+    cls: type[Component] = _plugins.load(category, name)
+    return cls.from_fields(fields, category)
+
+
+def _remove_status_files(outputdirs: list[Path]) -> None:
+    for outputdir in outputdirs:
+        try:
+            os.unlink(outputdir / STATUS_FILE)
+        except FileNotFoundError:
+            pass

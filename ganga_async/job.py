@@ -1,0 +1,434 @@
+"""Jobs: the description a user fills in, and the state the engine keeps for it.
+
+A :class:`Job` holds an application (what to run), a backend (where), an optional splitter (how
+to cut it into subjobs), input files and output file patterns. Before submission every field is
+editable and checked on assignment; once submitted only ``comment`` may change.
+
+Subjobs are not stored as Job objects. A master keeps a compact :class:`SubjobTable` (status
+codes, backend ids, exit codes, timestamps and the splitter's overrides as JSON text); indexing
+``job.subjobs[i]`` builds a read-only Job view of subjob *i* on demand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._component import Component, check_value
+from ._exceptions import JobSpecError, JobStateError
+from .applications.base import Application
+from .backends.base import Backend
+from .splitters.base import Overrides, Splitter
+from .states import FINAL, Status
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList"]
+
+_EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
+FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles")
+
+
+@dataclasses.dataclass
+class JobInfo:
+    """Bookkeeping Ganga users find under ``job.info``."""
+
+    submit_counter: int = 0
+
+
+class JobTimes(Mapping[str, datetime]):
+    """When a job entered each status: ``job.time["submitted"]`` or ``job.time.submitted()``."""
+
+    def __init__(self, stamps: Mapping[str, float]) -> None:
+        self._stamps = dict(stamps)
+
+    @property
+    def timestamps(self) -> dict[str, datetime]:
+        return {k: datetime.fromtimestamp(v) for k, v in self._stamps.items()}
+
+    def __getitem__(self, key: str) -> datetime:
+        return datetime.fromtimestamp(self._stamps[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stamps)
+
+    def __len__(self) -> int:
+        return len(self._stamps)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Status._value2member_map_:
+            return lambda: self.get(name)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"JobTimes({ {k: v.isoformat(' ', 'seconds') for k, v in self.timestamps.items()} })"
+
+
+class SubjobTable:
+    """The state of a master's subjobs, held in parallel compact arrays (about 150 bytes each).
+
+    ``counts[status.code]`` is kept in step with ``status`` so the master's derived status
+    costs nothing to recompute.
+    """
+
+    __slots__ = ("status", "overrides", "backend_id", "exitcode", "reason", "submit_counter",
+                 "t_submitted", "t_running", "t_final", "counts")
+
+    def __init__(self) -> None:
+        self.status = bytearray()
+        self.overrides: list[str | None] = []
+        self.backend_id: list[str | None] = []
+        self.exitcode: list[int | None] = []
+        self.reason: dict[int, str] = {}
+        self.submit_counter = array("H")
+        self.t_submitted = array("d")
+        self.t_running = array("d")
+        self.t_final = array("d")
+        self.counts = [0] * len(Status)
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def append(self, status: Status, overrides: str | None, submit_counter: int = 0,
+               backend_id: str | None = None, exitcode: int | None = None, reason: str | None = None,
+               t_submitted: float = 0.0, t_running: float = 0.0, t_final: float = 0.0) -> None:
+        index = len(self.status)
+        self.status.append(status.code)
+        self.counts[status.code] += 1
+        self.overrides.append(overrides)
+        self.backend_id.append(backend_id)
+        self.exitcode.append(exitcode)
+        if reason:
+            self.reason[index] = reason
+        self.submit_counter.append(submit_counter)
+        self.t_submitted.append(t_submitted)
+        self.t_running.append(t_running)
+        self.t_final.append(t_final)
+
+    def get_status(self, index: int) -> Status:
+        return Status.from_code(self.status[index])
+
+    def set_status(self, index: int, status: Status) -> Status:
+        """Record ``status`` for subjob ``index`` and return the previous one."""
+        old = self.status[index]
+        self.status[index] = status.code
+        self.counts[old] -= 1
+        self.counts[status.code] += 1
+        return Status.from_code(old)
+
+    def indices(self, statuses: frozenset[Status] | set[Status]) -> list[int]:
+        codes = bytes(s.code for s in statuses)
+        return [i for i, code in enumerate(self.status) if code in codes]
+
+    def all_final(self) -> bool:
+        return sum(self.counts[s.code] for s in FINAL) == len(self.status)
+
+
+class Job:
+    """A job: ``Job(name=..., application=..., backend=..., splitter=..., inputfiles=[...],
+    outputfiles=[...])``.
+
+    The defaults are Ganga's: ``Executable(exe="echo", args=["Hello World"])`` on ``Local()``.
+    Every assignment is checked; an unknown attribute or a value of the wrong type raises
+    :class:`~ganga_async.JobSpecError` naming the field. Submit it with
+    :meth:`Engine.submit <ganga_async.Engine.submit>` (or ``job.submit()`` in the plain-Python
+    interface). Once submitted the job is read-only except ``comment``.
+
+    Read-only state: ``id``, ``fqid`` (``"3"`` or ``"3.17"`` for a subjob), ``status``,
+    ``time`` (when each status was entered), ``info.submit_counter``, ``backend_id`` (the
+    backend's own id), ``exitcode``, ``reason`` (why a job failed or waits), ``subjobs``,
+    ``master``, ``inputdir``, ``outputdir`` and ``workdir``.
+    """
+
+    name: str
+    comment: str
+    application: Application
+    backend: Backend
+    splitter: Splitter | None
+    inputfiles: list[str]
+    outputfiles: list[str]
+
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        comment: str = "",
+        application: Application | None = None,
+        backend: Backend | None = None,
+        splitter: Splitter | None = None,
+        inputfiles: Sequence[str | os.PathLike[str]] | None = None,
+        outputfiles: Sequence[str] | None = None,
+    ) -> None:
+        from .applications.executable import Executable
+        from .backends.local import Local
+
+        state = {
+            "_id": None, "_status": Status.NEW, "_master": None, "_index": None, "_table": None,
+            "_times": {}, "_info": JobInfo(), "_backend_id": None, "_exitcode": None,
+            "_reason": None, "_workspace": None, "_engine": None,
+        }
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        self.name = name
+        self.comment = comment
+        self.application = application if application is not None else Executable()
+        self.backend = backend if backend is not None else Local()
+        self.splitter = splitter
+        self.inputfiles = list(inputfiles or [])
+        self.outputfiles = list(outputfiles or [])
+
+    _TYPES: dict[str, Any] = {
+        "name": str, "comment": str, "application": Application, "backend": Backend,
+        "splitter": Splitter | None, "inputfiles": list[str], "outputfiles": list[str],
+    }
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        if name not in self._TYPES:
+            raise JobSpecError(name, f"Job has no attribute {name!r}; valid: {', '.join(FIELDS)}")
+        if self._status is not Status.NEW and name not in _EDITABLE_WHEN_SUBMITTED:
+            raise JobStateError(
+                f"job {self.fqid} is {self._status}: only comment may change; "
+                "make an editable copy with job.copy()"
+            )
+        if self._master is not None:
+            raise JobStateError(f"subjob {self.fqid} is read-only; change the master job instead")
+        value = check_value(value, self._TYPES[name], name)
+        if name == "outputfiles":
+            for i, pattern in enumerate(value):
+                if os.path.isabs(pattern) or ".." in Path(pattern).parts:
+                    raise JobSpecError(
+                        f"outputfiles[{i}]",
+                        f"{pattern!r} must be a pattern relative to the working directory",
+                    )
+        object.__setattr__(self, name, value)
+        if name == "comment" and self._engine is not None:
+            self._engine._on_comment(self)
+
+    # -- identity and state -------------------------------------------------------------
+
+    @property
+    def id(self) -> int | None:
+        """The repository id (``None`` until the job is added to an engine); a subjob's index."""
+        return self._index if self._master is not None else self._id
+
+    @property
+    def fqid(self) -> str:
+        """The fully qualified id: ``"3"``, or ``"3.17"`` for subjob 17 of job 3."""
+        if self._master is not None:
+            return f"{self._master.fqid}.{self._index}"
+        return "?" if self._id is None else str(self._id)
+
+    @property
+    def master(self) -> Job | None:
+        return self._master  # type: ignore[no-any-return]
+
+    @property
+    def status(self) -> Status:
+        if self._master is not None:
+            return self._master._table.get_status(self._index)  # type: ignore[no-any-return]
+        return self._status  # type: ignore[no-any-return]
+
+    @property
+    def info(self) -> JobInfo:
+        if self._master is not None:
+            table = self._master._table
+            return JobInfo(submit_counter=table.submit_counter[self._index])
+        return self._info  # type: ignore[no-any-return]
+
+    @property
+    def time(self) -> JobTimes:
+        if self._master is None:
+            return JobTimes(self._times)
+        table: SubjobTable = self._master._table
+        i = self._index
+        master_new = self._master._times.get("new")
+        stamps = {"new": master_new} if master_new else {}
+        if table.t_submitted[i]:
+            stamps["submitted"] = table.t_submitted[i]
+        if table.t_running[i]:
+            stamps["running"] = table.t_running[i]
+        if table.t_final[i]:
+            stamps[str(table.get_status(i))] = table.t_final[i]
+        return JobTimes(stamps)
+
+    @property
+    def backend_id(self) -> str | None:
+        if self._master is not None:
+            return self._master._table.backend_id[self._index]  # type: ignore[no-any-return]
+        return self._backend_id  # type: ignore[no-any-return]
+
+    @property
+    def exitcode(self) -> int | None:
+        if self._master is not None:
+            return self._master._table.exitcode[self._index]  # type: ignore[no-any-return]
+        return self._exitcode  # type: ignore[no-any-return]
+
+    @property
+    def reason(self) -> str | None:
+        if self._master is not None:
+            return self._master._table.reason.get(self._index)  # type: ignore[no-any-return]
+        return self._reason  # type: ignore[no-any-return]
+
+    @property
+    def subjobs(self) -> SubjobList:
+        """The subjobs, built on demand: ``job.subjobs[0]``, ``len(job.subjobs)``, iteration."""
+        return SubjobList(self)
+
+    # -- directories --------------------------------------------------------------------
+
+    def _dir(self) -> Path:
+        if self._master is not None:
+            return self._master._dir() / str(self._index)  # type: ignore[no-any-return]
+        if self._workspace is None or self._id is None:
+            raise JobStateError("the job has no workspace until it is added to an engine")
+        return self._workspace / str(self._id)  # type: ignore[no-any-return]
+
+    @property
+    def inputdir(self) -> Path:
+        """Where the job's input sandbox is kept."""
+        return self._dir() / "input"
+
+    @property
+    def outputdir(self) -> Path:
+        """Where stdout, stderr, the status file and the copied-back output files are kept."""
+        return self._dir() / "output"
+
+    @property
+    def workdir(self) -> Path:
+        """The directory the (sub)job runs in."""
+        return self._dir() / "work"
+
+    # -- description --------------------------------------------------------------------
+
+    def spec(self) -> dict[str, Any]:
+        """The serialisable description (everything but name, comment and state)."""
+        return {
+            "application": self.application.to_dict(),
+            "backend": self.backend.to_dict(),
+            "splitter": self.splitter.to_dict() if self.splitter is not None else None,
+            "inputfiles": list(self.inputfiles),
+            "outputfiles": list(self.outputfiles),
+        }
+
+    def copy(self) -> Job:
+        """A new job in status ``new`` with the same description (deep-copied)."""
+        source = self._master if self._master is not None else self
+        clone = type(self).__new__(type(self))
+        Job.__init__(
+            clone,
+            name=self.name,
+            comment=self.comment,
+            application=self.application.copy(),
+            backend=self.backend.copy(),
+            splitter=source.splitter.copy() if self._master is None and source.splitter else None,
+            inputfiles=list(self.inputfiles),
+            outputfiles=list(self.outputfiles),
+        )
+        return clone
+
+    def _freeze(self) -> None:
+        reason = f"job {self.fqid} is {self._status}"
+        self.application._freeze(reason)
+        self.backend._freeze(reason)
+        if self.splitter is not None:
+            self.splitter._freeze(reason)
+
+    def __repr__(self) -> str:
+        parts = [f"fqid={self.fqid}", f"status={self.status}"]
+        if self.name:
+            parts.append(f"name={self.name!r}")
+        parts.append(f"application={self.application!r}")
+        parts.append(f"backend={self.backend!r}")
+        if self._master is None and self.splitter is not None:
+            parts.append(f"splitter={type(self.splitter).__name__}, subjobs={len(self.subjobs)}")
+        return f"Job({', '.join(parts)})"
+
+
+def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
+    """The fields of a subjob: the master's, with the splitter's overrides applied."""
+    fields: dict[str, Any] = {
+        "name": master.name, "comment": master.comment, "application": master.application,
+        "backend": master.backend, "inputfiles": master.inputfiles,
+        "outputfiles": master.outputfiles,
+    }
+    changed: dict[str, dict[str, Any]] = {}
+    for path, value in overrides.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            changed.setdefault(head, {})[rest] = value
+        else:
+            fields[head] = value
+    for head, values in changed.items():
+        component: Component = fields[head]
+        fields[head] = dataclasses.replace(component, **values)  # type: ignore[type-var]
+    return fields
+
+
+def make_subjob(master: Job, index: int) -> Job:
+    """A read-only Job view of subjob ``index`` of ``master``."""
+    table: SubjobTable = master._table
+    raw = table.overrides[index]
+    fields = apply_overrides(master, json.loads(raw) if raw else {})
+    sub = Job.__new__(Job)
+    for key, value in {
+        "_id": master._id, "_status": Status.NEW, "_master": master, "_index": index,
+        "_table": None, "_times": {}, "_info": JobInfo(), "_backend_id": None, "_exitcode": None,
+        "_reason": None, "_workspace": master._workspace, "_engine": master._engine,
+        "splitter": None,
+    }.items():
+        object.__setattr__(sub, key, value)
+    for key, value in fields.items():
+        object.__setattr__(sub, key, value)
+    return sub
+
+
+class SubjobList(Sequence[Job]):
+    """The subjobs of a master, each built on demand from the compact table."""
+
+    def __init__(self, master: Job) -> None:
+        self._master = master
+
+    def __len__(self) -> int:
+        table = self._master._table
+        return 0 if table is None else len(table)
+
+    def __getitem__(self, index: int) -> Job:  # type: ignore[override]
+        size = len(self)
+        if isinstance(index, slice):
+            raise TypeError("subjobs cannot be sliced; iterate or use select(status=...)")
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(f"job {self._master.fqid} has {size} subjobs; no subjob {index}")
+        return make_subjob(self._master, index)
+
+    def select(self, status: str | Status | None = None) -> list[Job]:
+        """The subjobs in ``status`` (all when ``None``)."""
+        table = self._master._table
+        if table is None:
+            return []
+        if status is None:
+            return list(self)
+        wanted = Status.parse(status).code
+        return [make_subjob(self._master, i) for i, c in enumerate(table.status) if c == wanted]
+
+    def __repr__(self) -> str:
+        table = self._master._table
+        if table is None or not len(table):
+            return "[]"
+        summary = ", ".join(f"{Status.from_code(c)}: {n}" for c, n in enumerate(table.counts) if n)
+        return f"<{len(table)} subjobs of job {self._master.fqid}: {summary}>"
+
+
+def engine_of(job: Job) -> Engine | None:
+    return job._engine  # type: ignore[no-any-return]

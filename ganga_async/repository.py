@@ -1,0 +1,339 @@
+"""The job repository: one SQLite database (WAL mode) in the gangadir, written through aiosqlite.
+
+Masters are rows of ``jobs``; subjobs are compact rows of ``subjobs`` holding only what the
+splitter changed (``overrides``, JSON) plus status, backend id, exit code and timestamps.
+Status updates are queued and coalesced (the latest values of a row win) and written by a
+background task in one transaction every ``[Repository] flush_interval`` seconds;
+:meth:`Repository.flush` writes them at once. Everything that must survive a crash before the
+engine acts on it (a new job, the intent to submit) is written with an explicit flush.
+
+The schema carries a version. A repository written by a newer ganga-async is refused with
+:class:`~ganga_async.SchemaVersionError` and never modified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+from anyio.abc import TaskStatus
+
+from ._exceptions import RepositoryError, SchemaVersionError
+from ._log import get_logger
+
+__all__ = ["Repository", "JobRow", "SubjobRow", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+log = get_logger(__name__)
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    comment TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    application TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    n_subjobs INTEGER,
+    backend_id TEXT,
+    exitcode INTEGER,
+    reason TEXT,
+    submit_counter INTEGER NOT NULL DEFAULT 0,
+    times TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX jobs_status ON jobs(status);
+CREATE TABLE subjobs (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    overrides TEXT,
+    backend_id TEXT,
+    exitcode INTEGER,
+    reason TEXT,
+    submit_counter INTEGER NOT NULL DEFAULT 0,
+    t_submitted REAL NOT NULL DEFAULT 0,
+    t_running REAL NOT NULL DEFAULT 0,
+    t_final REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+"""
+
+_JOB_COLUMNS = ("name", "comment", "status", "application", "backend", "spec", "n_subjobs",
+                "backend_id", "exitcode", "reason", "submit_counter", "times")
+_SUB_UPDATE = ("status", "backend_id", "exitcode", "reason", "submit_counter", "t_submitted",
+               "t_running", "t_final")
+
+
+@dataclasses.dataclass(slots=True)
+class JobRow:
+    """A master job as stored."""
+
+    id: int
+    name: str
+    comment: str
+    status: str
+    application: str
+    backend: str
+    spec: dict[str, Any]
+    n_subjobs: int | None
+    backend_id: str | None
+    exitcode: int | None
+    reason: str | None
+    submit_counter: int
+    times: dict[str, float]
+
+
+SubjobRow = tuple[int, int, str | None, str | None, int | None, str | None, int, float, float, float]
+"""(idx, status code, overrides, backend_id, exitcode, reason, submit_counter, t_submitted,
+t_running, t_final)"""
+
+SubjobUpdate = tuple[int, str | None, int | None, str | None, int, float, float, float]
+"""The mutable columns of a subjob, in ``_SUB_UPDATE`` order."""
+
+
+class Repository:
+    """The SQLite store of one gangadir. Open with ``await repo.open()``; the engine runs
+    :meth:`run` (the writer of queued updates) in its task group."""
+
+    def __init__(self, path: Path, *, flush_interval: float = 0.1) -> None:
+        self.path = path
+        self.flush_interval = flush_interval
+        self._db: aiosqlite.Connection | None = None
+        self._dirty_jobs: dict[int, dict[str, Any]] = {}
+        self._dirty_subjobs: dict[tuple[int, int], SubjobUpdate] = {}
+        self._wake = anyio.Event()
+        self._write_lock = anyio.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating if needed) and check the schema version."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise RepositoryError(f"cannot open the repository {self.path}: {exc}") from exc
+        try:
+            await self._check_schema(db)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def _check_schema(self, db: aiosqlite.Connection) -> None:
+        try:
+            async with db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
+            ) as cur:
+                has_meta = await cur.fetchone() is not None
+            if has_meta:
+                async with db.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
+                    row = await cur.fetchone()
+                version = int(row[0]) if row else 0
+                if version > SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"{self.path} was written by a newer ganga-async (schema version {version}; "
+                        f"this one knows up to {SCHEMA_VERSION}); upgrade ganga-async or use another "
+                        "gangadir. The repository was not modified."
+                    )
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            if not has_meta:
+                await db.executescript(
+                    "BEGIN;" + _SCHEMA +
+                    f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise RepositoryError(
+                f"{self.path} is not a ganga-async repository ({exc}); move it away or choose "
+                "another gangadir"
+            ) from exc
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RepositoryError("the repository is not open")
+        return self._db
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Write queued updates every ``flush_interval`` seconds while any are waiting."""
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            await anyio.sleep(self.flush_interval)
+            await self.flush()
+
+    async def aclose(self) -> None:
+        """Write what is queued and close."""
+        if self._db is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self.flush()
+            await self._db.close()
+        self._db = None
+
+    # -- queued, coalesced writes -----------------------------------------------------
+
+    def queue_job(self, job_id: int, **columns: Any) -> None:
+        """Queue an update of a master's columns (merged with earlier queued ones)."""
+        for key in columns:
+            if key not in _JOB_COLUMNS:
+                raise RepositoryError(f"jobs has no column {key!r}")
+        self._dirty_jobs.setdefault(job_id, {}).update(columns)
+        self._wake.set()
+
+    def queue_subjob(self, job_id: int, idx: int, values: SubjobUpdate) -> None:
+        """Queue the current mutable values of one subjob; only the latest is written."""
+        self._dirty_subjobs[(job_id, idx)] = values
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every queued update in one transaction."""
+        async with self._write_lock:
+            self._wake = anyio.Event()
+            jobs, self._dirty_jobs = self._dirty_jobs, {}
+            subjobs, self._dirty_subjobs = self._dirty_subjobs, {}
+            if not jobs and not subjobs:
+                return
+            statements: list[tuple[str, Sequence[Any]]] = []
+            for job_id, columns in jobs.items():
+                encoded = {k: _encode(v) for k, v in columns.items()}
+                sets = ", ".join(f"{k}=?" for k in encoded)
+                statements.append((f"UPDATE jobs SET {sets} WHERE id=?", [*encoded.values(), job_id]))
+            rows = [(*values, job_id, idx) for (job_id, idx), values in subjobs.items()]
+            sets = ", ".join(f"{k}=?" for k in _SUB_UPDATE)
+            try:
+                await self._transaction(
+                    statements, many=[(f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", rows)]
+                )
+            except BaseException:
+                for job_id, columns in jobs.items():
+                    self._dirty_jobs.setdefault(job_id, {}).update(
+                        {k: v for k, v in columns.items() if k not in self._dirty_jobs.get(job_id, {})}
+                    )
+                for key, values in subjobs.items():
+                    self._dirty_subjobs.setdefault(key, values)
+                raise
+
+    async def _transaction(
+        self,
+        statements: Iterable[tuple[str, Sequence[Any]]] = (),
+        many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = (),
+    ) -> None:
+        db = self.db
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    await db.execute(sql, params)
+                for sql, seq in many:
+                    await db.executemany(sql, seq)
+                await db.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
+
+    # -- direct writes ----------------------------------------------------------------
+
+    async def insert_job(self, row: dict[str, Any]) -> int:
+        """Insert a master job and return its new id (written before returning)."""
+        columns = [c for c in _JOB_COLUMNS if c in row]
+        values = [_encode(row[c]) for c in columns]
+        marks = ", ".join("?" for _ in columns)
+        async with self._write_lock:
+            try:
+                async with self.db.execute(
+                    f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({marks})", values
+                ) as cur:
+                    job_id = cur.lastrowid
+            except sqlite3.Error as exc:
+                raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
+        assert job_id is not None
+        return job_id
+
+    async def insert_subjobs(self, job_id: int, rows: Iterable[tuple[int, int, str | None]]) -> None:
+        """Insert subjobs ``(idx, status code, overrides)`` of one master in one transaction."""
+        async with self._write_lock:
+            await self._transaction(many=[(
+                "INSERT INTO subjobs (job_id, idx, status, overrides) VALUES (?, ?, ?, ?)",
+                ((job_id, idx, status, overrides) for idx, status, overrides in rows),
+            )])
+
+    async def delete_subjobs(self, job_id: int) -> None:
+        async with self._write_lock:
+            await self._transaction([("DELETE FROM subjobs WHERE job_id=?", (job_id,))])
+            for key in [k for k in self._dirty_subjobs if k[0] == job_id]:
+                del self._dirty_subjobs[key]
+
+    async def delete_job(self, job_id: int) -> None:
+        """Remove a master and its subjobs."""
+        async with self._write_lock:
+            await self._transaction([
+                ("DELETE FROM subjobs WHERE job_id=?", (job_id,)),
+                ("DELETE FROM jobs WHERE id=?", (job_id,)),
+            ])
+            self._dirty_jobs.pop(job_id, None)
+            for key in [k for k in self._dirty_subjobs if k[0] == job_id]:
+                del self._dirty_subjobs[key]
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def job_rows(
+        self, ids: Sequence[int] | None = None, statuses: Sequence[str] | None = None
+    ) -> list[JobRow]:
+        """Master rows, by id or status (all when neither is given), in id order."""
+        sql = f"SELECT id, {', '.join(_JOB_COLUMNS)} FROM jobs"
+        params: list[Any] = []
+        if ids is not None:
+            sql += f" WHERE id IN ({', '.join('?' for _ in ids)})"
+            params.extend(ids)
+        elif statuses is not None:
+            sql += f" WHERE status IN ({', '.join('?' for _ in statuses)})"
+            params.extend(statuses)
+        sql += " ORDER BY id"
+        async with self.db.execute(sql, params) as cur:
+            rows = await cur.fetchall()
+        return [_job_row(r) for r in rows]
+
+    async def summary_rows(self) -> list[tuple[Any, ...]]:
+        """``(id, status, name, n_subjobs, application, backend, backend_id, comment)`` per master,
+        read without decoding any job description."""
+        async with self.db.execute(
+            "SELECT id, status, name, n_subjobs, application, backend, backend_id, comment "
+            "FROM jobs ORDER BY id"
+        ) as cur:
+            return list(await cur.fetchall())
+
+    async def subjob_rows(self, job_id: int) -> list[SubjobRow]:
+        async with self.db.execute(
+            "SELECT idx, status, overrides, backend_id, exitcode, reason, submit_counter, "
+            "t_submitted, t_running, t_final FROM subjobs WHERE job_id=? ORDER BY idx",
+            (job_id,),
+        ) as cur:
+            return list(await cur.fetchall())  # type: ignore[arg-type]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _job_row(r: Sequence[Any]) -> JobRow:
+    return JobRow(
+        id=r[0], name=r[1], comment=r[2], status=r[3], application=r[4], backend=r[5],
+        spec=json.loads(r[6]), n_subjobs=r[7], backend_id=r[8], exitcode=r[9], reason=r[10],
+        submit_counter=r[11], times=json.loads(r[12]),
+    )
