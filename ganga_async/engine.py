@@ -176,6 +176,8 @@ class Engine:
         self._hub.close()
         if tg is not None:
             tg.cancel_scope.cancel()
+        for stream in (self._prepare_send, self._split_send, self._submit_send, self._finalise_send):
+            stream.close()
         with anyio.CancelScope(shield=True):
             for driver in self._drivers.values():
                 await driver.aclose()
@@ -523,6 +525,10 @@ class Engine:
                     try:
                         await self._submit_chunk(job, indices)
                     except Exception as exc:
+                        if self._tg is None:
+                            log.debug("submission interrupted by shutdown; the next engine "
+                                      "resumes it", error=str(exc))
+                            return
                         log.error("submission failed", error=str(exc))
                         for index in indices if indices is not None else [None]:
                             if self._status_of(job, index) is Status.SUBMITTING:
@@ -848,7 +854,13 @@ class Engine:
         return job
 
     async def _recover(self) -> None:
-        """Resume what an earlier engine left: finish submissions, monitor active jobs again."""
+        """Resume what an earlier engine left: finish submissions, monitor active jobs again.
+
+        An engine with ``monitoring=False`` resumes nothing: it must not submit to a backend,
+        nor load every active job (seconds for a master of 100,000 subjobs) to leave it alone.
+        """
+        if not self.monitoring:
+            return
         names = [str(s) for s in (*ACTIVE, Status.UNKNOWN)]
         rows = await self.repository.job_rows(statuses=names)
         if not rows:
@@ -863,8 +875,6 @@ class Engine:
             for index in self._targets(job)[1]:
                 if self._status_of(job, index) in ACTIVE or self._status_of(job, index) is Status.UNKNOWN:
                     pending.setdefault(job.backend.plugin_name, []).append((job, index))
-        if not self.monitoring:
-            return
         for name, items in pending.items():
             driver = await self._driver(name)
             entries = {}

@@ -231,17 +231,18 @@ class Repository:
     ) -> None:
         db = self.db
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    await db.execute(sql, params)
-                for sql, seq in many:
-                    await db.executemany(sql, seq)
-                await db.execute("COMMIT")
-            except BaseException:
-                with anyio.CancelScope(shield=True):
+            # Shielded: a cancellation between BEGIN and COMMIT must not leave a transaction open.
+            with anyio.CancelScope(shield=True):
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        await db.execute(sql, params)
+                    for sql, seq in many:
+                        await db.executemany(sql, seq)
+                    await db.execute("COMMIT")
+                except BaseException:
                     await db.execute("ROLLBACK")
-                raise
+                    raise
         except sqlite3.Error as exc:
             raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
 

@@ -11,8 +11,8 @@ JSON event per line on stdout:
 
 Each process runs in its own session (so a kill reaches its whole process group), in
 ``workdir``, with stdout and stderr in ``outputdir`` and the environment additions of its job.
-Its life is written to ``outputdir/__jobstatus__.json`` (pid, runner pid, start; then exit code,
-end). The runner outlives the engine: when stdin closes it keeps watching its processes,
+Its life is written to ``outputdir/__jobstatus__.json``: accepted (with the runner's pid)
+before the process starts, then its pid and start, then its exit code and end. The runner outlives the engine: when stdin closes it keeps watching its processes,
 records their exit codes, and exits once the last one has ended. A restarted engine reads
 the status files.
 """
@@ -64,6 +64,9 @@ class Runner:
         try:
             os.makedirs(workdir, exist_ok=True)
             os.makedirs(outputdir, exist_ok=True)
+            # Recorded before the process exists, so a restarted engine never starts it twice.
+            record["accepted"] = time.time()
+            self.write_status(outputdir, record)
             inputs = list(cmd.get("inputs") or [])  # type: ignore[call-overload]
             if inputs:
                 await asyncio.to_thread(stage_inputs, inputs, workdir)

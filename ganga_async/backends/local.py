@@ -369,9 +369,12 @@ def _orphan_statuses(handles: Sequence[Handle], killed: set[str]) -> dict[str, B
                 record.get("error"), ended=record.get("end"), started=started,  # type: ignore[arg-type]
             )
         elif isinstance(record.get("runner_pid"), int) and _is_runner(record["runner_pid"]):  # type: ignore[arg-type]
-            result[handle.key] = BackendStatus(Status.RUNNING, started=started,  # type: ignore[arg-type]
-                                               native_id=str(pid))
-        elif isinstance(pid, int) and _alive(pid):
+            status = Status.RUNNING if isinstance(pid, int) else Status.SUBMITTED
+            result[handle.key] = BackendStatus(status, started=started,  # type: ignore[arg-type]
+                                               native_id=str(pid) if pid else None)
+        elif not isinstance(pid, int):
+            result[handle.key] = BackendStatus(Status.NEW, reason="its runner stopped before starting it")
+        elif _alive(pid):
             result[handle.key] = BackendStatus(
                 Status.FAILED, started=started,  # type: ignore[arg-type]
                 reason=f"its local runner is gone, so its exit status cannot be known; the process "

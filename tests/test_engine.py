@@ -1,0 +1,325 @@
+"""The engine end to end, with real local processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ganga_async import (
+    ArgSplitter,
+    Config,
+    EngineClosedError,
+    Engine,
+    Executable,
+    FileSplitter,
+    GenericSplitter,
+    Job,
+    JobSpecError,
+    JobStateError,
+    Local,
+    Status,
+    WaitTimeoutError,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def sh(script: str, **kwargs: object) -> Job:
+    return Job(application=Executable(exe="/bin/sh", args=["-c", script]), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_thousand_subjobs_complete_with_outputs_kept(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(name="hello", application=Executable(exe="/bin/echo"), backend=Local(max_concurrent=8),
+                  splitter=ArgSplitter(args=[[str(i)] for i in range(1000)]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=120)
+        assert job.status is Status.COMPLETED
+        assert len(job.subjobs) == 1000
+        assert all(s.status is Status.COMPLETED for s in job.subjobs)
+        last = job.subjobs[999]
+        assert (last.outputdir / "stdout").read_text() == "999\n"
+        assert last.exitcode == 0
+        assert last.info.submit_counter == 1
+        assert set(last.time) >= {"submitted", "running", "completed"}
+
+
+async def test_a_failing_exit_code_fails_the_subjob_and_the_master(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/sh"),
+                  splitter=ArgSplitter(args=[["-c", "exit 0"], ["-c", "exit 3"]]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.FAILED
+        assert job.subjobs[0].status is Status.COMPLETED
+        failed = job.subjobs[1]
+        assert failed.status is Status.FAILED
+        assert failed.exitcode == 3
+        assert failed.reason == "exit code 3"
+
+
+async def test_missing_exe_is_refused_at_submit_and_the_job_stays_new(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="no-such-program-here"))
+        with pytest.raises(JobSpecError, match="application.exe: 'no-such-program-here' is not an absolute path"):
+            await engine.submit(job)
+        assert job.status is Status.NEW
+        job.application.exe = "/bin/true"
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.COMPLETED
+
+
+async def test_missing_inputfile_is_refused_naming_it(gangadir: Path, config: Config, tmp_path: Path) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(inputfiles=[tmp_path / "absent.txt"])
+        with pytest.raises(JobSpecError, match=r"inputfiles\[0\]: .*absent.txt does not exist"):
+            await engine.submit(job)
+        assert job.status is Status.NEW
+
+
+async def test_env_is_added_to_the_inherited_environment(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = sh('echo "$GANGA_TEST_VAR:$PATH"')
+        job.application.env = {"GANGA_TEST_VAR": "set"}
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        text = await engine.peek(job)
+        assert text.startswith("set:") and os.environ["PATH"] in text
+
+
+async def test_args_are_argv_never_a_shell(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="echo", args=["$HOME; echo injected", "*"]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert await engine.peek(job) == "$HOME; echo injected *\n"
+
+
+async def test_exe_among_inputfiles_runs_the_staged_copy(gangadir: Path, config: Config, tmp_path: Path) -> None:
+    script = tmp_path / "analysis.sh"
+    script.write_text("#!/bin/sh\necho staged $1\n")
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="analysis.sh", args=["ok"]), inputfiles=[script])
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.COMPLETED, job.reason
+        assert await engine.peek(job) == "staged ok\n"
+        assert (job.workdir / "analysis.sh").exists()
+
+
+async def test_outputfiles_are_copied_back_to_the_outputdir(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("echo result > out.txt; echo other > skip.log", outputfiles=["*.txt"])
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert (job.outputdir / "out.txt").read_text() == "result\n"
+        assert not (job.outputdir / "skip.log").exists()
+
+
+async def test_file_splitter_shares_out_inputfiles(gangadir: Path, config: Config, tmp_path: Path) -> None:
+    files = []
+    for i in range(5):
+        f = tmp_path / f"in{i}.txt"
+        f.write_text(f"{i}\n")
+        files.append(f)
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("cat in*.txt", inputfiles=files, splitter=FileSplitter(files_per_subjob=2))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert len(job.subjobs) == 3
+        assert await engine.peek(job.subjobs[1]) == "2\n3\n"
+
+
+async def test_generic_splitter_sets_each_subjobs_attribute(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = sh('echo "$X"', splitter=GenericSplitter(
+            attribute="application.env", values=[{"X": "a"}, {"X": "b"}]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert [await engine.peek(s) for s in job.subjobs] == ["a\n", "b\n"]
+
+
+async def test_events_report_every_transition(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        events = engine.events()
+        job = Job(application=Executable(exe="/bin/true"))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        seen = []
+        with anyio.move_on_after(1):
+            async for event in events:
+                seen.append(str(event.new))
+                if event.new is Status.COMPLETED:
+                    break
+        events.close()
+        assert seen == ["submitting", "submitted", "running", "completing", "completed"]
+
+
+async def test_wait_timeout_raises_and_kill_terminates_the_process_group(gangadir: Path, config: Config) -> None:
+    config["Local"]["kill_grace"] = 2.0
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("sleep 60 & sleep 60; wait")
+        await engine.submit(job)
+        with anyio.fail_after(10):
+            while job.status is not Status.RUNNING:
+                await anyio.sleep(0.05)
+        with pytest.raises(WaitTimeoutError, match="still running"):
+            await engine.wait(job, timeout=0.2)
+        pid = int(job.backend_id or 0)
+        await engine.kill(job)
+        await engine.wait(job, timeout=10)
+        assert job.status is Status.KILLED
+        assert _live_members(pid) == []
+        with pytest.raises(JobStateError, match="nothing to kill"):
+            await engine.kill(job)
+
+
+async def test_submitted_job_is_read_only_except_comment(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/true"))
+        await engine.submit(job)
+        with pytest.raises(JobStateError):
+            job.name = "renamed"
+        with pytest.raises(JobStateError, match="only new jobs are submitted"):
+            await engine.submit(job)
+        job.comment = "kept"
+        await engine.wait(job, timeout=30)
+    async with Engine(gangadir, config=config) as engine:
+        assert (await engine.get(job.id)).comment == "kept"  # type: ignore[arg-type]
+
+
+async def test_resubmit_runs_only_the_failed_subjobs(gangadir: Path, config: Config, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/sh"), splitter=ArgSplitter(
+            args=[["-c", "true"], ["-c", f"test -e {flag}"], ["-c", "true"]]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.FAILED
+        flag.touch()
+        await engine.resubmit(job)
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.COMPLETED
+        assert [s.info.submit_counter for s in job.subjobs] == [1, 2, 1]
+        with pytest.raises(JobStateError, match="nothing in failed to resubmit"):
+            await engine.resubmit(job)
+
+
+async def test_remove_deletes_the_job_and_its_workspace(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/true"))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        workspace = job.outputdir.parent
+        assert workspace.exists()
+        await engine.remove(job)
+        assert job.status is Status.REMOVED
+        assert not workspace.exists()
+        assert await engine.jobs() == []
+
+
+async def test_force_status_marks_a_running_job_failed(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("sleep 60")
+        await engine.submit(job)
+        with anyio.fail_after(10):
+            while job.status is not Status.RUNNING:
+                await anyio.sleep(0.05)
+        await engine.force_status(job, "failed")
+        assert job.status is Status.FAILED
+        with pytest.raises(JobStateError, match="'failed' or 'completed'"):
+            await engine.force_status(job, "running")
+
+
+async def test_peek_names_what_exists_when_the_file_does_not(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/true"))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert "output/stdout" in await engine.peek(job, "")
+        with pytest.raises(FileNotFoundError, match="lists what there is"):
+            await engine.peek(job, "nothing.txt")
+
+
+async def test_reopened_engine_lists_every_job_with_its_state(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        ok = Job(name="ok", application=Executable(exe="/bin/true"))
+        bad = Job(name="bad", application=Executable(exe="/bin/false"))
+        split = Job(application=Executable(exe="/bin/echo"), splitter=ArgSplitter(args=[["a"], ["b"]]))
+        for job in (ok, bad, split):
+            await engine.submit(job)
+            await engine.wait(job, timeout=30)
+    async with Engine(gangadir, config=config) as engine:
+        jobs = await engine.jobs()
+        assert [(j.name, j.status) for j in jobs] == [
+            ("ok", Status.COMPLETED), ("bad", Status.FAILED), ("", Status.COMPLETED)]
+        assert (await engine.get("3.1")).application.args == ["b"]
+        assert [j.name for j in await engine.jobs(status="failed")] == ["bad"]
+
+
+async def test_local_job_outliving_its_engine_is_adopted_with_its_exit_code(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("sleep 1; exit 4")
+        await engine.submit(job)
+        with anyio.fail_after(10):
+            while job.status is not Status.RUNNING:
+                await anyio.sleep(0.05)
+    async with Engine(gangadir, config=config) as engine:
+        again = await engine.get(job.id)  # type: ignore[arg-type]
+        await engine.wait(again, timeout=30)
+        assert again.status is Status.FAILED
+        assert again.exitcode == 4
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (PID 1 here reaps orphans late)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _kill_runner_of(job: Job) -> int:
+    import json
+    record = json.loads((job.outputdir / "__jobstatus__.json").read_text())
+    os.kill(record["runner_pid"], signal.SIGKILL)
+    return int(record["pid"])
+
+
+async def test_process_whose_runner_died_is_failed_with_a_reason(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("sleep 60")
+        await engine.submit(job)
+        with anyio.fail_after(10):
+            while job.status is not Status.RUNNING:
+                await anyio.sleep(0.05)
+    pid = _kill_runner_of(job)
+    try:
+        async with Engine(gangadir, config=config) as engine:
+            again = await engine.get(job.id)  # type: ignore[arg-type]
+            await engine.wait(again, timeout=10)
+            assert again.status is Status.FAILED
+            assert f"still runs as pid {pid}" in (again.reason or "")
+    finally:
+        os.killpg(pid, signal.SIGKILL)
+    async with Engine(gangadir, config=config) as engine:
+        again = await engine.get(job.id)  # type: ignore[arg-type]
+        assert again.status is Status.FAILED
+
+
+async def test_engine_api_needs_a_running_engine(gangadir: Path, config: Config) -> None:
+    engine = Engine(gangadir, config=config)
+    with pytest.raises(EngineClosedError, match="async with Engine"):
+        await engine.submit(Job())

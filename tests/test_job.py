@@ -1,0 +1,90 @@
+"""The Job description: defaults, checked assignments, copies, subjob views."""
+
+import json
+
+import pytest
+
+from ganga_async import (
+    ArgSplitter,
+    Executable,
+    Job,
+    JobSpecError,
+    JobStateError,
+    Local,
+    Status,
+)
+from ganga_async.job import SubjobTable, make_subjob
+
+
+def test_default_job_is_gangas_hello_world_on_local() -> None:
+    job = Job()
+    assert job.application == Executable(exe="echo", args=["Hello World"])
+    assert isinstance(job.backend, Local)
+    assert job.status is Status.NEW
+    assert job.fqid == "?"
+
+
+def test_unknown_attribute_names_the_valid_ones() -> None:
+    job = Job()
+    with pytest.raises(JobSpecError, match="Job has no attribute 'nmae'; valid: name, comment"):
+        job.nmae = "x"
+
+
+def test_wrong_type_names_the_field() -> None:
+    with pytest.raises(JobSpecError, match=r"application\.args: expected list\[str\]"):
+        Executable(args="not a list")  # type: ignore[arg-type]
+    with pytest.raises(JobSpecError, match=r"application\.args\[1\]: expected str"):
+        Executable(args=["a", 2])  # type: ignore[list-item]
+
+
+def test_unknown_component_field_lists_the_valid_ones() -> None:
+    app = Executable()
+    with pytest.raises(JobSpecError, match="valid fields: exe, args, env"):
+        app.exes = "x"
+
+
+def test_outputfiles_must_stay_inside_the_working_directory() -> None:
+    with pytest.raises(JobSpecError, match=r"outputfiles\[0\]"):
+        Job(outputfiles=["../escape.txt"])
+
+
+def test_submitted_job_is_read_only_except_comment() -> None:
+    job = Job()
+    job._status = Status.SUBMITTED
+    job._freeze()
+    with pytest.raises(JobStateError, match="only comment may change"):
+        job.name = "x"
+    with pytest.raises(JobStateError, match="read-only"):
+        job.application.args = ["x"]
+    job.comment = "still editable"
+    assert job.comment == "still editable"
+
+
+def test_copy_is_new_and_editable() -> None:
+    job = Job(name="a", application=Executable(exe="/bin/echo", args=["1"]))
+    job._status = Status.COMPLETED
+    job._freeze()
+    clone = job.copy()
+    assert clone.status is Status.NEW
+    clone.application.args = ["2"]
+    assert job.application.args == ["1"]
+
+
+def test_subjob_view_applies_the_splitters_overrides() -> None:
+    master = Job(application=Executable(exe="/bin/echo", args=["base"]),
+                 splitter=ArgSplitter(args=[["a"], ["b"]]))
+    master._id = 7
+    table = SubjobTable()
+    for overrides in master.splitter.split(master):  # type: ignore[union-attr]
+        table.append(Status.SUBMITTED, json.dumps(overrides))
+    master._table = table
+    sub = make_subjob(master, 1)
+    assert sub.fqid == "7.1"
+    assert sub.application.args == ["b"]
+    assert master.application.args == ["base"]
+    assert sub.status is Status.SUBMITTED
+    table.set_status(1, Status.RUNNING)
+    assert sub.status is Status.RUNNING
+    assert len(master.subjobs) == 2
+    with pytest.raises(IndexError, match="has 2 subjobs"):
+        master.subjobs[2]
