@@ -236,6 +236,8 @@ class Engine:
         """Wait until the job (and every subjob) is final; raise WaitTimeoutError after ``timeout``."""
         self._check_open()
         master = job._master if job._master is not None else job
+        if master._status is Status.NEW and not self._is_final(job):
+            raise JobStateError(f"job {job.fqid} is new: submit it before waiting for it")
         try:
             with anyio.fail_after(timeout):
                 while not self._is_final(job):

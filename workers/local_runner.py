@@ -46,8 +46,10 @@ class Runner:
         try:
             sys.stdout.buffer.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
             sys.stdout.buffer.flush()
-        except (BrokenPipeError, OSError):
+        except OSError:
             self.engine_alive = False
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), sys.stdout.fileno())
 
     def write_status(self, outputdir: str, record: dict[str, object]) -> None:
         path = os.path.join(outputdir, STATUS_FILE)
@@ -163,7 +165,15 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
+    while True:
+        try:
+            line = await reader.readline()
+        except (ConnectionError, OSError, ValueError):
+            # An engine killed with events still unread resets the connection: that is an
+            # end of input like any other, and the processes must still be watched.
+            break
+        if not line:
+            break
         try:
             cmd = json.loads(line)
             op = cmd["op"]

@@ -1,0 +1,79 @@
+"""The SQLite repository: schema versions, WAL mode, batched writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ganga_async import RepositoryError, SchemaVersionError
+from ganga_async.repository import SCHEMA_VERSION, Repository
+
+pytestmark = pytest.mark.anyio
+
+
+def _job_row() -> dict[str, object]:
+    return {"name": "a", "comment": "", "status": "new", "application": "Executable",
+            "backend": "Local", "spec": {"application": {"type": "Executable"}}, "times": {}}
+
+
+async def test_new_repository_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "jobs.sqlite")
+    await repo.open()
+    await repo.aclose()
+    db = sqlite3.connect(tmp_path / "jobs.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+async def test_repository_of_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    repo = Repository(path)
+    await repo.open()
+    await repo.aclose()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaVersionError, match="newer ganga-async .schema version 99"):
+        await Repository(path).open()
+    assert path.read_bytes() == before
+
+
+async def test_a_file_that_is_not_a_repository_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(RepositoryError, match="not a ganga-async repository"):
+        await Repository(path).open()
+
+
+async def test_queued_updates_coalesce_and_flush_in_one_go(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "jobs.sqlite")
+    await repo.open()
+    job_id = await repo.insert_job(_job_row())
+    await repo.insert_subjobs(job_id, [(0, 1, None), (1, 1, None)])
+    repo.queue_subjob(job_id, 0, (2, "x", None, None, 1, 1.0, 0.0, 0.0))
+    repo.queue_subjob(job_id, 0, (3, "x", None, None, 1, 1.0, 2.0, 0.0))
+    repo.queue_job(job_id, status="running")
+    await repo.flush()
+    rows = await repo.subjob_rows(job_id)
+    assert rows[0][1] == 3 and rows[0][8] == 2.0
+    assert (await repo.job_rows([job_id]))[0].status == "running"
+    await repo.aclose()
+
+
+async def test_a_failed_split_insert_leaves_no_subjobs(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "jobs.sqlite")
+    await repo.open()
+    job_id = await repo.insert_job(_job_row())
+
+    def rows():  # type: ignore[no-untyped-def]
+        yield (0, 1, None)
+        raise ValueError("splitter broke")
+
+    with pytest.raises(ValueError, match="splitter broke"):
+        await repo.insert_subjobs(job_id, rows())
+    assert await repo.subjob_rows(job_id) == []
+    await repo.aclose()
