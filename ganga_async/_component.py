@@ -78,7 +78,7 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     raise JobSpecError(where, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r:.80}")
 
 
-class Component(abc.ABC):
+class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bases)
     """Base class of applications, splitters and backends.
 
     Subclasses are ``@dataclasses.dataclass(kw_only=True)`` classes; ``category`` names the
@@ -90,11 +90,11 @@ class Component(abc.ABC):
 
     @classmethod
     def _hints(cls) -> dict[str, Any]:
-        cached = cls.__dict__.get("_hints_cache")
+        cached: dict[str, Any] | None = cls.__dict__.get("_hints_cache")
         if cached is None:
             cached = typing.get_type_hints(cls)
             cls._hints_cache = cached  # type: ignore[attr-defined]
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

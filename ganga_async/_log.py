@@ -35,7 +35,7 @@ def _to_stdlib(_: Any, __: str, event: dict[str, Any]) -> tuple[tuple[Any, ...],
     return (text,), {"extra": {EVENT_ATTR: dict(event)}}
 
 
-_PROCESSORS = [structlog.contextvars.merge_contextvars, _redact, _to_stdlib]
+_PROCESSORS: list[Any] = [structlog.contextvars.merge_contextvars, _redact, _to_stdlib]
 
 
 def get_logger(name: str) -> Any:

@@ -60,7 +60,7 @@ from .backends.base import (
 )
 from .config import Config, load_config
 from .events import EventStream, JobEvent, _Hub
-from .job import Job, JobInfo, SubjobTable, apply_overrides, make_subjob
+from .job import Job, JobInfo, SubjobTable, apply_overrides
 from .repository import JobRow, Repository
 from .states import ACTIVE, FINAL, Status, allowed, derive_master_status
 
@@ -232,7 +232,7 @@ class Engine:
             raise outcome
         return job
 
-    async def wait(self, job: Job, timeout: float | None = None) -> Job:
+    async def wait(self, job: Job, timeout: float | None = None) -> Job:  # noqa: ASYNC109 (Ganga's API)
         """Wait until the job (and every subjob) is final; raise WaitTimeoutError after ``timeout``."""
         self._check_open()
         master = job._master if job._master is not None else job
@@ -241,7 +241,7 @@ class Engine:
         try:
             with anyio.fail_after(timeout):
                 while not self._is_final(job):
-                    event = self._done.setdefault(master._id, anyio.Event())
+                    event = self._done.setdefault(_jid(master), anyio.Event())
                     await event.wait()
                     self._check_open()
         except TimeoutError:
@@ -330,7 +330,7 @@ class Engine:
             raise JobStateError(f"job {job.fqid} is {job.status}: there is nothing to kill")
         for name, handles in by_backend.items():
             await self._drivers[name].kill(handles)
-        log.info("kill requested", job_id=master._id, count=count)
+        log.info("kill requested", job_id=_jid(master), count=count)
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit
@@ -351,15 +351,15 @@ class Engine:
             self._reset_for_submission(master, index)
         master._freeze()
         await self.repository.flush()
-        await self._submit_send.send((master, None if chosen == [None] else chosen))  # type: ignore[list-item]
-        log.info("job resubmitted", job_id=master._id, count=len(chosen))
+        await self._submit_send.send((master, _indices(chosen)))
+        log.info("job resubmitted", job_id=_jid(master), count=len(chosen))
         return job
 
     async def remove(self, job: Job) -> None:
         """Kill the job if active, then delete it from the repository and its workspace."""
         self._check_open()
         if job._master is not None:
-            raise JobStateError(f"subjob {job.fqid} cannot be removed on its own; remove job {job._id}")
+            raise JobStateError(f"subjob {job.fqid} cannot be removed on its own; remove job {_jid(job)}")
         if job._id is None:
             job._status = Status.REMOVED
             return
@@ -370,16 +370,16 @@ class Engine:
         for active in self._active.values():
             for key in [k for k, e in active.items() if e.job is job]:
                 del active[key]
-        await self.repository.delete_job(job._id)
+        await self.repository.delete_job(_jid(job))
         await anyio.to_thread.run_sync(shutil.rmtree, job._dir(), True)
         old = job._status
         job._status = Status.REMOVED
-        self._jobs.pop(job._id, None)
-        self._hub.publish(JobEvent(job.fqid, job._id, None, old, Status.REMOVED, time.time()))
-        done = self._done.pop(job._id, None)
+        self._jobs.pop(_jid(job), None)
+        self._hub.publish(JobEvent(job.fqid, _jid(job), None, old, Status.REMOVED, time.time()))
+        done = self._done.pop(_jid(job), None)
         if done is not None:
             done.set()
-        log.info("job removed", job_id=job._id)
+        log.info("job removed", job_id=_jid(job))
 
     async def force_status(self, job: Job, status: str | Status) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
@@ -433,7 +433,7 @@ class Engine:
         task_status.started()
         async with inbox, self._split_send:
             async for job, reply in inbox:
-                with reply, bound(job_id=job._id):
+                with reply, bound(job_id=_jid(job)):
                     try:
                         self._validate(job)
                         job._status = Status.SUBMITTING
@@ -441,7 +441,7 @@ class Engine:
                         job._times["submitting"] = time.time()
                         job._freeze()
                         self.repository.queue_job(
-                            job._id, **self._row(job, Status.SUBMITTING, with_counter=True)
+                            _jid(job), **self._row(job, Status.SUBMITTING, with_counter=True)
                         )
                         await self.repository.flush()
                     except BaseException as exc:
@@ -478,7 +478,7 @@ class Engine:
         task_status.started()
         async with inbox, self._submit_send:
             async for job in inbox:
-                with bound(job_id=job._id):
+                with bound(job_id=_jid(job)):
                     await self._split(job)
 
     async def _split(self, job: Job) -> None:
@@ -498,17 +498,17 @@ class Engine:
 
         started = time.perf_counter()
         try:
-            await self.repository.delete_subjobs(job._id)
-            await self.repository.insert_subjobs(job._id, rows())
+            await self.repository.delete_subjobs(_jid(job))
+            await self.repository.insert_subjobs(_jid(job), rows())
             if not len(table):
                 raise JobSpecError("splitter", "made no subjobs; give it something to split")
         except Exception as exc:
-            await self.repository.delete_subjobs(job._id)
+            await self.repository.delete_subjobs(_jid(job))
             self._set_status(job, None, Status.FAILED, reason=f"splitting failed: {exc}")
             log.error("splitting failed", error=str(exc))
             return
         job._table = table
-        self.repository.queue_job(job._id, n_subjobs=len(table))
+        self.repository.queue_job(_jid(job), n_subjobs=len(table))
         await self.repository.flush()
         log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
         batch = self.config["Pipeline"]["submit_batch"]
@@ -523,7 +523,7 @@ class Engine:
             async for job, indices in inbox:
                 if job._status is Status.REMOVED:
                     continue
-                with bound(job_id=job._id):
+                with bound(job_id=_jid(job)):
                     try:
                         await self._submit_chunk(job, indices)
                     except Exception as exc:
@@ -575,12 +575,12 @@ class Engine:
             }
             base = job._dir()
         else:
-            raw = job._table.overrides[index]
+            raw = _table(job).overrides[index]
             fields = apply_overrides(job, json.loads(raw) if raw else {})
             base = job._dir() / str(index)
         command = fields["application"].command(fields["inputfiles"])
         return SubmitUnit(
-            key=_key(job, index), job_id=job._id, index=index, name=fields["name"],
+            key=_key(job, index), job_id=_jid(job), index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
             outputfiles=list(fields["outputfiles"]), workdir=base / "work", outputdir=base / "output",
         )
@@ -666,8 +666,8 @@ class Engine:
 
     def _status_of(self, job: Job, index: int | None) -> Status:
         if index is None:
-            return job._status  # type: ignore[no-any-return]
-        return job._table.get_status(index)  # type: ignore[no-any-return]
+            return job._status
+        return _table(job).get_status(index)
 
     def _set_status(
         self,
@@ -699,11 +699,11 @@ class Engine:
             if reason is not None or status in FINAL:
                 job._reason = reason
             self.repository.queue_job(
-                job._id, status=str(status), times=job._times, backend_id=job._backend_id,
+                _jid(job), status=str(status), times=job._times, backend_id=job._backend_id,
                 exitcode=job._exitcode, reason=job._reason,
             )
         else:
-            table: SubjobTable = job._table
+            table = _table(job)
             table.set_status(index, status)
             if backend_id is not None:
                 table.backend_id[index] = backend_id
@@ -720,7 +720,7 @@ class Engine:
                     table.t_running[index] = t
                 elif status in FINAL:
                     table.t_final[index] = t
-            self.repository.queue_subjob(job._id, index, (
+            self.repository.queue_subjob(_jid(job), index, (
                 status.code, table.backend_id[index], table.exitcode[index],
                 table.reason.get(index), table.submit_counter[index], table.t_submitted[index],
                 table.t_running[index], table.t_final[index],
@@ -728,31 +728,31 @@ class Engine:
         if old is not status:
             self._publish(job, index, old, status, reason)
         if index is not None:
-            master_status = derive_master_status(job._table.counts)
+            master_status = derive_master_status(_table(job).counts)
             if master_status is not job._status:
                 previous = job._status
                 job._status = master_status
                 job._times[str(master_status)] = now
-                self.repository.queue_job(job._id, status=str(master_status), times=job._times)
+                self.repository.queue_job(_jid(job), status=str(master_status), times=job._times)
                 self._publish(job, None, previous, master_status, None)
         if status in FINAL or index is not None:
-            done = self._done.get(job._id)
+            done = self._done.get(_jid(job))
             if done is not None and (status in FINAL or self._is_final(job)):
-                del self._done[job._id]
+                del self._done[_jid(job)]
                 done.set()
 
     def _publish(self, job: Job, index: int | None, old: Status, new: Status, reason: str | None) -> None:
         fqid = _key(job, index)
         if self._hub.subscribers:
-            self._hub.publish(JobEvent(fqid, job._id, index, old, new, time.time(), reason))
+            self._hub.publish(JobEvent(fqid, _jid(job), index, old, new, time.time(), reason))
         if index is None:
-            log.info("job status", job_id=job._id, old=str(old), new=str(new))
+            log.info("job status", job_id=_jid(job), old=str(old), new=str(new))
 
     def _is_final(self, job: Job) -> bool:
         if job._master is not None:
             return job.status in FINAL
         if job._table is not None and len(job._table):
-            return job._table.all_final() and job._status in FINAL  # type: ignore[no-any-return]
+            return _table(job).all_final() and job._status in FINAL
         return job._status in FINAL
 
     def _reset_for_submission(self, job: Job, index: int | None) -> None:
@@ -763,17 +763,17 @@ class Engine:
             job._exitcode = None
             job._reason = None
             self.repository.queue_job(
-                job._id, status="submitting", times=job._times, exitcode=None, reason=None,
+                _jid(job), status="submitting", times=job._times, exitcode=None, reason=None,
                 submit_counter=job._info.submit_counter,
             )
             return
-        table: SubjobTable = job._table
+        table = _table(job)
         old = table.set_status(index, Status.SUBMITTING)
         table.submit_counter[index] += 1
         table.exitcode[index] = None
         table.reason.pop(index, None)
         table.t_submitted[index] = table.t_running[index] = table.t_final[index] = 0.0
-        self.repository.queue_subjob(job._id, index, (
+        self.repository.queue_subjob(_jid(job), index, (
             Status.SUBMITTING.code, table.backend_id[index], None, None,
             table.submit_counter[index], 0.0, 0.0, 0.0,
         ))
@@ -783,7 +783,7 @@ class Engine:
             self._publish(job, None, job._status, master_status, None)
             job._status = master_status
             job._times[str(master_status)] = time.time()
-            self.repository.queue_job(job._id, status=str(master_status), times=job._times)
+            self.repository.queue_job(_jid(job), status=str(master_status), times=job._times)
 
     def _targets(self, job: Job) -> tuple[Job, list[int | None]]:
         if job._master is not None:
@@ -822,7 +822,7 @@ class Engine:
         if self._loop is None or self._tg is None or job._id is None:
             return
         if threading.get_ident() == self._loop_thread:
-            self.repository.queue_job(job._id, comment=job.comment)
+            self.repository.queue_job(_jid(job), comment=job.comment)
         else:
             self._loop.call_soon_threadsafe(self._on_comment, job)
 
@@ -882,7 +882,7 @@ class Engine:
             entries = {}
             for job, index in items:
                 base = job._dir() if index is None else job._dir() / str(index)
-                backend_id = job._backend_id if index is None else job._table.backend_id[index]
+                backend_id = job._backend_id if index is None else _table(job).backend_id[index]
                 key = _key(job, index)
                 entries[key] = _Active(job, index, Handle(key, backend_id or "", base / "output"))
             statuses = await driver.status([e.handle for e in entries.values()])
@@ -892,20 +892,37 @@ class Engine:
                 if status is not None and status.status is Status.NEW:
                     if self._status_of(entry.job, entry.index) is not Status.SUBMITTING:
                         self._set_status(entry.job, entry.index, Status.SUBMITTING, force=True)
-                    resubmit.setdefault(entry.job._id, (entry.job, []))[1].append(entry.index)
+                    resubmit.setdefault(_jid(entry.job), (entry.job, []))[1].append(entry.index)
                 else:
                     self._active[name][key] = entry
             await self._apply_news(self._active[name], {
                 k: s for k, s in statuses.items() if k in self._active[name]
             })
             for job, indices in resubmit.values():
-                log.info("resubmitting what never started", job_id=job._id, count=len(indices))
-                await self._submit_send.send((job, None if indices == [None] else indices))  # type: ignore[arg-type]
+                log.info("resubmitting what never started", job_id=_jid(job), count=len(indices))
+                await self._submit_send.send((job, _indices(indices)))
             log.info("monitoring resumed", backend=name, active=len(self._active[name]))
 
 
+def _indices(chosen: list[int | None]) -> list[int] | None:
+    """The chunk form of a selection: ``None`` for an unsplit job, else subjob indices."""
+    return None if chosen == [None] else [i for i in chosen if i is not None]
+
+
+def _jid(job: Job) -> int:
+    if job._id is None:
+        raise JobStateError("the job was never added to an engine")
+    return job._id
+
+
+def _table(job: Job) -> SubjobTable:
+    if job._table is None:
+        raise JobStateError(f"job {job.fqid} has no subjobs")
+    return job._table
+
+
 def _key(job: Job, index: int | None) -> str:
-    return str(job._id) if index is None else f"{job._id}.{index}"
+    return str(_jid(job)) if index is None else f"{_jid(job)}.{index}"
 
 
 def _parse_fqid(value: int | str) -> tuple[int, int | None]:

@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._component import Component, check_value
 from ._exceptions import JobSpecError, JobStateError
@@ -155,6 +155,19 @@ class Job:
     inputfiles: list[str]
     outputfiles: list[str]
 
+    _id: int | None
+    _status: Status
+    _master: Job | None
+    _index: int | None
+    _table: SubjobTable | None
+    _times: dict[str, float]
+    _info: JobInfo
+    _backend_id: str | None
+    _exitcode: int | None
+    _reason: str | None
+    _workspace: Path | None
+    _engine: Engine | None
+
     def __init__(
         self,
         *,
@@ -169,7 +182,7 @@ class Job:
         from .applications.executable import Executable
         from .backends.local import Local
 
-        state = {
+        state: dict[str, Any] = {
             "_id": None, "_status": Status.NEW, "_master": None, "_index": None, "_table": None,
             "_times": {}, "_info": JobInfo(), "_backend_id": None, "_exitcode": None,
             "_reason": None, "_workspace": None, "_engine": None,
@@ -181,10 +194,10 @@ class Job:
         self.application = application if application is not None else Executable()
         self.backend = backend if backend is not None else Local()
         self.splitter = splitter
-        self.inputfiles = list(inputfiles or [])
+        self.inputfiles = [os.fspath(path) for path in inputfiles or []]
         self.outputfiles = list(outputfiles or [])
 
-    _TYPES: dict[str, Any] = {
+    _TYPES: ClassVar[dict[str, Any]] = {
         "name": str, "comment": str, "application": Application, "backend": Backend,
         "splitter": Splitter | None, "inputfiles": list[str], "outputfiles": list[str],
     }
@@ -230,27 +243,33 @@ class Job:
 
     @property
     def master(self) -> Job | None:
-        return self._master  # type: ignore[no-any-return]
+        return self._master
+
+    def _subjob_row(self) -> tuple[SubjobTable, int] | None:
+        """The master's table and this subjob's index, or None for a master."""
+        if self._master is None or self._index is None:
+            return None
+        table = self._master._table
+        if table is None:
+            raise JobStateError(f"job {self._master.fqid} has no subjobs")
+        return table, self._index
 
     @property
     def status(self) -> Status:
-        if self._master is not None:
-            return self._master._table.get_status(self._index)  # type: ignore[no-any-return]
-        return self._status  # type: ignore[no-any-return]
+        row = self._subjob_row()
+        return self._status if row is None else row[0].get_status(row[1])
 
     @property
     def info(self) -> JobInfo:
-        if self._master is not None:
-            table = self._master._table
-            return JobInfo(submit_counter=table.submit_counter[self._index])
-        return self._info  # type: ignore[no-any-return]
+        row = self._subjob_row()
+        return self._info if row is None else JobInfo(submit_counter=row[0].submit_counter[row[1]])
 
     @property
     def time(self) -> JobTimes:
-        if self._master is None:
+        row = self._subjob_row()
+        if row is None or self._master is None:
             return JobTimes(self._times)
-        table: SubjobTable = self._master._table
-        i = self._index
+        table, i = row
         master_new = self._master._times.get("new")
         stamps = {"new": master_new} if master_new else {}
         if table.t_submitted[i]:
@@ -263,21 +282,18 @@ class Job:
 
     @property
     def backend_id(self) -> str | None:
-        if self._master is not None:
-            return self._master._table.backend_id[self._index]  # type: ignore[no-any-return]
-        return self._backend_id  # type: ignore[no-any-return]
+        row = self._subjob_row()
+        return self._backend_id if row is None else row[0].backend_id[row[1]]
 
     @property
     def exitcode(self) -> int | None:
-        if self._master is not None:
-            return self._master._table.exitcode[self._index]  # type: ignore[no-any-return]
-        return self._exitcode  # type: ignore[no-any-return]
+        row = self._subjob_row()
+        return self._exitcode if row is None else row[0].exitcode[row[1]]
 
     @property
     def reason(self) -> str | None:
-        if self._master is not None:
-            return self._master._table.reason.get(self._index)  # type: ignore[no-any-return]
-        return self._reason  # type: ignore[no-any-return]
+        row = self._subjob_row()
+        return self._reason if row is None else row[0].reason.get(row[1])
 
     @property
     def subjobs(self) -> SubjobList:
@@ -288,10 +304,10 @@ class Job:
 
     def _dir(self) -> Path:
         if self._master is not None:
-            return self._master._dir() / str(self._index)  # type: ignore[no-any-return]
+            return self._master._dir() / str(self._index)
         if self._workspace is None or self._id is None:
             raise JobStateError("the job has no workspace until it is added to an engine")
-        return self._workspace / str(self._id)  # type: ignore[no-any-return]
+        return self._workspace / str(self._id)
 
     @property
     def inputdir(self) -> Path:
@@ -376,16 +392,19 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
 
 def make_subjob(master: Job, index: int) -> Job:
     """A read-only Job view of subjob ``index`` of ``master``."""
-    table: SubjobTable = master._table
+    table = master._table
+    if table is None:
+        raise JobStateError(f"job {master.fqid} has no subjobs")
     raw = table.overrides[index]
     fields = apply_overrides(master, json.loads(raw) if raw else {})
     sub = Job.__new__(Job)
-    for key, value in {
+    state: dict[str, Any] = {
         "_id": master._id, "_status": Status.NEW, "_master": master, "_index": index,
         "_table": None, "_times": {}, "_info": JobInfo(), "_backend_id": None, "_exitcode": None,
         "_reason": None, "_workspace": master._workspace, "_engine": master._engine,
         "splitter": None,
-    }.items():
+    }
+    for key, value in state.items():
         object.__setattr__(sub, key, value)
     for key, value in fields.items():
         object.__setattr__(sub, key, value)
@@ -429,6 +448,3 @@ class SubjobList(Sequence[Job]):
         summary = ", ".join(f"{Status.from_code(c)}: {n}" for c, n in enumerate(table.counts) if n)
         return f"<{len(table)} subjobs of job {self._master.fqid}: {summary}>"
 
-
-def engine_of(job: Job) -> Engine | None:
-    return job._engine  # type: ignore[no-any-return]

@@ -315,7 +315,7 @@ class Repository:
             "SELECT id, status, name, n_subjobs, application, backend, backend_id, comment "
             "FROM jobs ORDER BY id"
         ) as cur:
-            return list(await cur.fetchall())
+            return [tuple(row) for row in await cur.fetchall()]
 
     async def subjob_rows(self, job_id: int) -> list[SubjobRow]:
         async with self.db.execute(

@@ -42,7 +42,8 @@ def test_unknown_section_lists_the_valid_ones() -> None:
 
 
 def test_unknown_option_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"\[Local\] has no option 'max_concurent'; valid options: kill_grace, max_concurrent"):
+    message = r"\[Local\] has no option 'max_concurent'; valid options: kill_grace, max_concurrent"
+    with pytest.raises(ConfigError, match=message):
         load_config(environ={})["Local"]["max_concurent"] = 1
 
 

@@ -12,8 +12,8 @@ import pytest
 from ganga_async import (
     ArgSplitter,
     Config,
-    EngineClosedError,
     Engine,
+    EngineClosedError,
     Executable,
     FileSplitter,
     GenericSplitter,
@@ -30,6 +30,17 @@ pytestmark = pytest.mark.anyio
 
 def sh(script: str, **kwargs: object) -> Job:
     return Job(application=Executable(exe="/bin/sh", args=["-c", script]), **kwargs)  # type: ignore[arg-type]
+
+
+async def until_running(engine: Engine, job: Job) -> None:
+    """Wait, on the engine's events, until ``job`` runs (10 s at most)."""
+    async with engine.events() as events:
+        if job.status is Status.RUNNING:
+            return
+        with anyio.fail_after(10):
+            async for event in events:
+                if event.fqid == job.fqid and event.new is Status.RUNNING:
+                    return
 
 
 async def test_thousand_subjobs_complete_with_outputs_kept(gangadir: Path, config: Config) -> None:
@@ -62,10 +73,12 @@ async def test_a_failing_exit_code_fails_the_subjob_and_the_master(gangadir: Pat
         assert failed.reason == "exit code 3"
 
 
-async def test_missing_exe_is_refused_at_submit_and_the_job_stays_new(gangadir: Path, config: Config) -> None:
+async def test_missing_exe_is_refused_at_submit_and_the_job_stays_new(
+    gangadir: Path, config: Config
+) -> None:
     async with Engine(gangadir, config=config) as engine:
         job = Job(application=Executable(exe="no-such-program-here"))
-        with pytest.raises(JobSpecError, match="application.exe: 'no-such-program-here' is not an absolute path"):
+        with pytest.raises(JobSpecError, match="application.exe: 'no-such-program-here' is not an"):
             await engine.submit(job)
         assert job.status is Status.NEW
         job.application.exe = "/bin/true"
@@ -100,7 +113,9 @@ async def test_args_are_argv_never_a_shell(gangadir: Path, config: Config) -> No
         assert await engine.peek(job) == "$HOME; echo injected *\n"
 
 
-async def test_exe_among_inputfiles_runs_the_staged_copy(gangadir: Path, config: Config, tmp_path: Path) -> None:
+async def test_exe_among_inputfiles_runs_the_staged_copy(
+    gangadir: Path, config: Config, tmp_path: Path
+) -> None:
     script = tmp_path / "analysis.sh"
     script.write_text("#!/bin/sh\necho staged $1\n")
     async with Engine(gangadir, config=config) as engine:
@@ -160,14 +175,14 @@ async def test_events_report_every_transition(gangadir: Path, config: Config) ->
         assert seen == ["submitting", "submitted", "running", "completing", "completed"]
 
 
-async def test_wait_timeout_raises_and_kill_terminates_the_process_group(gangadir: Path, config: Config) -> None:
+async def test_wait_timeout_raises_and_kill_terminates_the_process_group(
+    gangadir: Path, config: Config
+) -> None:
     config["Local"]["kill_grace"] = 2.0
     async with Engine(gangadir, config=config) as engine:
         job = sh("sleep 60 & sleep 60; wait")
         await engine.submit(job)
-        with anyio.fail_after(10):
-            while job.status is not Status.RUNNING:
-                await anyio.sleep(0.05)
+        await until_running(engine, job)
         with pytest.raises(WaitTimeoutError, match="still running"):
             await engine.wait(job, timeout=0.2)
         pid = int(job.backend_id or 0)
@@ -227,9 +242,7 @@ async def test_force_status_marks_a_running_job_failed(gangadir: Path, config: C
     async with Engine(gangadir, config=config) as engine:
         job = sh("sleep 60")
         await engine.submit(job)
-        with anyio.fail_after(10):
-            while job.status is not Status.RUNNING:
-                await anyio.sleep(0.05)
+        await until_running(engine, job)
         await engine.force_status(job, "failed")
         assert job.status is Status.FAILED
         with pytest.raises(JobStateError, match="'failed' or 'completed'"):
@@ -262,13 +275,13 @@ async def test_reopened_engine_lists_every_job_with_its_state(gangadir: Path, co
         assert [j.name for j in await engine.jobs(status="failed")] == ["bad"]
 
 
-async def test_local_job_outliving_its_engine_is_adopted_with_its_exit_code(gangadir: Path, config: Config) -> None:
+async def test_local_job_outliving_its_engine_is_adopted_with_its_exit_code(
+    gangadir: Path, config: Config
+) -> None:
     async with Engine(gangadir, config=config) as engine:
         job = sh("sleep 1; exit 4")
         await engine.submit(job)
-        with anyio.fail_after(10):
-            while job.status is not Status.RUNNING:
-                await anyio.sleep(0.05)
+        await until_running(engine, job)
     async with Engine(gangadir, config=config) as engine:
         again = await engine.get(job.id)  # type: ignore[arg-type]
         await engine.wait(again, timeout=30)
@@ -302,9 +315,7 @@ async def test_process_whose_runner_died_is_failed_with_a_reason(gangadir: Path,
     async with Engine(gangadir, config=config) as engine:
         job = sh("sleep 60")
         await engine.submit(job)
-        with anyio.fail_after(10):
-            while job.status is not Status.RUNNING:
-                await anyio.sleep(0.05)
+        await until_running(engine, job)
     pid = _kill_runner_of(job)
     try:
         async with Engine(gangadir, config=config) as engine:

@@ -24,7 +24,8 @@ async def test_new_repository_is_in_wal_mode_with_a_schema_version(tmp_path: Pat
     await repo.aclose()
     db = sqlite3.connect(tmp_path / "jobs.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    assert version == str(SCHEMA_VERSION)
 
 
 async def test_repository_of_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:

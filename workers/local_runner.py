@@ -5,8 +5,8 @@ Standard library only; shipped inside the wheel and started by the engine as
 JSON event per line on stdout:
 
     {"op": "run", "key": "3.17", "argv": [...], "env": {...}, "workdir": ..., "outputdir": ...,
-     "inputs": [...], "outputs": [...]}          ->  {"ev": "started", "key", "pid", "t"}
-                                                     {"ev": "exited", "key", "code", "killed", "t", "error"}
+     "inputs": [...], "outputs": [...]}
+        -> {"ev": "started", "key", "pid", "t"}, later {"ev": "exited", "key", "code", "killed", "t", "error"}
     {"op": "kill", "key": "3.17", "grace": 5.0}
 
 Each process runs in its own session (so a kill reaches its whole process group), in
@@ -79,12 +79,15 @@ class Runner:
                 raise ProcessLookupError("killed before it started")
             env = dict(os.environ)
             env.update({str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()})  # type: ignore[call-overload]
-            with open(os.path.join(outputdir, "stdout"), "wb") as out, \
-                    open(os.path.join(outputdir, "stderr"), "wb") as err:
+            out, err = open_outputs(outputdir)
+            try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
                     stdout=out, stderr=err, start_new_session=True,
                 )
+            finally:
+                os.close(out)
+                os.close(err)
         except (OSError, ValueError) as exc:
             killed = key in self.kill_requested
             error = None if killed else f"cannot start {argv[0]}: {exc}"
@@ -138,6 +141,16 @@ class Runner:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+
+def open_outputs(outputdir: str) -> tuple[int, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    out = os.open(os.path.join(outputdir, "stdout"), flags, 0o644)
+    try:
+        return out, os.open(os.path.join(outputdir, "stderr"), flags, 0o644)
+    except OSError:
+        os.close(out)
+        raise
 
 
 def stage_inputs(inputs: list[str], workdir: str) -> None:

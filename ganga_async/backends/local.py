@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
@@ -113,21 +113,16 @@ class LocalDriver(BackendDriver):
             if self._tg is None:
                 raise BackendError("the Local driver is not running")
             logdir = self._context.gangadir / "logs"
-            logdir.mkdir(parents=True, exist_ok=True)
+            await anyio.Path(logdir).mkdir(parents=True, exist_ok=True)
             ours, theirs = socket.socketpair()
             runner = shipped("workers", "local_runner.py")
             try:
-                with (logdir / "local_runner.log").open("ab") as errlog:
-                    proc = subprocess.Popen(
-                        [sys.executable, "-I", "-S", str(runner)],
-                        stdin=theirs, stdout=theirs, stderr=errlog, start_new_session=True,
-                    )
+                code = await anyio.to_thread.run_sync(_start_runner, runner, theirs, logdir)
             except OSError as exc:
                 ours.close()
                 raise BackendError(f"cannot start the local runner {runner}: {exc}") from exc
             finally:
                 theirs.close()
-            code = await anyio.to_thread.run_sync(proc.wait)
             if code != 0:
                 ours.close()
                 raise BackendError(f"the local runner failed to start (exit code {code}); see {logdir}")
@@ -168,18 +163,18 @@ class LocalDriver(BackendDriver):
                 self._release(unit)
             self._news_ready.set()
 
-    def _on_event(self, event: dict[str, object]) -> None:
+    def _on_event(self, event: dict[str, Any]) -> None:
         key = str(event["key"])
         unit = self._dispatched.get(key)
         if unit is None:
             return
-        t = float(event["t"])  # type: ignore[arg-type]
+        t = float(event["t"])
         if event["ev"] == "started":
             status = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
         else:
             self._release(unit)
             status = _final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
-                                   event.get("error"), ended=t)  # type: ignore[arg-type]
+                                   event.get("error"), ended=t)
             self._killed.discard(key)
         self._state[key] = status
         self._news[key] = status
@@ -291,6 +286,16 @@ class LocalDriver(BackendDriver):
         if self._stream is not None:
             await self._stream.aclose()
             self._stream = None
+
+
+def _start_runner(runner: Path, sock: socket.socket, logdir: Path) -> int:
+    """Start the runner; it daemonises, so this returns (its first process's exit code) at once."""
+    with (logdir / "local_runner.log").open("ab") as errlog:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(runner)],
+            stdin=sock.fileno(), stdout=sock.fileno(), stderr=errlog, start_new_session=True,
+        )
+    return int(proc.wait())
 
 
 async def _kill_later(pid: int, grace: float) -> None:
