@@ -32,9 +32,9 @@ class JobEvent:
 class EventStream:
     """A subscription to an engine's events; iterate it, and close it (or use ``async with``).
 
-    Events are queued per subscriber up to ``[Pipeline] event_buffer``; a subscriber that falls
-    further behind loses the oldest news and ``lost`` counts them. Iteration ends when the
-    engine closes.
+    Events are queued per subscriber up to ``[Pipeline] event_buffer``; events arriving while the
+    queue is full are dropped for this subscriber and ``lost`` counts them. Iteration ends when
+    the engine closes.
     """
 
     def __init__(self, hub: _Hub, size: float) -> None:
