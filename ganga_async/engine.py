@@ -123,7 +123,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._prepare_send: MemoryObjectSendStream[tuple[Job, MemoryObjectSendStream[Any]]]
-        self._split_send: MemoryObjectSendStream[Job]
+        self._split_send: MemoryObjectSendStream[tuple[Job, MemoryObjectSendStream[Any] | None]]
         self._submit_send: MemoryObjectSendStream[_Chunk]
         self._finalise_send: MemoryObjectSendStream[tuple[Job, int | None, BackendStatus]]
 
@@ -147,7 +147,8 @@ class Engine:
             size = self.config["Pipeline"]["stream_size"]
             self._prepare_send, prepare_recv = anyio.create_memory_object_stream[
                 tuple[Job, MemoryObjectSendStream[Any]]](size)
-            self._split_send, split_recv = anyio.create_memory_object_stream[Job](size)
+            self._split_send, split_recv = anyio.create_memory_object_stream[
+                tuple[Job, MemoryObjectSendStream[Any] | None]](size)
             self._submit_send, submit_recv = anyio.create_memory_object_stream[_Chunk](size)
             self._finalise_send, finalise_recv = anyio.create_memory_object_stream[
                 tuple[Job, int | None, BackendStatus]](size)
@@ -207,10 +208,12 @@ class Engine:
         return job
 
     async def submit(self, job: Job) -> Job:
-        """Submit a new job: returns once it is validated, persisted and accepted.
+        """Submit a new job: returns once it is validated, accepted and persisted with all its
+        subjobs (``job.subjobs`` is complete); submission to the backend goes on in the background.
 
         Raises :class:`JobSpecError` (the job stays ``new``) when the description cannot run,
-        e.g. a missing executable, and :class:`JobStateError` when the job is not ``new``.
+        e.g. a missing executable or a splitter that fails, and :class:`JobStateError` when the
+        job is not ``new``.
         """
         self._check_open()
         if job._master is not None:
@@ -433,7 +436,7 @@ class Engine:
         task_status.started()
         async with inbox, self._split_send:
             async for job, reply in inbox:
-                with reply, bound(job_id=_jid(job)):
+                with bound(job_id=_jid(job)):
                     try:
                         self._validate(job)
                         job._status = Status.SUBMITTING
@@ -445,18 +448,30 @@ class Engine:
                         )
                         await self.repository.flush()
                     except BaseException as exc:
-                        if job._status is Status.SUBMITTING:
-                            job._status = Status.NEW
-                            job._info.submit_counter -= 1
-                            self._thaw(job)
-                        await reply.send(exc)
+                        await self._refuse(job, reply, exc)
                         if not isinstance(exc, Exception):
                             raise
                         continue
                     self._publish(job, None, Status.NEW, Status.SUBMITTING, None)
-                    await reply.send(None)
                     log.info("job accepted", name=job.name)
-                await self._split_send.send(job)
+                await self._split_send.send((job, reply))
+
+    async def _refuse(self, job: Job, reply: MemoryObjectSendStream[Any] | None,
+                      exc: BaseException) -> None:
+        """Put a job whose submission failed before reaching a backend back to ``new``."""
+        if job._status is Status.SUBMITTING:
+            job._status = Status.NEW
+            job._info.submit_counter -= 1
+            job._times.pop("submitting", None)
+            self._thaw(job)
+            self.repository.queue_job(
+                _jid(job), status="new", submit_counter=job._info.submit_counter, times=job._times,
+                n_subjobs=None,
+            )
+            self._publish(job, None, Status.SUBMITTING, Status.NEW, str(exc))
+        if reply is not None:
+            with reply:
+                await reply.send(exc)
 
     def _validate(self, job: Job) -> None:
         inputs = []
@@ -473,16 +488,24 @@ class Engine:
         _plugins.load("backend", job.backend.plugin_name)
 
     async def _split_stage(
-        self, inbox: MemoryObjectReceiveStream[Job], *, task_status: TaskStatus[None]
+        self,
+        inbox: MemoryObjectReceiveStream[tuple[Job, MemoryObjectSendStream[Any] | None]],
+        *,
+        task_status: TaskStatus[None],
     ) -> None:
         task_status.started()
         async with inbox, self._submit_send:
-            async for job in inbox:
+            async for job, reply in inbox:
                 with bound(job_id=_jid(job)):
-                    await self._split(job)
+                    await self._split(job, reply)
 
-    async def _split(self, job: Job) -> None:
+    async def _split(self, job: Job, reply: MemoryObjectSendStream[Any] | None) -> None:
+        """Persist the subjobs, answer ``submit()`` (``reply``; None when resuming after a
+        restart), then feed the subjobs to the submit stage."""
         if job.splitter is None:
+            if reply is not None:
+                with reply:
+                    await reply.send(None)
             await self._submit_send.send((job, None))
             return
         table = SubjobTable()
@@ -504,13 +527,21 @@ class Engine:
                 raise JobSpecError("splitter", "made no subjobs; give it something to split")
         except Exception as exc:
             await self.repository.delete_subjobs(_jid(job))
-            self._set_status(job, None, Status.FAILED, reason=f"splitting failed: {exc}")
             log.error("splitting failed", error=str(exc))
+            error = exc if isinstance(exc, GangaAsyncError) else JobSpecError(
+                "splitter", f"splitting failed: {exc!r}")
+            if reply is None:
+                self._set_status(job, None, Status.FAILED, reason=str(error))
+            else:
+                await self._refuse(job, reply, error)
             return
         job._table = table
         self.repository.queue_job(_jid(job), n_subjobs=len(table))
         await self.repository.flush()
         log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
+        if reply is not None:
+            with reply:
+                await reply.send(None)
         batch = self.config["Pipeline"]["submit_batch"]
         for start in range(0, len(table), batch):
             await self._submit_send.send((job, list(range(start, min(start + batch, len(table))))))
@@ -872,7 +903,7 @@ class Engine:
             job = self._jobs.get(row.id) or await self._load(row)
             if job.splitter is not None and row.n_subjobs is None:
                 log.info("resuming an interrupted split", job_id=row.id)
-                await self._split_send.send(job)
+                await self._split_send.send((job, None))
                 continue
             for index in self._targets(job)[1]:
                 if self._status_of(job, index) in ACTIVE or self._status_of(job, index) is Status.UNKNOWN:

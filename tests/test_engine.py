@@ -334,3 +334,59 @@ async def test_engine_api_needs_a_running_engine(gangadir: Path, config: Config)
     engine = Engine(gangadir, config=config)
     with pytest.raises(EngineClosedError, match="async with Engine"):
         await engine.submit(Job())
+
+
+async def test_queued_subjobs_still_run_after_their_engine_closes(
+    gangadir: Path, config: Config, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/sh"), backend=Local(max_concurrent=2),
+                  splitter=ArgSplitter(args=[["-c", f"echo {i} >> {ledger}; sleep 0.3"]
+                                             for i in range(6)]))
+        await engine.submit(job)
+    async with Engine(gangadir, config=config) as engine:
+        again = await engine.get(job.id)  # type: ignore[arg-type]
+        await engine.wait(again, timeout=30)
+        assert again.status is Status.COMPLETED
+    assert sorted(int(x) for x in ledger.read_text().split()) == list(range(6))
+
+
+async def test_a_subjob_queued_by_an_earlier_engine_can_be_killed(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/sleep"), backend=Local(max_concurrent=1),
+                  splitter=ArgSplitter(args=[["2"], ["30"]]))
+        await engine.submit(job)
+    async with Engine(gangadir, config=config) as engine:
+        again = await engine.get(job.id)  # type: ignore[arg-type]
+        await engine.kill(again.subjobs[1])
+        await engine.wait(again, timeout=30)
+        assert again.subjobs[0].status is Status.COMPLETED
+        assert again.subjobs[1].status is Status.KILLED
+        assert not (again.subjobs[1].outputdir / "stdout").exists()
+
+
+async def test_a_splitter_failing_midway_is_raised_from_submit_and_leaves_the_job_new(
+    gangadir: Path, config: Config
+) -> None:
+    import dataclasses
+    from collections.abc import Iterator
+
+    from ganga_async import Splitter, _plugins
+
+    @dataclasses.dataclass(kw_only=True, repr=False)
+    class BrokenSplitter(Splitter):
+        def split(self, job: Job) -> Iterator[dict[str, object]]:
+            yield {"application.args": ["1"]}
+            raise RuntimeError("the catalogue went away")
+
+    _plugins.register("splitter", BrokenSplitter)
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(splitter=BrokenSplitter())
+        with pytest.raises(JobSpecError, match="splitting failed: RuntimeError"):
+            await engine.submit(job)
+        assert job.status is Status.NEW
+        assert len(job.subjobs) == 0
+    async with Engine(gangadir, config=config) as engine:
+        again = await engine.get(job.id)  # type: ignore[arg-type]
+        assert again.status is Status.NEW

@@ -1,20 +1,22 @@
-"""The local runner: starts and watches the Local backend's processes for one engine.
+"""The local runner: queues, starts and watches the Local backend's processes for one engine.
 
 Standard library only; shipped inside the wheel and started by the engine as
-``python -I local_runner.py``. It reads one JSON command per line on stdin and answers with one
-JSON event per line on stdout:
+``python -I -S local_runner.py`` with a Unix socket as stdin and stdout. It reads one JSON command
+per line and answers with one JSON event per line:
 
-    {"op": "run", "key": "3.17", "argv": [...], "env": {...}, "workdir": ..., "outputdir": ...,
-     "inputs": [...], "outputs": [...]}
+    {"op": "run", "key": "3.17", "group": "3", "limit": 8, "argv": [...], "env": {...},
+     "workdir": ..., "outputdir": ..., "inputs": [...], "outputs": [...]}
         -> {"ev": "started", "key", "pid", "t"}, later {"ev": "exited", "key", "code", "killed", "t", "error"}
     {"op": "kill", "key": "3.17", "grace": 5.0}
 
-Each process runs in its own session (so a kill reaches its whole process group), in
-``workdir``, with stdout and stderr in ``outputdir`` and the environment additions of its job.
-Its life is written to ``outputdir/__jobstatus__.json``: accepted (with the runner's pid)
-before the process starts, then its pid and start, then its exit code and end. The runner outlives the engine: when stdin closes it keeps watching its processes,
-records their exit codes, and exits once the last one has ended. A restarted engine reads
-the status files.
+Commands of one ``group`` (a master job) run at most ``limit`` at a time; the rest wait here, in
+the runner, so they still start after the engine has gone. Each process runs in its own session
+(so a kill reaches its whole process group), in ``workdir``, with stdout and stderr in
+``outputdir`` and the environment additions of its job. Its life is written to
+``outputdir/__jobstatus__.json``: accepted (with the runner's pid) as soon as the command
+arrives, then its pid and start, then its exit code and end. The runner outlives the engine:
+when its input ends it keeps running what it has, records every exit code, and exits once the
+last process has ended. A restarted engine reads the status files.
 """
 
 from __future__ import annotations
@@ -28,17 +30,34 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
+from typing import Any
 
 STATUS_FILE = "__jobstatus__.json"
+KILL_FILE = "__kill__"
+"""Created in the outputdir by an engine that cannot reach the runner: do not start it."""
+
+
+class Group:
+    """The commands of one master job: at most ``limit`` running, the rest queued."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.running = 0
+        self.queue: deque[dict[str, Any]] = deque()
 
 
 class Runner:
     def __init__(self) -> None:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.groups: dict[str, Group] = {}
         self.kill_requested: dict[str, float] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.engine_alive = True
         self.host = socket.gethostname()
+        self.idle = asyncio.Event()
+
+    # -- talking to the engine -----------------------------------------------------------
 
     def send(self, event: dict[str, object]) -> None:
         if not self.engine_alive:
@@ -51,6 +70,21 @@ class Runner:
             with open(os.devnull, "wb") as devnull:
                 os.dup2(devnull.fileno(), sys.stdout.fileno())
 
+    def command(self, line: bytes) -> None:
+        try:
+            cmd = json.loads(line)
+            op = cmd["op"]
+            if op == "run":
+                self.accept(cmd)
+            elif op == "kill":
+                self.kill(str(cmd["key"]), float(cmd.get("grace", 5.0)))
+            else:
+                raise KeyError(op)
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"local_runner: ignoring malformed command ({exc!r}): {line[:200]!r}", file=sys.stderr)
+
+    # -- status files ---------------------------------------------------------------------
+
     def write_status(self, outputdir: str, record: dict[str, object]) -> None:
         path = os.path.join(outputdir, STATUS_FILE)
         tmp = f"{path}.tmp"
@@ -58,27 +92,83 @@ class Runner:
             json.dump(record, f)
         os.replace(tmp, path)
 
-    async def run(self, cmd: dict[str, object]) -> None:
+    def finish(self, cmd: dict[str, Any], record: dict[str, object], code: int | None,
+               error: str | None = None) -> None:
         key = str(cmd["key"])
+        killed = self.kill_requested.pop(key, None) is not None
+        if killed:
+            error = None
+        record.update(end=time.time(), exitcode=code, killed=killed, error=error)
+        try:
+            os.makedirs(str(cmd["outputdir"]), exist_ok=True)
+            self.write_status(str(cmd["outputdir"]), record)
+        except OSError as exc:
+            print(f"local_runner: cannot write the status of {key}: {exc}", file=sys.stderr)
+        self.send({"ev": "exited", "key": key, "code": code, "killed": killed, "t": record["end"],
+                   "error": error})
+
+    # -- queueing -------------------------------------------------------------------------
+
+    def accept(self, cmd: dict[str, Any]) -> None:
+        record = {"key": str(cmd["key"]), "runner_pid": os.getpid(), "host": self.host,
+                  "accepted": time.time()}
+        cmd["_record"] = record
+        try:
+            os.makedirs(str(cmd["outputdir"]), exist_ok=True)
+            # Written before anything runs, so a restarted engine never starts it twice.
+            self.write_status(str(cmd["outputdir"]), record)
+        except OSError as exc:
+            self.finish(cmd, record, None, f"cannot write to {cmd['outputdir']}: {exc}")
+            return
+        group = self.groups.get(str(cmd["group"]))
+        if group is None:
+            group = self.groups[str(cmd["group"])] = Group(int(cmd["limit"]))
+        group.limit = max(1, int(cmd["limit"]))
+        group.queue.append(cmd)
+        self.idle.clear()
+        self.pump(str(cmd["group"]))
+
+    def pump(self, name: str) -> None:
+        group = self.groups[name]
+        while group.queue and group.running < group.limit:
+            cmd = group.queue.popleft()
+            group.running += 1
+            task = asyncio.ensure_future(self.run(cmd))
+            self.tasks.add(task)
+            task.add_done_callback(lambda t, n=name: self.done(t, n))
+        if not group.queue and not group.running:
+            del self.groups[name]
+            if not self.groups:
+                self.idle.set()
+
+    def done(self, task: asyncio.Task[None], name: str) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"local_runner: internal error: {task.exception()!r}", file=sys.stderr)
+        self.groups[name].running -= 1
+        self.pump(name)
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, cmd: dict[str, Any]) -> None:
+        key = str(cmd["key"])
+        record: dict[str, object] = cmd["_record"]
         workdir, outputdir = str(cmd["workdir"]), str(cmd["outputdir"])
-        argv = [str(a) for a in cmd["argv"]]  # type: ignore[attr-defined]
-        record: dict[str, object] = {"key": key, "runner_pid": os.getpid(), "host": self.host}
+        argv = [str(a) for a in cmd["argv"]]
+        if take_kill_marker(outputdir):
+            self.kill_requested.setdefault(key, 0.0)
+        if key in self.kill_requested:
+            self.finish(cmd, record, None)
+            return
         try:
             os.makedirs(workdir, exist_ok=True)
-            os.makedirs(outputdir, exist_ok=True)
-            # Recorded before the process exists, so a restarted engine never starts it twice.
-            record["accepted"] = time.time()
-            self.write_status(outputdir, record)
-            inputs = list(cmd.get("inputs") or [])  # type: ignore[call-overload]
-            if inputs:
-                await asyncio.to_thread(stage_inputs, inputs, workdir)
+            if cmd.get("inputs"):
+                await asyncio.to_thread(stage_inputs, list(cmd["inputs"]), workdir)
             if argv[0].startswith("./"):
                 staged = os.path.join(workdir, argv[0][2:])
                 os.chmod(staged, os.stat(staged).st_mode | 0o111)
-            if key in self.kill_requested:
-                raise ProcessLookupError("killed before it started")
             env = dict(os.environ)
-            env.update({str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()})  # type: ignore[call-overload]
+            env.update({str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()})
             out, err = open_outputs(outputdir)
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -89,45 +179,46 @@ class Runner:
                 os.close(out)
                 os.close(err)
         except (OSError, ValueError) as exc:
-            killed = key in self.kill_requested
-            error = None if killed else f"cannot start {argv[0]}: {exc}"
-            record.update(end=time.time(), exitcode=None, killed=killed, error=error)
-            self.finish(outputdir, record)
-            self.send({"ev": "exited", "key": key, "code": None, "killed": killed,
-                       "t": record["end"], "error": error})
+            self.finish(cmd, record, None, f"cannot start {argv[0]}: {exc}")
             return
         self.procs[key] = proc
-        started = time.time()
-        record.update(pid=proc.pid, start=started)
-        self.write_status(outputdir, record)
-        self.send({"ev": "started", "key": key, "pid": proc.pid, "t": started})
-        code = await proc.wait()
-        del self.procs[key]
-        outputs = list(cmd.get("outputs") or [])  # type: ignore[call-overload]
-        if outputs:
-            await asyncio.to_thread(collect_outputs, outputs, workdir, outputdir)
-        killed = key in self.kill_requested
-        record.update(end=time.time(), exitcode=code, killed=killed)
-        self.finish(outputdir, record)
-        self.send({"ev": "exited", "key": key, "code": code, "killed": killed, "t": record["end"]})
-
-    def finish(self, outputdir: str, record: dict[str, object]) -> None:
-        self.kill_requested.pop(str(record["key"]), None)
+        record.update(pid=proc.pid, start=time.time())
         try:
-            os.makedirs(outputdir, exist_ok=True)
             self.write_status(outputdir, record)
         except OSError as exc:
-            print(f"local_runner: cannot write status of {record['key']}: {exc}", file=sys.stderr)
+            print(f"local_runner: cannot write the status of {key}: {exc}", file=sys.stderr)
+        self.send({"ev": "started", "key": key, "pid": proc.pid, "t": record["start"]})
+        if key in self.kill_requested:
+            self.signal_group(key, proc)
+        code = await proc.wait()
+        del self.procs[key]
+        if cmd.get("outputs"):
+            try:
+                await asyncio.to_thread(collect_outputs, list(cmd["outputs"]), workdir, outputdir)
+            except OSError as exc:
+                print(f"local_runner: copying outputs of {key} failed: {exc}", file=sys.stderr)
+        self.finish(cmd, record, code)
 
     def kill(self, key: str, grace: float) -> None:
         self.kill_requested[key] = grace
         proc = self.procs.get(key)
-        if proc is None:
+        if proc is not None:
+            self.signal_group(key, proc)
             return
+        for name, group in list(self.groups.items()):
+            for cmd in group.queue:
+                if cmd["key"] == key:
+                    group.queue.remove(cmd)
+                    self.finish(cmd, cmd["_record"], None)
+                    self.pump(name)
+                    return
+
+    def signal_group(self, key: str, proc: asyncio.subprocess.Process) -> None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
+        grace = self.kill_requested.get(key, 5.0)
         asyncio.get_running_loop().call_later(grace, self.force_kill, key, proc)
 
     def force_kill(self, key: str, proc: asyncio.subprocess.Process) -> None:
@@ -137,10 +228,35 @@ class Runner:
             except ProcessLookupError:
                 pass
 
-    def spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+
+class Commands(asyncio.Protocol):
+    """Splits the engine's byte stream into lines. Every complete line that arrived is handled,
+    even when the connection then breaks (an engine killed with unread events resets it)."""
+
+    def __init__(self, runner: Runner, closed: asyncio.Future[None]) -> None:
+        self.runner = runner
+        self.closed = closed
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.runner.command(line)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def take_kill_marker(outputdir: str) -> bool:
+    """True (and the marker removed) when an engine asked, through the file, not to start this."""
+    try:
+        os.unlink(os.path.join(outputdir, KILL_FILE))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def open_outputs(outputdir: str) -> tuple[int, int]:
@@ -175,29 +291,13 @@ def collect_outputs(patterns: list[str], workdir: str, outputdir: str) -> None:
 
 async def main() -> None:
     runner = Runner()
+    runner.idle.set()
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 24)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        try:
-            line = await reader.readline()
-        except (ConnectionError, OSError, ValueError):
-            # An engine killed with events still unread resets the connection: that is an
-            # end of input like any other, and the processes must still be watched.
-            break
-        if not line:
-            break
-        try:
-            cmd = json.loads(line)
-            op = cmd["op"]
-        except (ValueError, KeyError, TypeError):
-            print(f"local_runner: ignoring malformed command {line[:200]!r}", file=sys.stderr)
-            continue
-        if op == "run":
-            runner.spawn(runner.run(cmd))
-        elif op == "kill":
-            runner.kill(str(cmd["key"]), float(cmd.get("grace", 5.0)))
+    closed: asyncio.Future[None] = loop.create_future()
+    await loop.connect_read_pipe(lambda: Commands(runner, closed), sys.stdin)
+    await closed
     runner.engine_alive = False
+    await runner.idle.wait()
     while runner.tasks:
         await asyncio.gather(*list(runner.tasks), return_exceptions=True)
 

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,10 @@ from .base import (
 if TYPE_CHECKING:
     from ..job import Job
 
-__all__ = ["Local", "LocalDriver", "STATUS_FILE"]
+__all__ = ["Local", "LocalDriver", "STATUS_FILE", "KILL_FILE"]
+
+KILL_FILE = "__kill__"
+"""Asks an earlier engine's runner not to start a (sub)job it still holds in its queue."""
 
 log = get_logger(__name__)
 
@@ -72,19 +74,15 @@ class Local(Backend):
 
 
 class LocalDriver(BackendDriver):
-    """Queues units per job, hands them to the local runner within each job's limit, and turns
-    the runner's events into status news."""
+    """Hands units to the local runner (which queues them within each job's limit) and turns the
+    runner's events into status news."""
 
     def __init__(self, context: DriverContext) -> None:
         self._context = context
         self._tg: TaskGroup | None = None
         self._stream: UNIXSocketStream | None = None
         self._runner_lock = anyio.Lock()
-        self._outbox: list[bytes] = []
-        self._outbox_ready = anyio.Event()
-        self._queues: dict[int, deque[SubmitUnit]] = {}
-        self._limits: dict[int, int] = {}
-        self._running: dict[int, int] = {}
+        self._send_lock = anyio.Lock()
         self._dispatched: dict[str, SubmitUnit] = {}
         self._state: dict[str, BackendStatus] = {}
         self._killed: set[str] = set()
@@ -129,22 +127,17 @@ class LocalDriver(BackendDriver):
             stream = await UNIXSocketStream.from_socket(ours)
             self._stream = stream
             self._tg.start_soon(self._read_events, stream)
-            self._tg.start_soon(self._write_commands, stream)
 
-    async def _write_commands(self, stream: UNIXSocketStream) -> None:
-        while self._stream is stream:
-            await self._outbox_ready.wait()
-            self._outbox_ready = anyio.Event()
-            data, self._outbox = b"".join(self._outbox), []
-            if data:
-                try:
-                    await stream.send(data)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    return
-
-    def _command(self, command: dict[str, object]) -> None:
-        self._outbox.append(json.dumps(command, separators=(",", ":")).encode() + b"\n")
-        self._outbox_ready.set()
+    async def _send(self, commands: list[dict[str, object]]) -> None:
+        """Write commands to the runner; they are in its hands when this returns."""
+        data = b"".join(json.dumps(c, separators=(",", ":")).encode() + b"\n" for c in commands)
+        async with self._send_lock:
+            if self._stream is None:
+                raise BackendError("the local runner is not running")
+            try:
+                await self._stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                raise BackendError(f"the local runner went away: {exc}") from exc
 
     async def _read_events(self, stream: UNIXSocketStream) -> None:
         buffered = BufferedByteReceiveStream(stream)
@@ -158,9 +151,9 @@ class LocalDriver(BackendDriver):
         if self._stream is stream:
             log.warning("local runner connection lost; its processes are checked through status files")
             self._stream = None
-            for key, unit in list(self._dispatched.items()):
+            for key in list(self._dispatched):
                 self._state.pop(key, None)
-                self._release(unit)
+            self._dispatched.clear()
             self._news_ready.set()
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -172,7 +165,7 @@ class LocalDriver(BackendDriver):
         if event["ev"] == "started":
             status = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
         else:
-            self._release(unit)
+            del self._dispatched[key]
             status = _final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
                                    event.get("error"), ended=t)
             self._killed.discard(key)
@@ -180,76 +173,52 @@ class LocalDriver(BackendDriver):
         self._news[key] = status
         self._news_ready.set()
 
-    def _release(self, unit: SubmitUnit) -> None:
-        if self._dispatched.pop(unit.key, None) is not None:
-            self._running[unit.job_id] -= 1
-            self._pump(unit.job_id)
-
-    def _pump(self, job_id: int) -> None:
-        queue = self._queues.get(job_id)
-        if queue is None:
-            return
-        limit = self._limits[job_id]
-        while queue and self._running[job_id] < limit:
-            unit = queue.popleft()
-            self._running[job_id] += 1
-            self._dispatched[unit.key] = unit
-            self._command({
-                "op": "run", "key": unit.key, "argv": unit.command.argv, "env": unit.command.env,
-                "workdir": str(unit.workdir), "outputdir": str(unit.outputdir),
-                "inputs": unit.inputfiles, "outputs": unit.outputfiles,
-            })
-        if not queue and not self._running[job_id]:
-            del self._queues[job_id], self._running[job_id], self._limits[job_id]
-
     # -- the contract -----------------------------------------------------------------
 
     async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
         await self._ensure_runner()
-        touched = set()
+        commands: list[dict[str, object]] = []
         for unit in units:
-            job_id = unit.job_id
-            if job_id not in self._queues:
-                self._queues[job_id] = deque()
-                self._running[job_id] = 0
-            self._limits[job_id] = self._limit(unit)
-            self._queues[job_id].append(unit)
+            self._dispatched[unit.key] = unit
             self._state[unit.key] = BackendStatus(Status.SUBMITTED)
-            touched.add(job_id)
-        for job_id in touched:
-            self._pump(job_id)
+            commands.append({
+                "op": "run", "key": unit.key, "group": str(unit.job_id), "limit": self._limit(unit),
+                "argv": unit.command.argv, "env": unit.command.env, "workdir": str(unit.workdir),
+                "outputdir": str(unit.outputdir), "inputs": unit.inputfiles, "outputs": unit.outputfiles,
+            })
+        try:
+            await self._send(commands)
+        except BackendError:
+            for unit in units:
+                self._dispatched.pop(unit.key, None)
+                self._state.pop(unit.key, None)
+            raise
         return [unit.key for unit in units]
 
     def _limit(self, unit: SubmitUnit) -> int:
         own = getattr(unit.backend, "max_concurrent", 0)
-        return own or self._context.config["Local"]["max_concurrent"] or os.cpu_count() or 1
+        return int(own or self._context.config["Local"]["max_concurrent"] or os.cpu_count() or 1)
 
     async def kill(self, handles: Sequence[Handle]) -> None:
         grace = float(self._context.config["Local"]["kill_grace"])
-        orphans: list[Handle] = []
+        ours: list[dict[str, object]] = []
         for handle in handles:
-            key = handle.key
-            self._killed.add(key)
-            queued = next((q for q in self._queues.values() if any(u.key == key for u in q)), None)
-            if queued is not None:
-                unit = next(u for u in queued if u.key == key)
-                queued.remove(unit)
-                self._killed.discard(key)
-                status = BackendStatus(Status.KILLED, reason="killed before it started")
-                self._state[key] = self._news[key] = status
-                self._news_ready.set()
-                self._pump(unit.job_id)
-            elif key in self._dispatched and self._stream is not None:
-                self._command({"op": "kill", "key": key, "grace": grace})
+            self._killed.add(handle.key)
+            if handle.key in self._dispatched and self._stream is not None:
+                ours.append({"op": "kill", "key": handle.key, "grace": grace})
             else:
-                orphans.append(handle)
-        for handle in orphans:
-            await self._kill_orphan(handle, grace)
+                await self._kill_orphan(handle, grace)
+        if ours:
+            await self._send(ours)
 
     async def _kill_orphan(self, handle: Handle, grace: float) -> None:
         record = await anyio.to_thread.run_sync(_read_status, handle.outputdir)
-        pid = record.get("pid") if record else None
-        if not isinstance(pid, int) or "end" in record:  # type: ignore[operator]
+        if not record or "end" in record:
+            return
+        pid = record.get("pid")
+        if not isinstance(pid, int):
+            # Queued in an earlier engine's runner: it checks for this file before starting.
+            await anyio.Path(handle.outputdir / KILL_FILE).touch()
             return
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -283,9 +252,10 @@ class LocalDriver(BackendDriver):
         return news
 
     async def aclose(self) -> None:
-        if self._stream is not None:
-            await self._stream.aclose()
-            self._stream = None
+        async with self._send_lock:
+            if self._stream is not None:
+                await self._stream.aclose()
+                self._stream = None
 
 
 def _start_runner(runner: Path, sock: socket.socket, logdir: Path) -> int:

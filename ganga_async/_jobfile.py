@@ -1,0 +1,125 @@
+"""Job descriptions in TOML files, as ``ganga-async submit job.toml`` reads them.
+
+A job file has the fields of :class:`~ganga_async.Job`::
+
+    name = "analysis"
+    inputfiles = ["run.sh", "data/a.txt"]
+    outputfiles = ["*.root"]
+
+    [application]
+    type = "Executable"
+    exe = "run.sh"
+
+    [backend]
+    type = "Local"
+    max_concurrent = 4
+
+    [splitter]
+    type = "ArgSplitter"
+    args = [["1"], ["2"]]
+
+``[application]`` and ``[backend]`` may be left out for the Job defaults (``Executable`` on
+``Local``); a table that is present names its plugin with ``type``. Relative ``inputfiles``
+are relative to the directory of the file (no glob is expanded). Every mistake is a
+:class:`~ganga_async.JobSpecError` whose message starts with the file, names the field and
+says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from . import _plugins
+from ._component import Component, check_value
+from ._exceptions import JobSpecError, PluginError
+from .job import FIELDS, Job
+
+__all__ = ["job_from_dict", "load_job_file"]
+
+_TABLES = ("application", "backend", "splitter")
+
+
+def load_job_file(path: str | os.PathLike[str]) -> Job:
+    """The new Job described by the TOML file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode()
+    except OSError as exc:
+        raise JobSpecError("", f"cannot read the job file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        error = JobSpecError("", f"is not UTF-8 text ({exc.reason}); save it as UTF-8")
+        raise _located(error, str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"at line (\d+)", str(exc))
+        fix = f"fix the TOML syntax at line {line.group(1)}" if line else "fix the TOML syntax"
+        raise _located(JobSpecError("", f"{exc}; {fix}"), str(path)) from None
+    return job_from_dict(data, str(path), basedir=path.absolute().parent)
+
+
+def job_from_dict(
+    data: dict[str, Any], source: str, *, basedir: str | os.PathLike[str] | None = None
+) -> Job:
+    """The new Job described by ``data``, a parsed job file; ``source`` names it in errors.
+
+    Relative ``inputfiles`` are taken relative to ``basedir`` when it is given (and left for
+    the engine to resolve against the working directory otherwise).
+    """
+    try:
+        return _build(data, basedir)
+    except JobSpecError as exc:
+        raise _located(exc, source) from None
+
+
+def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
+    for key in data:
+        if key not in FIELDS:
+            plain = ", ".join(f for f in FIELDS if f not in _TABLES)
+            tables = ", ".join(f"[{t}]" for t in _TABLES)
+            raise JobSpecError(key, f"unknown key; valid keys: {plain} and the tables {tables}")
+    fields: dict[str, Any] = {k: v for k, v in data.items() if k not in _TABLES}
+    if "inputfiles" in fields:
+        inputfiles: list[str] = check_value(fields["inputfiles"], list[str], "inputfiles")
+        if basedir is not None:
+            inputfiles = [os.path.join(basedir, os.path.expanduser(p)) for p in inputfiles]
+        fields["inputfiles"] = inputfiles
+    for category in _TABLES:
+        if category in data:
+            fields[category] = _component(category, data[category])
+    return Job(**fields)
+
+
+def _component(category: str, table: Any) -> Component:
+    available = _plugins.available(category)
+    listed = ", ".join(available) or "none installed"
+    example = f'type = "{available[0] if available else "..."}"'
+    if not isinstance(table, dict):
+        raise JobSpecError(
+            category, f"must be a table: a line [{category}], then {example} and its fields"
+        )
+    fields = dict(table)
+    name = fields.pop("type", None)
+    if name is None:
+        raise JobSpecError(f"{category}.type", f"is missing; add {example} (available: {listed})")
+    if not isinstance(name, str):
+        raise JobSpecError(f"{category}.type", f"must be a string like {example}")
+    try:
+        cls: type[Component] = _plugins.load(category, name)
+    except PluginError:
+        if name in available:
+            raise
+        raise JobSpecError(
+            f"{category}.type", f"unknown {category} {name!r}; available: {listed}"
+        ) from None
+    return cls.from_fields(fields, where=category)
+
+
+def _located(exc: JobSpecError, source: str) -> JobSpecError:
+    """``exc`` with the file it came from in front of its message (``field`` is kept)."""
+    exc.args = (f"{source}: {exc}",)
+    return exc

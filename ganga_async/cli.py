@@ -1,0 +1,578 @@
+"""The ``ganga-async`` command: submit, list, inspect and control jobs from a shell.
+
+::
+
+    ganga-async [--gangadir DIR] [--json] [--log-json] [-v] COMMAND ...
+
+    submit FILE.toml [--wait]     jobs [--status S]     show ID     wait ID
+    kill ID     resubmit ID [--wait]     remove ID     peek ID [FILE]     demo [--subjobs N]
+
+Each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
+``jobs``, ``show`` and ``peek`` only read, so they open it with ``monitoring=False`` and never
+touch a backend; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
+on a repository of any size. rich is imported only to draw a table or a progress bar.
+
+Exit codes: 0 success; 1 a job waited for ended failed or killed; 2 an error, printed as one
+line ``error: ...`` on stderr. With ``--json`` every command prints one JSON document on
+stdout. The library never configures logging; this module installs the one stderr handler,
+console lines by default or one JSON object per line with ``--log-json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._exceptions import GangaAsyncError, JobStateError
+from ._jobfile import load_job_file
+from ._log import EVENT_ATTR
+from .applications.executable import Executable
+from .backends.local import Local
+from .engine import Engine
+from .events import EventStream
+from .job import Job
+from .splitters.arg import ArgSplitter
+from .states import FINAL, Status
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+__all__ = ["main"]
+
+_READ_ONLY = frozenset({"jobs", "show", "peek"})
+_SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
+                    "comment")
+_STATUS_STYLES = {"completed": "green", "failed": "red", "killed": "magenta", "running": "cyan",
+                  "submitted": "blue", "submitting": "blue", "completing": "cyan",
+                  "unknown": "yellow"}
+
+_Run = Callable[[Engine, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    args = _parser().parse_args(argv)
+    _configure_logging(args.verbose, args.log_json)
+    try:
+        return anyio.run(_run, args, backend="asyncio")
+    except KeyboardInterrupt:
+        print("interrupted; jobs already started keep running (see: ganga-async jobs)",
+              file=sys.stderr)
+        return 130
+    except (GangaAsyncError, FileNotFoundError, BaseExceptionGroup) as exc:
+        error = _expected(exc)
+        if error is None:
+            raise
+        _print_error(str(error), as_json=args.log_json)
+        return 2
+
+
+def _expected(exc: BaseException) -> BaseException | None:
+    """The error to report in one line, or ``None`` for a bug that deserves its traceback."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, GangaAsyncError | FileNotFoundError) else None
+
+
+def _print_error(message: str, *, as_json: bool) -> None:
+    """One line on stderr: ``error: ...``, or a JSON log object among the other JSON lines."""
+    if not as_json:
+        print(f"error: {message}", file=sys.stderr)
+        return
+    record = logging.makeLogRecord({
+        "name": "ganga_async.cli", "levelno": logging.ERROR, "levelname": "ERROR", "msg": message,
+        EVENT_ATTR: {"event": "error", "error": message},
+    })
+    print(_JsonFormatter().format(record), file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganga-async",
+        description="Submit, follow and control ganga-async jobs.",
+        epilog="Exit codes: 0 success, 1 a waited-for job ended failed or killed, 2 an error.",
+    )
+    parser.add_argument("--gangadir", metavar="DIR", type=Path,
+                        help="the gangadir to use (default: [Configuration] gangadir)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout, for scripts")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log one JSON object per line on stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log more: -v for info, -vv for debug")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: _Run, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("submit", _submit, "submit the job described in a TOML file and print its id")
+    sub.add_argument("file", metavar="FILE.toml", type=Path)
+    sub.add_argument("--wait", action="store_true", help="show progress until the job is final")
+    sub = command("jobs", _jobs, "list the jobs")
+    sub.add_argument("--status", help="only jobs in this status (e.g. running, failed)")
+    sub = command("show", _show, "show a job or subjob (3 or 3.17)")
+    sub.add_argument("id", metavar="ID")
+    sub = command("wait", _wait, "follow a job until it is final, running what it still has to")
+    sub.add_argument("id", metavar="ID")
+    sub = command("kill", _kill, "kill a job (every active subjob) or one subjob")
+    sub.add_argument("id", metavar="ID")
+    sub = command("resubmit", _resubmit,
+                  "submit again a job's failed subjobs, or a finished job or subjob")
+    sub.add_argument("id", metavar="ID")
+    sub.add_argument("--wait", action="store_true", help="show progress until the job is final")
+    sub = command("remove", _remove, "kill a job if active, then delete it and its files")
+    sub.add_argument("id", metavar="ID")
+    sub = command("peek", _peek, "print a file of a job's output: stdout, stderr or FILE")
+    sub.add_argument("id", metavar="ID")
+    sub.add_argument("file", metavar="FILE", nargs="?", default="stdout")
+    sub = command("demo", _demo, "run a split job of /bin/echo on Local with a progress bar")
+    sub.add_argument("--subjobs", type=_positive, default=1000, metavar="N",
+                     help="how many subjobs (default 1000)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+async def _run(args: argparse.Namespace) -> int:
+    monitoring = args.command not in _READ_ONLY
+    async with Engine(args.gangadir, monitoring=monitoring) as engine:
+        code: int = await args.run(engine, args)
+        return code
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def _submit(engine: Engine, args: argparse.Namespace) -> int:
+    job = load_job_file(args.file)
+    follower = _Follower(engine, job)
+    started = time.monotonic()
+    await engine.submit(job)
+    return await _follow_up(args, follower, started)
+
+
+async def _resubmit(engine: Engine, args: argparse.Namespace) -> int:
+    job = await engine.get(args.id)
+    follower = _Follower(engine, job)
+    started = time.monotonic()
+    await engine.resubmit(job)
+    return await _follow_up(args, follower, started)
+
+
+async def _follow_up(args: argparse.Namespace, follower: _Follower, started: float) -> int:
+    """After a (re)submission: wait and summarise with ``--wait``, otherwise report the handover."""
+    job = follower.job
+    if args.wait:
+        await follower.follow(_progress(args))
+        return _report(job, time.monotonic() - started, args)
+    await follower.handed_over()
+    follower.close()
+    if args.json:
+        _print_json({"id": job.id, "status": str(job.status), "subjobs": len(job.subjobs)})
+    else:
+        print(job.fqid)
+        if job.status not in FINAL:
+            print(f"job {job.fqid} is {job.status}; follow it with: ganga-async wait {job.fqid}",
+                  file=sys.stderr)
+    return 0
+
+
+async def _wait(engine: Engine, args: argparse.Namespace) -> int:
+    job = await engine.get(args.id)
+    if job.status is Status.NEW:
+        raise JobStateError(f"job {job.fqid} is new: it was never submitted, so it never ends")
+    follower = _Follower(engine, job)
+    await follower.follow(_progress(args))
+    return _report(job, None, args)
+
+
+async def _jobs(engine: Engine, args: argparse.Namespace) -> int:
+    rows = await engine.summary()
+    if args.status is not None:
+        wanted = str(Status.parse(args.status))
+        rows = [row for row in rows if row["status"] == wanted]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        which = f"{args.status} jobs" if args.status else "jobs"
+        print(f"no {which} in {engine.gangadir}")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [["" if row[c] is None else str(row[c]) for c in _SUMMARY_COLUMNS] for row in rows]
+    table = Table(box=None, header_style="bold")
+    for i, column in enumerate(_SUMMARY_COLUMNS):
+        header = "fqid" if column == "id" else column
+        width = max(len(header), *(len(line[i]) for line in cells))
+        # On a narrow terminal the name and the comment give way; ids and statuses never do.
+        table.add_column(header, no_wrap=True, overflow="ellipsis",
+                         min_width={"comment": None, "name": min(width, 16)}.get(column, width),
+                         justify="right" if column in ("id", "subjobs") else "left")
+    for row, line in zip(rows, cells, strict=True):
+        style = _STATUS_STYLES.get(row["status"], "")
+        table.add_row(*[Text(cell, style=style if column == "status" else "")
+                        for column, cell in zip(_SUMMARY_COLUMNS, line, strict=True)])
+    Console().print(table)
+    return 0
+
+
+async def _show(engine: Engine, args: argparse.Namespace) -> int:
+    job = await engine.get(args.id)
+    info = _describe(job)
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"job {job.fqid}: {job.status}")
+    for key, value in info.items():
+        if key in ("fqid", "status") or value in (None, "", [], {}):
+            continue
+        if key == "time":
+            print("  time")
+            for status, stamp in value.items():
+                print(f"    {status:<12} {stamp}")
+            continue
+        if key == "subjob_counts":
+            value = ", ".join(f"{status} {n}" for status, n in value.items())
+        elif isinstance(value, dict) and "type" in value:
+            value = _component_text(value)
+        print(f"  {key:<14} {_shorten(str(value))}")
+    return 0
+
+
+async def _kill(engine: Engine, args: argparse.Namespace) -> int:
+    job = await engine.get(args.id)
+    await engine.kill(job)
+    config = engine.config
+    patience = config["Local"]["kill_grace"] + config["Monitoring"]["poll_interval"] + 1
+    with anyio.move_on_after(patience):
+        await engine.wait(job)
+    if args.json:
+        _print_json({"id": job.fqid, "status": str(job.status)})
+    elif job.status in FINAL:
+        print(f"job {job.fqid} {job.status}")
+    else:
+        print(f"kill of job {job.fqid} requested; it is still {job.status} "
+              f"(check with: ganga-async show {job.fqid})")
+    return 0
+
+
+async def _remove(engine: Engine, args: argparse.Namespace) -> int:
+    job = await engine.get(args.id)
+    await engine.remove(job)
+    if args.json:
+        _print_json({"id": job.fqid, "status": str(job.status)})
+    else:
+        print(f"job {job.fqid} removed")
+    return 0
+
+
+async def _peek(engine: Engine, args: argparse.Namespace) -> int:
+    job = await engine.get(args.id)
+    try:
+        text = await engine.peek(job, args.file)
+    except FileNotFoundError:
+        there = ", ".join((await engine.peek(job, "")).splitlines()) or "nothing yet"
+        raise FileNotFoundError(
+            f"job {job.fqid} has no {args.file!r} (yet); its files: {there}"
+        ) from None
+    if args.json:
+        _print_json({"id": job.fqid, "file": args.file, "content": text})
+    else:
+        sys.stdout.write(text)
+        if text and not text.endswith("\n"):
+            sys.stdout.write("\n")
+    return 0
+
+
+async def _demo(engine: Engine, args: argparse.Namespace) -> int:
+    count = args.subjobs
+    job = Job(
+        name="demo",
+        comment=f"ganga-async demo: {count} subjobs of /bin/echo",
+        application=Executable(exe="/bin/echo", args=[]),
+        backend=Local(max_concurrent=8),
+        splitter=ArgSplitter(args=[[f"hello from subjob {i}"] for i in range(count)]),
+    )
+    follower = _Follower(engine, job)
+    started = time.monotonic()
+    await engine.submit(job)
+    if not args.json:
+        print(f"job {job.fqid}: {count} subjobs of /bin/echo on Local(max_concurrent=8)")
+    await follower.follow(_progress(args))
+    elapsed = time.monotonic() - started
+    first = job.subjobs[0]
+    try:
+        sample = (await engine.peek(first)).strip()
+    except FileNotFoundError:
+        sample = None
+    if args.json:
+        _print_json({**_summary(job, elapsed), "rate": round(count / elapsed, 1),
+                     "sample": {"id": first.fqid, "stdout": sample}})
+        return 0 if job.status is Status.COMPLETED else 1
+    code = _report(job, elapsed, args)
+    print(f"  {'rate':<10} {count / elapsed:.1f} subjobs/s")
+    print(f"  {'stdout of ' + first.fqid}: {sample if sample is not None else '(none)'}")
+    print(f"  look closer: ganga-async show {job.fqid}; ganga-async peek {first.fqid}")
+    return code
+
+
+# -- following a job ----------------------------------------------------------------------
+
+
+class _Follower:
+    """Follows one job through the engine's events: its handover to the backend, and its
+    (sub)jobs reaching final states for a progress bar.
+
+    Create it before submitting, so that no event is missed; the counts of final subjobs are
+    taken at the same moment.
+    """
+
+    def __init__(self, engine: Engine, job: Job) -> None:
+        self.engine = engine
+        self.job = job
+        self.events: EventStream = engine.events()
+        counts = _subjob_counts(job)
+        self.done = sum(n for status, n in counts.items() if Status(status) in FINAL)
+        self.failed = counts.get("failed", 0)
+
+    def close(self) -> None:
+        self.events.close()
+
+    def _split(self) -> bool:
+        return self.job.splitter is not None
+
+    def _total(self) -> int | None:
+        if not self._split():
+            return 1
+        return len(self.job.subjobs) or None
+
+    def _count(self, old: Status, new: Status) -> None:
+        self.done += (new in FINAL) - (old in FINAL)
+        self.failed += (new is Status.FAILED) - (old is Status.FAILED)
+
+    async def handed_over(self) -> None:
+        """Return once the backend took the job (it left ``submitting``). A Local job then runs
+        on, queue included, after this process ends."""
+        job = self.job
+        if job.status is Status.SUBMITTING:
+            async for _ in self.events:
+                if job.status is not Status.SUBMITTING:
+                    break
+
+    async def follow(self, progress: Progress | None) -> None:
+        """Wait until the job is final, drawing its ``progress`` bar if there is one."""
+        try:
+            if progress is None:
+                await self.engine.wait(self.job)
+                return
+            with progress:
+                task = progress.add_task(f"job {self.job.fqid}", total=self._total(),
+                                         completed=self.done, failed=self.failed)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._draw, progress, task)
+                    await self.engine.wait(self.job)
+                    tg.cancel_scope.cancel()
+                total = self._total() or 0
+                if self._split():
+                    failed = _subjob_counts(self.job).get("failed", 0)
+                else:
+                    failed = int(self.job.status is Status.FAILED)
+                progress.update(task, total=total, completed=total, failed=failed)
+        finally:
+            self.close()
+
+    async def _draw(self, progress: Progress, task: Any) -> None:
+        split = self._split()
+        async for event in self.events:
+            if event.job_id != self.job.id or (event.index is not None) != split:
+                continue
+            self._count(event.old, event.new)
+            progress.update(task, total=self._total(), completed=self.done, failed=self.failed)
+
+
+def _progress(args: argparse.Namespace) -> Progress | None:
+    """A progress bar on stderr; none for JSON output or JSON log lines, nor off a terminal."""
+    if args.json or args.log_json:
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return None
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+# -- describing jobs ----------------------------------------------------------------------
+
+
+def _subjob_counts(job: Job) -> dict[str, int]:
+    """How many subjobs of a master are in each status (empty for an unsplit job or a subjob).
+
+    Read from the master's compact table: building 100,000 subjob views just to count their
+    statuses would take seconds.
+    """
+    if job.master is not None:
+        return {}
+    return job.subjobs.counts()
+
+
+def _summary(job: Job, elapsed: float | None) -> dict[str, Any]:
+    info: dict[str, Any] = {"id": job.id if job.master is None else job.fqid,
+                            "status": str(job.status)}
+    if elapsed is not None:
+        info["elapsed"] = round(elapsed, 3)
+    counts = _subjob_counts(job)
+    if counts:
+        info["subjobs"] = len(job.subjobs)
+        info["subjob_counts"] = counts
+        info["outputs"] = str(job.workdir.parent / "<subjob>" / "output")
+    else:
+        info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
+    return info
+
+
+def _report(job: Job, elapsed: float | None, args: argparse.Namespace) -> int:
+    """Print the summary of a final job; the exit code is 0 if it completed, 1 otherwise."""
+    info = _summary(job, elapsed)
+    if args.json:
+        _print_json(info)
+    else:
+        took = f" in {elapsed:.1f} s" if elapsed is not None else ""
+        print(f"job {job.fqid} {job.status}{took}")
+        for status, n in info.get("subjob_counts", {}).items():
+            print(f"  {status:<10} {n}")
+        if info.get("exitcode") is not None:
+            print(f"  {'exit code':<10} {info['exitcode']}")
+        if info.get("reason"):
+            print(f"  {'reason':<10} {info['reason']}")
+        print(f"  {'outputs':<10} {info['outputs']}")
+    return 0 if job.status is Status.COMPLETED else 1
+
+
+def _describe(job: Job) -> dict[str, Any]:
+    """Everything ``show`` prints about a job or subjob."""
+    master = job.master
+    info: dict[str, Any] = {
+        "fqid": job.fqid,
+        "status": str(job.status),
+        "master": master.fqid if master is not None else None,
+        "name": job.name,
+        "comment": job.comment,
+        "application": job.application.to_dict(),
+        "backend": job.backend.to_dict(),
+        "splitter": job.splitter.to_dict() if master is None and job.splitter else None,
+        "inputfiles": job.inputfiles,
+        "outputfiles": job.outputfiles,
+        "backend_id": job.backend_id,
+        "exitcode": job.exitcode,
+        "reason": job.reason,
+        "submit_counter": job.info.submit_counter,
+        "time": {status: stamp.isoformat(" ", "seconds")
+                 for status, stamp in job.time.timestamps.items()},
+        "inputdir": str(job.inputdir),
+        "outputdir": str(job.outputdir),
+        "workdir": str(job.workdir),
+    }
+    counts = _subjob_counts(job)
+    if counts:
+        info["subjobs"] = len(job.subjobs)
+        info["subjob_counts"] = counts
+    return info
+
+
+def _component_text(data: dict[str, Any]) -> str:
+    fields = ", ".join(f"{k}={v!r}" for k, v in data.items() if k != "type")
+    return f"{data['type']}({fields})"
+
+
+def _shorten(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, default=str))
+
+
+# -- logging ------------------------------------------------------------------------------
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so that lines logged while a progress
+    bar is drawn appear above it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per record: the structured event plus level, logger and timestamp."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, EVENT_ATTR, None)
+        data: dict[str, Any] = dict(event) if event else {"event": record.getMessage()}
+        data["level"] = record.levelname.lower()
+        data["logger"] = record.name
+        data["timestamp"] = datetime.datetime.fromtimestamp(
+            record.created, datetime.UTC).isoformat().replace("+00:00", "Z")
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def _configure_logging(verbosity: int, as_json: bool) -> None:
+    """Give the ``ganga_async`` logger its one stderr handler (the library configures none)."""
+    logger = logging.getLogger("ganga_async")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    if as_json:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    logger.addHandler(handler)
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
+    logger.setLevel(levels[min(verbosity, len(levels) - 1)])
+    logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
