@@ -112,19 +112,24 @@ class LocalDriver(BackendDriver):
                 raise BackendError("the Local driver is not running")
             logdir = self._context.gangadir / "logs"
             await anyio.Path(logdir).mkdir(parents=True, exist_ok=True)
-            ours, theirs = socket.socketpair()
             runner = shipped("workers", "local_runner.py")
+            ours, theirs = socket.socketpair()
             try:
-                code = await anyio.to_thread.run_sync(_start_runner, runner, theirs, logdir)
+                try:
+                    code = await anyio.to_thread.run_sync(_start_runner, runner, theirs, logdir)
+                finally:
+                    theirs.close()
+                if code != 0:
+                    raise BackendError(
+                        f"the local runner failed to start (exit code {code}); see {logdir}")
+                stream = await UNIXSocketStream.from_socket(ours)
             except OSError as exc:
                 ours.close()
                 raise BackendError(f"cannot start the local runner {runner}: {exc}") from exc
-            finally:
-                theirs.close()
-            if code != 0:
+            except BaseException:
+                # Also on cancellation (an engine closing while the runner starts): no socket leaks.
                 ours.close()
-                raise BackendError(f"the local runner failed to start (exit code {code}); see {logdir}")
-            stream = await UNIXSocketStream.from_socket(ours)
+                raise
             self._stream = stream
             self._tg.start_soon(self._read_events, stream)
 

@@ -1,0 +1,345 @@
+"""The plain-Python interface (Ganga's GPI): jobs without ``async``, in scripts, IPython, Jupyter.
+
+::
+
+    from ganga_async.gpi import *
+
+    j = Job(application=Executable(exe="/bin/echo"),
+            splitter=ArgSplitter(args=[[str(i)] for i in range(20)]))
+    j.submit()
+    j.wait(timeout=60)
+    j.subjobs[3].peek()        # what subjob 3 printed
+    jobs                       # a table of every job
+    jobs.select(status="failed")
+    config["Local"]["max_concurrent"] = 4
+
+The first use starts this interpreter's session: an :class:`~ganga_async.Engine` running in a
+daemon thread with its own event loop, so the interface also works where a loop already runs in
+the main thread (Jupyter, ``asyncio.run``). Every method here calls the engine through an anyio
+blocking portal and blocks only the calling thread; the engine monitors jobs in the background
+meanwhile. When the interpreter exits the engine is closed (queued repository writes are
+flushed); Local jobs still running keep running and the next session picks them up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+from . import job as _core
+from ._exceptions import EngineClosedError
+from ._log import get_logger
+from .applications.base import Application
+from .applications.executable import Executable
+from .backends.base import Backend
+from .backends.local import Local
+from .config import Config, load_config
+from .engine import Engine
+from .splitters.arg import ArgSplitter
+from .splitters.base import Splitter
+from .splitters.files import FileSplitter
+from .splitters.generic import GenericSplitter
+from .states import Status
+
+__all__ = [
+    "ArgSplitter",
+    "Executable",
+    "FileSplitter",
+    "GenericSplitter",
+    "Job",
+    "Local",
+    "config",
+    "jobs",
+]
+
+log = get_logger(__name__)
+
+_CLOSE_TIMEOUT = 10.0
+"""Seconds the interpreter waits at exit for the engine to flush and close."""
+
+_Handover = tuple[BlockingPortal, Engine] | BaseException
+
+
+class _Session:
+    """This interpreter's engine, running in a daemon thread, and the portal that reaches it.
+
+    A daemon thread plus an ``atexit`` handler, rather than ``start_blocking_portal``: the
+    latter's thread is joined by threading's shutdown before ``atexit`` handlers run, so nothing
+    would ever tell it to stop and the interpreter would hang at exit.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._engine: Engine | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    def open(self) -> tuple[BlockingPortal, Engine]:
+        """The portal and the engine, started on first use (from any thread)."""
+        with self._lock:
+            if self._closed:
+                raise EngineClosedError("the session has ended: the interpreter is exiting")
+            if self._failure is not None:
+                raise EngineClosedError(
+                    f"the engine stopped after an error ({self._failure!r}); "
+                    "start a new Python session"
+                ) from self._failure
+            if self._portal is None or self._engine is None:
+                self._portal, self._engine = self._start()
+            return self._portal, self._engine
+
+    def _start(self) -> tuple[BlockingPortal, Engine]:
+        ready: queue.SimpleQueue[_Handover] = queue.SimpleQueue()
+        thread = threading.Thread(
+            target=self._serve, args=(ready,), name="ganga-async engine", daemon=True
+        )
+        thread.start()
+        outcome = ready.get()
+        if isinstance(outcome, BaseException):
+            thread.join()
+            raise outcome
+        self._thread = thread
+        atexit.register(self.close)
+        return outcome
+
+    def _serve(self, ready: queue.SimpleQueue[_Handover]) -> None:
+        handed_over = False
+
+        async def main() -> None:
+            nonlocal handed_over
+            async with BlockingPortal() as portal:
+                async with Engine(config=self._config) as engine:
+                    ready.put((portal, engine))
+                    handed_over = True
+                    await portal.sleep_until_stopped()
+                await portal.stop(cancel_remaining=True)
+
+        try:
+            anyio.run(main, backend="asyncio")
+        except BaseException as exc:
+            if not handed_over:
+                ready.put(exc)
+                return
+            self._failure = exc
+            log.error("the engine stopped after an error", error=repr(exc))
+
+    def close(self, timeout: float = _CLOSE_TIMEOUT) -> None:
+        """Close the engine (flushing queued writes) and end its thread, waiting at most
+        ``timeout`` seconds; later calls raise EngineClosedError."""
+        with self._lock:
+            self._closed = True
+            portal, thread = self._portal, self._thread
+        if portal is None or thread is None:
+            return
+        try:
+            portal.start_task_soon(portal.stop)
+        except RuntimeError:
+            return
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("the engine did not close in time; recent status changes may be lost",
+                        timeout=timeout)
+
+
+config: Config = load_config()
+"""The session's configuration, shared with its engine: ``config["Local"]["max_concurrent"] = 4``
+takes effect for the next job that reads it. ``[Configuration] gangadir`` is read once, when
+the session starts."""
+
+_session = _Session(config)
+
+
+class _Text(str):
+    """Text that IPython and Jupyter display as it is, not as a quoted string."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+class Job(_core.Job):
+    """A job, as in Ganga: ``Job(name=..., application=..., backend=..., splitter=...,
+    inputfiles=[...], outputfiles=[...])``.
+
+    The defaults are Ganga's: ``Executable(exe="echo", args=["Hello World"])`` on ``Local()``.
+    Constructing a job stores it in the repository at once: it gets an ``id`` and appears in
+    ``jobs`` with status ``new``. Fields stay editable until :meth:`submit`; after that only
+    ``comment`` may change (anything else raises :class:`~ganga_async.JobStateError`).
+
+    Jobs returned by ``jobs(...)`` and subjob views (``j.subjobs[3]``) are of this class too.
+    A subjob supports :meth:`wait`, :meth:`kill`, :meth:`resubmit`, :meth:`peek` and
+    :meth:`force_status`; :meth:`submit` and :meth:`remove` act on whole jobs only.
+    Read-only state (``status``, ``time``, ``exitcode``, ``reason``, ``outputdir``, ...) is
+    described on :class:`ganga_async.Job`.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        comment: str = "",
+        application: Application | None = None,
+        backend: Backend | None = None,
+        splitter: Splitter | None = None,
+        inputfiles: Sequence[str | os.PathLike[str]] | None = None,
+        outputfiles: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            name=name, comment=comment, application=application, backend=backend,
+            splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
+        )
+        portal, engine = _session.open()
+        portal.call(engine.add, self)
+
+    @property
+    def subjobs(self) -> _Subjobs:
+        """The subjobs, built on demand: ``j.subjobs[3]``, ``len(j.subjobs)``, iteration,
+        ``j.subjobs.select(status="failed")``."""
+        return _Subjobs(self)
+
+    def submit(self) -> Job:
+        """Submit the job; returns once it is validated, stored and accepted.
+
+        An invalid description (a missing executable, an input file that does not exist)
+        raises :class:`~ganga_async.JobSpecError` and the job stays ``new``, editable.
+        """
+        portal, engine = _session.open()
+        portal.call(engine.submit, self)
+        return self
+
+    def wait(self, timeout: float | None = None) -> Job:
+        """Block until the job (every subjob) reaches a final status.
+
+        Raises :class:`~ganga_async.WaitTimeoutError` once ``timeout`` seconds have passed; the
+        job carries on regardless. Monitoring runs in the background whether or not you wait.
+        """
+        portal, engine = _session.open()
+        portal.call(engine.wait, self, timeout)
+        return self
+
+    def kill(self) -> None:
+        """Kill the job (every active subjob), or this subjob.
+
+        Raises :class:`~ganga_async.JobStateError` when nothing is active.
+        """
+        portal, engine = _session.open()
+        portal.call(engine.kill, self)
+
+    def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
+        """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
+        unsplit job or subjob. Raises :class:`~ganga_async.JobStateError` when none qualifies."""
+        portal, engine = _session.open()
+        portal.call(functools.partial(engine.resubmit, statuses=statuses), self)
+        return self
+
+    def remove(self) -> None:
+        """Kill the job if it is active, then delete it and its workspace; it leaves ``jobs``."""
+        portal, engine = _session.open()
+        portal.call(engine.remove, self)
+
+    def copy(self) -> Job:
+        """A new job with the same description (deep-copied), stored at once with status
+        ``new``; a subjob's copy is an unsplit job."""
+        clone = _adopt(super().copy())
+        portal, engine = _session.open()
+        portal.call(engine.add, clone)
+        return clone
+
+    def peek(self, filename: str = "stdout") -> str:
+        """The text of ``filename`` in the output (or working) directory: ``j.peek()`` is what
+        the job printed, ``j.peek("stderr")`` its errors, ``j.peek("")`` lists the files."""
+        portal, engine = _session.open()
+        return _Text(portal.call(engine.peek, self, filename))
+
+    def force_status(self, status: str | Status) -> None:
+        """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
+        ``"completed"``, as Ganga's ``force_status``; active ones are killed first."""
+        portal, engine = _session.open()
+        portal.call(engine.force_status, self, status)
+
+
+class _Subjobs(_core.SubjobList):
+    """A job's subjobs, each a GPI :class:`Job` view built on demand."""
+
+    def __getitem__(self, index: int) -> Job:  # type: ignore[override]
+        return _adopt(super().__getitem__(index))
+
+    def __iter__(self) -> Iterator[Job]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def select(self, status: str | Status | None = None) -> list[Job]:  # type: ignore[override]
+        """The subjobs in ``status`` (all when ``None``)."""
+        return [_adopt(sub) for sub in super().select(status)]
+
+
+def _adopt(job: _core.Job) -> Job:
+    """Give a job the engine returned, and its master, the GPI methods; it stays the same object."""
+    if job.master is not None:
+        job.master.__class__ = Job
+    job.__class__ = Job
+    return cast(Job, job)
+
+
+_COLUMNS = ("fqid", "status", "name", "subjobs", "application", "backend", "backend_id", "comment")
+
+
+class JobRegistry:
+    """Every job in the repository, as Ganga's ``jobs``.
+
+    ``jobs(3)`` is job 3 (the same object each time while it is loaded), ``jobs("3.17")`` its
+    subjob 17; ``len(jobs)``; ``for j in jobs: ...``; ``jobs.select(status="failed")``. Its
+    repr is a table of all jobs, read without loading any of them.
+    """
+
+    def __call__(self, job_id: int | str) -> Job:
+        """The job with this id, or the subjob with this fqid (``"3.17"``); raises
+        :class:`~ganga_async.JobNotFoundError` when there is none."""
+        portal, engine = _session.open()
+        return _adopt(portal.call(engine.get, job_id))
+
+    def select(self, status: str | Status | None = None, name: str | None = None) -> list[Job]:
+        """The jobs in ``status`` and/or with ``name`` (all jobs when neither is given)."""
+        portal, engine = _session.open()
+        return [_adopt(job) for job in portal.call(engine.jobs, status, name)]
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.select())
+
+    def __len__(self) -> int:
+        portal, engine = _session.open()
+        return len(portal.call(engine.summary))
+
+    def __repr__(self) -> str:
+        portal, engine = _session.open()
+        summary = portal.call(engine.summary)
+        rows = [[_cell(column, entry) for column in _COLUMNS] for entry in summary]
+        widths = [max(len(cell) for cell in column) for column in zip(_COLUMNS, *rows, strict=True)]
+
+        def line(cells: Sequence[str]) -> str:
+            return " | ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
+
+        header = line(_COLUMNS)
+        title = f"Registry: jobs ({len(rows)} {'job' if len(rows) == 1 else 'jobs'})"
+        return "\n".join([title, header, "-" * len(header), *(line(row) for row in rows)])
+
+
+def _cell(column: str, entry: dict[str, Any]) -> str:
+    value = entry["id"] if column == "fqid" else entry[column]
+    if value is None or (column == "subjobs" and not value):
+        return ""
+    return str(value)
+
+
+jobs = JobRegistry()
+"""Every job in the repository: ``jobs(3)``, ``jobs("3.17")``, ``jobs.select(status=...)``."""
