@@ -98,7 +98,11 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        cached: tuple[str, ...] | None = cls.__dict__.get("_fields_cache")
+        if cached is None:
+            cached = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            cls._fields_cache = cached  # type: ignore[attr-defined]
+        return cached
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):

@@ -11,6 +11,7 @@ codes, backend ids, exit codes, timestamps and the splitter's overrides as JSON 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._component import Component, check_value
+from ._component import check_value
 from ._exceptions import JobSpecError, JobStateError
 from .applications.base import Application
 from .backends.base import Backend
@@ -385,8 +386,11 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
         else:
             fields[head] = value
     for head, values in changed.items():
-        component: Component = fields[head]
-        fields[head] = dataclasses.replace(component, **values)  # type: ignore[type-var]
+        # The splitter's values were checked against these fields when the job was submitted.
+        component = copy.copy(fields[head])
+        for name, value in values.items():
+            object.__setattr__(component, name, value)
+        fields[head] = component
     return fields
 
 

@@ -100,7 +100,6 @@ class Runner:
             error = None
         record.update(end=time.time(), exitcode=code, killed=killed, error=error)
         try:
-            os.makedirs(str(cmd["outputdir"]), exist_ok=True)
             self.write_status(str(cmd["outputdir"]), record)
         except OSError as exc:
             print(f"local_runner: cannot write the status of {key}: {exc}", file=sys.stderr)
