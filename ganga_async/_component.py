@@ -15,9 +15,10 @@ import types
 import typing
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
 
-from ._exceptions import JobSpecError, JobStateError
+from . import _plugins
+from ._exceptions import JobSpecError, JobStateError, PluginError
 
-__all__ = ["Component", "check_value"]
+__all__ = ["Component", "check_value", "build_component"]
 
 C = TypeVar("C", bound="Component")
 
@@ -165,3 +166,37 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.field_names())
         return f"{type(self).__name__}({args})"
+
+
+def build_component(base: type[C], data: Any) -> C:
+    """A component from its serialised form, ``{"type": <plugin name>, <field>: <value>, ...}``.
+
+    ``base`` is the plugin base class (Application, Splitter or Backend); its ``category``
+    names the entry-point group. Every mistake (not a table, no or an unknown ``type``, a plugin
+    of another kind, an unknown field, a wrong type) is a JobSpecError naming the field.
+    """
+    category = base.category
+    available = _plugins.available(category)
+    listed = ", ".join(available) or "none installed"
+    example = f'type = "{available[0] if available else "..."}"'
+    if not isinstance(data, dict):
+        raise JobSpecError(
+            category, f"must be a table: a line [{category}], then {example} and its fields"
+        )
+    fields = dict(data)
+    name = fields.pop("type", None)
+    if name is None:
+        raise JobSpecError(f"{category}.type", f"is missing; add {example} (available: {listed})")
+    if not isinstance(name, str):
+        raise JobSpecError(f"{category}.type", f"must be a string like {example}")
+    try:
+        cls = _plugins.load(category, name)
+    except PluginError:
+        if name in available:
+            raise
+        raise JobSpecError(
+            f"{category}.type", f"unknown {category} {name!r}; available: {listed}"
+        ) from None
+    if not issubclass(cls, base):
+        raise JobSpecError(f"{category}.type", f"{name!r} is not a {base.__name__} plugin")
+    return cls.from_fields(fields, where=category)

@@ -33,14 +33,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from . import _plugins
-from ._component import Component, check_value
-from ._exceptions import JobSpecError, PluginError
+from ._component import Component, build_component, check_value
+from ._exceptions import JobSpecError
+from .applications.base import Application
+from .backends.base import Backend
 from .job import FIELDS, Job
+from .splitters.base import Splitter
 
 __all__ = ["job_from_dict", "load_job_file"]
 
-_TABLES = ("application", "backend", "splitter")
+_BASES: dict[str, type[Component]] = {
+    "application": Application, "backend": Backend, "splitter": Splitter,
+}
+_TABLES = tuple(_BASES)
 
 
 def load_job_file(path: str | os.PathLike[str]) -> Job:
@@ -90,33 +95,8 @@ def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
         fields["inputfiles"] = inputfiles
     for category in _TABLES:
         if category in data:
-            fields[category] = _component(category, data[category])
+            fields[category] = build_component(_BASES[category], data[category])
     return Job(**fields)
-
-
-def _component(category: str, table: Any) -> Component:
-    available = _plugins.available(category)
-    listed = ", ".join(available) or "none installed"
-    example = f'type = "{available[0] if available else "..."}"'
-    if not isinstance(table, dict):
-        raise JobSpecError(
-            category, f"must be a table: a line [{category}], then {example} and its fields"
-        )
-    fields = dict(table)
-    name = fields.pop("type", None)
-    if name is None:
-        raise JobSpecError(f"{category}.type", f"is missing; add {example} (available: {listed})")
-    if not isinstance(name, str):
-        raise JobSpecError(f"{category}.type", f"must be a string like {example}")
-    try:
-        cls: type[Component] = _plugins.load(category, name)
-    except PluginError:
-        if name in available:
-            raise
-        raise JobSpecError(
-            f"{category}.type", f"unknown {category} {name!r}; available: {listed}"
-        ) from None
-    return cls.from_fields(fields, where=category)
 
 
 def _located(exc: JobSpecError, source: str) -> JobSpecError:

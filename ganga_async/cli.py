@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._exceptions import GangaAsyncError, JobStateError
+from ._exceptions import GangaAsyncError
 from ._jobfile import load_job_file
 from ._log import EVENT_ATTR
 from .applications.executable import Executable
@@ -195,8 +195,6 @@ async def _follow_up(args: argparse.Namespace, follower: _Follower, started: flo
 
 async def _wait(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
-    if job.status is Status.NEW:
-        raise JobStateError(f"job {job.fqid} is new: it was never submitted, so it never ends")
     follower = _Follower(engine, job)
     await follower.follow(_progress(args))
     return _report(job, None, args)
@@ -287,13 +285,7 @@ async def _remove(engine: Engine, args: argparse.Namespace) -> int:
 
 async def _peek(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
-    try:
-        text = await engine.peek(job, args.file)
-    except FileNotFoundError:
-        there = ", ".join((await engine.peek(job, "")).splitlines()) or "nothing yet"
-        raise FileNotFoundError(
-            f"job {job.fqid} has no {args.file!r} (yet); its files: {there}"
-        ) from None
+    text = await engine.peek(job, args.file)
     if args.json:
         _print_json({"id": job.fqid, "file": args.file, "content": text})
     else:
@@ -350,7 +342,7 @@ class _Follower:
         self.engine = engine
         self.job = job
         self.events: EventStream = engine.events()
-        counts = _subjob_counts(job)
+        counts = job.subjobs.counts()
         self.done = sum(n for status, n in counts.items() if Status(status) in FINAL)
         self.failed = counts.get("failed", 0)
 
@@ -393,7 +385,7 @@ class _Follower:
                     tg.cancel_scope.cancel()
                 total = self._total() or 0
                 if self._split():
-                    failed = _subjob_counts(self.job).get("failed", 0)
+                    failed = self.job.subjobs.counts().get("failed", 0)
                 else:
                     failed = int(self.job.status is Status.FAILED)
                 progress.update(task, total=total, completed=total, failed=failed)
@@ -438,23 +430,12 @@ def _progress(args: argparse.Namespace) -> Progress | None:
 # -- describing jobs ----------------------------------------------------------------------
 
 
-def _subjob_counts(job: Job) -> dict[str, int]:
-    """How many subjobs of a master are in each status (empty for an unsplit job or a subjob).
-
-    Read from the master's compact table: building 100,000 subjob views just to count their
-    statuses would take seconds.
-    """
-    if job.master is not None:
-        return {}
-    return job.subjobs.counts()
-
-
 def _summary(job: Job, elapsed: float | None) -> dict[str, Any]:
     info: dict[str, Any] = {"id": job.id if job.master is None else job.fqid,
                             "status": str(job.status)}
     if elapsed is not None:
         info["elapsed"] = round(elapsed, 3)
-    counts = _subjob_counts(job)
+    counts = job.subjobs.counts()
     if counts:
         info["subjobs"] = len(job.subjobs)
         info["subjob_counts"] = counts
@@ -506,7 +487,7 @@ def _describe(job: Job) -> dict[str, Any]:
         "outputdir": str(job.outputdir),
         "workdir": str(job.workdir),
     }
-    counts = _subjob_counts(job)
+    counts = job.subjobs.counts()
     if counts:
         info["subjobs"] = len(job.subjobs)
         info["subjob_counts"] = counts

@@ -39,7 +39,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _plugins
-from ._component import Component
+from ._component import build_component
 from ._exceptions import (
     EngineClosedError,
     GangaAsyncError,
@@ -49,6 +49,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import bound, get_logger
+from .applications.base import Application
 from .backends.base import (
     STATUS_FILE,
     Backend,
@@ -62,6 +63,7 @@ from .config import Config, load_config
 from .events import EventStream, JobEvent, _Hub
 from .job import Job, JobInfo, SubjobTable, apply_overrides
 from .repository import JobRow, Repository
+from .splitters.base import Splitter
 from .states import ACTIVE, FINAL, Status, allowed, derive_master_status
 
 __all__ = ["Engine"]
@@ -116,9 +118,10 @@ class Engine:
         self._drivers: dict[str, BackendDriver] = {}
         self._active: dict[str, dict[str, _Active]] = {}
         self._driver_lock = anyio.Lock()
-        self._done: dict[int, anyio.Event] = {}
+        self._done: dict[str, anyio.Event] = {}
         self._hub = _Hub()
         self._tg: TaskGroup | None = None
+        self._closing = False
         self._stack: AsyncExitStack | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -139,10 +142,12 @@ class Engine:
         try:
             await self.repository.open()
             stack.push_async_callback(self.repository.aclose)
+            stack.push_async_callback(self._release)
             tg = anyio.create_task_group()
             await stack.enter_async_context(tg)
-            stack.push_async_callback(self._shutdown)
+            stack.push_async_callback(self._stop)
             self._tg = tg
+            self._closing = False
             await tg.start(self.repository.run)
             size = self.config["Pipeline"]["stream_size"]
             self._prepare_send, prepare_recv = anyio.create_memory_object_stream[
@@ -171,25 +176,33 @@ class Engine:
             return
         await stack.__aexit__(*exc_info)
 
-    async def _shutdown(self) -> None:
-        """Stop the stages and drivers; the repository is flushed and closed after this."""
-        tg, self._tg = self._tg, None
+    async def _stop(self) -> None:
+        """Refuse new calls and cancel the stages. Their task group stays in place until they
+        have ended, so a stage in the middle of its work meets the cancellation at its next
+        await instead of finding the engine half gone."""
+        self._closing = True
         self._hub.close()
-        if tg is not None:
-            tg.cancel_scope.cancel()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
         for stream in (self._prepare_send, self._split_send, self._submit_send, self._finalise_send):
             stream.close()
+
+    async def _release(self) -> None:
+        """Once the stages have ended: close the drivers and wake every waiter; the repository
+        is flushed and closed after this."""
+        self._tg = None
         with anyio.CancelScope(shield=True):
             for driver in self._drivers.values():
                 await driver.aclose()
         for event in self._done.values():
             event.set()
+        self._done.clear()
         log.debug("engine stopped", gangadir=str(self.gangadir))
 
-    def _check_open(self) -> TaskGroup:
-        if self._tg is None:
+    def _check_open(self) -> None:
+        """Guard of the public API: refuse calls before the engine runs and once it closes."""
+        if self._tg is None or self._closing:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
-        return self._tg
 
     # -- public API -------------------------------------------------------------------
 
@@ -239,13 +252,12 @@ class Engine:
         """Wait until the job (and every subjob) is final; raise WaitTimeoutError after ``timeout``."""
         self._check_open()
         master = job._master if job._master is not None else job
-        if master._status is Status.NEW and not self._is_final(job):
+        if master._status is Status.NEW:
             raise JobStateError(f"job {job.fqid} is new: submit it before waiting for it")
         try:
             with anyio.fail_after(timeout):
                 while not self._is_final(job):
-                    event = self._done.setdefault(_jid(master), anyio.Event())
-                    await event.wait()
+                    await self._done.setdefault(job.fqid, anyio.Event()).wait()
                     self._check_open()
         except TimeoutError:
             raise WaitTimeoutError(
@@ -379,9 +391,9 @@ class Engine:
         job._status = Status.REMOVED
         self._jobs.pop(_jid(job), None)
         self._hub.publish(JobEvent(job.fqid, _jid(job), None, old, Status.REMOVED, time.time()))
-        done = self._done.pop(_jid(job), None)
-        if done is not None:
-            done.set()
+        prefix = f"{job.fqid}."
+        for key in [k for k in self._done if k == job.fqid or k.startswith(prefix)]:
+            self._wake(key)
         log.info("job removed", job_id=_jid(job))
 
     async def force_status(self, job: Job, status: str | Status) -> None:
@@ -408,21 +420,22 @@ class Engine:
         directory listing."""
         self._check_open()
         places = [job.outputdir, job.workdir]
-        if not filename:
-            names = []
+        if filename:
+            if Path(filename).is_absolute() or ".." in Path(filename).parts:
+                raise JobSpecError("filename", "must name a file inside the job's output directory")
             for place in places:
-                if await anyio.Path(place).is_dir():
-                    names += [f"{place.name}/{p.name}" async for p in anyio.Path(place).iterdir()]
-            return "\n".join(sorted(names))
-        if Path(filename).is_absolute() or ".." in Path(filename).parts:
-            raise JobSpecError("filename", "must name a file inside the job's output directory")
+                path = anyio.Path(place / filename)
+                if await path.is_file():
+                    return await path.read_text(errors="replace")
+        names = []
         for place in places:
-            path = anyio.Path(place / filename)
-            if await path.is_file():
-                return await path.read_text(errors="replace")
+            if await anyio.Path(place).is_dir():
+                names += [f"{place.name}/{p.name}" async for p in anyio.Path(place).iterdir()]
+        if not filename:
+            return "\n".join(sorted(names))
         raise FileNotFoundError(
-            f"job {job.fqid} has no {filename!r} (yet) in {job.outputdir} or {job.workdir}; "
-            "peek(job, '') lists what there is"
+            f"job {job.fqid} has no {filename!r} (yet); its files: "
+            f"{', '.join(sorted(names)) or 'none yet'} (peek(job, '') lists what there is)"
         )
 
     # -- the stages -------------------------------------------------------------------
@@ -558,10 +571,6 @@ class Engine:
                     try:
                         await self._submit_chunk(job, indices)
                     except Exception as exc:
-                        if self._tg is None:
-                            log.debug("submission interrupted by shutdown; the next engine "
-                                      "resumes it", error=str(exc))
-                            return
                         log.error("submission failed", error=str(exc))
                         for index in indices if indices is not None else [None]:
                             if self._status_of(job, index) is Status.SUBMITTING:
@@ -623,7 +632,9 @@ class Engine:
         async with self._driver_lock:
             driver = self._drivers.get(name)
             if driver is None:
-                tg = self._check_open()
+                tg = self._tg
+                if tg is None:
+                    raise EngineClosedError("the engine is not running")
                 cls: type[Backend] = _plugins.load("backend", name)
                 driver = cls.make_driver(DriverContext(config=self.config, gangadir=self.gangadir))
                 await tg.start(driver.run)
@@ -751,26 +762,40 @@ class Engine:
                     table.t_running[index] = t
                 elif status in FINAL:
                     table.t_final[index] = t
-            self.repository.queue_subjob(_jid(job), index, (
-                status.code, table.backend_id[index], table.exitcode[index],
-                table.reason.get(index), table.submit_counter[index], table.t_submitted[index],
-                table.t_running[index], table.t_final[index],
-            ))
+            self._queue_subjob(job, index)
         if old is not status:
             self._publish(job, index, old, status, reason)
         if index is not None:
-            master_status = derive_master_status(_table(job).counts)
-            if master_status is not job._status:
-                previous = job._status
-                job._status = master_status
-                job._times[str(master_status)] = now
-                self.repository.queue_job(_jid(job), status=str(master_status), times=job._times)
-                self._publish(job, None, previous, master_status, None)
-        if status in FINAL or index is not None:
-            done = self._done.get(_jid(job))
-            if done is not None and (status in FINAL or self._is_final(job)):
-                del self._done[_jid(job)]
-                done.set()
+            self._derive_master(job, now)
+        if status in FINAL:
+            self._wake(_key(job, index))
+            if index is not None and self._is_final(job):
+                self._wake(_key(job, None))
+
+    def _queue_subjob(self, job: Job, index: int) -> None:
+        """Queue the repository write of subjob ``index`` as the table holds it now."""
+        table = _table(job)
+        self.repository.queue_subjob(_jid(job), index, (
+            table.status[index], table.backend_id[index], table.exitcode[index],
+            table.reason.get(index), table.submit_counter[index], table.t_submitted[index],
+            table.t_running[index], table.t_final[index],
+        ))
+
+    def _derive_master(self, job: Job, now: float) -> None:
+        """Bring a master's status in line with its subjobs' counts (Ganga's priority)."""
+        master_status = derive_master_status(_table(job).counts)
+        if master_status is not job._status:
+            previous = job._status
+            job._status = master_status
+            job._times[str(master_status)] = now
+            self.repository.queue_job(_jid(job), status=str(master_status), times=job._times)
+            self._publish(job, None, previous, master_status, None)
+
+    def _wake(self, key: str) -> None:
+        """Wake whoever waits for the (sub)job ``key``."""
+        event = self._done.pop(key, None)
+        if event is not None:
+            event.set()
 
     def _publish(self, job: Job, index: int | None, old: Status, new: Status, reason: str | None) -> None:
         fqid = _key(job, index)
@@ -804,17 +829,9 @@ class Engine:
         table.exitcode[index] = None
         table.reason.pop(index, None)
         table.t_submitted[index] = table.t_running[index] = table.t_final[index] = 0.0
-        self.repository.queue_subjob(_jid(job), index, (
-            Status.SUBMITTING.code, table.backend_id[index], None, None,
-            table.submit_counter[index], 0.0, 0.0, 0.0,
-        ))
+        self._queue_subjob(job, index)
         self._publish(job, index, old, Status.SUBMITTING, None)
-        master_status = derive_master_status(table.counts)
-        if master_status is not job._status:
-            self._publish(job, None, job._status, master_status, None)
-            job._status = master_status
-            job._times[str(master_status)] = time.time()
-            self.repository.queue_job(_jid(job), status=str(master_status), times=job._times)
+        self._derive_master(job, time.time())
 
     def _targets(self, job: Job) -> tuple[Job, list[int | None]]:
         if job._master is not None:
@@ -864,9 +881,9 @@ class Engine:
             job,
             name=row.name,
             comment=row.comment,
-            application=_component("application", spec["application"]),
-            backend=_component("backend", spec["backend"]),
-            splitter=_component("splitter", spec["splitter"]) if spec.get("splitter") else None,
+            application=build_component(Application, spec["application"]),
+            backend=build_component(Backend, spec["backend"]),
+            splitter=build_component(Splitter, spec["splitter"]) if spec.get("splitter") else None,
             inputfiles=spec.get("inputfiles", []),
             outputfiles=spec.get("outputfiles", []),
         )
@@ -963,13 +980,6 @@ def _parse_fqid(value: int | str) -> tuple[int, int | None]:
         return int(head), (int(tail) if tail else None)
     except ValueError:
         raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17") from None
-
-
-def _component(category: str, data: dict[str, Any]) -> Any:
-    fields = dict(data)
-    name = fields.pop("type")
-    cls: type[Component] = _plugins.load(category, name)
-    return cls.from_fields(fields, category)
 
 
 def _remove_status_files(outputdirs: list[Path]) -> None:

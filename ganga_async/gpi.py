@@ -274,10 +274,6 @@ class _Subjobs(_core.SubjobList):
     def __getitem__(self, index: int) -> Job:  # type: ignore[override]
         return _adopt(super().__getitem__(index))
 
-    def __iter__(self) -> Iterator[Job]:
-        for index in range(len(self)):
-            yield self[index]
-
     def select(self, status: str | Status | None = None) -> list[Job]:  # type: ignore[override]
         """The subjobs in ``status`` (all when ``None``)."""
         return [_adopt(sub) for sub in super().select(status)]

@@ -166,8 +166,8 @@ class Runner:
             if argv[0].startswith("./"):
                 staged = os.path.join(workdir, argv[0][2:])
                 os.chmod(staged, os.stat(staged).st_mode | 0o111)
-            env = dict(os.environ)
-            env.update({str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()})
+            extra = {str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()}
+            env = {**os.environ, **extra} if extra else None
             out, err = open_outputs(outputdir)
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -297,8 +297,6 @@ async def main() -> None:
     await closed
     runner.engine_alive = False
     await runner.idle.wait()
-    while runner.tasks:
-        await asyncio.gather(*list(runner.tasks), return_exceptions=True)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ class LocalDriver(BackendDriver):
         self._stream: UNIXSocketStream | None = None
         self._runner_lock = anyio.Lock()
         self._send_lock = anyio.Lock()
-        self._dispatched: dict[str, SubmitUnit] = {}
+        self._dispatched: set[str] = set()
         self._state: dict[str, BackendStatus] = {}
         self._killed: set[str] = set()
         self._news: dict[str, BackendStatus] = {}
@@ -163,14 +163,13 @@ class LocalDriver(BackendDriver):
 
     def _on_event(self, event: dict[str, Any]) -> None:
         key = str(event["key"])
-        unit = self._dispatched.get(key)
-        if unit is None:
+        if key not in self._dispatched:
             return
         t = float(event["t"])
         if event["ev"] == "started":
             status = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
         else:
-            del self._dispatched[key]
+            self._dispatched.discard(key)
             status = _final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
                                    event.get("error"), ended=t)
             self._killed.discard(key)
@@ -184,7 +183,7 @@ class LocalDriver(BackendDriver):
         await self._ensure_runner()
         commands: list[dict[str, object]] = []
         for unit in units:
-            self._dispatched[unit.key] = unit
+            self._dispatched.add(unit.key)
             self._state[unit.key] = BackendStatus(Status.SUBMITTED)
             commands.append({
                 "op": "run", "key": unit.key, "group": str(unit.job_id), "limit": self._limit(unit),
@@ -195,7 +194,7 @@ class LocalDriver(BackendDriver):
             await self._send(commands)
         except BackendError:
             for unit in units:
-                self._dispatched.pop(unit.key, None)
+                self._dispatched.discard(unit.key)
                 self._state.pop(unit.key, None)
             raise
         return [unit.key for unit in units]
