@@ -14,7 +14,9 @@ the runner, so they still start after the engine has gone. Each process runs in 
 (so a kill reaches its whole process group), in ``workdir``, with stdout and stderr in
 ``outputdir`` and the environment additions of its job. Its life is written to
 ``outputdir/__jobstatus__.json``: accepted (with the runner's pid) as soon as the command
-arrives, then its pid and start, then its exit code and end. The runner outlives the engine:
+arrives, then its pid and start, then its exit code and end. The record has a fixed size and is
+overwritten in place with one ``pwrite``, so it is never missing or empty once accepted, and
+costs no new file per update. The runner outlives the engine:
 when its input ends it keeps running what it has, records every exit code, and exits once the
 last process has ended. A restarted engine reads the status files.
 """
@@ -28,6 +30,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import deque
@@ -36,6 +39,8 @@ from typing import Any
 STATUS_FILE = "__jobstatus__.json"
 KILL_FILE = "__kill__"
 """Created in the outputdir by an engine that cannot reach the runner: do not start it."""
+RECORD_SIZE = 512
+"""Bytes of every status record (JSON padded with spaces), so an update overwrites it whole."""
 
 
 class Group:
@@ -49,21 +54,32 @@ class Group:
 
 class Runner:
     def __init__(self) -> None:
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.groups: dict[str, Group] = {}
         self.kill_requested: dict[str, float] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.engine_alive = True
         self.host = socket.gethostname()
         self.idle = asyncio.Event()
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.outbox: list[bytes] = []
 
     # -- talking to the engine -----------------------------------------------------------
 
     def send(self, event: dict[str, object]) -> None:
+        """Queue an event; everything queued in one pass of the loop goes out in one write."""
+        if not self.engine_alive:
+            return
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox.append(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+    def flush(self) -> None:
+        data, self.outbox = b"".join(self.outbox), []
         if not self.engine_alive:
             return
         try:
-            sys.stdout.buffer.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         except OSError:
             self.engine_alive = False
@@ -86,11 +102,11 @@ class Runner:
     # -- status files ---------------------------------------------------------------------
 
     def write_status(self, outputdir: str, record: dict[str, object]) -> None:
-        path = os.path.join(outputdir, STATUS_FILE)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
+        fd = os.open(os.path.join(outputdir, STATUS_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.pwrite(fd, pack(record), 0)
+        finally:
+            os.close(fd)
 
     def finish(self, cmd: dict[str, Any], record: dict[str, object], code: int | None,
                error: str | None = None) -> None:
@@ -170,14 +186,14 @@ class Runner:
             env = {**os.environ, **extra} if extra else None
             out, err = open_outputs(outputdir)
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out, stderr=err, start_new_session=True,
-                )
+                # Starting blocks only for the fork and exec, as asyncio's own subprocess transport
+                # does; the wait is on a pidfd, not a thread per process as asyncio's is on 3.11.
+                proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=self.devnull,  # noqa: ASYNC220
+                                        stdout=out, stderr=err, start_new_session=True)
             finally:
                 os.close(out)
                 os.close(err)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self.finish(cmd, record, None, f"cannot start {argv[0]}: {exc}")
             return
         self.procs[key] = proc
@@ -189,7 +205,7 @@ class Runner:
         self.send({"ev": "started", "key": key, "pid": proc.pid, "t": record["start"]})
         if key in self.kill_requested:
             self.signal_group(key, proc)
-        code = await proc.wait()
+        code = await wait_for(proc)
         del self.procs[key]
         if cmd.get("outputs"):
             try:
@@ -212,7 +228,7 @@ class Runner:
                     self.pump(name)
                     return
 
-    def signal_group(self, key: str, proc: asyncio.subprocess.Process) -> None:
+    def signal_group(self, key: str, proc: subprocess.Popen[bytes]) -> None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -220,7 +236,7 @@ class Runner:
         grace = self.kill_requested.get(key, 5.0)
         asyncio.get_running_loop().call_later(grace, self.force_kill, key, proc)
 
-    def force_kill(self, key: str, proc: asyncio.subprocess.Process) -> None:
+    def force_kill(self, key: str, proc: subprocess.Popen[bytes]) -> None:
         if self.procs.get(key) is proc:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -247,6 +263,34 @@ class Commands(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+
+
+async def wait_for(proc: subprocess.Popen[bytes]) -> int:
+    """The exit code, learnt from a pidfd on the loop; a thread per process waits where the
+    kernel has no pidfds (before Linux 5.3)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return await asyncio.to_thread(proc.wait)
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+    loop.add_reader(pidfd, ended.set_result, None)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return proc.wait()
+
+
+def pack(record: dict[str, object]) -> bytes:
+    """The record as JSON padded to RECORD_SIZE bytes; a long error message is shortened to fit
+    (the other fields are numbers, the key and the host name)."""
+    data = json.dumps(record).encode()
+    if len(data) >= RECORD_SIZE:
+        data = json.dumps({**record, "error": f"{str(record.get('error'))[:150]}...",
+                           "host": str(record.get("host"))[:64]}).encode()
+    return data.ljust(RECORD_SIZE - 1) + b"\n"
 
 
 def take_kill_marker(outputdir: str) -> bool:
