@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._describe import describe, summarise
 from ._exceptions import GangaAsyncError
 from ._jobfile import load_job_file
 from ._log import EVENT_ATTR
@@ -235,7 +236,7 @@ async def _jobs(engine: Engine, args: argparse.Namespace) -> int:
 
 async def _show(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
-    info = _describe(job)
+    info = describe(job)
     if args.json:
         _print_json(info)
         return 0
@@ -317,7 +318,7 @@ async def _demo(engine: Engine, args: argparse.Namespace) -> int:
     except FileNotFoundError:
         sample = None
     if args.json:
-        _print_json({**_summary(job, elapsed), "rate": round(count / elapsed, 1),
+        _print_json({**summarise(job, elapsed), "rate": round(count / elapsed, 1),
                      "sample": {"id": first.fqid, "stdout": sample}})
         return 0 if job.status is Status.COMPLETED else 1
     code = _report(job, elapsed, args)
@@ -430,24 +431,9 @@ def _progress(args: argparse.Namespace) -> Progress | None:
 # -- describing jobs ----------------------------------------------------------------------
 
 
-def _summary(job: Job, elapsed: float | None) -> dict[str, Any]:
-    info: dict[str, Any] = {"id": job.id if job.master is None else job.fqid,
-                            "status": str(job.status)}
-    if elapsed is not None:
-        info["elapsed"] = round(elapsed, 3)
-    counts = job.subjobs.counts()
-    if counts:
-        info["subjobs"] = len(job.subjobs)
-        info["subjob_counts"] = counts
-        info["outputs"] = str(job.workdir.parent / "<subjob>" / "output")
-    else:
-        info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
-    return info
-
-
 def _report(job: Job, elapsed: float | None, args: argparse.Namespace) -> int:
     """Print the summary of a final job; the exit code is 0 if it completed, 1 otherwise."""
-    info = _summary(job, elapsed)
+    info = summarise(job, elapsed)
     if args.json:
         _print_json(info)
     else:
@@ -461,37 +447,6 @@ def _report(job: Job, elapsed: float | None, args: argparse.Namespace) -> int:
             print(f"  {'reason':<10} {info['reason']}")
         print(f"  {'outputs':<10} {info['outputs']}")
     return 0 if job.status is Status.COMPLETED else 1
-
-
-def _describe(job: Job) -> dict[str, Any]:
-    """Everything ``show`` prints about a job or subjob."""
-    master = job.master
-    info: dict[str, Any] = {
-        "fqid": job.fqid,
-        "status": str(job.status),
-        "master": master.fqid if master is not None else None,
-        "name": job.name,
-        "comment": job.comment,
-        "application": job.application.to_dict(),
-        "backend": job.backend.to_dict(),
-        "splitter": job.splitter.to_dict() if master is None and job.splitter else None,
-        "inputfiles": job.inputfiles,
-        "outputfiles": job.outputfiles,
-        "backend_id": job.backend_id,
-        "exitcode": job.exitcode,
-        "reason": job.reason,
-        "submit_counter": job.info.submit_counter,
-        "time": {status: stamp.isoformat(" ", "seconds")
-                 for status, stamp in job.time.timestamps.items()},
-        "inputdir": str(job.inputdir),
-        "outputdir": str(job.outputdir),
-        "workdir": str(job.workdir),
-    }
-    counts = job.subjobs.counts()
-    if counts:
-        info["subjobs"] = len(job.subjobs)
-        info["subjob_counts"] = counts
-    return info
 
 
 def _component_text(data: dict[str, Any]) -> str:
