@@ -200,8 +200,23 @@ class Console:
         thread is abandoned (it runs on until its code returns) and the output so far is kept."""
         self._count += 1
         filename = f"<send_cmd {self._count}>"
-        await anyio.to_thread.run_sync(self._work, execution, code, filename,
-                                       abandon_on_cancel=True, limiter=self._limiter)
+        done = anyio.Event()
+        token = anyio.lowlevel.current_token()
+
+        def target() -> None:
+            try:
+                self._work(execution, code, filename)
+            finally:
+                try:
+                    anyio.from_thread.run_sync(done.set, token=token)
+                except (anyio.RunFinishedError, RuntimeError):
+                    pass
+
+        async with self._limiter:
+            # A daemon thread of its own, not anyio's worker pool: an abandoned thread must
+            # not keep the daemon's process from exiting.
+            threading.Thread(target=target, name=filename, daemon=True).start()
+            await done.wait()
         return execution.output.text()
 
     def _work(self, execution: Execution, code: str, filename: str) -> None:

@@ -39,6 +39,9 @@ async def connect(gangadir: Path) -> SocketStream | None:
     paths = ServicePaths(gangadir)
     try:
         paths.check_directory()
+    except FileNotFoundError:
+        return None
+    try:
         with paths.socket_address() as address:
             stream = await anyio.connect_unix(address)
     except (FileNotFoundError, ConnectionRefusedError):

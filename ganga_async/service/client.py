@@ -368,7 +368,6 @@ class AsyncGangaService:
         pid = int(result["pid"])
         if wait:
             await _process_exit(pid)
-        await self.aclose()
 
     async def kill_server(self) -> None:
         """Stop the daemon and wait until it has ended (Ganga's ``killServer``)."""

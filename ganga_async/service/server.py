@@ -249,6 +249,7 @@ class Server:
                     await connection.send(protocol.error_reply(None, ServiceAccessError(
                         f"this daemon serves uid {self.owner} only; connection from uid {uid} "
                         "refused")))
+                await _hang_up(stream)
                 return
             connection = _Connection(stream, pid)
             self._connections.add(connection)
@@ -298,6 +299,7 @@ class Server:
         log.warning("protocol error; closing the connection", code=exc.code, error=str(exc),
                     pid=connection.pid)
         await connection.send(protocol.error_reply(None, exc))
+        await _hang_up(connection.stream)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -473,6 +475,18 @@ class Server:
     async def _abandon_later(self, abandon: anyio.CancelScope) -> None:
         await anyio.sleep(self._settings["interrupt_grace"])
         abandon.cancel()
+
+
+async def _hang_up(stream: SocketStream) -> None:
+    """End our side, then read what the client still sends for a moment: closing a socket with
+    unread data resets the connection, and the client could lose the error reply."""
+    with anyio.move_on_after(1):
+        try:
+            await stream.send_eof()
+            for _ in range(64):
+                await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
 
 
 def configure_logging(paths: ServicePaths, *, foreground: bool, verbose: int = 0) -> None:
