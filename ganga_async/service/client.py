@@ -533,6 +533,12 @@ class GangaService:
         if finalizer is not None:
             finalizer()
 
+    def __enter__(self) -> GangaService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def call(self, op: str, **args: Any) -> Any:
         """Send operation ``op`` with ``args``; see :meth:`AsyncGangaService.call`."""
         loop = self._open()
