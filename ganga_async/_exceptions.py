@@ -10,7 +10,12 @@
     │   └── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
     ├── BackendError          a backend refused or failed an operation
     ├── EngineClosedError     the engine is not running (use ``async with Engine(...)``)
-    └── WaitTimeoutError      ``wait(timeout=...)`` ran out before the job finished
+    ├── WaitTimeoutError      ``wait(timeout=...)`` ran out before the job finished
+    └── ServiceError          the service daemon cannot be started, reached or used
+        ├── ProtocolError         a message that breaks the protocol (malformed, truncated, too large)
+        ├── ServiceAccessError    a connection from another user, refused
+        ├── ServiceRunningError   a daemon already runs for that gangadir
+        └── CommandTimeoutError   ``send_cmd(timeout=...)`` ran out; the code was interrupted
 
 Messages say what was wrong and how to fix it. Foreign exceptions (OSError, sqlite3.Error, ...)
 are translated where they cross into ganga-async, with the original kept as ``__cause__``.
@@ -65,3 +70,37 @@ class EngineClosedError(GangaAsyncError):
 
 class WaitTimeoutError(GangaAsyncError, TimeoutError):
     """A wait ran out of time before the job reached a final status."""
+
+
+class ServiceError(GangaAsyncError):
+    """The service daemon cannot be started, reached or used, or failed a request."""
+
+
+class ProtocolError(ServiceError):
+    """A message breaks the service protocol; ``code`` says how (``malformed``, ``truncated``,
+    ``too_large``, ``unsupported_version``, ``unknown_op``, ``bad_args``, ``duplicate_id``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ServiceAccessError(ServiceError, PermissionError):
+    """The daemon refused the connection (another user), or the socket is not the user's own."""
+
+
+class ServiceRunningError(ServiceError):
+    """A daemon already runs for the gangadir; ``pid`` is its process id when known."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class CommandTimeoutError(ServiceError, TimeoutError):
+    """``send_cmd(timeout=...)`` ran out: the code was interrupted; ``output`` holds what it
+    printed, its traceback included."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output

@@ -4,18 +4,20 @@ Library code calls :func:`get_logger` and logs key-value events. Each event reac
 logger named after the module as a readable message (``job submitted job_id=3``), so an
 application that only calls ``logging.basicConfig()`` sees sensible lines; the structured event
 rides along as ``record.structlog_event`` for handlers that want JSON (the CLI and the daemon
-install one). Context bound with :func:`bound` (``job_id``) is added to every event logged
-inside it.
+install one, formatted by :class:`JsonFormatter`). Context bound with :func:`bound`
+(``job_id``) is added to every event logged inside it.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 from typing import Any
 
 import structlog
 
-__all__ = ["get_logger", "bound", "EVENT_ATTR"]
+__all__ = ["get_logger", "bound", "EVENT_ATTR", "JsonFormatter"]
 
 EVENT_ATTR = "structlog_event"
 _SECRET_KEYS = ("password", "token", "secret", "proxy_data")
@@ -50,3 +52,18 @@ def get_logger(name: str) -> Any:
 
 bound = structlog.contextvars.bound_contextvars
 """``with bound(job_id=3): ...`` adds ``job_id=3`` to every event logged inside."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: the structured event plus level, logger and timestamp."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, EVENT_ATTR, None)
+        data: dict[str, Any] = dict(event) if event else {"event": record.getMessage()}
+        data["level"] = record.levelname.lower()
+        data["logger"] = record.name
+        data["timestamp"] = datetime.datetime.fromtimestamp(
+            record.created, datetime.UTC).isoformat().replace("+00:00", "Z")
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)

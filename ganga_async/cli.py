@@ -6,8 +6,11 @@
 
     submit FILE.toml [--wait]     jobs [--status S]     show ID     wait ID
     kill ID     resubmit ID [--wait]     remove ID     peek ID [FILE]     demo [--subjobs N]
+    service start [--foreground] | stop | status
 
-Each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
+When a daemon runs for the gangadir (``service start``), every command but ``demo`` asks it
+(:mod:`ganga_async.service._cli`); ``submit`` then returns at once and the daemon monitors.
+Otherwise each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
 ``jobs``, ``show`` and ``peek`` only read, so they open it with ``monitoring=False`` and never
 touch a backend; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
 on a repository of any size. rich is imported only to draw a table or a progress bar.
@@ -21,7 +24,6 @@ console lines by default or one JSON object per line with ``--log-json``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import sys
@@ -32,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._describe import describe, summarise
 from ._exceptions import GangaAsyncError
 from ._jobfile import load_job_file
-from ._log import EVENT_ATTR
+from ._log import EVENT_ATTR, JsonFormatter
 from .applications.executable import Executable
 from .backends.local import Local
 from .engine import Engine
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _READ_ONLY = frozenset({"jobs", "show", "peek"})
+_SERVED = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "peek"})
+"""The commands a running daemon serves; without one they open an engine of their own."""
 _SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
                     "comment")
 _STATUS_STYLES = {"completed": "green", "failed": "red", "killed": "magenta", "running": "cyan",
@@ -61,8 +66,14 @@ _Run = Callable[[Engine, argparse.Namespace], Coroutine[Any, Any, int]]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     args = _parser().parse_args(argv)
-    _configure_logging(args.verbose, args.log_json)
+    service = args.command == "service"
+    if not (service and args.action == "start"):
+        _configure_logging(args.verbose, args.log_json)
     try:
+        if service:
+            from .service._cli import service_command
+
+            return service_command(args)
         return anyio.run(_run, args, backend="asyncio")
     except KeyboardInterrupt:
         print("interrupted; jobs already started keep running (see: ganga-async jobs)",
@@ -92,7 +103,7 @@ def _print_error(message: str, *, as_json: bool) -> None:
         "name": "ganga_async.cli", "levelno": logging.ERROR, "levelname": "ERROR", "msg": message,
         EVENT_ATTR: {"event": "error", "error": message},
     })
-    print(_JsonFormatter().format(record), file=sys.stderr)
+    print(JsonFormatter().format(record), file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,6 +147,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("peek", _peek, "print a file of a job's output: stdout, stderr or FILE")
     sub.add_argument("id", metavar="ID")
     sub.add_argument("file", metavar="FILE", nargs="?", default="stdout")
+    sub = commands.add_parser(
+        "service", help="the daemon: start, stop, status",
+        description="Run the engine as a daemon for the gangadir; the other commands then use it.")
+    actions = sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = actions.add_parser("start", help="start the daemon (exit code 1 if one runs)")
+    start.add_argument("--foreground", action="store_true",
+                       help="run in this process, logging to stderr too (systemd, containers)")
+    start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    actions.add_parser("stop", help="stop the daemon once accepted work has finished")
+    actions.add_parser("status", help="say whether a daemon runs (exit code 3 if none)")
     sub = command("demo", _demo, "run a split job of /bin/echo on Local with a progress bar")
     sub.add_argument("--subjobs", type=_positive, default=1000, metavar="N",
                      help="how many subjobs (default 1000)")
@@ -150,6 +171,12 @@ def _positive(text: str) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command in _SERVED:
+        from .service._cli import served
+
+        served_code = await served(args)
+        if served_code is not None:
+            return served_code
     monitoring = args.command not in _READ_ONLY
     async with Engine(args.gangadir, monitoring=monitoring) as engine:
         code: int = await args.run(engine, args)
@@ -205,12 +232,17 @@ async def _jobs(engine: Engine, args: argparse.Namespace) -> int:
     if args.status is not None:
         wanted = str(Status.parse(args.status))
         rows = [row for row in rows if row["status"] == wanted]
+    return print_jobs(rows, args, engine.gangadir)
+
+
+def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: Path) -> int:
+    """Print job summaries as ``jobs`` does: a table, or JSON with ``--json``."""
     if args.json:
         _print_json(rows)
         return 0
     if not rows:
         which = f"{args.status} jobs" if args.status else "jobs"
-        print(f"no {which} in {engine.gangadir}")
+        print(f"no {which} in {gangadir}")
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -234,12 +266,15 @@ async def _jobs(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def _show(engine: Engine, args: argparse.Namespace) -> int:
-    job = await engine.get(args.id)
-    info = _describe(job)
+    return print_show(describe(await engine.get(args.id)), args)
+
+
+def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print a job as ``show`` does, from :func:`~ganga_async._describe.describe`'s dict."""
     if args.json:
         _print_json(info)
         return 0
-    print(f"job {job.fqid}: {job.status}")
+    print(f"job {info['fqid']}: {info['status']}")
     for key, value in info.items():
         if key in ("fqid", "status") or value in (None, "", [], {}):
             continue
@@ -263,13 +298,17 @@ async def _kill(engine: Engine, args: argparse.Namespace) -> int:
     patience = config["Local"]["kill_grace"] + config["Monitoring"]["poll_interval"] + 1
     with anyio.move_on_after(patience):
         await engine.wait(job)
+    return print_killed(job.fqid, str(job.status), args)
+
+
+def print_killed(fqid: str, status: str, args: argparse.Namespace) -> int:
     if args.json:
-        _print_json({"id": job.fqid, "status": str(job.status)})
-    elif job.status in FINAL:
-        print(f"job {job.fqid} {job.status}")
+        _print_json({"id": fqid, "status": status})
+    elif Status(status) in FINAL:
+        print(f"job {fqid} {status}")
     else:
-        print(f"kill of job {job.fqid} requested; it is still {job.status} "
-              f"(check with: ganga-async show {job.fqid})")
+        print(f"kill of job {fqid} requested; it is still {status} "
+              f"(check with: ganga-async show {fqid})")
     return 0
 
 
@@ -285,9 +324,12 @@ async def _remove(engine: Engine, args: argparse.Namespace) -> int:
 
 async def _peek(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
-    text = await engine.peek(job, args.file)
+    return print_peek(job.fqid, await engine.peek(job, args.file), args)
+
+
+def print_peek(fqid: str, text: str, args: argparse.Namespace) -> int:
     if args.json:
-        _print_json({"id": job.fqid, "file": args.file, "content": text})
+        _print_json({"id": fqid, "file": args.file, "content": text})
     else:
         sys.stdout.write(text)
         if text and not text.endswith("\n"):
@@ -317,7 +359,7 @@ async def _demo(engine: Engine, args: argparse.Namespace) -> int:
     except FileNotFoundError:
         sample = None
     if args.json:
-        _print_json({**_summary(job, elapsed), "rate": round(count / elapsed, 1),
+        _print_json({**summarise(job, elapsed), "rate": round(count / elapsed, 1),
                      "sample": {"id": first.fqid, "stdout": sample}})
         return 0 if job.status is Status.COMPLETED else 1
     code = _report(job, elapsed, args)
@@ -430,29 +472,20 @@ def _progress(args: argparse.Namespace) -> Progress | None:
 # -- describing jobs ----------------------------------------------------------------------
 
 
-def _summary(job: Job, elapsed: float | None) -> dict[str, Any]:
-    info: dict[str, Any] = {"id": job.id if job.master is None else job.fqid,
-                            "status": str(job.status)}
-    if elapsed is not None:
-        info["elapsed"] = round(elapsed, 3)
-    counts = job.subjobs.counts()
-    if counts:
-        info["subjobs"] = len(job.subjobs)
-        info["subjob_counts"] = counts
-        info["outputs"] = str(job.workdir.parent / "<subjob>" / "output")
-    else:
-        info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
-    return info
-
-
 def _report(job: Job, elapsed: float | None, args: argparse.Namespace) -> int:
     """Print the summary of a final job; the exit code is 0 if it completed, 1 otherwise."""
-    info = _summary(job, elapsed)
+    return print_report(summarise(job, elapsed), args)
+
+
+def print_report(info: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print :func:`~ganga_async._describe.summarise`'s dict of a final job; the exit code is
+    0 if it completed, 1 otherwise."""
+    elapsed = info.get("elapsed")
     if args.json:
         _print_json(info)
     else:
         took = f" in {elapsed:.1f} s" if elapsed is not None else ""
-        print(f"job {job.fqid} {job.status}{took}")
+        print(f"job {info['id']} {info['status']}{took}")
         for status, n in info.get("subjob_counts", {}).items():
             print(f"  {status:<10} {n}")
         if info.get("exitcode") is not None:
@@ -460,38 +493,7 @@ def _report(job: Job, elapsed: float | None, args: argparse.Namespace) -> int:
         if info.get("reason"):
             print(f"  {'reason':<10} {info['reason']}")
         print(f"  {'outputs':<10} {info['outputs']}")
-    return 0 if job.status is Status.COMPLETED else 1
-
-
-def _describe(job: Job) -> dict[str, Any]:
-    """Everything ``show`` prints about a job or subjob."""
-    master = job.master
-    info: dict[str, Any] = {
-        "fqid": job.fqid,
-        "status": str(job.status),
-        "master": master.fqid if master is not None else None,
-        "name": job.name,
-        "comment": job.comment,
-        "application": job.application.to_dict(),
-        "backend": job.backend.to_dict(),
-        "splitter": job.splitter.to_dict() if master is None and job.splitter else None,
-        "inputfiles": job.inputfiles,
-        "outputfiles": job.outputfiles,
-        "backend_id": job.backend_id,
-        "exitcode": job.exitcode,
-        "reason": job.reason,
-        "submit_counter": job.info.submit_counter,
-        "time": {status: stamp.isoformat(" ", "seconds")
-                 for status, stamp in job.time.timestamps.items()},
-        "inputdir": str(job.inputdir),
-        "outputdir": str(job.outputdir),
-        "workdir": str(job.workdir),
-    }
-    counts = job.subjobs.counts()
-    if counts:
-        info["subjobs"] = len(job.subjobs)
-        info["subjob_counts"] = counts
-    return info
+    return 0 if info["status"] == str(Status.COMPLETED) else 1
 
 
 def _component_text(data: dict[str, Any]) -> str:
@@ -522,21 +524,6 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per record: the structured event plus level, logger and timestamp."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        event = getattr(record, EVENT_ATTR, None)
-        data: dict[str, Any] = dict(event) if event else {"event": record.getMessage()}
-        data["level"] = record.levelname.lower()
-        data["logger"] = record.name
-        data["timestamp"] = datetime.datetime.fromtimestamp(
-            record.created, datetime.UTC).isoformat().replace("+00:00", "Z")
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
 def _configure_logging(verbosity: int, as_json: bool) -> None:
     """Give the ``ganga_async`` logger its one stderr handler (the library configures none)."""
     logger = logging.getLogger("ganga_async")
@@ -544,7 +531,7 @@ def _configure_logging(verbosity: int, as_json: bool) -> None:
         logger.removeHandler(handler)
     handler = _StderrHandler()
     if as_json:
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")

@@ -483,8 +483,7 @@ class Engine:
             )
             self._publish(job, None, Status.SUBMITTING, Status.NEW, str(exc))
         if reply is not None:
-            with reply:
-                await reply.send(exc)
+            await _answer(reply, exc)
 
     def _validate(self, job: Job) -> None:
         inputs = []
@@ -517,8 +516,7 @@ class Engine:
         restart), then feed the subjobs to the submit stage."""
         if job.splitter is None:
             if reply is not None:
-                with reply:
-                    await reply.send(None)
+                await _answer(reply, None)
             await self._submit_send.send((job, None))
             return
         table = SubjobTable()
@@ -553,8 +551,7 @@ class Engine:
         await self.repository.flush()
         log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
         if reply is not None:
-            with reply:
-                await reply.send(None)
+            await _answer(reply, None)
         batch = self.config["Pipeline"]["submit_batch"]
         for start in range(0, len(table), batch):
             await self._submit_send.send((job, list(range(start, min(start + batch, len(table))))))
@@ -950,6 +947,16 @@ class Engine:
                 log.info("resubmitting what never started", job_id=_jid(job), count=len(indices))
                 await self._submit_send.send((job, _indices(indices)))
             log.info("monitoring resumed", backend=name, active=len(self._active[name]))
+
+
+async def _answer(reply: MemoryObjectSendStream[Any], outcome: BaseException | None) -> None:
+    """Answer a ``submit()``; one that was cancelled meanwhile no longer listens, and its job
+    goes on all the same."""
+    with reply:
+        try:
+            await reply.send(outcome)
+        except anyio.BrokenResourceError:
+            pass
 
 
 def _indices(chosen: list[int | None]) -> list[int] | None:

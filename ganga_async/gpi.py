@@ -99,6 +99,13 @@ class _Session:
                 self._portal, self._engine = self._start()
             return self._portal, self._engine
 
+    def attach(self, portal: BlockingPortal, engine: Engine) -> None:
+        """Use ``engine``, which its owner runs and ``portal`` reaches, instead of starting one."""
+        with self._lock:
+            if self._portal is not None:
+                raise EngineClosedError("this interpreter already runs its own engine")
+            self._portal, self._engine = portal, engine
+
     def _start(self) -> tuple[BlockingPortal, Engine]:
         ready: queue.SimpleQueue[_Handover] = queue.SimpleQueue()
         thread = threading.Thread(
@@ -158,6 +165,14 @@ takes effect for the next job that reads it. ``[Configuration] gangadir`` is rea
 the session starts."""
 
 _session = _Session(config)
+
+
+def attach(portal: BlockingPortal, engine: Engine) -> None:
+    """Make this interface use ``engine``, run by its owner and reached through ``portal``,
+    instead of starting an engine of its own; the service daemon does this so that
+    ``send_cmd`` code acts on the daemon's engine. Call it before the interface is first used;
+    ``engine`` should have been built with :data:`config`."""
+    _session.attach(portal, engine)
 
 
 class _Text(str):

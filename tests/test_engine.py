@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -370,7 +373,6 @@ async def test_a_splitter_failing_midway_is_raised_from_submit_and_leaves_the_jo
     gangadir: Path, config: Config
 ) -> None:
     import dataclasses
-    from collections.abc import Iterator
 
     from ganga_async import Splitter, _plugins
 
@@ -390,3 +392,29 @@ async def test_a_splitter_failing_midway_is_raised_from_submit_and_leaves_the_jo
     async with Engine(gangadir, config=config) as engine:
         again = await engine.get(job.id)  # type: ignore[arg-type]
         assert again.status is Status.NEW
+
+
+class _GatedSplitter(ArgSplitter):
+    """An ArgSplitter that holds the split stage until the test opens its gate."""
+
+    def split(self, job: Job) -> Iterator[dict[str, Any]]:
+        self._entered.set()
+        self._gate.wait(10)
+        yield from super().split(job)
+
+
+async def test_a_submit_cancelled_before_acceptance_leaves_the_engine_running_and_the_job_goes_on(
+    gangadir: Path, config: Config
+) -> None:
+    splitter = _GatedSplitter(args=[["a"], ["b"]])
+    splitter._entered, splitter._gate = threading.Event(), threading.Event()
+    job = Job(application=Executable(exe="/bin/echo"), splitter=splitter)
+    async with Engine(gangadir, config=config) as engine:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(engine.submit, job)
+            await anyio.to_thread.run_sync(splitter._entered.wait, 10)
+            tg.cancel_scope.cancel()
+        splitter._gate.set()
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.COMPLETED
+        assert (await engine.submit(sh("true"))).status is not Status.NEW

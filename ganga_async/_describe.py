@@ -1,0 +1,56 @@
+"""Jobs as plain dicts, for JSON output: what ``ganga-async show`` and the service report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .job import Job
+
+__all__ = ["describe", "summarise"]
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """Everything ``show`` prints about a job or subjob."""
+    master = job.master
+    info: dict[str, Any] = {
+        "fqid": job.fqid,
+        "status": str(job.status),
+        "master": master.fqid if master is not None else None,
+        "name": job.name,
+        "comment": job.comment,
+        "application": job.application.to_dict(),
+        "backend": job.backend.to_dict(),
+        "splitter": job.splitter.to_dict() if master is None and job.splitter else None,
+        "inputfiles": job.inputfiles,
+        "outputfiles": job.outputfiles,
+        "backend_id": job.backend_id,
+        "exitcode": job.exitcode,
+        "reason": job.reason,
+        "submit_counter": job.info.submit_counter,
+        "time": {status: stamp.isoformat(" ", "seconds")
+                 for status, stamp in job.time.timestamps.items()},
+        "inputdir": str(job.inputdir),
+        "outputdir": str(job.outputdir),
+        "workdir": str(job.workdir),
+    }
+    counts = job.subjobs.counts()
+    if counts:
+        info["subjobs"] = len(job.subjobs)
+        info["subjob_counts"] = counts
+    return info
+
+
+def summarise(job: Job, elapsed: float | None = None) -> dict[str, Any]:
+    """A final (or any) job in brief: id, status, subjob counts or exit code, where outputs are."""
+    info: dict[str, Any] = {"id": job.id if job.master is None else job.fqid,
+                            "status": str(job.status)}
+    if elapsed is not None:
+        info["elapsed"] = round(elapsed, 3)
+    counts = job.subjobs.counts()
+    if counts:
+        info["subjobs"] = len(job.subjobs)
+        info["subjob_counts"] = counts
+        info["outputs"] = str(job.workdir.parent / "<subjob>" / "output")
+    else:
+        info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
+    return info

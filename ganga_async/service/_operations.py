@@ -1,0 +1,166 @@
+"""The structured operations the daemon serves, one entry per name in :data:`OPERATIONS`.
+
+Each operation is an async function of the daemon's engine and the request's arguments,
+returning something JSON can carry. Features that add operations (prepared state, credentials)
+register them here under their name; the daemon, the protocol and the clients need nothing else.
+The daemon itself answers the operations that concern the connection or the daemon: ``ping``,
+``send_cmd``, ``events``, ``cancel`` and ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._describe import describe, summarise
+from .._exceptions import JobSpecError, ProtocolError
+from .._jobfile import job_from_dict
+from ..engine import Engine
+from ..job import Job
+from ..states import Status
+
+__all__ = ["OPERATIONS", "Arguments", "Operation"]
+
+_REQUIRED: Any = object()
+
+
+class Arguments:
+    """A request's named arguments; a missing or mistyped one is a ``bad_args`` ProtocolError
+    naming the operation and the argument."""
+
+    def __init__(self, op: str, args: dict[str, Any]) -> None:
+        self.op = op
+        self._args = args
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = _REQUIRED) -> Any:
+        value = self._args.get(name, default)
+        if value is _REQUIRED:
+            raise ProtocolError("bad_args", f"{self.op}: argument {name!r} is required")
+        if value is None and default is None:
+            return None
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ProtocolError("bad_args", f"{self.op}: argument {name!r} must be {names}, "
+                                f"not {type(value).__name__}")
+        return value
+
+    def check_known(self, *names: str) -> None:
+        unknown = sorted(set(self._args) - set(names))
+        if unknown:
+            raise ProtocolError("bad_args", f"{self.op}: unknown argument {unknown[0]!r}; "
+                                f"it takes {', '.join(names) or 'none'}")
+
+
+Operation = Callable[[Engine, Arguments], Awaitable[Any]]
+
+
+async def _job_argument(engine: Engine, args: Arguments) -> Job:
+    return await engine.get(args.get("id", (int, str)))
+
+
+async def submit(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"job": {<job file fields>}, "basedir": <dir for relative inputfiles>}`` -> the job's
+    id, status and subjob count, once the engine accepted it."""
+    args.check_known("job", "basedir")
+    data = args.get("job", dict)
+    basedir = args.get("basedir", str, None)
+    _check_relative(data, basedir)
+    job = job_from_dict(data, "submit", basedir=basedir)
+    await engine.submit(job)
+    return summarise(job)
+
+
+def _check_relative(data: dict[str, Any], basedir: str | None) -> None:
+    """The daemon's working directory means nothing to its client: a relative input file
+    needs the directory it is relative to."""
+    if basedir is not None and os.path.isabs(basedir):
+        return
+    for i, path in enumerate(data.get("inputfiles") or []):
+        if isinstance(path, str) and not os.path.isabs(os.path.expanduser(path)):
+            raise JobSpecError(f"inputfiles[{i}]", f"{path!r} is relative: give an absolute path, "
+                               "or the absolute directory it is relative to as 'basedir'")
+
+
+async def jobs(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
+    """``{"status": ..., "name": ...}`` (both optional) -> one summary per master job."""
+    args.check_known("status", "name")
+    status = args.get("status", str, None)
+    name = args.get("name", str, None)
+    wanted = str(Status.parse(status)) if status is not None else None
+    return [row for row in await engine.summary()
+            if (wanted is None or row["status"] == wanted) and (name is None or row["name"] == name)]
+
+
+async def job(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": 3 | "3.17"}`` -> everything about the job or subjob (as ``show --json``)."""
+    args.check_known("id")
+    return describe(await _job_argument(engine, args))
+
+
+async def kill(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ...}`` -> the kill is requested; the status the job has now."""
+    args.check_known("id")
+    target = await _job_argument(engine, args)
+    await engine.kill(target)
+    return {"id": target.fqid, "status": str(target.status)}
+
+
+async def resubmit(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ..., "statuses": ["failed"]}`` -> the job's summary once resubmitted."""
+    args.check_known("id", "statuses")
+    target = await _job_argument(engine, args)
+    statuses = args.get("statuses", list, ["failed"])
+    await engine.resubmit(target, statuses=[str(s) for s in statuses])
+    return summarise(target)
+
+
+async def remove(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ...}`` -> the job is killed if active, then deleted with its workspace."""
+    args.check_known("id")
+    target = await _job_argument(engine, args)
+    await engine.remove(target)
+    return {"id": target.fqid, "status": str(target.status)}
+
+
+async def peek(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ..., "file": "stdout"}`` -> the text of that file of the job's output."""
+    args.check_known("id", "file")
+    target = await _job_argument(engine, args)
+    filename = args.get("file", str, "stdout")
+    return {"id": target.fqid, "file": filename, "content": await engine.peek(target, filename)}
+
+
+async def force_status(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ..., "status": "failed" | "completed"}`` -> Ganga's ``force_status``."""
+    args.check_known("id", "status")
+    target = await _job_argument(engine, args)
+    await engine.force_status(target, args.get("status", str))
+    return {"id": target.fqid, "status": str(target.status)}
+
+
+async def wait(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ..., "timeout": seconds}`` -> the job's summary once it is final; cancellable."""
+    args.check_known("id", "timeout")
+    target = await _job_argument(engine, args)
+    timeout = args.get("timeout", (int, float), None)
+    await engine.wait(target, timeout)
+    return summarise(target)
+
+
+OPERATIONS: dict[str, Operation] = {
+    "submit": submit,
+    "jobs": jobs,
+    "job": job,
+    "kill": kill,
+    "resubmit": resubmit,
+    "remove": remove,
+    "peek": peek,
+    "force_status": force_status,
+    "wait": wait,
+}
+"""Operation name -> implementation. ``wait`` may be cancelled by its client; the others run
+to their end once accepted, even when their client goes away."""
+
+CANCELLABLE = frozenset({"wait"})
