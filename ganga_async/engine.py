@@ -683,6 +683,9 @@ class Engine:
             del active[key]
             if status.native_id is not None:
                 self._set_status(job, index, self._status_of(job, index), backend_id=status.native_id)
+            if status.started is not None and self._status_of(job, index) is Status.SUBMITTED:
+                # It started and ended between two updates: record the run it had.
+                self._set_status(job, index, Status.RUNNING, t=status.started)
             if new is Status.COMPLETED:
                 self._set_status(job, index, Status.COMPLETING, t=status.started)
             await self._finalise_send.send((job, index, status))

@@ -170,8 +170,10 @@ class LocalDriver(BackendDriver):
             status = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
         else:
             self._dispatched.discard(key)
+            running = self._state.get(key)
             status = _final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
-                                   event.get("error"), ended=t)
+                                   event.get("error"), ended=t,
+                                   started=running.started if running is not None else None)
             self._killed.discard(key)
         self._state[key] = status
         self._news[key] = status
