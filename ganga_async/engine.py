@@ -555,7 +555,7 @@ class Engine:
         if reply is not None:
             with reply:
                 await reply.send(None)
-        batch = self.config["Pipeline"]["submit_batch"]
+        batch = job.backend.submit_batch or self.config["Pipeline"]["submit_batch"]
         for start in range(0, len(table), batch):
             await self._submit_send.send((job, list(range(start, min(start + batch, len(table))))))
 
