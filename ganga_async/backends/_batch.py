@@ -61,6 +61,7 @@ HEARTBEAT_FILE = "__heartbeat__"
 """Written by the job wrapper in the outputdir while the application runs: the last heartbeat."""
 
 ACTIVE_NATIVE = frozenset({Status.SUBMITTED, Status.RUNNING})
+_QUEUED = BackendStatus(Status.SUBMITTED)
 
 log = get_logger(__name__)
 
@@ -399,6 +400,13 @@ class BatchDriver(BackendDriver):
         news, self._news = self._news, {}
         return news
 
+    async def poll(self) -> int:
+        """Sweep every job the driver watches now, outside the schedule; return how many changed."""
+        async with self._sweep_lock:
+            news = await self._observe(list(self._tracked.values()))
+        self._publish(news)
+        return len(news)
+
     async def _sweep(self, entries: list[_Tracked]) -> bool:
         """Query the batch system about ``entries``, publish what changed; True if anything did."""
         async with self._sweep_lock:
@@ -511,6 +519,7 @@ class BatchDriver(BackendDriver):
                 if status is None and entry.handle.native_id not in natives:
                     status = BackendStatus(Status.SUBMITTED)
                 if status is not None:
+                    entry.last = status
                     result[entry.handle.key] = dataclasses.replace(status, native_id=entry.handle.native_id)
             self._wakeup.set()
         return result
@@ -557,6 +566,7 @@ class BatchDriver(BackendDriver):
             for position, unit, native in zip(positions, chosen, ids, strict=True):
                 results[position] = native
                 entry = _Tracked(Handle(unit.key, native, unit.outputdir), committed=False)
+                entry.last = _QUEUED
                 self._tracked[unit.key] = entry
                 fresh.append(entry)
         for entry in fresh:
