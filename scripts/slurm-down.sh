@@ -36,7 +36,7 @@ flock -w 600 8 || say "WARNING: $HOME_DIR/lock is held; going on"
 running() {   # same test as slurm-up.sh: our pid file, a live process that belongs to HOME_DIR
     local pidfile=$RUN/$1.pid pid state
     [ -s "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' <"$pidfile")
+    pid=$( { tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
     [ -n "$pid" ] || return 1
     state=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
     state=${state##*) }

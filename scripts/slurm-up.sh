@@ -77,7 +77,7 @@ install_missing() {
 running() {
     local pidfile=$RUN/$1.pid pid state
     [ -s "$pidfile" ] || return 1
-    pid=$(tr -dc '0-9' <"$pidfile")
+    pid=$( { tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
     [ -n "$pid" ] || return 1
     state=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
     state=${state##*) }
