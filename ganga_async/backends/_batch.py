@@ -382,7 +382,7 @@ class BatchDriver(BackendDriver):
                 next_sweep = math.inf
                 continue
             try:
-                changed = await self._sweep(list(self._tracked.values()))
+                changed = await self.poll() > 0
             except BackendError as exc:
                 log.warning("status sweep failed; retrying", backend=self._system.name, error=str(exc))
                 changed = False
@@ -406,13 +406,6 @@ class BatchDriver(BackendDriver):
             news = await self._observe(list(self._tracked.values()))
         self._publish(news)
         return len(news)
-
-    async def _sweep(self, entries: list[_Tracked]) -> bool:
-        """Query the batch system about ``entries``, publish what changed; True if anything did."""
-        async with self._sweep_lock:
-            news = await self._observe(entries)
-        self._publish(news)
-        return bool(news)
 
     async def _observe(self, entries: list[_Tracked]) -> dict[str, BackendStatus]:
         entries = [e for e in entries if e.job and self._tracked.get(e.handle.key) is e]
@@ -489,6 +482,9 @@ class BatchDriver(BackendDriver):
     # -- the contract ---------------------------------------------------------------------
 
     async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
+        """Register the handles the driver does not watch yet and answer for those; news of the
+        others come through :meth:`updates`. ``handles`` is every active job of this backend the
+        engine cares about: jobs it no longer lists (removed, forced) are dropped."""
         wanted = {h.key for h in handles}
         for key in [k for k, e in self._tracked.items() if e.committed and k not in wanted]:
             del self._tracked[key]
