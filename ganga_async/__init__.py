@@ -15,6 +15,7 @@ The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
 
 from ._exceptions import (
     BackendError,
+    BackendUnavailableError,
     ConfigError,
     EngineClosedError,
     GangaAsyncError,
@@ -30,6 +31,7 @@ from .applications import Application, Command
 from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 from .backends.local import Local
+from .backends.slurm import Slurm
 from .config import Config, load_config
 from .engine import Engine
 from .events import EventStream, JobEvent
@@ -49,6 +51,7 @@ __all__ = [
     "BackendDriver",
     "BackendError",
     "BackendStatus",
+    "BackendUnavailableError",
     "Command",
     "Config",
     "ConfigError",
@@ -72,6 +75,7 @@ __all__ = [
     "PluginError",
     "RepositoryError",
     "SchemaVersionError",
+    "Slurm",
     "Splitter",
     "Status",
     "SubmitUnit",

@@ -9,6 +9,7 @@
     ├── RepositoryError       the repository cannot be opened or written
     │   └── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
     ├── BackendError          a backend refused or failed an operation
+    │   └── BackendUnavailableError  the batch system did not answer (down, restarting, timed out); retried
     ├── EngineClosedError     the engine is not running (use ``async with Engine(...)``)
     ├── WaitTimeoutError      ``wait(timeout=...)`` ran out before the job finished
     └── ServiceError          the service daemon cannot be started, reached or used
@@ -62,6 +63,10 @@ class SchemaVersionError(RepositoryError):
 
 class BackendError(GangaAsyncError):
     """A backend failed an operation (submission, kill, status query)."""
+
+
+class BackendUnavailableError(BackendError):
+    """The batch system could not be reached or did not answer in time; the operation is retried."""
 
 
 class EngineClosedError(GangaAsyncError):

@@ -552,7 +552,7 @@ class Engine:
         log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
         if reply is not None:
             await _answer(reply, None)
-        batch = self.config["Pipeline"]["submit_batch"]
+        batch = job.backend.submit_batch or self.config["Pipeline"]["submit_batch"]
         for start in range(0, len(table), batch):
             await self._submit_send.send((job, list(range(start, min(start + batch, len(table))))))
 

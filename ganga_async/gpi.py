@@ -41,6 +41,7 @@ from .applications.base import Application
 from .applications.executable import Executable
 from .backends.base import Backend
 from .backends.local import Local
+from .backends.slurm import Slurm
 from .config import Config, load_config
 from .engine import Engine
 from .splitters.arg import ArgSplitter
@@ -56,6 +57,7 @@ __all__ = [
     "GenericSplitter",
     "Job",
     "Local",
+    "Slurm",
     "config",
     "jobs",
 ]

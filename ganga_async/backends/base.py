@@ -159,6 +159,9 @@ class Backend(Component):
     """
 
     category: ClassVar[str] = "backend"
+    submit_batch: ClassVar[int] = 0
+    """Subjobs handed to one :meth:`BackendDriver.bulk_submit` call; 0 means ``[Pipeline]
+    submit_batch``. A backend with job arrays asks for more, so a master becomes one array."""
 
     def validate(self, job: Job) -> None:
         """Raise JobSpecError when these settings cannot run ``job``."""
