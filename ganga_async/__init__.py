@@ -16,12 +16,14 @@ The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
 from ._exceptions import (
     BackendError,
     ConfigError,
+    CredentialError,
     EngineClosedError,
     GangaAsyncError,
     JobNotFoundError,
     JobSpecError,
     JobStateError,
     PluginError,
+    RenewalError,
     RepositoryError,
     SchemaVersionError,
     WaitTimeoutError,
@@ -31,8 +33,19 @@ from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 from .backends.local import Local
 from .config import Config, load_config
+from .credentials import (
+    AFSToken,
+    BearerToken,
+    Credential,
+    CredentialInfo,
+    CredentialManager,
+    CredentialStore,
+    KerberosTicket,
+    VomsProxy,
+    X509Proxy,
+)
 from .engine import Engine
-from .events import EventStream, JobEvent
+from .events import CredentialEvent, EventStream, JobEvent
 from .job import Job, JobInfo, JobTimes
 from .splitters import Splitter
 from .splitters.arg import ArgSplitter
@@ -43,15 +56,23 @@ from .states import Status
 __version__ = "0.1.0"
 
 __all__ = [
+    "AFSToken",
     "Application",
     "ArgSplitter",
     "Backend",
     "BackendDriver",
     "BackendError",
     "BackendStatus",
+    "BearerToken",
     "Command",
     "Config",
     "ConfigError",
+    "Credential",
+    "CredentialError",
+    "CredentialEvent",
+    "CredentialInfo",
+    "CredentialManager",
+    "CredentialStore",
     "DriverContext",
     "Engine",
     "EngineClosedError",
@@ -68,13 +89,17 @@ __all__ = [
     "JobSpecError",
     "JobStateError",
     "JobTimes",
+    "KerberosTicket",
     "Local",
     "PluginError",
+    "RenewalError",
     "RepositoryError",
     "SchemaVersionError",
     "Splitter",
     "Status",
     "SubmitUnit",
+    "VomsProxy",
     "WaitTimeoutError",
+    "X509Proxy",
     "load_config",
 ]
