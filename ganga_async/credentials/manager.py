@@ -128,9 +128,7 @@ class CredentialManager:
         for credential in candidates:
             chosen.setdefault(credential.key(), credential)
         needs = [Requirement(self.managed(c), needed) for c in chosen.values()]
-        for need in needs:
-            key = need.credential.key()
-            self._thresholds[key] = max(self._thresholds.get(key, 0.0), need.min_time_left)
+        self._watch(needs)
         if job_id is not None:
             self._job_needs[job_id] = needs
         return needs
@@ -156,8 +154,16 @@ class CredentialManager:
                 reasons.append(need.credential.reason(info, 1.0))
         return "; ".join(reasons) or None
 
+    def _watch(self, needs: Sequence[Requirement]) -> None:
+        """Have the watcher keep these credentials above their thresholds from now on."""
+        for need in needs:
+            key = need.credential.key()
+            self._managed.setdefault(key, need.credential)
+            self._thresholds[key] = max(self._thresholds.get(key, 0.0), need.min_time_left)
+
     def hold(self, waiter: Waiter) -> None:
         """Keep ``waiter`` until its needs are met, then call its ``resume``."""
+        self._watch(waiter.needs)
         self._waiters.append(waiter)
         self._wake.set()
 
