@@ -41,6 +41,7 @@ __all__ = ["Credential", "CredentialInfo", "check_private_file", "file_signature
 
 _PASSWORD_WORDS = ("password", "pass phrase", "passphrase", "pin:", "tty", "terminal", "prompt")
 RENEW_CLI = "`ganga-async credentials renew`"
+_PLACES = frozenset({"proxy_path", "token_file", "ccache", "keytab"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,7 +122,8 @@ class Credential(Component):
     def describe(self) -> str:
         """``"VomsProxy vo=lhcb"``: the type and the fields that differ from their defaults."""
         parts = [self.plugin_name]
-        for field in dataclasses.fields(self):
+        # what the credential is first, where it lives last: "VomsProxy vo=lhcb proxy_path=..."
+        for field in sorted(dataclasses.fields(self), key=lambda f: f.name in _PLACES):
             if field.name == "renew_command":
                 continue
             value = getattr(self, field.name)
