@@ -1046,12 +1046,20 @@ class _MonitorGate:
         self.name = name
         self.active = active
         self._size = -1
+        self._collected = 0.0
         self._needs: list[Requirement] = []
         self._reason: str | None = None
 
     def _collect(self) -> list[Requirement]:
-        if len(self.active) != self._size:
+        """The credentials the active jobs need, worked out again when the set of active jobs
+        changed, at most once per ``check_interval`` (it walks every active job)."""
+        if not self.engine.credentials.in_use:
+            return []
+        now = time.monotonic()
+        interval = self.engine.config["Credentials"]["check_interval"]
+        if len(self.active) != self._size and (self._size < 0 or now - self._collected >= interval):
             self._size = len(self.active)
+            self._collected = now
             masters: dict[int, Job] = {}
             last = None
             for entry in self.active.values():

@@ -34,7 +34,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -363,9 +363,15 @@ jobs = JobRegistry()
 
 # -- credentials ---------------------------------------------------------------------------
 
-def _call(method: Callable[..., Any], *args: Any) -> Any:
-    portal, _ = _session.open()
-    return portal.call(method, *args)
+def _call(credential: _credentials.Credential, method: str, *args: Any) -> Any:
+    """Run the async ``method`` of the engine's own instance of ``credential`` (shared with the
+    credential gate, so readings and renewals are shared too) and return its result."""
+    portal, engine = _session.open()
+
+    async def call() -> Any:
+        return await getattr(engine.credentials.managed(credential), method)(*args)
+
+    return portal.call(call)
 
 
 class _Blocking(_credentials.Credential):
@@ -377,27 +383,27 @@ class _Blocking(_credentials.Credential):
 
     def identity(self) -> str:  # type: ignore[override]
         """Who the credential says you are (a DN, a principal, a token's subject)."""
-        return cast(str, _call(super().identity))
+        return cast(str, _call(self, "identity"))
 
     def timeleft(self) -> float:  # type: ignore[override]
         """Seconds before it expires; 0 when it is expired, absent or unusable."""
-        return cast(float, _call(super().timeleft))
+        return cast(float, _call(self, "timeleft"))
 
     def expiry_time(self) -> datetime | None:  # type: ignore[override]
         """When it expires, or None when it is absent or unusable."""
-        return cast("datetime | None", _call(super().expiry_time))
+        return cast("datetime | None", _call(self, "expiry_time"))
 
     def is_valid(self, min_time_left: float | str = 0) -> bool:  # type: ignore[override]
         """True when it has at least ``min_time_left`` left (seconds, or "1h", "30m")."""
-        return cast(bool, _call(super().is_valid, min_time_left))
+        return cast(bool, _call(self, "is_valid", min_time_left))
 
     def exists(self) -> bool:  # type: ignore[override]
         """True when there is something at its location (valid or not)."""
-        return cast(bool, _call(super().exists))
+        return cast(bool, _call(self, "exists"))
 
     def info(self) -> _credentials.CredentialInfo:  # type: ignore[override]
         """Everything known about it now (location, identity, expiry, problem)."""
-        return cast(_credentials.CredentialInfo, _call(super().info))
+        return cast(_credentials.CredentialInfo, _call(self, "info"))
 
     def renew(self, *, interactive: bool | None = None) -> _credentials.CredentialInfo:  # type: ignore[override]
         """Renew it (raises :class:`~ganga_async.RenewalError` when that fails). ``interactive``

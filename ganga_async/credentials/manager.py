@@ -174,6 +174,11 @@ class CredentialManager:
         await self._swept.wait()
 
     @property
+    def in_use(self) -> bool:
+        """True once any job or held work has needed a credential."""
+        return bool(self._thresholds)
+
+    @property
     def held(self) -> int:
         """How many held chunks wait."""
         return len(self._waiters)
