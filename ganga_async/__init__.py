@@ -17,12 +17,14 @@ from ._exceptions import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
+    CredentialError,
     EngineClosedError,
     GangaAsyncError,
     JobNotFoundError,
     JobSpecError,
     JobStateError,
     PluginError,
+    RenewalError,
     RepositoryError,
     SchemaVersionError,
     WaitTimeoutError,
@@ -33,8 +35,19 @@ from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Hand
 from .backends.local import Local
 from .backends.slurm import Slurm
 from .config import Config, load_config
+from .credentials import (
+    AFSToken,
+    BearerToken,
+    Credential,
+    CredentialInfo,
+    CredentialManager,
+    CredentialStore,
+    KerberosTicket,
+    VomsProxy,
+    X509Proxy,
+)
 from .engine import Engine
-from .events import EventStream, JobEvent
+from .events import CredentialEvent, EventStream, JobEvent
 from .job import Job, JobInfo, JobTimes
 from .splitters import Splitter
 from .splitters.arg import ArgSplitter
@@ -45,6 +58,7 @@ from .states import Status
 __version__ = "0.1.0"
 
 __all__ = [
+    "AFSToken",
     "Application",
     "ArgSplitter",
     "Backend",
@@ -52,9 +66,16 @@ __all__ = [
     "BackendError",
     "BackendStatus",
     "BackendUnavailableError",
+    "BearerToken",
     "Command",
     "Config",
     "ConfigError",
+    "Credential",
+    "CredentialError",
+    "CredentialEvent",
+    "CredentialInfo",
+    "CredentialManager",
+    "CredentialStore",
     "DriverContext",
     "Engine",
     "EngineClosedError",
@@ -71,14 +92,18 @@ __all__ = [
     "JobSpecError",
     "JobStateError",
     "JobTimes",
+    "KerberosTicket",
     "Local",
     "PluginError",
+    "RenewalError",
     "RepositoryError",
     "SchemaVersionError",
     "Slurm",
     "Splitter",
     "Status",
     "SubmitUnit",
+    "VomsProxy",
     "WaitTimeoutError",
+    "X509Proxy",
     "load_config",
 ]

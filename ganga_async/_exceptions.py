@@ -10,6 +10,9 @@
     │   └── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
     ├── BackendError          a backend refused or failed an operation
     │   └── BackendUnavailableError  the batch system did not answer (down, restarting, timed out); retried
+    ├── CredentialError       a credential is missing, unreadable, refused or of the wrong kind
+    │   └── RenewalError        renewing a credential failed (a missing or hanging command,
+    │                           a password that only a person can type)
     ├── EngineClosedError     the engine is not running (use ``async with Engine(...)``)
     ├── WaitTimeoutError      ``wait(timeout=...)`` ran out before the job finished
     └── ServiceError          the service daemon cannot be started, reached or used
@@ -67,6 +70,23 @@ class BackendError(GangaAsyncError):
 
 class BackendUnavailableError(BackendError):
     """The batch system could not be reached or did not answer in time; the operation is retried."""
+
+
+class CredentialError(GangaAsyncError):
+    """A credential is missing, unreadable, refused (e.g. a proxy readable by others) or corrupt.
+
+    Messages name the credential and its location, never its contents.
+    """
+
+
+class RenewalError(CredentialError):
+    """Renewing a credential failed. ``needs_user`` is true when only a person can renew it
+    (the command asked for a password, or a renewable ticket ran out): the engine does not
+    retry it by itself."""
+
+    def __init__(self, message: str, *, needs_user: bool = False) -> None:
+        super().__init__(message)
+        self.needs_user = needs_user
 
 
 class EngineClosedError(GangaAsyncError):

@@ -18,8 +18,13 @@ A job file has the fields of :class:`~ganga_async.Job`::
     type = "ArgSplitter"
     args = [["1"], ["2"]]
 
+    [[credentials]]
+    type = "VomsProxy"
+    vo = "lhcb"
+
 ``[application]`` and ``[backend]`` may be left out for the Job defaults (``Executable`` on
-``Local``); a table that is present names its plugin with ``type``. Relative ``inputfiles``
+``Local``); a table that is present names its plugin with ``type``, and so does each
+``[[credentials]]`` entry. Relative ``inputfiles``
 are relative to the directory of the file (no glob is expanded). Every mistake is a
 :class:`~ganga_async.JobSpecError` whose message starts with the file, names the field and
 says how to fix it.
@@ -37,6 +42,7 @@ from ._component import Component, build_component, check_value
 from ._exceptions import JobSpecError
 from .applications.base import Application
 from .backends.base import Backend
+from .credentials.base import Credential
 from .job import FIELDS, Job
 from .splitters.base import Splitter
 
@@ -96,7 +102,19 @@ def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
     for category in _TABLES:
         if category in data:
             fields[category] = build_component(_BASES[category], data[category])
+    if "credentials" in data:
+        entries = data["credentials"]
+        if not isinstance(entries, list):
+            raise JobSpecError("credentials", 'must be a list of tables: [[credentials]] with type = "..."')
+        fields["credentials"] = [_credential(entry, i) for i, entry in enumerate(entries)]
     return Job(**fields)
+
+
+def _credential(entry: Any, index: int) -> Credential:
+    try:
+        return build_component(Credential, entry)
+    except JobSpecError as exc:
+        raise JobSpecError(f"credentials[{index}]", str(exc)) from None
 
 
 def _located(exc: JobSpecError, source: str) -> JobSpecError:

@@ -1,8 +1,9 @@
-"""Finding applications, splitters and backends through entry points.
+"""Finding applications, splitters, backends and credentials through entry points.
 
 Each category is an entry-point group (``ganga_async.applications``, ``ganga_async.splitters``,
-``ganga_async.backends``). A plugin is imported the first time it is asked for; an import
-failure is kept and raised as a :class:`PluginError` each time that plugin is used.
+``ganga_async.backends``, ``ganga_async.credentials``). A plugin is imported the first time it
+is asked for; an import failure is kept and raised as a :class:`PluginError` each time that
+plugin is used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ GROUPS = {
     "application": "ganga_async.applications",
     "splitter": "ganga_async.splitters",
     "backend": "ganga_async.backends",
+    "credential": "ganga_async.credentials",
 }
 
 _entry_points: dict[str, dict[str, Any]] = {}
@@ -37,7 +39,8 @@ def available(category: str) -> list[str]:
 
 
 def load(category: str, name: str) -> type:
-    """The plugin class ``name`` of ``category`` (``application``, ``splitter``, ``backend``)."""
+    """The plugin class ``name`` of ``category`` (``application``, ``splitter``, ``backend``,
+    ``credential``)."""
     key = (category, name)
     cls = _loaded.get(key)
     if cls is not None:

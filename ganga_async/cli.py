@@ -7,13 +7,15 @@
     submit FILE.toml [--wait]     jobs [--status S]     show ID     wait ID
     kill ID     resubmit ID [--wait]     remove ID     peek ID [FILE]     demo [--subjobs N]
     service start [--foreground] | stop | status
+    credentials [--json]     credentials renew [TYPE]
 
 When a daemon runs for the gangadir (``service start``), every command but ``demo`` asks it
 (:mod:`ganga_async.service._cli`); ``submit`` then returns at once and the daemon monitors.
 Otherwise each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
 ``jobs``, ``show`` and ``peek`` only read, so they open it with ``monitoring=False`` and never
 touch a backend; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
-on a repository of any size. rich is imported only to draw a table or a progress bar.
+on a repository of any size. ``credentials`` opens no engine: it looks at the credentials on
+this machine. rich is imported only to draw a table or a progress bar.
 
 Exit codes: 0 success; 1 a job waited for ended failed or killed; 2 an error, printed as one
 line ``error: ...`` on stderr. With ``--json`` every command prints one JSON document on
@@ -35,13 +37,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._describe import describe, summarise
+from ._duration import format_duration
 from ._exceptions import GangaAsyncError
 from ._jobfile import load_job_file
 from ._log import EVENT_ATTR, JsonFormatter
 from .applications.executable import Executable
 from .backends.local import Local
+from .config import load_config
+from .credentials.store import CredentialStore
 from .engine import Engine
-from .events import EventStream
+from .events import EventStream, JobEvent
 from .job import Job
 from .splitters.arg import ArgSplitter
 from .states import FINAL, Status
@@ -157,6 +162,15 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     actions.add_parser("stop", help="stop the daemon once accepted work has finished")
     actions.add_parser("status", help="say whether a daemon runs (exit code 3 if none)")
+    about = ("list the credentials on this machine (type, identity, location, time left, backends "
+             "it is valid for), or renew them")
+    sub = commands.add_parser("credentials", help=about, description=about)
+    sub.add_argument("action", nargs="?", choices=["renew"],
+                     help="renew them (in this terminal: a command may ask for your password)")
+    sub.add_argument("type", nargs="?", metavar="TYPE",
+                     help="only this type: X509Proxy, VomsProxy, KerberosTicket, AFSToken, BearerToken")
+    sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                     help="print one JSON document on stdout")
     sub = command("demo", _demo, "run a split job of /bin/echo on Local with a progress bar")
     sub.add_argument("--subjobs", type=_positive, default=1000, metavar="N",
                      help="how many subjobs (default 1000)")
@@ -171,6 +185,8 @@ def _positive(text: str) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "credentials":
+        return await _credentials(args)
     if args.command in _SERVED:
         from .service._cli import served
 
@@ -337,6 +353,51 @@ def print_peek(fqid: str, text: str, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _credentials(args: argparse.Namespace) -> int:
+    store = CredentialStore(load_config())
+    if args.action == "renew":
+        results = await store.renew(args.type, interactive=sys.stdin.isatty())
+        if args.json:
+            _print_json([{"credential": c.describe(), "renewed": not isinstance(r, BaseException),
+                          **({"error": str(r)} if isinstance(r, BaseException) else r.to_dict())}
+                         for c, r in results])
+        failed = 0
+        for credential, outcome in results:
+            if isinstance(outcome, BaseException):
+                failed += 1
+                if not args.json:
+                    print(f"error: {outcome}", file=sys.stderr)
+            elif not args.json:
+                left = format_duration(outcome.time_left())
+                problem = f" ({outcome.problem})" if outcome.problem else ""
+                print(f"{credential.describe()}: renewed, {left} left{problem}")
+        return 2 if failed else 0
+    infos = [await c.info() for c in await store.get_credentials(include_missing=True)]
+    rows = [{**info.to_dict(), "valid_for": store.valid_for(info)} for info in infos]
+    if args.type is not None:
+        rows = [row for row in rows if row["type"] == args.type]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no credentials found (grid proxy, Kerberos ticket, AFS token, bearer token)")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for header in ("type", "identity", "location", "time left", "valid for"):
+        table.add_column(header, overflow="fold")
+    for row, info in zip(rows, infos, strict=True):
+        left = "expired" if info.exists and not info.problem and not row["time_left"] else (
+            format_duration(row["time_left"]) if info.exists and not info.problem else "-")
+        valid = ", ".join(row["valid_for"]) or ("none: " + (info.problem or "too short")
+                                                if info.exists else "none: not found")
+        table.add_row(row["credential"], row["identity"] or "", row["location"], left, valid)
+    Console().print(table)
+    return 0
+
+
 async def _demo(engine: Engine, args: argparse.Namespace) -> int:
     count = args.subjobs
     job = Job(
@@ -383,7 +444,7 @@ class _Follower:
     def __init__(self, engine: Engine, job: Job) -> None:
         self.engine = engine
         self.job = job
-        self.events: EventStream = engine.events()
+        self.events: EventStream[JobEvent] = engine.events()
         counts = job.subjobs.counts()
         self.done = sum(n for status, n in counts.items() if Status(status) in FINAL)
         self.failed = counts.get("failed", 0)

@@ -10,8 +10,10 @@ Layers, later ones winning:
 4. assignments at run time: ``config['Local']['max_concurrent'] = 4``.
 
 An unknown section or option, or a value of the wrong type, is a :class:`ConfigError` that lists
-what is valid. Readers look options up when they need them, so runtime changes take effect for
-the next job that uses them.
+what is valid. Durations (``[Credentials] min_time_left``) accept seconds or text such as
+``"1h"`` or ``"30m"`` and are stored as seconds; table options given in an environment variable
+are written as a TOML inline table (``{Slurm = "2h"}``). Readers look options up when they need
+them, so runtime changes take effect for the next job that uses them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._exceptions import ConfigError
+from ._duration import parse_duration
+from ._exceptions import ConfigError, GangaAsyncError
 from ._resources import shipped
 
 __all__ = ["Config", "Section", "load_config"]
@@ -32,10 +35,47 @@ ENV_PREFIX = "GANGA_ASYNC_"
 _NOT_OPTIONS = {"GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"}
 
 
+def _duration_table(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of durations like {{Slurm = \"2h\"}}, got {value!r}")
+    return {str(key): parse_duration(item, f"[{key!r}]") for key, item in value.items()}
+
+
+def _credential_defaults(value: Any) -> dict[str, dict[str, Any]]:
+    from .credentials.store import check_default_entries
+
+    return check_default_entries(value)
+
+
+_CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("Credentials", "min_time_left"): lambda v: parse_duration(v, "value"),
+    ("Credentials", "renew_margin"): lambda v: parse_duration(v, "value"),
+    ("Credentials", "check_interval"): lambda v: parse_duration(v, "value"),
+    ("Credentials", "command_timeout"): lambda v: parse_duration(v, "value"),
+    ("Credentials", "min_time_left_by_backend"): _duration_table,
+    ("Credentials", "defaults"): _credential_defaults,
+}
+"""Options whose values need more than a type check; each returns the value to store."""
+
+
 def _coerce(section: str, option: str, default: Any, value: Any, source: str) -> Any:
     """Return ``value`` converted to the type of ``default`` or raise a ConfigError naming it."""
     where = f"[{section}] {option} (from {source})"
     kind = type(default)
+    if isinstance(value, str) and kind is dict:
+        try:
+            value = tomllib.loads(f"value = {value}")["value"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(
+                f"{where}: {value!r} is not a TOML inline table such as {{Slurm = \"2h\"}}"
+            ) from None
+    check = _CHECKS.get((section, option))
+    if check is not None:
+        try:
+            return check(value)
+        except (ValueError, GangaAsyncError) as exc:
+            text = str(exc).removeprefix("value: ")
+            raise ConfigError(f"{where}: {text}") from None
     if isinstance(value, str) and kind is not str:
         text = value.strip()
         try:
@@ -112,6 +152,9 @@ class Config(Mapping[str, Section]):
     """All configuration sections. Build one with :func:`load_config`."""
 
     def __init__(self, defaults: dict[str, dict[str, Any]]) -> None:
+        for (section, option), check in _CHECKS.items():
+            if option in defaults.get(section, {}):
+                defaults[section][option] = check(defaults[section][option])
         self._defaults = defaults
         self._values = {name: dict(options) for name, options in defaults.items()}
         self._sections = {name: Section(self, name) for name in defaults}

@@ -3,17 +3,21 @@
 ::
 
     submit() ─▶ prepare ─▶ split ─▶ submit ─▶ backend drivers ─▶ monitor ─▶ finalise
-                   (bounded memory streams between the stages)
+                   (bounded memory streams between the stages)     │
+                                        credential gate ◀──────────┘
 
 - **prepare** validates the description (inputs exist, the executable resolves, the splitter
   fits the application) and persists the intent to submit; ``Engine.submit`` returns once this
   stage accepted the job, and raises the stage's error otherwise (the job stays ``new``).
 - **split** streams the splitter's output into compact subjob rows, persisted in one
   transaction that runs in the database thread, and feeds chunks of subjob indices onward.
-- **submit** resolves each subjob (master plus the splitter's overrides) into a
+- **submit** passes each chunk through the credential gate (a chunk whose credentials are short
+  is held, and the :class:`~ganga_async.credentials.CredentialManager` resumes it by itself),
+  resolves each subjob (master plus the splitter's overrides) into a
   :class:`~ganga_async.backends.SubmitUnit` and hands batches to the backend's driver.
 - **monitor** (one task per backend) waits for news the driver pushes and, every poll interval,
-  asks the driver about all of its active jobs in one bulk query.
+  asks the driver about all of its active jobs in one bulk query; it pauses while a credential
+  its jobs need has expired.
 - **finalise** puts finished (sub)jobs into their final status.
 
 Every status change goes through one method, which checks the transition table, updates the
@@ -60,7 +64,9 @@ from .backends.base import (
     SubmitUnit,
 )
 from .config import Config, load_config
-from .events import EventStream, JobEvent, _Hub
+from .credentials.base import Credential
+from .credentials.manager import CredentialManager, Requirement
+from .events import CredentialEvent, EventStream, JobEvent, _Hub
 from .job import Job, JobInfo, SubjobTable, apply_overrides
 from .repository import JobRow, Repository
 from .splitters.base import Splitter
@@ -95,7 +101,10 @@ class Engine:
 
     Jobs live in a SQLite repository under the gangadir and in per-job workspaces. When the
     engine opens it resumes what an earlier one left: submissions are completed, active jobs are
-    monitored again, and Local processes that outlived their engine are adopted.
+    monitored again, Local processes that outlived their engine are adopted, and jobs held for
+    credentials wait at the gate again.
+
+    ``engine.credentials`` is its :class:`~ganga_async.credentials.CredentialManager`.
     """
 
     def __init__(
@@ -120,6 +129,7 @@ class Engine:
         self._driver_lock = anyio.Lock()
         self._done: dict[str, anyio.Event] = {}
         self._hub = _Hub()
+        self.credentials = CredentialManager(self.config, publish=self._hub.publish)
         self._tg: TaskGroup | None = None
         self._closing = False
         self._stack: AsyncExitStack | None = None
@@ -161,6 +171,7 @@ class Engine:
             await tg.start(self._split_stage, split_recv)
             await tg.start(self._submit_stage, submit_recv)
             await tg.start(self._finalise_stage, finalise_recv)
+            await tg.start(self.credentials.run)
             await self._recover()
         except BaseException:
             self._tg = None
@@ -265,14 +276,20 @@ class Engine:
             ) from None
         return job
 
-    def events(self) -> EventStream:
+    def events(self) -> EventStream[JobEvent]:
         """Subscribe to status transitions: ``async for event in engine.events(): ...``.
 
         The subscription starts now, so no event after this call is missed; iteration ends when
         the engine closes. Close it (or use ``async with``) when you stop reading.
         """
         self._check_open()
-        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"])
+        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], JobEvent)
+
+    def credential_events(self) -> EventStream[CredentialEvent]:
+        """Subscribe to what happens to the credentials jobs need: running short, expired,
+        renewed, renewal failed, valid again (see :class:`~ganga_async.events.CredentialEvent`)."""
+        self._check_open()
+        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], CredentialEvent)
 
     async def get(self, job_id: int | str) -> Job:
         """The job with this id, or subjob with this fqid (``"3.17"``)."""
@@ -329,7 +346,7 @@ class Engine:
         count = 0
         for index in indices:
             status = self._status_of(master, index)
-            if status is Status.SUBMITTING or status is Status.NEW:
+            if status in (Status.SUBMITTING, Status.NEW, Status.HELD):
                 self._set_status(master, index, Status.KILLED, reason="killed before submission")
                 count += 1
                 continue
@@ -566,6 +583,8 @@ class Engine:
                     continue
                 with bound(job_id=_jid(job)):
                     try:
+                        if await self._gate(job, indices):
+                            continue
                         await self._submit_chunk(job, indices)
                     except Exception as exc:
                         log.error("submission failed", error=str(exc))
@@ -573,6 +592,23 @@ class Engine:
                             if self._status_of(job, index) is Status.SUBMITTING:
                                 self._set_status(job, index, Status.FAILED,
                                                  reason=f"submission failed: {exc}")
+
+    async def _gate(self, job: Job, indices: list[int] | None) -> bool:
+        """Hold the chunk when a credential it needs is short (True); the credential manager
+        resumes it once they are all valid again."""
+        needs = self.credentials.requirements(job)
+        if not needs:
+            return False
+        reason = await self.credentials.check(needs)
+        if reason is None:
+            return False
+        targets = [i for i in (indices if indices is not None else [None])
+                   if self._status_of(job, i) is Status.SUBMITTING]
+        for index in targets:
+            self._set_status(job, index, Status.HELD, reason=reason)
+        self.credentials.hold(_Held(self, job, targets, needs))
+        log.warning("held for credentials", count=len(targets), reason=reason)
+        return True
 
     async def _submit_chunk(self, job: Job, indices: list[int] | None) -> None:
         targets: list[int | None] = list(indices) if indices is not None else [None]
@@ -649,7 +685,11 @@ class Engine:
         monitoring = self.config["Monitoring"]
         active = self._active[name]
         last_poll = time.monotonic()
+        gate = _MonitorGate(self, name, active)
         while True:
+            if await gate.paused():
+                last_poll = 0.0
+                continue
             news = None
             wait = last_poll + monitoring["poll_interval"] - time.monotonic()
             with anyio.move_on_after(max(wait, 0)):
@@ -861,7 +901,7 @@ class Engine:
         self._jobs[job_id] = job
 
     def _thaw(self, job: Job) -> None:
-        for component in (job.application, job.backend, job.splitter):
+        for component in (job.application, job.backend, job.splitter, *job.credentials):
             if component is not None:
                 component._thaw()
 
@@ -886,6 +926,7 @@ class Engine:
             splitter=build_component(Splitter, spec["splitter"]) if spec.get("splitter") else None,
             inputfiles=spec.get("inputfiles", []),
             outputfiles=spec.get("outputfiles", []),
+            credentials=[build_component(Credential, c) for c in spec.get("credentials", [])],
         )
         job._status = Status.parse(row.status)
         job._times = dict(row.times)
@@ -911,7 +952,7 @@ class Engine:
         """
         if not self.monitoring:
             return
-        names = [str(s) for s in (*ACTIVE, Status.UNKNOWN)]
+        names = [str(s) for s in (*ACTIVE, Status.UNKNOWN, Status.HELD)]
         rows = await self.repository.job_rows(statuses=names)
         if not rows:
             return
@@ -922,9 +963,15 @@ class Engine:
                 log.info("resuming an interrupted split", job_id=row.id)
                 await self._split_send.send((job, None))
                 continue
+            held = []
             for index in self._targets(job)[1]:
-                if self._status_of(job, index) in ACTIVE or self._status_of(job, index) is Status.UNKNOWN:
+                if self._status_of(job, index) is Status.HELD:
+                    held.append(index)
+                elif self._status_of(job, index) in ACTIVE or self._status_of(job, index) is Status.UNKNOWN:
                     pending.setdefault(job.backend.plugin_name, []).append((job, index))
+            if held:
+                log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
+                self.credentials.hold(_Held(self, job, held, self.credentials.requirements(job)))
         for name, items in pending.items():
             driver = await self._driver(name)
             entries = {}
@@ -960,6 +1007,100 @@ async def _answer(reply: MemoryObjectSendStream[Any], outcome: BaseException | N
             await reply.send(outcome)
         except anyio.BrokenResourceError:
             pass
+
+
+class _Held:
+    """(Sub)jobs of one master held at the credential gate; the manager resumes them."""
+
+    def __init__(self, engine: Engine, job: Job, targets: list[int | None],
+                 needs: Sequence[Requirement]) -> None:
+        self.engine = engine
+        self.job = job
+        self.targets = targets
+        self.needs = needs
+
+    def _still_held(self) -> list[int | None]:
+        return [i for i in self.targets if self.engine._status_of(self.job, i) is Status.HELD]
+
+    async def resume(self) -> None:
+        """Back to ``submitting`` and into the submit stage (those not killed meanwhile)."""
+        engine, job = self.engine, self.job
+        chosen = self._still_held()
+        if not chosen or job._status is Status.REMOVED:
+            return
+        for index in chosen:
+            if index is None:
+                job._reason = None
+            else:
+                _table(job).reason.pop(index, None)
+            engine._set_status(job, index, Status.SUBMITTING)
+        log.info("credentials valid again: resuming", job_id=_jid(job), count=len(chosen))
+        try:
+            await engine._submit_send.send((job, _indices(chosen)))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the engine is closing; the next one submits them (they are `submitting`)
+
+    def explain(self, reason: str) -> None:
+        """Record a new reason on the (sub)jobs still held."""
+        for index in self._still_held():
+            current = self.job._reason if index is None else _table(self.job).reason.get(index)
+            if current != reason:
+                self.engine._set_status(self.job, index, Status.HELD, reason=reason)
+
+
+class _MonitorGate:
+    """Pauses a backend's monitoring while a credential its active jobs need has expired."""
+
+    def __init__(self, engine: Engine, name: str, active: dict[str, _Active]) -> None:
+        self.engine = engine
+        self.name = name
+        self.active = active
+        self._size = -1
+        self._collected = 0.0
+        self._needs: list[Requirement] = []
+        self._reason: str | None = None
+
+    def _collect(self) -> list[Requirement]:
+        """The credentials the active jobs need, worked out again when the set of active jobs
+        changed, at most once per ``check_interval`` (it walks every active job)."""
+        if not self.engine.credentials.in_use:
+            return []
+        now = time.monotonic()
+        interval = self.engine.config["Credentials"]["check_interval"]
+        if len(self.active) != self._size and (self._size < 0 or now - self._collected >= interval):
+            self._size = len(self.active)
+            self._collected = now
+            masters: dict[int, Job] = {}
+            last = None
+            for entry in self.active.values():
+                if entry.job is not last:
+                    last = entry.job
+                    masters[id(last)] = last
+            needs: dict[str, Requirement] = {}
+            for job in masters.values():
+                for need in self.engine.credentials.requirements(job):
+                    needs.setdefault(need.credential.key(), need)
+            self._needs = list(needs.values())
+        return self._needs
+
+    async def paused(self) -> bool:
+        """False when monitoring may go on; else wait for the credential manager's next look
+        and return True (the caller asks again)."""
+        needs = self._collect()
+        if not needs:
+            return False
+        reason = await self.engine.credentials.expired(needs)
+        if reason is None:
+            if self._reason is not None:
+                log.info("monitoring resumed", backend=self.name)
+                self._reason = None
+            return False
+        if self._reason != reason:
+            log.warning("monitoring paused: jobs keep their last status", backend=self.name,
+                        reason=reason)
+            self._reason = reason
+        await self.engine.credentials.next_sweep()
+        return True
 
 
 def _indices(chosen: list[int | None]) -> list[int] | None:

@@ -1,10 +1,11 @@
-"""Status transitions as they happen: ``async for event in engine.events(): ...``."""
+"""What happens, as it happens: ``async for event in engine.events(): ...`` for status
+transitions, ``engine.credential_events()`` for credentials running short, renewed or expired."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -12,8 +13,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._log import get_logger
 from .states import Status
 
-__all__ = ["JobEvent", "EventStream"]
+__all__ = ["JobEvent", "CredentialEvent", "EventStream"]
 log = get_logger(__name__)
+
+E = TypeVar("E")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,7 +32,25 @@ class JobEvent:
     reason: str | None = None
 
 
-class EventStream:
+@dataclasses.dataclass(frozen=True, slots=True)
+class CredentialEvent:
+    """Something that happened to a credential the engine watches.
+
+    ``kind`` is one of ``expiring`` (under ``min_time_left`` plus ``renew_margin`` and the
+    engine cannot renew it), ``short`` (under ``min_time_left``: jobs needing it are held),
+    ``expired``, ``renewed``, ``renewal_failed`` and ``valid`` (usable again).
+    ``credential`` describes it (``"VomsProxy vo=lhcb"``); ``message`` says what to do. Neither
+    ever holds the credential's contents.
+    """
+
+    kind: str
+    credential: str
+    time_left: float
+    time: float
+    message: str
+
+
+class EventStream(Generic[E]):
     """A subscription to an engine's events; iterate it, and close it (or use ``async with``).
 
     Events are queued per subscriber up to ``[Pipeline] event_buffer``; events arriving while the
@@ -37,15 +58,18 @@ class EventStream:
     the engine closes.
     """
 
-    def __init__(self, hub: _Hub, size: float) -> None:
-        self._send: MemoryObjectSendStream[JobEvent]
-        self._receive: MemoryObjectReceiveStream[JobEvent]
-        self._send, self._receive = anyio.create_memory_object_stream[JobEvent](size)
+    def __init__(self, hub: _Hub, size: float, kind: type[E]) -> None:
+        self._send: MemoryObjectSendStream[E]
+        self._receive: MemoryObjectReceiveStream[E]
+        self._send, self._receive = anyio.create_memory_object_stream[E](size)
         self._hub = hub
+        self.kind = kind
         self.lost = 0
         hub.subscribers.add(self)
 
-    def _offer(self, event: JobEvent) -> None:
+    def _offer(self, event: object) -> None:
+        if not isinstance(event, self.kind):
+            return
         try:
             self._send.send_nowait(event)
         except anyio.WouldBlock:
@@ -53,10 +77,10 @@ class EventStream:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._hub.subscribers.discard(self)
 
-    def __aiter__(self) -> EventStream:
+    def __aiter__(self) -> EventStream[E]:
         return self
 
-    async def __anext__(self) -> JobEvent:
+    async def __anext__(self) -> E:
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -71,7 +95,7 @@ class EventStream:
     async def aclose(self) -> None:
         self.close()
 
-    async def __aenter__(self) -> EventStream:
+    async def __aenter__(self) -> EventStream[E]:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -85,14 +109,14 @@ class _Hub:
     """The engine's fan-out of events to its subscribers."""
 
     def __init__(self) -> None:
-        self.subscribers: set[EventStream] = set()
+        self.subscribers: set[EventStream[Any]] = set()
 
-    def publish(self, event: JobEvent) -> None:
+    def publish(self, event: JobEvent | CredentialEvent) -> None:
         for subscriber in list(self.subscribers):
             subscriber._offer(event)
 
-    def subscribe(self, size: int) -> EventStream:
-        return EventStream(self, size if size > 0 else math.inf)
+    def subscribe(self, size: int, kind: type[E]) -> EventStream[E]:
+        return EventStream(self, size if size > 0 else math.inf, kind)
 
     def close(self) -> None:
         for subscriber in list(self.subscribers):

@@ -13,6 +13,11 @@
     jobs.select(status="failed")
     config["Local"]["max_concurrent"] = 4
 
+    j = Job(credentials=[VomsProxy(vo="lhcb")])   # held, not failed, while the proxy is short
+    credential_store                               # a table of the credentials on this machine
+    KerberosTicket().timeleft()                    # the credential methods, without await
+    credential_store.renew("VomsProxy")
+
 The first use starts this interpreter's session: an :class:`~ganga_async.Engine` running in a
 daemon thread with its own event loop, so the interface also works where a loop already runs in
 the main thread (Jupyter, ``asyncio.run``). Every method here calls the engine through an anyio
@@ -27,8 +32,10 @@ import atexit
 import functools
 import os
 import queue
+import sys
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import anyio
@@ -43,6 +50,11 @@ from .backends.base import Backend
 from .backends.local import Local
 from .backends.slurm import Slurm
 from .config import Config, load_config
+from .credentials import afs as _afs
+from .credentials import base as _credentials
+from .credentials import kerberos as _kerberos
+from .credentials import token as _token
+from .credentials import x509 as _x509
 from .engine import Engine
 from .splitters.arg import ArgSplitter
 from .splitters.base import Splitter
@@ -51,14 +63,20 @@ from .splitters.generic import GenericSplitter
 from .states import Status
 
 __all__ = [
+    "AFSToken",
     "ArgSplitter",
+    "BearerToken",
     "Executable",
     "FileSplitter",
     "GenericSplitter",
     "Job",
+    "KerberosTicket",
     "Local",
     "Slurm",
+    "VomsProxy",
+    "X509Proxy",
     "config",
+    "credential_store",
     "jobs",
 ]
 
@@ -210,10 +228,12 @@ class Job(_core.Job):
         splitter: Splitter | None = None,
         inputfiles: Sequence[str | os.PathLike[str]] | None = None,
         outputfiles: Sequence[str] | None = None,
+        credentials: Sequence[_credentials.Credential] | None = None,
     ) -> None:
         super().__init__(
             name=name, comment=comment, application=application, backend=backend,
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
+            credentials=credentials,
         )
         portal, engine = _session.open()
         portal.call(engine.add, self)
@@ -356,3 +376,142 @@ def _cell(column: str, entry: dict[str, Any]) -> str:
 
 jobs = JobRegistry()
 """Every job in the repository: ``jobs(3)``, ``jobs("3.17")``, ``jobs.select(status=...)``."""
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+def _call(credential: _credentials.Credential, method: str, *args: Any) -> Any:
+    """Run the async ``method`` of the engine's own instance of ``credential`` (shared with the
+    credential gate, so readings and renewals are shared too) and return its result."""
+    portal, engine = _session.open()
+
+    async def call() -> Any:
+        return await getattr(engine.credentials.managed(credential), method)(*args)
+
+    return portal.call(call)
+
+
+class _Blocking(_credentials.Credential):
+    """The credential methods without ``await``: each runs in the session's engine thread.
+
+    ``renew()`` goes through the engine's credential manager, so it shares a renewal already
+    under way; in a terminal the renewal command may ask for a password.
+    """
+
+    def identity(self) -> str:  # type: ignore[override]
+        """Who the credential says you are (a DN, a principal, a token's subject)."""
+        return cast(str, _call(self, "identity"))
+
+    def timeleft(self) -> float:  # type: ignore[override]
+        """Seconds before it expires; 0 when it is expired, absent or unusable."""
+        return cast(float, _call(self, "timeleft"))
+
+    def expiry_time(self) -> datetime | None:  # type: ignore[override]
+        """When it expires, or None when it is absent or unusable."""
+        return cast("datetime | None", _call(self, "expiry_time"))
+
+    def is_valid(self, min_time_left: float | str = 0) -> bool:  # type: ignore[override]
+        """True when it has at least ``min_time_left`` left (seconds, or "1h", "30m")."""
+        return cast(bool, _call(self, "is_valid", min_time_left))
+
+    def exists(self) -> bool:  # type: ignore[override]
+        """True when there is something at its location (valid or not)."""
+        return cast(bool, _call(self, "exists"))
+
+    def info(self) -> _credentials.CredentialInfo:  # type: ignore[override]
+        """Everything known about it now (location, identity, expiry, problem)."""
+        return cast(_credentials.CredentialInfo, _call(self, "info"))
+
+    def renew(self, *, interactive: bool | None = None) -> _credentials.CredentialInfo:  # type: ignore[override]
+        """Renew it (raises :class:`~ganga_async.RenewalError` when that fails). ``interactive``
+        (default: when stdin is a terminal) lets the command ask for a password."""
+        portal, engine = _session.open()
+        asked = sys.stdin.isatty() if interactive is None else interactive
+        return portal.call(functools.partial(engine.credentials.renew, self, interactive=asked))
+
+
+class X509Proxy(_Blocking, _x509.X509Proxy):
+    __doc__ = _x509.X509Proxy.__doc__
+
+
+class VomsProxy(_Blocking, _x509.VomsProxy):
+    __doc__ = _x509.VomsProxy.__doc__
+
+
+class KerberosTicket(_Blocking, _kerberos.KerberosTicket):
+    __doc__ = _kerberos.KerberosTicket.__doc__
+
+
+class AFSToken(_Blocking, _afs.AFSToken):
+    __doc__ = _afs.AFSToken.__doc__
+
+
+class BearerToken(_Blocking, _token.BearerToken):
+    __doc__ = _token.BearerToken.__doc__
+
+
+_BLOCKING: dict[str, type[_Blocking]] = {
+    cls.__name__: cls for cls in (X509Proxy, VomsProxy, KerberosTicket, AFSToken, BearerToken)
+}
+
+
+def _blocking(credential: _credentials.Credential) -> _credentials.Credential:
+    """The same credential with the methods of this interface (when its type is one of ours)."""
+    cls = _BLOCKING.get(type(credential).__name__)
+    if cls is not None and isinstance(credential, cls.__bases__[1]):
+        credential.__class__ = cls
+    return credential
+
+
+class CredentialStoreView:
+    """The credentials on this machine, as Ganga's ``credential_store``.
+
+    ``credential_store.get_credentials()`` (or ``getCredentials()``) lists those found now;
+    ``credential_store.renew()`` renews them (``renew("VomsProxy")`` only that type); its repr
+    is a table with each one's identity, location and time left.
+    """
+
+    def get_credentials(self) -> list[_credentials.Credential]:
+        """The credentials found in the default places and the configured defaults that exist."""
+        portal, engine = _session.open()
+        return [_blocking(c) for c in portal.call(engine.credentials.store.get_credentials)]
+
+    getCredentials = get_credentials  # noqa: N815 (Ganga's name)
+
+    def renew(self, type_name: str | None = None, *, interactive: bool | None = None) -> None:
+        """Renew every credential found (or those of ``type_name``); raise the first failure."""
+        portal, engine = _session.open()
+        asked = sys.stdin.isatty() if interactive is None else interactive
+        results = portal.call(functools.partial(engine.credentials.store.renew, type_name,
+                                                interactive=asked))
+        for _, outcome in results:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def __iter__(self) -> Iterator[_credentials.Credential]:
+        return iter(self.get_credentials())
+
+    def __len__(self) -> int:
+        return len(self.get_credentials())
+
+    def __repr__(self) -> str:
+        portal, engine = _session.open()
+        infos = [portal.call(c.info) for c in portal.call(engine.credentials.store.get_credentials)]
+        if not infos:
+            return "Credentials: none found"
+        rows = [(i.description, i.identity or "", i.location, _left(i), i.problem or "") for i in infos]
+        head = ("credential", "identity", "location", "time left", "problem")
+        widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                 for r in [head, *rows]]
+        return "\n".join([f"Credentials ({len(rows)})", lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def _left(info: _credentials.CredentialInfo) -> str:
+    from ._duration import format_duration
+
+    return format_duration(info.time_left()) if info.exists and not info.problem else "-"
+
+
+credential_store = CredentialStoreView()
+"""The credentials on this machine: ``credential_store.get_credentials()``, ``renew()``."""

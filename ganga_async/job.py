@@ -1,8 +1,9 @@
 """Jobs: the description a user fills in, and the state the engine keeps for it.
 
 A :class:`Job` holds an application (what to run), a backend (where), an optional splitter (how
-to cut it into subjobs), input files and output file patterns. Before submission every field is
-editable and checked on assignment; once submitted only ``comment`` may change.
+to cut it into subjobs), input files, output file patterns and the credentials it needs. Before
+submission every field is editable and checked on assignment; once submitted only ``comment``
+may change.
 
 Subjobs are not stored as Job objects. A master keeps a compact :class:`SubjobTable` (status
 codes, backend ids, exit codes, timestamps and the splitter's overrides as JSON text); indexing
@@ -25,6 +26,7 @@ from ._component import check_value
 from ._exceptions import JobSpecError, JobStateError
 from .applications.base import Application
 from .backends.base import Backend
+from .credentials.base import Credential
 from .splitters.base import Overrides, Splitter
 from .states import FINAL, Status
 
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList"]
 
 _EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
-FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles")
+FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles",
+          "credentials")
 
 
 @dataclasses.dataclass
@@ -134,13 +137,17 @@ class SubjobTable:
 
 class Job:
     """A job: ``Job(name=..., application=..., backend=..., splitter=..., inputfiles=[...],
-    outputfiles=[...])``.
+    outputfiles=[...], credentials=[...])``.
 
     The defaults are Ganga's: ``Executable(exe="echo", args=["Hello World"])`` on ``Local()``.
     Every assignment is checked; an unknown attribute or a value of the wrong type raises
     :class:`~ganga_async.JobSpecError` naming the field. Submit it with
     :meth:`Engine.submit <ganga_async.Engine.submit>` (or ``job.submit()`` in the plain-Python
     interface). Once submitted the job is read-only except ``comment``.
+
+    ``credentials`` lists what the job needs (``[VomsProxy(vo="lhcb"), AFSToken()]``), on top of
+    what its backend and ``[Credentials] defaults`` require; a job whose credentials are short
+    waits in status ``held`` instead of failing.
 
     Read-only state: ``id``, ``fqid`` (``"3"`` or ``"3.17"`` for a subjob), ``status``,
     ``time`` (when each status was entered), ``info.submit_counter``, ``backend_id`` (the
@@ -155,6 +162,7 @@ class Job:
     splitter: Splitter | None
     inputfiles: list[str]
     outputfiles: list[str]
+    credentials: list[Credential]
 
     _id: int | None
     _status: Status
@@ -179,6 +187,7 @@ class Job:
         splitter: Splitter | None = None,
         inputfiles: Sequence[str | os.PathLike[str]] | None = None,
         outputfiles: Sequence[str] | None = None,
+        credentials: Sequence[Credential] | None = None,
     ) -> None:
         from .applications.executable import Executable
         from .backends.local import Local
@@ -197,10 +206,12 @@ class Job:
         self.splitter = splitter
         self.inputfiles = [os.fspath(path) for path in inputfiles or []]
         self.outputfiles = list(outputfiles or [])
+        self.credentials = list(credentials or [])
 
     _TYPES: ClassVar[dict[str, Any]] = {
         "name": str, "comment": str, "application": Application, "backend": Backend,
         "splitter": Splitter | None, "inputfiles": list[str], "outputfiles": list[str],
+        "credentials": list[Credential],
     }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -335,6 +346,7 @@ class Job:
             "splitter": self.splitter.to_dict() if self.splitter is not None else None,
             "inputfiles": list(self.inputfiles),
             "outputfiles": list(self.outputfiles),
+            "credentials": [c.to_dict() for c in self.credentials],
         }
 
     def copy(self) -> Job:
@@ -350,6 +362,7 @@ class Job:
             splitter=source.splitter.copy() if self._master is None and source.splitter else None,
             inputfiles=list(self.inputfiles),
             outputfiles=list(self.outputfiles),
+            credentials=[c.copy() for c in self.credentials],
         )
         return clone
 
@@ -359,6 +372,8 @@ class Job:
         self.backend._freeze(reason)
         if self.splitter is not None:
             self.splitter._freeze(reason)
+        for credential in self.credentials:
+            credential._freeze(reason)
 
     def __repr__(self) -> str:
         parts = [f"fqid={self.fqid}", f"status={self.status}"]
@@ -376,7 +391,7 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "name": master.name, "comment": master.comment, "application": master.application,
         "backend": master.backend, "inputfiles": master.inputfiles,
-        "outputfiles": master.outputfiles,
+        "outputfiles": master.outputfiles, "credentials": master.credentials,
     }
     changed: dict[str, dict[str, Any]] = {}
     for path, value in overrides.items():

@@ -9,8 +9,13 @@ The states are Ganga's. A job moves::
 and ``removed`` ends any of them. Final jobs may be resubmitted (back to ``submitting``), and a
 job whose submission failed before reaching a backend goes back to ``new``.
 
+``held`` is the waiting state of the credential gate: a job whose credentials are short goes
+``submitting ─▶ held`` (its ``reason`` says what to renew) and back to ``submitting`` by itself
+once they are valid; it may be killed or removed while it waits.
+
 A master job's status is derived from its subjobs with Ganga's priority: the first of
-``submitting, submitted, running, completing, failed, killed, completed`` that any subjob has.
+``held, submitting, submitted, running, completing, failed, killed, completed`` that any subjob
+has (``held`` first, so a master waiting for a credential says so).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class Status(enum.Enum):
     KILLED = "killed"
     UNKNOWN = "unknown"
     REMOVED = "removed"
+    HELD = "held"
+    """Waiting at the credential gate (a new member goes last: codes are stored)."""
 
     def __str__(self) -> str:
         return self.value
@@ -73,7 +80,8 @@ ACTIVE = frozenset({Status.SUBMITTING, Status.SUBMITTED, Status.RUNNING, Status.
 S = Status
 _TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.NEW: frozenset({S.SUBMITTING, S.FAILED, S.KILLED, S.REMOVED}),
-    S.SUBMITTING: frozenset({S.NEW, S.SUBMITTED, S.RUNNING, S.FAILED, S.KILLED, S.UNKNOWN}),
+    S.SUBMITTING: frozenset({S.NEW, S.SUBMITTED, S.RUNNING, S.FAILED, S.KILLED, S.UNKNOWN, S.HELD}),
+    S.HELD: frozenset({S.SUBMITTING, S.FAILED, S.KILLED}),
     S.SUBMITTED: frozenset({S.RUNNING, S.COMPLETING, S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN}),
     S.RUNNING: frozenset({S.COMPLETING, S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN}),
     S.COMPLETING: frozenset({S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN}),
@@ -103,14 +111,15 @@ def allowed(current: Status, new: Status) -> bool:
     return new is current or new in _TRANSITIONS[current]
 
 
-_PRIORITY = (S.SUBMITTING, S.SUBMITTED, S.RUNNING, S.COMPLETING, S.FAILED, S.KILLED, S.COMPLETED,
+_PRIORITY = (S.HELD, S.SUBMITTING, S.SUBMITTED, S.RUNNING, S.COMPLETING, S.FAILED, S.KILLED, S.COMPLETED,
              S.UNKNOWN, S.NEW, S.REMOVED)
 
 
 def derive_master_status(counts: Iterable[int]) -> Status:
     """The master's status from per-status subjob counts indexed by ``Status.code``.
 
-    Ganga's priority decides: any subjob submitting makes the master submitting, then
+    Ganga's priority decides (after ``held``, which comes first so that a master waiting for a
+    credential shows it): any subjob submitting makes the master submitting, then
     submitted, running, completing, failed, killed, completed. A master with no subjobs is new.
     """
     by_code = list(counts)

@@ -30,6 +30,7 @@ from ..states import Status
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..credentials.base import Credential
     from ..job import Job
 
 __all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit",
@@ -165,6 +166,12 @@ class Backend(Component):
 
     def validate(self, job: Job) -> None:
         """Raise JobSpecError when these settings cannot run ``job``."""
+
+    def required_credentials(self) -> list[Credential]:
+        """The credentials every job on these settings needs to be submitted and monitored
+        (a grid backend returns its ``VomsProxy``). The engine's credential gate holds jobs
+        until they have ``[Credentials] min_time_left``; none by default."""
+        return []
 
     @classmethod
     @abc.abstractmethod

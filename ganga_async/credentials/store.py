@@ -1,0 +1,165 @@
+"""The credentials on this machine now, and the ones the configuration says jobs need.
+
+``CredentialStore().get_credentials()`` (Ganga's ``getCredentials`` works too) looks in the
+default places: the grid proxy (``$X509_USER_PROXY`` or ``/tmp/x509up_u<uid>``; a
+:class:`VomsProxy` when it carries VOMS attributes), the Kerberos ticket cache, AFS tokens and
+the WLCG bearer token, and adds the entries of ``[Credentials] defaults`` that exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import _plugins
+from .._component import build_component
+from .._exceptions import ConfigError, JobSpecError, RenewalError
+from .afs import AFSToken
+from .base import Credential, CredentialInfo
+from .kerberos import KerberosTicket
+from .token import BearerToken
+from .x509 import VomsProxy, X509Proxy
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["CredentialStore", "DefaultCredential", "check_default_entries", "default_entries"]
+
+_SCOPES = ("backends", "applications")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DefaultCredential:
+    """An entry of ``[Credentials] defaults``: a credential and the jobs it applies to."""
+
+    name: str
+    credential: Credential
+    backends: tuple[str, ...]
+    applications: tuple[str, ...]
+
+    def applies(self, backend: str, application: str) -> bool:
+        """True for a job on ``backend`` running ``application`` (empty lists match all)."""
+        return ((not self.backends or backend in self.backends)
+                and (not self.applications or application in self.applications))
+
+
+def _entry(name: str, data: Any) -> DefaultCredential:
+    where = f"defaults.{name}"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table with `type` and the credential's arguments, e.g. "
+                          '{type = "VomsProxy", vo = "lhcb", backends = ["Dirac"]}')
+    fields = dict(data)
+    scopes: dict[str, tuple[str, ...]] = {}
+    for scope in _SCOPES:
+        value = fields.pop(scope, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{scope} must be a list of {scope[:-1]} names, e.g. "
+                              f'{scope} = ["{"Local" if scope == "backends" else "Executable"}"]')
+        scopes[scope] = tuple(value)
+    try:
+        credential = build_component(Credential, fields)
+    except JobSpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return DefaultCredential(name, credential, scopes["backends"], scopes["applications"])
+
+
+def check_default_entries(value: Any) -> dict[str, dict[str, Any]]:
+    """Validate a ``[Credentials] defaults`` table; raise ConfigError naming the bad entry."""
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a table of named entries, e.g. [Credentials.defaults.lhcb] with "
+                          'type = "VomsProxy" and vo = "lhcb"')
+    checked = {}
+    for name, data in value.items():
+        _entry(str(name), data)
+        checked[str(name)] = dict(data)
+    return checked
+
+
+def default_entries(config: Config) -> list[DefaultCredential]:
+    """The entries of ``[Credentials] defaults``, built."""
+    return [_entry(name, data) for name, data in config["Credentials"]["defaults"].items()]
+
+
+class CredentialStore:
+    """The credentials on this machine: ``await store.get_credentials()``; ``renew``.
+
+    ``config`` (default: :func:`~ganga_async.load_config`) supplies ``[Credentials]
+    defaults`` and ``command_timeout``.
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        if config is None:
+            from ..config import load_config
+
+            config = load_config()
+        self.config = config
+
+    def _prepare(self, credential: Credential) -> Credential:
+        credential._timeout = self.config["Credentials"]["command_timeout"]
+        return credential
+
+    async def get_credentials(self, *, include_missing: bool = False) -> list[Credential]:
+        """The credentials found in the default places, then the configured defaults, each once.
+
+        With ``include_missing`` the configured defaults that are absent are listed too.
+        """
+        found: list[Credential] = []
+        proxy = self._prepare(X509Proxy())
+        proxy_info = await proxy.info()
+        if proxy_info.exists:
+            vo = proxy_info.details.get("vo")
+            found.append(self._prepare(VomsProxy(vo=vo)) if vo else proxy)
+        candidates: list[Credential] = [BearerToken()]
+        if shutil.which("klist"):
+            candidates.append(KerberosTicket())
+        if shutil.which("tokens"):
+            candidates.append(AFSToken())
+        for credential in candidates:
+            if await self._prepare(credential).exists():
+                found.append(credential)
+        keys = {c.key() for c in found}
+        for entry in default_entries(self.config):
+            credential = self._prepare(entry.credential)
+            if credential.key() in keys:
+                continue
+            if include_missing or await credential.exists():
+                found.append(credential)
+                keys.add(credential.key())
+        return found
+
+    getCredentials = get_credentials  # noqa: N815 (Ganga's name)
+
+    async def renew(
+        self, type_name: str | None = None, *, interactive: bool = False
+    ) -> list[tuple[Credential, CredentialInfo | RenewalError]]:
+        """Renew every credential found (only those of ``type_name`` when given, e.g.
+        ``"VomsProxy"``); return each with its new state or the error that stopped it."""
+        if type_name is not None and type_name not in _plugins.available("credential"):
+            names = ", ".join(_plugins.available("credential"))
+            raise ConfigError(f"unknown credential type {type_name!r}; available: {names}")
+        results: list[tuple[Credential, CredentialInfo | RenewalError]] = []
+        chosen = [c for c in await self.get_credentials(include_missing=True)
+                  if type_name is None or c.plugin_name == type_name]
+        if not chosen and type_name is not None:
+            cls: type[Credential] = _plugins.load("credential", type_name)
+            chosen = [self._prepare(cls())]
+        for credential in chosen:
+            try:
+                results.append((credential, await credential.renew(interactive=interactive)))
+            except RenewalError as exc:
+                results.append((credential, exc))
+        return results
+
+    def min_time_left(self, backend: str) -> float:
+        """``[Credentials] min_time_left`` for ``backend`` (its override when there is one)."""
+        section = self.config["Credentials"]
+        by_backend: dict[str, float] = section["min_time_left_by_backend"]
+        return float(by_backend.get(backend, section["min_time_left"]))
+
+    def valid_for(self, info: CredentialInfo, backends: Sequence[str] | None = None) -> list[str]:
+        """The backends (default: every installed one) for which ``info`` has enough time left."""
+        names = _plugins.available("backend") if backends is None else backends
+        left = info.time_left()
+        return [name for name in names if left > 0 and left >= self.min_time_left(name)]
