@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +26,17 @@ from ganga_async.service import AsyncGangaService, GangaService
 from ganga_async.service._paths import ServicePaths
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+
+PASS_PHRASE_RENEWER = """
+import getpass, os, sys, time, jwt
+if getpass.getpass("Enter pass phrase: ") != "open sesame":
+    sys.exit("wrong pass phrase")
+token = jwt.encode({"sub": "alice", "exp": int(time.time() + 7200)}, "k" * 32, algorithm="HS256")
+fd = os.open(sys.argv[1] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, token.encode())
+os.close(fd)
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
 
 ASKS_A_PASS_PHRASE = [sys.executable, "-c",
                       "import getpass, sys; sys.exit(getpass.getpass('Enter pass phrase: ') != 'x')"]
@@ -135,6 +148,43 @@ def test_the_cli_credentials_commands_stay_local_while_a_daemon_runs(
         assert [row["location"] for row in gs.credentials()] == [str(token)]
     finally:
         gs.close()
+    assert not [e for e in log_events(daemon) if "credential" in e.get("event", "")]
+
+
+def test_credentials_renew_in_a_terminal_asks_its_pass_phrase_while_a_daemon_runs(
+    daemon: ServicePaths, tmp_path: Path
+) -> None:
+    mine = write_private(tmp_path / "terminal-token", make_token(60))
+    config = tmp_path / "terminal.toml"
+    config.write_text(f'[Credentials.defaults.mine]\ntype = "BearerToken"\ntoken_file = "{mine}"\n'
+                      f"renew_command = {toml_list([sys.executable, '-c', PASS_PHRASE_RENEWER])[:-1]}, "
+                      f'"{mine}"]\n')
+    controller, terminal = pty.openpty()
+    command = subprocess.Popen(
+        [sys.executable, "-m", "ganga_async.cli", "credentials", "renew", "BearerToken"],
+        stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+        env={**os.environ, "BEARER_TOKEN_FILE": str(mine), "GANGA_ASYNC_CONFIG": str(config)})
+    os.close(terminal)
+    screen = b""
+    try:
+        while b"pass phrase: " not in screen:
+            assert select.select([controller], [], [], 30)[0], f"no prompt; the screen: {screen!r}"
+            screen += os.read(controller, 4096)
+        os.write(controller, b"open sesame\n")
+        while command.poll() is None or select.select([controller], [], [], 0)[0]:
+            if select.select([controller], [], [], 1)[0]:
+                try:
+                    screen += os.read(controller, 4096)
+                except OSError:
+                    break
+    finally:
+        os.close(controller)
+        command.wait(timeout=30)
+    shown = screen.decode()
+    assert "open sesame" not in shown, "the pass phrase was echoed"
+    assert f"BearerToken token_file={mine}: renewed, " in shown
+    (row,) = json.loads(cli("credentials", "--json", env={"BEARER_TOKEN_FILE": str(mine)}).stdout)
+    assert row["location"] == str(mine) and row["time_left"] > 7100
     assert not [e for e in log_events(daemon) if "credential" in e.get("event", "")]
 
 
