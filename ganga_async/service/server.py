@@ -66,6 +66,7 @@ log = get_logger(__name__)
 
 _SERVER_OPS = ("ping", "send_cmd", "events", "cancel", "shutdown")
 
+
 class _Connection:
     """One client's connection: replies are written whole, one at a time."""
 
