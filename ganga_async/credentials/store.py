@@ -136,21 +136,26 @@ class CredentialStore:
     ) -> list[tuple[Credential, CredentialInfo | RenewalError]]:
         """Renew every credential found (only those of ``type_name`` when given, e.g.
         ``"VomsProxy"``); return each with its new state or the error that stopped it."""
-        if type_name is not None and type_name not in _plugins.available("credential"):
-            names = ", ".join(_plugins.available("credential"))
-            raise ConfigError(f"unknown credential type {type_name!r}; available: {names}")
         results: list[tuple[Credential, CredentialInfo | RenewalError]] = []
-        chosen = [c for c in await self.get_credentials(include_missing=True)
-                  if type_name is None or c.plugin_name == type_name]
-        if not chosen and type_name is not None:
-            cls: type[Credential] = _plugins.load("credential", type_name)
-            chosen = [self._prepare(cls())]
-        for credential in chosen:
+        for credential in await self.renewable(type_name):
             try:
                 results.append((credential, await credential.renew(interactive=interactive)))
             except RenewalError as exc:
                 results.append((credential, exc))
         return results
+
+    async def renewable(self, type_name: str | None = None) -> list[Credential]:
+        """What :meth:`renew` renews: every credential found and every configured default, or
+        those of ``type_name`` (a type with none found gives its default place)."""
+        if type_name is not None and type_name not in _plugins.available("credential"):
+            names = ", ".join(_plugins.available("credential"))
+            raise ConfigError(f"unknown credential type {type_name!r}; available: {names}")
+        chosen = [c for c in await self.get_credentials(include_missing=True)
+                  if type_name is None or c.plugin_name == type_name]
+        if not chosen and type_name is not None:
+            cls: type[Credential] = _plugins.load("credential", type_name)
+            chosen = [self._prepare(cls())]
+        return chosen
 
     def min_time_left(self, backend: str) -> float:
         """``[Credentials] min_time_left`` for ``backend`` (its override when there is one)."""

@@ -13,9 +13,11 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .. import _plugins
 from .._describe import describe, summarise
-from .._exceptions import JobSpecError, ProtocolError
+from .._exceptions import JobSpecError, ProtocolError, RenewalError
 from .._jobfile import job_from_dict
+from ..credentials.base import RENEW_CLI
 from ..engine import Engine
 from ..job import Job
 from ..states import Status
@@ -149,6 +151,62 @@ async def wait(engine: Engine, args: Arguments) -> dict[str, Any]:
     return summarise(target)
 
 
+def _credential_type(args: Arguments) -> str | None:
+    type_name: str | None = args.get("type", str, None)
+    valid = _plugins.available("credential")
+    if type_name is not None and type_name not in valid:
+        raise ProtocolError("bad_args", f"{args.op}: argument 'type' is {type_name!r}, not a "
+                            f"credential type; give one of {', '.join(valid)}")
+    return type_name
+
+
+async def credentials(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
+    """``{"type": "BearerToken"}`` (optional) -> the credentials the daemon sees, as
+    ``ganga-async credentials --json`` prints them: type, identity, location, time left and the
+    backends each is valid for. What they contain is never read out."""
+    args.check_known("type")
+    type_name = _credential_type(args)
+    store = engine.credentials.store
+    found = [c for c in await store.get_credentials(include_missing=True)
+             if type_name is None or c.plugin_name == type_name]
+    rows = []
+    for credential in found:
+        info = await credential.info()
+        rows.append({**info.to_dict(), "valid_for": store.valid_for(info)})
+    return rows
+
+
+async def credentials_renew(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
+    """``{"type": ...}`` (optional) -> each credential renewed, with its new state.
+
+    The renewals go through the engine's credential manager, so they are shared with the
+    watcher's, announced on the event streams and resume held jobs. The daemon has no terminal:
+    when any renewal fails (one that wants a password among them) the reply is a
+    :class:`RenewalError` naming each failure, what was renewed, and where a person can renew.
+    """
+    args.check_known("type")
+    manager = engine.credentials
+    renewed: list[dict[str, Any]] = []
+    failures: list[RenewalError] = []
+    for credential in await manager.store.renewable(_credential_type(args)):
+        try:
+            info = await manager.renew(credential)
+        except RenewalError as exc:
+            failures.append(exc)
+            continue
+        renewed.append({"renewed": True, **info.to_dict(),
+                        "valid_for": manager.store.valid_for(info)})
+    if not failures:
+        return renewed
+    message = "; ".join(str(exc) for exc in failures)
+    needs_user = any(exc.needs_user for exc in failures)
+    if needs_user and "in a terminal" not in message:
+        message += f"; the daemon cannot ask for a password: run {RENEW_CLI} in a terminal"
+    if renewed:
+        message += "; renewed meanwhile: " + ", ".join(row["credential"] for row in renewed)
+    raise RenewalError(message, needs_user=needs_user)
+
+
 OPERATIONS: dict[str, Operation] = {
     "submit": submit,
     "jobs": jobs,
@@ -159,6 +217,8 @@ OPERATIONS: dict[str, Operation] = {
     "peek": peek,
     "force_status": force_status,
     "wait": wait,
+    "credentials": credentials,
+    "credentials_renew": credentials_renew,
 }
 """Operation name -> implementation. ``wait`` may be cancelled by its client; the others run
 to their end once accepted, even when their client goes away."""

@@ -29,8 +29,9 @@ from .. import _exceptions
 from .._exceptions import GangaAsyncError, ProtocolError, ServiceError
 
 __all__ = [
-    "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "VERSION", "Request", "decode_reply", "decode_request",
-    "encode", "error_reply", "event_message", "exception_from", "ok_reply", "request_message",
+    "EVENT_TYPES", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "VERSION", "Request", "decode_reply",
+    "decode_request", "encode", "error_reply", "event_message", "exception_from", "ok_reply",
+    "request_message",
 ]
 
 VERSION = 1
@@ -41,6 +42,10 @@ MAX_REQUEST_BYTES = 1 << 20
 
 MAX_REPLY_BYTES = 64 << 20
 """The largest reply line (64 MiB); a larger answer is replaced by an error saying so."""
+
+EVENT_TYPES = ("status", "credential")
+"""What an ``events`` stream carries (its events' ``type``): job status transitions and
+credential warnings."""
 
 RequestId = int | str
 
@@ -74,7 +79,7 @@ def event_message(request_id: RequestId, event: dict[str, Any]) -> dict[str, Any
 def error_reply(request_id: RequestId | None, exc: BaseException) -> dict[str, Any]:
     """The error reply for ``exc``: its class name, message and the attributes that matter."""
     error: dict[str, Any] = {"type": _public_type(exc), "message": str(exc)}
-    for attribute in ("field", "code", "pid", "output"):
+    for attribute in ("field", "code", "pid", "output", "needs_user"):
         value = getattr(exc, attribute, None)
         if value is not None:
             error[attribute] = value
@@ -141,7 +146,7 @@ def exception_from(error: dict[str, Any]) -> Exception:
         cls = ServiceError
     exc: Exception = cls.__new__(cls)
     Exception.__init__(exc, message)
-    for attribute in ("field", "code", "pid", "output"):
+    for attribute in ("field", "code", "pid", "output", "needs_user"):
         if attribute in error:
             setattr(exc, attribute, error[attribute])
     return exc

@@ -338,27 +338,45 @@ class AsyncGangaService:
         result: dict[str, Any] = await self.call("wait", id=job_id, timeout=timeout)
         return result
 
+    async def credentials(self, type: str | None = None) -> list[dict[str, Any]]:
+        """The credentials the daemon sees (those of ``type`` only, e.g. ``"BearerToken"``), as
+        ``ganga-async credentials --json`` prints them: ``type``, ``credential``, ``identity``,
+        ``location``, ``time_left``, ``expiry``, ``problem``, ``valid_for`` (backends)."""
+        result: list[dict[str, Any]] = await self.call("credentials", **_given(type=type))
+        return result
+
+    async def renew_credentials(self, type: str | None = None) -> list[dict[str, Any]]:
+        """Renew the credentials the daemon sees (those of ``type`` only) without a terminal;
+        each one renewed with its new state. :class:`~ganga_async.RenewalError` when one
+        cannot be renewed (``needs_user`` when it wants a password: run ``ganga-async
+        credentials renew`` in a terminal)."""
+        result: list[dict[str, Any]] = await self.call("credentials_renew", **_given(type=type))
+        return result
+
     @asynccontextmanager
-    async def events(self, job: int | str | None = None, *, subjobs: bool = True
-                     ) -> AsyncIterator[Subscription]:
-        """Follow status transitions: ``async with gs.events(job=3) as events: async for e in
-        events: ...``. Each event is a dict: ``type`` ("status"), ``fqid``, ``job_id``,
-        ``index``, ``old``, ``new``, ``time``, ``reason``. The subscription is active when the
-        ``async with`` body starts, so nothing after that is missed. ``subjobs=False`` leaves
-        out the subjobs' own transitions (their master's still come)."""
-        args: dict[str, Any] = {"subjobs": subjobs}
+    async def events(self, job: int | str | None = None, *, subjobs: bool = True,
+                     types: Sequence[str] = protocol.EVENT_TYPES) -> AsyncIterator[Subscription]:
+        """Follow status transitions and credential warnings: ``async with gs.events() as
+        events: async for e in events: ...``. Each event is a dict whose ``type`` says what it
+        is: ``"status"`` (``fqid``, ``job_id``, ``index``, ``old``, ``new``, ``time``,
+        ``reason``) or ``"credential"`` (``kind``: expiring, short, expired, renewed,
+        renewal_failed or valid; ``credential``, ``time_left``, ``time``, ``message``).
+        ``types=["status"]`` or ``["credential"]`` follows one of them only. ``job`` and
+        ``subjobs=False`` filter status events: one job's, and without the subjobs' own
+        transitions (their master's still come). The subscription is active when the ``async
+        with`` body starts, so nothing after that is missed."""
+        args: dict[str, Any] = {"subjobs": subjobs, "types": list(types)}
         if job is not None:
             args["job"] = job
         request_id, pending = await self._request("events", args, streaming=True)
-        subscription = Subscription(self, request_id, pending)
-        try:
-            first = await subscription.__anext__()
-        except StopAsyncIteration:
-            pending.result()
-            raise ServiceError("the daemon ended the subscription at once") from None
-        if first.get("type") != "subscribed":
-            raise ProtocolError("malformed", f"expected the subscription's confirmation, got {first}")
-        async with subscription:
+        async with Subscription(self, request_id, pending) as subscription:
+            try:
+                first = await subscription.__anext__()
+            except StopAsyncIteration:
+                pending.result()
+                raise ServiceError("the daemon ended the subscription at once") from None
+            if first.get("type") != "subscribed":
+                raise ProtocolError("malformed", f"expected the subscription's confirmation, got {first}")
             yield subscription
 
     async def shutdown(self, *, wait: bool = True) -> None:
@@ -409,6 +427,10 @@ class Command:
         return None
 
 
+def _given(**args: Any) -> dict[str, Any]:
+    return {name: value for name, value in args.items() if value is not None}
+
+
 def _absolute(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(path)
 
@@ -435,6 +457,8 @@ def _job_dict(job: Job) -> JobDescription:
                             "inputfiles": spec["inputfiles"], "outputfiles": spec["outputfiles"]}
     if spec["splitter"] is not None:
         data["splitter"] = spec["splitter"]
+    if spec["credentials"]:
+        data["credentials"] = spec["credentials"]
     return data
 
 
@@ -492,7 +516,7 @@ class GangaService:
     """The daemon's client for code without ``async``: the methods of
     :class:`AsyncGangaService`, blocking (``send_cmd``/``sendCmd``, ``kill_server``/
     ``killServer``, ``submit``, ``jobs``, ``job``, ``kill``, ``resubmit``, ``remove``, ``peek``,
-    ``wait``, ``shutdown``, ``events``, ``call``).
+    ``wait``, ``credentials``, ``renew_credentials``, ``shutdown``, ``events``, ``call``).
 
     Set ``gangadir``, ``prerun`` and ``gangacmd`` before the first call: it connects (starting
     the daemon if none runs) and keeps the connection until :meth:`close` or the end of the
@@ -594,11 +618,24 @@ class GangaService:
         loop = self._open()
         return loop.portal.call(loop.service.wait, job_id, timeout)
 
-    def events(self, job: int | str | None = None, *, subjobs: bool = True) -> Iterator[dict[str, Any]]:
-        """Follow status transitions, blocking: ``for event in gs.events(job=3): ...``; leave
-        the loop (or close the generator) to stop following."""
+    def credentials(self, type: str | None = None) -> list[dict[str, Any]]:
+        """The credentials the daemon sees; see :meth:`AsyncGangaService.credentials`."""
         loop = self._open()
-        with loop.portal.wrap_async_context_manager(loop.service.events(job, subjobs=subjobs)) as stream:
+        return loop.portal.call(loop.service.credentials, type)
+
+    def renew_credentials(self, type: str | None = None) -> list[dict[str, Any]]:
+        """Renew them in the daemon; see :meth:`AsyncGangaService.renew_credentials`."""
+        loop = self._open()
+        return loop.portal.call(loop.service.renew_credentials, type)
+
+    def events(self, job: int | str | None = None, *, subjobs: bool = True,
+               types: Sequence[str] = protocol.EVENT_TYPES) -> Iterator[dict[str, Any]]:
+        """Follow status transitions and credential warnings, blocking: ``for event in
+        gs.events(job=3): ...``; leave the loop (or close the generator) to stop following.
+        The arguments are those of :meth:`AsyncGangaService.events`."""
+        loop = self._open()
+        subscription = loop.service.events(job, subjobs=subjobs, types=types)
+        with loop.portal.wrap_async_context_manager(subscription) as stream:
             while True:
                 try:
                     yield loop.portal.call(stream.__anext__)

@@ -12,7 +12,8 @@ Requests (see :mod:`._protocol`) are served concurrently, many per connection:
 - the operations of :data:`._operations.OPERATIONS` (``submit``, ``jobs``, ``kill``, ...) and
   ``send_cmd`` run in the daemon's own task group: once a request has been read whole, its
   client may go away and it still runs to its end;
-- ``events`` streams and ``wait`` belong to their connection and end with it;
+- ``events`` streams (job status transitions and credential warnings) and ``wait`` belong to
+  their connection and end with it;
 - ``cancel`` ends a stream or a ``wait``, or interrupts a ``send_cmd``; ``ping`` says who the
   daemon is; ``shutdown`` stops it.
 
@@ -53,6 +54,7 @@ from .._exceptions import (
 from .._log import JsonFormatter, get_logger
 from ..config import Config
 from ..engine import Engine
+from ..events import CredentialEvent, EventStream, JobEvent
 from . import _protocol as protocol
 from ._console import Console, Execution, InterruptiblePortal, install_output_router
 from ._operations import CANCELLABLE, OPERATIONS, Arguments
@@ -410,25 +412,55 @@ class Server:
 
     async def _events(self, connection: _Connection, request: protocol.Request) -> dict[str, Any]:
         args = Arguments("events", request.args)
-        args.check_known("job", "subjobs")
+        args.check_known("job", "subjobs", "types")
         job = args.get("job", (int, str), None)
         subjobs = args.get("subjobs", bool, True)
+        types = _event_types(args)
         job_id = int(job) if job is not None else None
-        assert self._engine is not None
-        async with self._engine.events() as stream:
-            await connection.send(protocol.event_message(request.id, {"type": "subscribed"}))
-            async for event in stream:
-                if (job_id is not None and event.job_id != job_id) or \
-                        (not subjobs and event.index is not None):
-                    continue
-                await connection.send(protocol.event_message(request.id, {
-                    "type": "status", "fqid": event.fqid, "job_id": event.job_id,
+
+        def status(event: JobEvent) -> dict[str, Any] | None:
+            if (job_id is not None and event.job_id != job_id) or \
+                    (not subjobs and event.index is not None):
+                return None
+            return {"type": "status", "fqid": event.fqid, "job_id": event.job_id,
                     "index": event.index, "old": str(event.old), "new": str(event.new),
-                    "time": event.time, "reason": event.reason,
-                }))
-                if connection.closed:
-                    break
-            return {"lost": stream.lost}
+                    "time": event.time, "reason": event.reason}
+
+        def credential(event: CredentialEvent) -> dict[str, Any] | None:
+            return {"type": "credential", "kind": event.kind, "credential": event.credential,
+                    "time_left": event.time_left, "time": event.time, "message": event.message}
+
+        assert self._engine is not None
+        streams: list[EventStream[Any]] = []
+        try:
+            if "status" in types:
+                streams.append(self._engine.events())
+            if "credential" in types:
+                streams.append(self._engine.credential_events())
+            await connection.send(protocol.event_message(
+                request.id, {"type": "subscribed", "types": types}))
+            async with anyio.create_task_group() as tg:
+                for stream in streams:
+                    tg.start_soon(self._forward, connection, request.id, stream,
+                                  status if stream.kind is JobEvent else credential, tg.cancel_scope)
+            return {"lost": sum(stream.lost for stream in streams)}
+        finally:
+            for stream in streams:
+                stream.close()
+
+    @staticmethod
+    async def _forward(connection: _Connection, request_id: protocol.RequestId,
+                       stream: EventStream[Any], message: Callable[[Any], dict[str, Any] | None],
+                       all_streams: anyio.CancelScope) -> None:
+        """Send one stream's events to the client; when the client has gone, end every stream."""
+        async for event in stream:
+            item = message(event)
+            if item is None:
+                continue
+            await connection.send(protocol.event_message(request_id, item))
+            if connection.closed:
+                all_streams.cancel()
+                return
 
     async def _send_cmd(self, connection: _Connection, request: protocol.Request) -> dict[str, Any]:
         args = Arguments("send_cmd", request.args)
@@ -487,6 +519,16 @@ async def _hang_up(stream: SocketStream) -> None:
                 await stream.receive()
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
+
+
+def _event_types(args: Arguments) -> list[str]:
+    """The ``types`` argument of ``events``: which of :data:`protocol.EVENT_TYPES` the client follows."""
+    types = args.get("types", list, list(protocol.EVENT_TYPES))
+    unknown = [t for t in types if t not in protocol.EVENT_TYPES]
+    if not types or unknown:
+        raise ProtocolError("bad_args", f"events: argument 'types' must list one or more of "
+                            f"{', '.join(map(repr, protocol.EVENT_TYPES))}, not {types!r}")
+    return [t for t in protocol.EVENT_TYPES if t in types]
 
 
 def configure_logging(paths: ServicePaths, *, foreground: bool, verbose: int = 0) -> None:
