@@ -165,10 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     about = ("list the credentials on this machine (type, identity, location, time left, backends "
              "it is valid for), or renew them")
     sub = commands.add_parser("credentials", help=about, description=about)
-    sub.add_argument("action", nargs="?", choices=["renew"],
-                     help="renew them (in this terminal: a command may ask for your password)")
-    sub.add_argument("type", nargs="?", metavar="TYPE",
-                     help="only this type: X509Proxy, VomsProxy, KerberosTicket, AFSToken, BearerToken")
+    sub.add_argument("words", nargs="*", metavar="[renew] [TYPE]",
+                     help="renew: renew them (in this terminal: a command may ask for your "
+                          "password); TYPE: only this type (X509Proxy, VomsProxy, KerberosTicket, "
+                          "AFSToken, BearerToken)")
     sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                      help="print one JSON document on stdout")
     sub = command("demo", _demo, "run a split job of /bin/echo on Local with a progress bar")
@@ -186,6 +186,12 @@ def _positive(text: str) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "credentials":
+        words = list(args.words)
+        args.action = words.pop(0) if words[:1] == ["renew"] else None
+        if len(words) > 1:
+            raise GangaAsyncError(f"credentials takes at most one TYPE, not {' '.join(words)}; "
+                                  "e.g. ganga-async credentials renew VomsProxy")
+        args.type = words[0] if words else None
         return await _credentials(args)
     if args.command in _SERVED:
         from .service._cli import served

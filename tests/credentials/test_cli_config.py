@@ -40,6 +40,9 @@ def test_the_table_and_json_list_a_token_with_the_backends_it_is_valid_for(
     assert row["identity"] == "alice (https://tokens.test.local)"
     assert 7190 <= row["time_left"] <= 7200 and "Local" in row["valid_for"]
     assert make_token(7200)[:20] not in done.stdout
+    only = cli("credentials", "--json", "BearerToken", BEARER_TOKEN_FILE=str(path))
+    assert [r["location"] for r in json.loads(only.stdout)] == [str(path)]
+    assert json.loads(cli("credentials", "--json", "VomsProxy", BEARER_TOKEN_FILE=str(path)).stdout) == []
     table = cli("credentials", GANGA_ASYNC_CREDENTIALS_MIN_TIME_LEFT="3h", BEARER_TOKEN_FILE=str(path))
     assert "BearerToken" in table.stdout and "1 h 59 min" in table.stdout and "too short" in table.stdout
 
