@@ -15,6 +15,7 @@ The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
 
 from ._exceptions import (
     BackendError,
+    BoxEntryNotFoundError,
     ConfigError,
     EngineClosedError,
     GangaAsyncError,
@@ -24,16 +25,20 @@ from ._exceptions import (
     PluginError,
     RepositoryError,
     SchemaVersionError,
+    ShareDirError,
     WaitTimeoutError,
 )
 from .applications import Application, Command
 from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 from .backends.local import Local
+from .box import Box, BoxEntry
 from .config import Config, load_config
 from .engine import Engine
 from .events import EventStream, JobEvent
 from .job import Job, JobInfo, JobTimes
+from .sharedir import ShareDir
+from .shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
 from .splitters.arg import ArgSplitter
 from .splitters.files import FileSplitter
@@ -49,6 +54,9 @@ __all__ = [
     "BackendDriver",
     "BackendError",
     "BackendStatus",
+    "Box",
+    "BoxEntry",
+    "BoxEntryNotFoundError",
     "Command",
     "Config",
     "ConfigError",
@@ -72,6 +80,10 @@ __all__ = [
     "PluginError",
     "RepositoryError",
     "SchemaVersionError",
+    "ShareDir",
+    "ShareDirError",
+    "ShareDirInfo",
+    "ShareRef",
     "Splitter",
     "Status",
     "SubmitUnit",

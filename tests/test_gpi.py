@@ -40,7 +40,7 @@ def test_star_import_gives_exactly_the_documented_names() -> None:
     exec("from ganga_async.gpi import *", namespace)
     names = set(namespace) - {"__builtins__"}
     assert names == {"Job", "Executable", "ArgSplitter", "GenericSplitter", "FileSplitter",
-                     "Local", "jobs", "config"}
+                     "Local", "ShareDir", "jobs", "config", "shareref", "box"}
 
 
 def test_gpi_job_takes_the_same_keyword_arguments_as_the_core_job() -> None:
