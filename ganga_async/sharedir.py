@@ -125,6 +125,7 @@ class SharedArea:
         name = f"conf-{uuid.uuid4()}"
         partial = self.root / f"{PARTIAL_PREFIX}{name}"
         files: dict[str, str] = {}
+        source = ""
         try:
             partial.mkdir(parents=True)
             for given, source in sources.items():
@@ -135,7 +136,7 @@ class SharedArea:
             os.rename(partial, self.path(name))
         except OSError as exc:
             shutil.rmtree(partial, ignore_errors=True)
-            what = f"copying {exc.filename}" if exc.filename else "writing"
+            what = f"copying {source}" if source else f"creating {partial}"
             raise ShareDirError(
                 f"preparing failed while {what} into {self.root}: {exc.strerror or exc}; "
                 "nothing was kept. Fix the cause (a missing file, a full disk) and prepare again"
