@@ -16,13 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import local_echo, open_summary, peers, split_persist
+from . import local_echo, open_summary, peers, shareref_actor, split_persist
 from ._harness import Row, fmt_s, print_table
 
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "local_echo": (local_echo.measure, 1000, 3),
     "split_persist": (split_persist.measure, 100_000, 3),
     "open_summary": (open_summary.measure, 100_000, 5),
+    "shareref_actor": (shareref_actor.measure, 10_000, 3),
 }
 """name: (measure function, figure size, default rounds)"""
 
