@@ -1,4 +1,4 @@
-"""Figure 6: the ShareRef actor under load; exact counts, operations per second, a crash.
+"""Figure 4: the ShareRef actor under load; exact counts, operations per second, a crash.
 
 What is measured:
 
