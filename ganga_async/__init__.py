@@ -16,6 +16,7 @@ The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
 from ._exceptions import (
     BackendError,
     BackendUnavailableError,
+    BoxEntryNotFoundError,
     ConfigError,
     CredentialError,
     EngineClosedError,
@@ -27,6 +28,7 @@ from ._exceptions import (
     RenewalError,
     RepositoryError,
     SchemaVersionError,
+    ShareDirError,
     WaitTimeoutError,
 )
 from .applications import Application, Command
@@ -34,6 +36,7 @@ from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 from .backends.local import Local
 from .backends.slurm import Slurm
+from .box import Box, BoxEntry
 from .config import Config, load_config
 from .credentials import (
     AFSToken,
@@ -49,6 +52,8 @@ from .credentials import (
 from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .job import Job, JobInfo, JobTimes
+from .sharedir import ShareDir
+from .shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
 from .splitters.arg import ArgSplitter
 from .splitters.files import FileSplitter
@@ -67,6 +72,9 @@ __all__ = [
     "BackendStatus",
     "BackendUnavailableError",
     "BearerToken",
+    "Box",
+    "BoxEntry",
+    "BoxEntryNotFoundError",
     "Command",
     "Config",
     "ConfigError",
@@ -98,6 +106,10 @@ __all__ = [
     "RenewalError",
     "RepositoryError",
     "SchemaVersionError",
+    "ShareDir",
+    "ShareDirError",
+    "ShareDirInfo",
+    "ShareRef",
     "Slurm",
     "Splitter",
     "Status",

@@ -5,9 +5,11 @@
     ├── JobSpecError          a job description that cannot run (unknown field, wrong type, missing exe)
     ├── JobStateError         an operation the job's status forbids (editing a submitted job, ...)
     ├── JobNotFoundError      no job with that id in the repository
+    ├── BoxEntryNotFoundError no box entry of that name
     ├── PluginError           an application, splitter or backend that cannot be found or imported
     ├── RepositoryError       the repository cannot be opened or written
     │   └── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
+    ├── ShareDirError         a ShareDir name or path that is not a directory of this shared area
     ├── BackendError          a backend refused or failed an operation
     │   └── BackendUnavailableError  the batch system did not answer (down, restarting, timed out); retried
     ├── CredentialError       a credential is missing, unreadable, refused or of the wrong kind
@@ -52,6 +54,10 @@ class JobNotFoundError(GangaAsyncError, LookupError):
     """No job with the given id exists in the repository."""
 
 
+class BoxEntryNotFoundError(GangaAsyncError, LookupError):
+    """The box has no entry of the given name."""
+
+
 class PluginError(GangaAsyncError):
     """A plugin is unknown or failed to import."""
 
@@ -62,6 +68,11 @@ class RepositoryError(GangaAsyncError):
 
 class SchemaVersionError(RepositoryError):
     """The repository was written by a newer ganga-async."""
+
+
+class ShareDirError(GangaAsyncError):
+    """A ShareDir name is not a ``conf-<uuid>`` directory of this gangadir's shared area, or
+    the shared area cannot be read or written. Nothing outside the shared area is touched."""
 
 
 class BackendError(GangaAsyncError):

@@ -8,12 +8,13 @@
     kill ID     resubmit ID [--wait]     remove ID     peek ID [FILE]     demo [--subjobs N]
     service start [--foreground] | stop | status
     credentials [--json]     credentials renew [TYPE]
+    shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
 
-When a daemon runs for the gangadir (``service start``), every command but ``demo`` asks it
+When a daemon runs for the gangadir (``service start``), the commands it serves ask it
 (:mod:`ganga_async.service._cli`); ``submit`` then returns at once and the daemon monitors.
 Otherwise each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
-``jobs``, ``show`` and ``peek`` only read, so they open it with ``monitoring=False`` and never
-touch a backend; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
+``jobs``, ``show``, ``peek``, ``shareref`` and ``box`` never need a backend, so they open it with
+``monitoring=False``; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
 on a repository of any size. ``credentials`` opens no engine: it looks at the credentials on
 this machine. rich is imported only to draw a table or a progress bar.
 
@@ -48,6 +49,7 @@ from .credentials.store import CredentialStore
 from .engine import Engine
 from .events import EventStream, JobEvent
 from .job import Job
+from .shareref import holder_label, render_table
 from .splitters.arg import ArgSplitter
 from .states import FINAL, Status
 
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-_READ_ONLY = frozenset({"jobs", "show", "peek"})
+_READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 _SERVED = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "peek"})
 """The commands a running daemon serves; without one they open an engine of their own."""
 _SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
@@ -171,6 +173,23 @@ def _parser() -> argparse.ArgumentParser:
                           "AFSToken, BearerToken)")
     sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                      help="print one JSON document on stdout")
+    sub = command("shareref", _shareref,
+                  "show the ShareDirs of prepared applications and their reference counts")
+    sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                     help="print {ShareDir: count} as JSON (as the global --json)")
+    actions = sub.add_subparsers(dest="action", metavar="ACTION")
+    ls = actions.add_parser("ls", help="list the files of a ShareDir")
+    ls.add_argument("name", metavar="NAME")
+    rebuild = actions.add_parser(
+        "rebuild", help="rebuild the counts from the jobs and the box (after a crash)")
+    rebuild.add_argument("--no-unprepare", dest="unprepare", action="store_false",
+                         help="keep owners whose ShareDir is missing prepared")
+    rebuild.add_argument("--rmdir", action="store_true",
+                         help="delete unreferenced ShareDirs now, not when the engine closes")
+    lookup = actions.add_parser("lookup", help="the jobs and box entries referencing a ShareDir")
+    lookup.add_argument("name", metavar="NAME")
+    lookup.add_argument("--unprepare", action="store_true", help="unprepare them")
+    command("box", _box, "list the box: named jobs and applications kept in the repository")
     sub = command("demo", _demo, "run a split job of /bin/echo on Local with a progress bar")
     sub.add_argument("--subjobs", type=_positive, default=1000, metavar="N",
                      help="how many subjobs (default 1000)")
@@ -401,6 +420,52 @@ async def _credentials(args: argparse.Namespace) -> int:
                                                 if info.exists else "none: not found")
         table.add_row(row["credential"], row["identity"] or "", row["location"], left, valid)
     Console().print(table)
+    return 0
+
+
+async def _shareref(engine: Engine, args: argparse.Namespace) -> int:
+    shareref = engine.shareref
+    if args.action == "ls":
+        tree = await shareref.ls(args.name)
+        if args.json:
+            _print_json({"name": args.name, "tree": tree.splitlines()})
+        else:
+            print(tree)
+        return 0
+    if args.action == "lookup":
+        holders = await shareref.lookup(args.name, unprepare=args.unprepare)
+        if args.json:
+            _print_json({"name": args.name, "owners": holders, "unprepared": args.unprepare})
+            return 0
+        for holder in holders:
+            kind, ident = holder_label(holder)
+            print(f"ShareDir {args.name} is referenced by item #{ident} in {kind} repository")
+        print(f"{len(holders)} item(s) found referencing ShareDir {args.name}"
+              + ("; unprepared" if args.unprepare and holders else ""))
+        return 0
+    if args.action == "rebuild":
+        await shareref.rebuild(unprepare=args.unprepare, rmdir=args.rmdir)
+    if args.json:
+        _print_json(await shareref.counts())
+    else:
+        print(render_table(await shareref.table(), engine.shared.root))
+    return 0
+
+
+async def _box(engine: Engine, args: argparse.Namespace) -> int:
+    entries = await engine.box.entries()
+    if args.json:
+        _print_json([{"name": e.name, "kind": e.kind, "type": e.type, "sharedir": e.sharedir,
+                      "created": e.created} for e in entries])
+        return 0
+    if not entries:
+        print(f"the box of {engine.gangadir} is empty")
+        return 0
+    rows = [("name", "kind", "type", "sharedir")]
+    rows += [(e.name, e.kind, e.type, e.sharedir or "") for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

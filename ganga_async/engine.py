@@ -6,9 +6,10 @@
                    (bounded memory streams between the stages)     │
                                         credential gate ◀──────────┘
 
-- **prepare** validates the description (inputs exist, the executable resolves, the splitter
-  fits the application) and persists the intent to submit; ``Engine.submit`` returns once this
-  stage accepted the job, and raises the stage's error otherwise (the job stays ``new``).
+- **prepare** prepares the application if it is not (its files copied into a ShareDir),
+  validates the description (inputs exist, the executable resolves, the splitter fits the
+  application) and persists the intent to submit; ``Engine.submit`` returns once this stage
+  accepted the job, and raises the stage's error otherwise (the job stays ``new``).
 - **split** streams the splitter's output into compact subjob rows, persisted in one
   transaction that runs in the database thread, and feeds chunks of subjob indices onward.
 - **submit** passes each chunk through the credential gate (a chunk whose credentials are short
@@ -28,6 +29,7 @@ derived from its subjobs' counts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -42,7 +44,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _plugins
+from . import _plugins, _preparing
 from ._component import build_component
 from ._exceptions import (
     EngineClosedError,
@@ -63,18 +65,24 @@ from .backends.base import (
     Handle,
     SubmitUnit,
 )
+from .box import Box
 from .config import Config, load_config
 from .credentials.base import Credential
 from .credentials.manager import CredentialManager, Requirement
 from .events import CredentialEvent, EventStream, JobEvent, _Hub
 from .job import Job, JobInfo, SubjobTable, apply_overrides
 from .repository import JobRow, Repository
+from .sharedir import SharedArea, ShareDir
+from .shareref import ShareRef, holder_label
 from .splitters.base import Splitter
 from .states import ACTIVE, FINAL, Status, allowed, derive_master_status
 
 __all__ = ["Engine"]
 
 log = get_logger(__name__)
+
+_SHAREREF_CLOSE_TIMEOUT = 60.0
+"""Seconds the ShareDir cleanup may take when the engine closes."""
 
 _Chunk = tuple[Job, list[int] | None]
 """A master and the subjob indices to submit (``None``: the master itself, unsplit)."""
@@ -105,6 +113,9 @@ class Engine:
     credentials wait at the gate again.
 
     ``engine.credentials`` is its :class:`~ganga_async.credentials.CredentialManager`.
+    Prepared applications keep their files in ShareDirs under ``<gangadir>/shared/<user>``;
+    ``engine.shareref`` holds their reference counts and ``engine.box`` named objects kept in
+    the repository. When the engine closes, ShareDirs nothing references are deleted.
     """
 
     def __init__(
@@ -123,6 +134,12 @@ class Engine:
             flush_interval=self.config["Repository"]["flush_interval"],
         )
         self.workspace = self.gangadir / "workspace" / user
+        self.shared = SharedArea(self.gangadir / "shared" / user)
+        self.shareref = ShareRef(self.repository, self.shared, owners=self._prepared_owners,
+                                 unprepare=self._unprepare_owners)
+        """The reference counts of ShareDirs (:class:`~ganga_async.ShareRef`)."""
+        self.box = Box(self)
+        """Named jobs and applications kept in the repository (:class:`~ganga_async.Box`)."""
         self._jobs: dict[int, Job] = {}
         self._drivers: dict[str, BackendDriver] = {}
         self._active: dict[str, dict[str, _Active]] = {}
@@ -159,6 +176,7 @@ class Engine:
             self._tg = tg
             self._closing = False
             await tg.start(self.repository.run)
+            await tg.start(self.shareref.run)
             size = self.config["Pipeline"]["stream_size"]
             self._prepare_send, prepare_recv = anyio.create_memory_object_stream[
                 tuple[Job, MemoryObjectSendStream[Any]]](size)
@@ -190,13 +208,19 @@ class Engine:
     async def _stop(self) -> None:
         """Refuse new calls and cancel the stages. Their task group stays in place until they
         have ended, so a stage in the middle of its work meets the cancellation at its next
-        await instead of finding the engine half gone."""
+        await instead of finding the engine half gone. The ShareRef actor is not cancelled: it
+        runs the ShareDir cleanup and stops when its inbox is closed."""
         self._closing = True
         self._hub.close()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
         for stream in (self._prepare_send, self._split_send, self._submit_send, self._finalise_send):
             stream.close()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_SHAREREF_CLOSE_TIMEOUT):
+            try:
+                await self.shareref.aclose()
+            except GangaAsyncError as exc:
+                log.error("cleaning up ShareDirs failed", error=str(exc))
 
     async def _release(self) -> None:
         """Once the stages have ended: close the drivers and wake every waiter; the repository
@@ -224,12 +248,50 @@ class Engine:
             return job
         if job._master is not None:
             raise JobStateError("a subjob cannot be added on its own; copy it with job.copy()")
+        if job.application.is_prepared is not None:
+            await self._sharedir(job.application)
         now = time.time()
         job._times.setdefault("new", now)
         job_id = await self.repository.insert_job(self._row(job, Status.NEW))
         self._bind(job, job_id)
+        _preparing.attach(job.application, _holder(job),
+                          functools.partial(self._prepared_changed, job), self.shareref)
         log.info("job added", job_id=job_id)
+        if job.application.is_prepared is not None:
+            await self.shareref.flush()
         return job
+
+    async def prepare(self, target: Job | Application, *, force: bool = False) -> ShareDir:
+        """Prepare a new job's application, or an application: copy the files it needs into a
+        new ShareDir (``<gangadir>/shared/<user>/conf-<uuid>``) and return that.
+
+        A stored job then holds a reference to it; an application on its own holds one for
+        as long as it lives. Raises JobStateError when already prepared (unless ``force``)
+        or when the job is not new; a failed copy leaves neither a directory nor a count.
+        """
+        self._check_open()
+        app = self._application_of(target, "prepared")
+        return await _preparing.prepare(app, self.shared, self.shareref, force=force)
+
+    async def unprepare(self, target: Job | Application) -> None:
+        """Unprepare a new job's application, or an application, releasing its reference."""
+        self._check_open()
+        app = self._application_of(target, "unprepared")
+        if app.is_prepared is not None:
+            app.is_prepared = None
+            await self.shareref.flush()
+
+    def _application_of(self, target: Job | Application, verb: str) -> Application:
+        if not isinstance(target, Job):
+            return target
+        if target._master is not None:
+            raise JobStateError(f"subjob {target.fqid} cannot be {verb} on its own; use its master")
+        if target._status is not Status.NEW:
+            raise JobStateError(
+                f"job {target.fqid} is {target._status}: only a new job can be {verb}; make an "
+                "editable copy with job.copy() (copy(unprepare=True) for an unprepared one)"
+            )
+        return target.application
 
     async def submit(self, job: Job) -> Job:
         """Submit a new job: returns once it is validated, accepted and persisted with all its
@@ -406,6 +468,9 @@ class Engine:
         await anyio.to_thread.run_sync(shutil.rmtree, job._dir(), True)
         old = job._status
         job._status = Status.REMOVED
+        if job.application.is_prepared is not None:
+            self.shareref.refresh_soon(_holder(job), functools.partial(self._stored_sharedir, _jid(job)))
+            await self.shareref.flush()
         self._jobs.pop(_jid(job), None)
         self._hub.publish(JobEvent(job.fqid, _jid(job), None, old, Status.REMOVED, time.time()))
         prefix = f"{job.fqid}."
@@ -467,8 +532,11 @@ class Engine:
         async with inbox, self._split_send:
             async for job, reply in inbox:
                 with bound(job_id=_jid(job)):
+                    prepared_here = job.application.is_prepared is None
                     try:
-                        self._validate(job)
+                        if prepared_here:
+                            await _preparing.prepare(job.application, self.shared, self.shareref)
+                        self._validate(job, await self._sharedir(job.application))
                         job._status = Status.SUBMITTING
                         job._info.submit_counter += 1
                         job._times["submitting"] = time.time()
@@ -478,6 +546,9 @@ class Engine:
                         )
                         await self.repository.flush()
                     except BaseException as exc:
+                        if (prepared_here and isinstance(exc, Exception)
+                                and _preparing.unprepare(job.application)):
+                            await self.shareref.flush()
                         await self._refuse(job, reply, exc)
                         if not isinstance(exc, Exception):
                             raise
@@ -502,7 +573,7 @@ class Engine:
         if reply is not None:
             await _answer(reply, exc)
 
-    def _validate(self, job: Job) -> None:
+    def _validate(self, job: Job, sharedir: Path | None) -> None:
         inputs = []
         for i, path in enumerate(job.inputfiles):
             full = os.path.abspath(os.path.expanduser(path))
@@ -510,7 +581,7 @@ class Engine:
                 raise JobSpecError(f"inputfiles[{i}]", f"{full} does not exist; fix the path")
             inputs.append(full)
         job.inputfiles = inputs
-        job.application.validate(inputs)
+        job.application.validate(inputs, sharedir)
         job.backend.validate(job)
         if job.splitter is not None:
             job.splitter.validate(job)
@@ -651,7 +722,10 @@ class Engine:
             raw = _table(job).overrides[index]
             fields = apply_overrides(job, json.loads(raw) if raw else {})
             base = job._dir() / str(index)
-        command = fields["application"].command(fields["inputfiles"])
+        app = fields["application"]
+        sharedir = app.is_prepared
+        command = app.command(fields["inputfiles"], None if sharedir is None else
+                              self.shared.root / sharedir.name / sharedir.subdir)
         return SubmitUnit(
             key=_key(job, index), job_id=_jid(job), index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
@@ -905,6 +979,84 @@ class Engine:
             if component is not None:
                 component._thaw()
 
+    async def _sharedir(self, app: Application) -> Path | None:
+        """The path of a prepared application's ShareDir, checked to be one of this shared
+        area that exists; None for an unprepared application."""
+        sharedir = app.is_prepared
+        if sharedir is None:
+            return None
+        path = self.shared.path(sharedir.name)
+        if not await anyio.Path(path).is_dir():
+            raise JobSpecError(
+                "application.is_prepared",
+                f"ShareDir {sharedir.name} does not exist in {self.shared.root}; unprepare the "
+                "application (app.unprepare()) and prepare it again",
+            )
+        return path / sharedir.subdir
+
+    def _prepared_changed(self, job: Job) -> None:
+        """A stored job's application was prepared or unprepared (called from any thread):
+        store its description and have the ShareRef actor re-read the job's reference."""
+        if self._loop is None or job._id is None:
+            return
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self._loop.call_soon_threadsafe(self._prepared_changed, job)
+            except RuntimeError:
+                pass
+            return
+        if self._tg is None:
+            return
+        if self._jobs.get(_jid(job)) is not job or job._status is Status.REMOVED:
+            return
+        self.repository.queue_job(_jid(job), spec=job.spec())
+        self.shareref.refresh_soon(_holder(job), functools.partial(self._stored_sharedir, _jid(job)))
+
+    def _stored_sharedir(self, job_id: int) -> str | None:
+        """The ShareDir stored job ``job_id`` references now (none once removed)."""
+        job = self._jobs.get(job_id)
+        if job is None or job._status is Status.REMOVED:
+            return None
+        sharedir = job.application.is_prepared
+        return None if sharedir is None else sharedir.name
+
+    def _on_application(self, job: Job, previous: Application | None) -> None:
+        """A stored new job got another application object (called from any thread)."""
+        if self._loop is None or job._id is None:
+            return
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self._loop.call_soon_threadsafe(self._on_application, job, previous)
+            except RuntimeError:
+                pass
+            return
+        if previous is not None:
+            _preparing.detach(previous, _holder(job))
+        _preparing.attach(job.application, _holder(job),
+                          functools.partial(self._prepared_changed, job), self.shareref)
+
+    async def _prepared_owners(self) -> list[tuple[str, str]]:
+        await self.repository.flush()
+        return await self.repository.prepared_owners()
+
+    async def _unprepare_owners(self, holders: Sequence[str]) -> None:
+        """Unprepare the applications of stored jobs and box entries (``job:3``, ``box:x``),
+        whatever their status: their ShareDir is gone."""
+        for holder in holders:
+            kind, ident = holder_label(holder)
+            if kind == "box":
+                await self.box._unprepare(ident)
+                continue
+            job = self._jobs.get(int(ident))
+            if job is None:
+                rows = await self.repository.job_rows(ids=[int(ident)])
+                if not rows:
+                    continue
+                job = await self._load(rows[0])
+            _preparing.unprepare(job.application)
+        await self.repository.flush()
+        await self.shareref.flush()
+
     def _on_comment(self, job: Job) -> None:
         """Persist a comment changed on a bound job, from any thread."""
         if self._loop is None or self._tg is None or job._id is None:
@@ -942,6 +1094,9 @@ class Engine:
         if job._status is not Status.NEW:
             job._freeze()
         self._bind(job, row.id)
+        _preparing.attach(job.application, _holder(job),
+                          functools.partial(self._prepared_changed, job), self.shareref,
+                          announce=False)
         return job
 
     async def _recover(self) -> None:
@@ -1112,6 +1267,11 @@ def _jid(job: Job) -> int:
     if job._id is None:
         raise JobStateError("the job was never added to an engine")
     return job._id
+
+
+def _holder(job: Job) -> str:
+    """The ShareRef holder name of a stored job."""
+    return f"job:{_jid(job)}"
 
 
 def _table(job: Job) -> SubjobTable:

@@ -12,6 +12,9 @@
     jobs                       # a table of every job
     jobs.select(status="failed")
     config["Local"]["max_concurrent"] = 4
+    j.prepare(); j.application.is_prepared   # ShareDir(name='conf-...', subdir='.')
+    shareref                   # the ShareDirs and their reference counts
+    box.add(j, "analysis"); box["analysis"]
 
     j = Job(credentials=[VomsProxy(vo="lhcb")])   # held, not failed, while the proxy is short
     credential_store                               # a table of the credentials on this machine
@@ -41,7 +44,9 @@ from typing import Any, cast
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from . import _blocking
 from . import job as _core
+from ._component import Component
 from ._exceptions import EngineClosedError
 from ._log import get_logger
 from .applications.base import Application
@@ -56,6 +61,8 @@ from .credentials import kerberos as _kerberos
 from .credentials import token as _token
 from .credentials import x509 as _x509
 from .engine import Engine
+from .sharedir import ShareDir
+from .shareref import render_table
 from .splitters.arg import ArgSplitter
 from .splitters.base import Splitter
 from .splitters.files import FileSplitter
@@ -72,12 +79,15 @@ __all__ = [
     "Job",
     "KerberosTicket",
     "Local",
+    "ShareDir",
     "Slurm",
     "VomsProxy",
     "X509Proxy",
+    "box",
     "config",
     "credential_store",
     "jobs",
+    "shareref",
 ]
 
 log = get_logger(__name__)
@@ -284,13 +294,28 @@ class Job(_core.Job):
         portal, engine = _session.open()
         portal.call(engine.remove, self)
 
-    def copy(self) -> Job:
+    def copy(self, unprepare: bool | None = None) -> Job:
         """A new job with the same description (deep-copied), stored at once with status
-        ``new``; a subjob's copy is an unsplit job."""
-        clone = _adopt(super().copy())
+        ``new``; a subjob's copy is an unsplit job. A prepared application's copy references
+        the same ShareDir; ``unprepare=True`` gives an unprepared copy (``None``:
+        ``config["Preparable"]["unprepare_on_copy"]``)."""
+        clone = _adopt(super().copy(unprepare))
         portal, engine = _session.open()
         portal.call(engine.add, clone)
         return clone
+
+    def prepare(self, force: bool = False) -> Job:
+        """Prepare the job's application (as ``j.application.prepare()``): copy the files it
+        needs into a new ShareDir. Submitting prepares an unprepared job by itself."""
+        portal, engine = _session.open()
+        portal.call(functools.partial(engine.prepare, self, force=force))
+        return self
+
+    def unprepare(self) -> Job:
+        """Unprepare the job's application, releasing its ShareDir reference."""
+        portal, engine = _session.open()
+        portal.call(engine.unprepare, self)
+        return self
 
     def peek(self, filename: str = "stdout") -> str:
         """The text of ``filename`` in the output (or working) directory: ``j.peek()`` is what
@@ -455,7 +480,7 @@ _BLOCKING: dict[str, type[_Blocking]] = {
 }
 
 
-def _blocking(credential: _credentials.Credential) -> _credentials.Credential:
+def _as_blocking(credential: _credentials.Credential) -> _credentials.Credential:
     """The same credential with the methods of this interface (when its type is one of ours)."""
     cls = _BLOCKING.get(type(credential).__name__)
     if cls is not None and isinstance(credential, cls.__bases__[1]):
@@ -474,7 +499,7 @@ class CredentialStoreView:
     def get_credentials(self) -> list[_credentials.Credential]:
         """The credentials found in the default places and the configured defaults that exist."""
         portal, engine = _session.open()
-        return [_blocking(c) for c in portal.call(engine.credentials.store.get_credentials)]
+        return [_as_blocking(c) for c in portal.call(engine.credentials.store.get_credentials)]
 
     getCredentials = get_credentials  # noqa: N815 (Ganga's name)
 
@@ -515,3 +540,110 @@ def _left(info: _credentials.CredentialInfo) -> str:
 
 credential_store = CredentialStoreView()
 """The credentials on this machine: ``credential_store.get_credentials()``, ``renew()``."""
+
+
+class ShareRefRegistry:
+    """The reference counts of prepared applications' ShareDirs, as Ganga's ``shareref``.
+
+    Its repr is the table (Shared directory | Date created | Reference count). A count is one
+    per stored job or box entry whose application is prepared, plus one per prepared
+    application alive in this session on its own. ShareDirs left with no reference are
+    deleted when the session ends.
+    """
+
+    def counts(self) -> dict[str, int]:
+        """``{ShareDir name: reference count}``."""
+        portal, engine = _session.open()
+        return portal.call(engine.shareref.counts)
+
+    def ls(self, name: str) -> str:
+        """The tree of the ShareDir ``name`` (``conf-<uuid>``)."""
+        portal, engine = _session.open()
+        return _Text(portal.call(engine.shareref.ls, name))
+
+    def rebuild(self, unprepare: bool = True, rmdir: bool = False) -> dict[str, int]:
+        """Rebuild the table from the jobs and the box; see
+        :meth:`ganga_async.ShareRef.rebuild`. Returns the new counts."""
+        portal, engine = _session.open()
+        return portal.call(engine.shareref.rebuild, unprepare, rmdir)
+
+    def lookup(self, name: str, unprepare: bool = False) -> list[str]:
+        """Log and return the stored jobs and box entries referencing ShareDir ``name``
+        (``job:3``, ``box:analysis``); ``unprepare=True`` unprepares them."""
+        portal, engine = _session.open()
+        return portal.call(engine.shareref.lookup, name, unprepare)
+
+    def __repr__(self) -> str:
+        portal, engine = _session.open()
+        return render_table(portal.call(engine.shareref.table), engine.shared.root)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+shareref = ShareRefRegistry()
+"""The ShareDirs of prepared applications and their reference counts."""
+
+
+class BoxRegistry:
+    """Named jobs and applications kept in the repository, as Ganga's ``box``.
+
+    ``box.add(j, "analysis")`` keeps a copy of job ``j``'s description; ``box["analysis"]``
+    gives a new copy of it each time (submit it, or ``copy()`` it); ``box.remove("analysis")``.
+    ``"analysis" in box``, ``len(box)``, iteration over the names; the repr lists the entries.
+    A prepared application in an entry holds a reference to its ShareDir.
+    """
+
+    def add(self, obj: _core.Job | Component, name: str) -> None:
+        """Keep a copy of ``obj`` (a job, an application, a backend or a splitter) as ``name``."""
+        portal, engine = _session.open()
+        portal.call(engine.box.add, obj, name)
+
+    def __getitem__(self, name: str) -> Job | Component:
+        portal, engine = _session.open()
+        obj = portal.call(engine.box.get, name)
+        return _adopt(obj) if isinstance(obj, _core.Job) else obj
+
+    def remove(self, name: str) -> None:
+        """Delete the entry ``name``."""
+        portal, engine = _session.open()
+        portal.call(engine.box.remove, name)
+
+    def _names(self) -> list[str]:
+        portal, engine = _session.open()
+        return [entry.name for entry in portal.call(engine.box.entries)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __repr__(self) -> str:
+        portal, engine = _session.open()
+        entries = portal.call(engine.box.entries)
+        rows = [["name", "kind", "type", "sharedir"]]
+        rows += [[e.name, e.kind, e.type, e.sharedir or ""] for e in entries]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                 for row in rows]
+        title = f"Registry: box ({len(entries)} {'entry' if len(entries) == 1 else 'entries'})"
+        return "\n".join([title, lines[0], "-" * len(lines[0]), *lines[1:]])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+box = BoxRegistry()
+"""Named jobs and applications kept in the repository."""
+
+
+def _run_on_engine(method: str, *args: Any, **kwargs: Any) -> Any:
+    portal, engine = _session.open()
+    return portal.call(functools.partial(getattr(engine, method), *args, **kwargs))
+
+
+_blocking.install(_run_on_engine)

@@ -228,6 +228,7 @@ class Job:
         if self._master is not None:
             raise JobStateError(f"subjob {self.fqid} is read-only; change the master job instead")
         value = check_value(value, self._TYPES[name], name)
+        previous = self.__dict__.get(name)
         if name == "outputfiles":
             for i, pattern in enumerate(value):
                 if os.path.isabs(pattern) or ".." in Path(pattern).parts:
@@ -238,6 +239,8 @@ class Job:
         object.__setattr__(self, name, value)
         if name == "comment" and self._engine is not None:
             self._engine._on_comment(self)
+        elif name == "application" and self._engine is not None and previous is not value:
+            self._engine._on_application(self, previous)
 
     # -- identity and state -------------------------------------------------------------
 
@@ -349,15 +352,25 @@ class Job:
             "credentials": [c.to_dict() for c in self.credentials],
         }
 
-    def copy(self) -> Job:
-        """A new job in status ``new`` with the same description (deep-copied)."""
+    def copy(self, unprepare: bool | None = None) -> Job:
+        """A new job in status ``new`` with the same description (deep-copied).
+
+        A prepared application's copy references the same ShareDir (its count goes up); with
+        ``unprepare=True`` the copy is unprepared. ``None`` means ``[Preparable]
+        unprepare_on_copy`` of the engine's configuration (or the loaded one).
+        """
+        if unprepare is None:
+            from .config import load_config
+
+            config = self._engine.config if self._engine is not None else load_config()
+            unprepare = bool(config["Preparable"]["unprepare_on_copy"])
         source = self._master if self._master is not None else self
         clone = type(self).__new__(type(self))
         Job.__init__(
             clone,
             name=self.name,
             comment=self.comment,
-            application=self.application.copy(),
+            application=self.application.copy(unprepare=unprepare),
             backend=self.backend.copy(),
             splitter=source.splitter.copy() if self._master is None and source.splitter else None,
             inputfiles=list(self.inputfiles),

@@ -8,7 +8,12 @@ background task in one transaction every ``[Repository] flush_interval`` seconds
 engine acts on it (a new job, the intent to submit) is written with an explicit flush.
 
 The schema carries a version. A repository written by a newer ganga-async is refused with
-:class:`~ganga_async.SchemaVersionError` and never modified.
+:class:`~ganga_async.SchemaVersionError` and never modified; one written by an older version is
+upgraded in place, in one transaction (version 2 added the ShareDir and box tables).
+
+The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.shareref`):
+``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
+holding a reference (a job, a box entry, an application alive in a session).
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from anyio.abc import TaskStatus
 from ._exceptions import RepositoryError, SchemaVersionError
 from ._log import get_logger
 
-__all__ = ["Repository", "JobRow", "SubjobRow", "SCHEMA_VERSION"]
+__all__ = ["Repository", "JobRow", "SubjobRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -66,6 +71,22 @@ CREATE TABLE subjobs (
 ) WITHOUT ROWID;
 """
 
+_UPGRADES = {
+    2: """
+CREATE TABLE sharedirs (name TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE shareref_holders (holder TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE INDEX shareref_holders_name ON shareref_holders(name);
+CREATE TABLE box (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    object TEXT NOT NULL,
+    sharedir TEXT,
+    created REAL NOT NULL
+);
+""",
+}
+"""What each schema version adds to the one before it."""
+
 _JOB_COLUMNS = ("name", "comment", "status", "application", "backend", "spec", "n_subjobs",
                 "backend_id", "exitcode", "reason", "submit_counter", "times")
 _SUB_UPDATE = ("status", "backend_id", "exitcode", "reason", "submit_counter", "t_submitted",
@@ -94,6 +115,18 @@ class JobRow:
 SubjobRow = tuple[int, int, str | None, str | None, int | None, str | None, int, float, float, float]
 """(idx, status code, overrides, backend_id, exitcode, reason, submit_counter, t_submitted,
 t_running, t_final)"""
+
+@dataclasses.dataclass(slots=True)
+class BoxRow:
+    """A box entry as stored: ``kind`` is ``job`` or a component category, ``object`` its
+    serialised form, ``sharedir`` the ShareDir it references (if prepared)."""
+
+    name: str
+    kind: str
+    object: dict[str, Any]
+    sharedir: str | None
+    created: float
+
 
 SubjobUpdate = tuple[int, str | None, int | None, str | None, int, float, float, float]
 """The mutable columns of a subjob, in ``_SUB_UPDATE`` order."""
@@ -149,9 +182,16 @@ class Repository:
             await db.execute("PRAGMA foreign_keys=ON")
             if not has_meta:
                 await db.executescript(
-                    "BEGIN;" + _SCHEMA +
+                    "BEGIN;" + _SCHEMA + "".join(_UPGRADES.values()) +
                     f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
+            elif version < SCHEMA_VERSION:
+                steps = "".join(_UPGRADES[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+                await db.executescript(
+                    "BEGIN IMMEDIATE;" + steps +
+                    f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'; COMMIT;"
+                )
+                log.info("repository upgraded", path=str(self.path), old=version, new=SCHEMA_VERSION)
         except sqlite3.DatabaseError as exc:
             raise RepositoryError(
                 f"{self.path} is not a ganga-async repository ({exc}); move it away or choose "
@@ -324,6 +364,124 @@ class Repository:
             (job_id,),
         ) as cur:
             return list(await cur.fetchall())  # type: ignore[arg-type]
+
+
+    # -- the ShareRef actor's tables ----------------------------------------------------
+
+    async def shareref_rows(self) -> tuple[dict[str, float], dict[str, str]]:
+        """``({name: created}, {holder: name})`` as stored."""
+        async with self.db.execute("SELECT name, created FROM sharedirs") as cur:
+            sharedirs = {name: created for name, created in await cur.fetchall()}
+        async with self.db.execute("SELECT holder, name FROM shareref_holders") as cur:
+            holders = {holder: name for holder, name in await cur.fetchall()}
+        return sharedirs, holders
+
+    async def shareref_write(
+        self,
+        sharedirs: dict[str, float],
+        dropped: Iterable[str],
+        holders: dict[str, str | None],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """One transaction: add ShareDir rows, drop others (and their holders), set each holder
+        to its ShareDir (``None`` deletes it). ``replace`` clears both tables first."""
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if replace:
+            statements += [("DELETE FROM shareref_holders", ()), ("DELETE FROM sharedirs", ())]
+        dropped = list(dropped)
+        async with self._write_lock:
+            await self._transaction(statements, many=[
+                ("INSERT OR IGNORE INTO sharedirs (name, created) VALUES (?, ?)",
+                 list(sharedirs.items())),
+                ("DELETE FROM sharedirs WHERE name=?", [(n,) for n in dropped]),
+                ("DELETE FROM shareref_holders WHERE name=?", [(n,) for n in dropped]),
+                ("DELETE FROM shareref_holders WHERE holder=?",
+                 [(h,) for h, n in holders.items() if n is None]),
+                ("INSERT OR REPLACE INTO shareref_holders (holder, name) VALUES (?, ?)",
+                 [(h, n) for h, n in holders.items() if n is not None]),
+            ])
+
+    async def shareref_sweep(self, gone: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """In one transaction: delete the ShareDirs no holder references, and those in ``gone``
+        (vanished from disk) with their holders. Returns the unreferenced names and the
+        ``(holder, name)`` pairs that referenced a vanished one."""
+        async with self._write_lock:
+            db = self.db
+            try:
+                with anyio.CancelScope(shield=True):
+                    await db.execute("BEGIN IMMEDIATE")
+                    try:
+                        async with db.execute(
+                            "SELECT name FROM sharedirs s WHERE NOT EXISTS "
+                            "(SELECT 1 FROM shareref_holders h WHERE h.name = s.name)"
+                        ) as cur:
+                            unreferenced = [row[0] for row in await cur.fetchall()]
+                        vanished: list[tuple[str, str]] = []
+                        for name in sorted(set(gone) - set(unreferenced)):
+                            async with db.execute(
+                                "SELECT holder FROM shareref_holders WHERE name=?", (name,)
+                            ) as cur:
+                                vanished += [(row[0], name) for row in await cur.fetchall()]
+                        dropped = [(name,) for name in {*unreferenced, *gone}]
+                        await db.executemany("DELETE FROM shareref_holders WHERE name=?", dropped)
+                        await db.executemany("DELETE FROM sharedirs WHERE name=?", dropped)
+                        await db.execute("COMMIT")
+                    except BaseException:
+                        await db.execute("ROLLBACK")
+                        raise
+            except sqlite3.Error as exc:
+                raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
+        return unreferenced, vanished
+
+    async def prepared_owners(self) -> list[tuple[str, str]]:
+        """``(holder, ShareDir name)`` for every stored job and box entry whose application is
+        prepared, read from the stored descriptions themselves (``job:<id>``, ``box:<name>``)."""
+        async with self.db.execute(
+            "SELECT id, json_extract(spec, '$.application.is_prepared.name') AS sharedir "
+            "FROM jobs WHERE sharedir IS NOT NULL ORDER BY id"
+        ) as cur:
+            owners = [(f"job:{job_id}", name) for job_id, name in await cur.fetchall()]
+        async with self.db.execute(
+            "SELECT name, sharedir FROM box WHERE sharedir IS NOT NULL ORDER BY name"
+        ) as cur:
+            owners += [(f"box:{name}", sharedir) for name, sharedir in await cur.fetchall()]
+        return owners
+
+    # -- the box ----------------------------------------------------------------------
+
+    async def box_insert(self, row: BoxRow) -> None:
+        """Store a new box entry; an existing name is a RepositoryError."""
+        async with self._write_lock:
+            await self._transaction([(
+                "INSERT INTO box (name, kind, object, sharedir, created) VALUES (?, ?, ?, ?, ?)",
+                (row.name, row.kind, _encode(row.object), row.sharedir, row.created),
+            )])
+
+    async def box_update(self, name: str, obj: dict[str, Any], sharedir: str | None) -> None:
+        async with self._write_lock:
+            await self._transaction([(
+                "UPDATE box SET object=?, sharedir=? WHERE name=?", (_encode(obj), sharedir, name)
+            )])
+
+    async def box_delete(self, name: str) -> bool:
+        """Delete a box entry; False when there was none."""
+        async with self._write_lock:
+            async with self.db.execute("SELECT 1 FROM box WHERE name=?", (name,)) as cur:
+                found = await cur.fetchone() is not None
+            if found:
+                await self._transaction([("DELETE FROM box WHERE name=?", (name,))])
+        return found
+
+    async def box_rows(self, name: str | None = None) -> list[BoxRow]:
+        """Every box entry (or the one named ``name``), by name."""
+        sql = "SELECT name, kind, object, sharedir, created FROM box"
+        params: tuple[Any, ...] = ()
+        if name is not None:
+            sql += " WHERE name=?"
+            params = (name,)
+        async with self.db.execute(sql + " ORDER BY name", params) as cur:
+            return [BoxRow(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in await cur.fetchall()]
 
 
 def _encode(value: Any) -> Any:

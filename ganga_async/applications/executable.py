@@ -6,6 +6,8 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
 
 from .._exceptions import JobSpecError
 from .base import Application, Command
@@ -26,23 +28,56 @@ class Executable(Application):
     - a command name looked up on ``PATH`` when the job is submitted (``"echo"``).
 
     Ganga's default application is ``Executable(exe="echo", args=["Hello World"])``, and so is ours.
+
+    Preparing copies into the ShareDir ``exe`` when it is a path to a file of yours (one that
+    is not in a directory of ``PATH``, where system programs live), and every argument that
+    names an existing file. The prepared job runs those copies, so editing the originals later
+    changes nothing. Once prepared, ``exe`` is read-only, and so is ``args`` when one of them
+    named a copied file.
     """
+
+    protected: ClassVar[tuple[str, ...]] = ("exe", "args")
 
     exe: str = "echo"
     args: list[str] = dataclasses.field(default_factory=lambda: ["Hello World"])
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("exe", "args", "env"):
-            setattr(self, name, getattr(self, name))
         if not self.exe:
             raise JobSpecError("application.exe", "must not be empty; give a program to run")
 
-    def validate(self, inputfiles: Sequence[str]) -> None:
-        self.command(inputfiles)
+    def _protects(self, name: str) -> bool:
+        if name == "args" and self.is_prepared is not None:
+            return any(arg in self.is_prepared.files for arg in self.args)
+        return True
 
-    def command(self, inputfiles: Sequence[str]) -> Command:
-        return Command(argv=[_resolve(self.exe, inputfiles), *self.args], env=dict(self.env))
+    def preparable_files(self) -> dict[str, str]:
+        sources = {}
+        if os.sep in self.exe:
+            path = os.path.abspath(os.path.expanduser(self.exe))
+            if not os.path.isfile(path):
+                raise JobSpecError("application.exe", f"{path} does not exist; give the path of a program")
+            if os.path.dirname(os.path.realpath(path)) not in _path_dirs():
+                sources[self.exe] = path
+        for arg in self.args:
+            if arg not in sources and os.path.isfile(os.path.expanduser(arg)):
+                sources[arg] = os.path.abspath(os.path.expanduser(arg))
+        return sources
+
+    def validate(self, inputfiles: Sequence[str], sharedir: Path | None = None) -> None:
+        self.command(inputfiles, sharedir)
+
+    def command(self, inputfiles: Sequence[str], sharedir: Path | None = None) -> Command:
+        exe, args = self.exe, self.args
+        files = self.is_prepared.files if self.is_prepared is not None else None
+        if sharedir is not None and files:
+            exe = str(sharedir / files[exe]) if exe in files else exe
+            args = [str(sharedir / files[arg]) if arg in files else arg for arg in args]
+        return Command(argv=[_resolve(exe, inputfiles), *args], env=dict(self.env))
+
+
+def _path_dirs() -> set[str]:
+    return {os.path.realpath(d) for d in os.environ.get("PATH", "").split(os.pathsep) if d}
 
 
 def _resolve(exe: str, inputfiles: Sequence[str]) -> str:

@@ -119,6 +119,8 @@ class LocalDriver(BackendDriver):
                     code = await anyio.to_thread.run_sync(_start_runner, runner, theirs, logdir)
                 finally:
                     theirs.close()
+                # The thread cannot be cancelled: an engine that closed meanwhile cancels here.
+                await anyio.lowlevel.checkpoint()
                 if code != 0:
                     raise BackendError(
                         f"the local runner failed to start (exit code {code}); see {logdir}")
