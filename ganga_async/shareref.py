@@ -207,15 +207,20 @@ class ShareRef:
 
     def refresh_soon(self, holder: str, probe: Probe) -> None:
         """Post a refresh without waiting, from any thread; it joins the next group commit.
-        Ignored once the engine has closed (this session's references end with it)."""
+        Ignored once the engine has closed (this session's references end with it).
+
+        The post itself always runs as a loop callback of its own: this is called from
+        finalisers, which the garbage collector runs at arbitrary points, possibly in the
+        middle of the inbox's own code.
+        """
         loop = self._loop
         if not self._running or loop is None:
             return
-        if threading.get_ident() == self._thread:
-            self._post(holder, probe)
-            return
         try:
-            loop.call_soon_threadsafe(self._post, holder, probe)
+            if threading.get_ident() == self._thread:
+                loop.call_soon(self._post, holder, probe)
+            else:
+                loop.call_soon_threadsafe(self._post, holder, probe)
         except RuntimeError:
             pass
 
