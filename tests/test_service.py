@@ -252,7 +252,7 @@ def test_an_unknown_operation_or_argument_is_an_error_on_a_connection_that_stays
                  b'{"v": 1, "id": 3, "op": "submit", "args": {"job": {"exe": 1}}}\n')
     replies = {r["id"]: r["error"] for r in (json.loads(lines.readline()) for _ in range(3))}
     assert replies[1]["code"] == "unknown_op"
-    assert "valid: cancel, credentials, credentials_renew, events" in replies[1]["message"]
+    assert "valid: box, cancel, credentials, credentials_renew, events" in replies[1]["message"]
     assert replies[2]["message"] == "kill: argument 'id' is required"
     assert (replies[3]["type"], replies[3]["field"]) == ("JobSpecError", "exe")
     sock.sendall(b'{"v": 1, "id": 4, "op": "ping"}\n')

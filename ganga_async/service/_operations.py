@@ -207,6 +207,44 @@ async def credentials_renew(engine: Engine, args: Arguments) -> list[dict[str, A
     raise RenewalError(message, needs_user=needs_user)
 
 
+async def shareref(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
+    """``{}`` -> the shareref table: one row per ShareDir (name, created, count, exists)."""
+    args.check_known()
+    return [{"name": row.name, "created": row.created, "count": row.count, "exists": row.exists}
+            for row in await engine.shareref.table()]
+
+
+async def shareref_ls(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"name": "conf-..."}`` -> the ShareDir's tree, one line per entry."""
+    args.check_known("name")
+    name = args.get("name", str)
+    return {"name": name, "tree": (await engine.shareref.ls(name)).splitlines()}
+
+
+async def shareref_lookup(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"name": ..., "unprepare": false}`` -> the owners referencing the ShareDir
+    (``job:3``, ``box:NAME``), unprepared when asked."""
+    args.check_known("name", "unprepare")
+    name = args.get("name", str)
+    unprepare = args.get("unprepare", bool, False)
+    return {"name": name, "owners": await engine.shareref.lookup(name, unprepare=unprepare),
+            "unprepared": unprepare}
+
+
+async def shareref_rebuild(engine: Engine, args: Arguments) -> dict[str, int]:
+    """``{"unprepare": true, "rmdir": false}`` -> the counts rebuilt from the jobs and the box."""
+    args.check_known("unprepare", "rmdir")
+    return await engine.shareref.rebuild(unprepare=args.get("unprepare", bool, True),
+                                         rmdir=args.get("rmdir", bool, False))
+
+
+async def box(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
+    """``{}`` -> the box: one row per entry (name, kind, type, sharedir, created)."""
+    args.check_known()
+    return [{"name": e.name, "kind": e.kind, "type": e.type, "sharedir": e.sharedir,
+             "created": e.created} for e in await engine.box.entries()]
+
+
 OPERATIONS: dict[str, Operation] = {
     "submit": submit,
     "jobs": jobs,
@@ -217,6 +255,11 @@ OPERATIONS: dict[str, Operation] = {
     "peek": peek,
     "force_status": force_status,
     "wait": wait,
+    "shareref": shareref,
+    "shareref_ls": shareref_ls,
+    "shareref_lookup": shareref_lookup,
+    "shareref_rebuild": shareref_rebuild,
+    "box": box,
     "credentials": credentials,
     "credentials_renew": credentials_renew,
 }

@@ -1,0 +1,44 @@
+"""The daemon's prepared-state operations: ``shareref``, ``shareref_ls``, ``shareref_lookup``,
+``shareref_rebuild`` and ``box``, against a real daemon whose job ran a prepared script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_service import daemon, paths  # noqa: F401 (fixtures)
+
+from ganga_async import ShareDirError
+from ganga_async._exceptions import ProtocolError
+from ganga_async.service import GangaService
+from ganga_async.service._paths import ServicePaths
+
+pytestmark = [pytest.mark.slow]
+
+
+def test_shareref_and_box_operations_answer_from_the_daemons_actor(daemon: ServicePaths,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    script = tmp_path / "analysis.sh"
+    script.write_text("#!/bin/sh\necho analysed\n")
+    script.chmod(0o755)
+    gs = GangaService(daemon.gangadir)
+    try:
+        out = gs.send_cmd(f"j = Job(application=Executable(exe={str(script)!r}))\nj.submit()\n"
+                          "j.wait(timeout=60)\nbox.add(j, 'kept')\n"
+                          "print(j.id, j.application.is_prepared.name)")
+        job_id, name = out.strip().splitlines()[-1].split()
+        assert name.startswith("conf-"), out
+        (row,) = [r for r in gs.call("shareref") if r["name"] == name]
+        assert (row["count"], row["exists"]) == (2, True)
+        assert "analysis.sh" in "\n".join(gs.call("shareref_ls", name=name)["tree"])
+        found = gs.call("shareref_lookup", name=name)
+        assert sorted(found["owners"]) == ["box:kept", f"job:{job_id}"] and not found["unprepared"]
+        assert gs.call("shareref_rebuild")[name] == 2
+        (entry,) = gs.call("box")
+        assert (entry["name"], entry["kind"], entry["sharedir"]) == ("kept", "job", name)
+        with pytest.raises(ShareDirError):
+            gs.call("shareref_ls", name="../..")
+        with pytest.raises(ProtocolError, match="argument 'rmdir' must be bool"):
+            gs.call("shareref_rebuild", rmdir="yes")
+    finally:
+        gs.close()
