@@ -39,9 +39,6 @@ class Null(Backend):
 
     complete: bool = False
 
-    def __post_init__(self) -> None:
-        self.complete = self.complete
-
     @classmethod
     def make_driver(cls, context: DriverContext) -> NullDriver:
         return NullDriver()

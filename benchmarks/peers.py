@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._harness import Row, clean_env, common_options, fmt_s, interleave, print_table, scratch
+from ._harness import Row, clean_env, common_options, fmt_s, interleave, print_table, scratch, verdict
 from .local_echo import check_outputs, run_bare_threads, run_engine
 
 DEFAULT_PEER_PYTHON = "/tmp/ganga-bench-peers/bin/python"
@@ -143,7 +143,7 @@ def measure(n: int = 1000, width: int = 8, rounds: int = 3, tmpdir: str | None =
             peer = samples[name]
             ratio = engine.best / peer.best
             rows.append(Row("1 peers", name, fmt_s(peer.best), f"engine {ratio:.2f}x {name}",
-                            "engine < 1x", "ok" if ratio < 1 else "MISSED"))
+                            "engine < 1x", verdict(ratio, 1, inclusive=False)))
     return rows
 
 

@@ -1,12 +1,17 @@
-"""Jobs as plain dicts, for JSON output: what ``ganga-async show`` and the service report."""
+"""Jobs and credentials as plain dicts, for JSON output: what ``ganga-async show`` and
+``credentials`` print and the service reports."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .job import Job
 
-__all__ = ["describe", "summarise"]
+if TYPE_CHECKING:
+    from .credentials.base import CredentialInfo
+    from .credentials.store import CredentialStore
+
+__all__ = ["credential_row", "credential_rows", "describe", "summarise"]
 
 
 def describe(job: Job) -> dict[str, Any]:
@@ -54,3 +59,18 @@ def summarise(job: Job, elapsed: float | None = None) -> dict[str, Any]:
     else:
         info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
     return info
+
+
+def credential_row(info: CredentialInfo, store: CredentialStore) -> dict[str, Any]:
+    """A credential's state and the backends it is valid for; never what it contains."""
+    return {**info.to_dict(), "valid_for": store.valid_for(info)}
+
+
+async def credential_rows(store: CredentialStore, type_name: str | None = None) -> list[dict[str, Any]]:
+    """One :func:`credential_row` per credential ``store`` finds (configured defaults that are
+    missing included), or per one of ``type_name`` only: ``credentials --json``."""
+    rows = []
+    for credential in await store.get_credentials(include_missing=True):
+        if type_name is None or credential.plugin_name == type_name:
+            rows.append(credential_row(await credential.info(), store))
+    return rows

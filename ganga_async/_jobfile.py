@@ -38,20 +38,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from ._component import Component, build_component, check_value
+from ._component import build_component, check_value
 from ._exceptions import JobSpecError
-from .applications.base import Application
-from .backends.base import Backend
 from .credentials.base import Credential
-from .job import FIELDS, Job
-from .splitters.base import Splitter
+from .job import COMPONENT_BASES, FIELDS, Job
 
 __all__ = ["job_from_dict", "load_job_file"]
 
-_BASES: dict[str, type[Component]] = {
-    "application": Application, "backend": Backend, "splitter": Splitter,
-}
-_TABLES = tuple(_BASES)
+_TABLES = tuple(COMPONENT_BASES)
 
 
 def load_job_file(path: str | os.PathLike[str]) -> Job:
@@ -101,7 +95,7 @@ def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
         fields["inputfiles"] = inputfiles
     for category in _TABLES:
         if category in data:
-            fields[category] = build_component(_BASES[category], data[category])
+            fields[category] = build_component(COMPONENT_BASES[category], data[category])
     if "credentials" in data:
         entries = data["credentials"]
         if not isinstance(entries, list):

@@ -57,19 +57,21 @@ def _session_sharedir(ref: weakref.ref[Application]) -> str | None:
 
 
 def hold_in_session(app: Application, shareref: ShareRef | None = None) -> None:
-    """Count a prepared application that belongs to no persisted owner for as long as it lives."""
+    """Count a prepared application that belongs to no persisted owner for as long as it lives,
+    then tell every holder of ``app`` that its prepared state or its owners changed.
+
+    An application with holders already has its session holder, or an owner; a session holder
+    is added when it has neither.
+    """
     shareref = shareref or app.__dict__.get("_shareref")
-    if shareref is None or app.is_prepared is None:
-        return
-    object.__setattr__(app, "_shareref", shareref)
-    if any(key.startswith(SESSION) for key in list(holders(app))):
-        notify(app)
-        return
-    key = shareref.new_session_holder()
-    probe = functools.partial(_session_sharedir, weakref.ref(app))
-    holders(app)[key] = functools.partial(shareref.refresh_soon, key, probe)
-    weakref.finalize(app, shareref.refresh_soon, key, probe)
-    shareref.refresh_soon(key, probe)
+    if shareref is not None and app.is_prepared is not None:
+        object.__setattr__(app, "_shareref", shareref)
+        if not holders(app):
+            key = shareref.new_session_holder()
+            probe = functools.partial(_session_sharedir, weakref.ref(app))
+            holders(app)[key] = functools.partial(shareref.refresh_soon, key, probe)
+            weakref.finalize(app, shareref.refresh_soon, key, probe)
+    notify(app)
 
 
 def attach(app: Application, key: str, callback: Callable[[], None], shareref: ShareRef,
@@ -85,7 +87,6 @@ def detach(app: Application, key: str) -> None:
     """``app`` stopped being the application of owner ``key``: it counts for the session again."""
     holders(app).pop(key, None)
     hold_in_session(app)
-    notify(app)
 
 
 async def prepare(app: Application, area: SharedArea, shareref: ShareRef, *,
@@ -109,7 +110,6 @@ async def prepare(app: Application, area: SharedArea, shareref: ShareRef, *,
     object.__setattr__(app, "is_prepared", sharedir)
     try:
         hold_in_session(app, shareref)
-        notify(app)
         await shareref.flush()
     except BaseException:
         object.__setattr__(app, "is_prepared", previous)

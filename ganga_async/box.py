@@ -17,20 +17,13 @@ from . import _preparing
 from ._component import Component, build_component
 from ._exceptions import BoxEntryNotFoundError, JobSpecError, RepositoryError
 from .applications.base import Application
-from .backends.base import Backend
-from .job import Job
+from .job import COMPONENT_BASES, Job
 from .repository import BoxRow
-from .splitters.base import Splitter
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = ["Box", "BoxEntry"]
-
-_BASES: dict[str, type[Component]] = {
-    "application": Application, "backend": Backend, "splitter": Splitter,
-}
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BoxEntry:
@@ -63,7 +56,7 @@ class Box:
         if isinstance(obj, Job):
             data: dict[str, Any] = {"name": obj.name, "comment": obj.comment, **obj.spec()}
             kind, app = "job", obj.application
-        elif isinstance(obj, Component) and obj.category in _BASES:
+        elif isinstance(obj, Component) and obj.category in COMPONENT_BASES:
             data, kind = obj.to_dict(), obj.category
             app = obj if isinstance(obj, Application) else None
         else:
@@ -97,17 +90,10 @@ class Box:
         obj: Job | Component
         app: Application | None
         if row.kind == "job":
-            spec = data
-            job = Job(
-                name=spec.get("name", ""), comment=spec.get("comment", ""),
-                application=build_component(Application, spec["application"]),
-                backend=build_component(Backend, spec["backend"]),
-                splitter=build_component(Splitter, spec["splitter"]) if spec.get("splitter") else None,
-                inputfiles=spec.get("inputfiles", []), outputfiles=spec.get("outputfiles", []),
-            )
+            job = Job.from_spec(data, name=data.get("name", ""), comment=data.get("comment", ""))
             obj, app = job, job.application
         else:
-            obj = build_component(_BASES[row.kind], data)
+            obj = build_component(COMPONENT_BASES[row.kind], data)
             app = obj if isinstance(obj, Application) else None
         if app is not None:
             _preparing.hold_in_session(app, self._engine.shareref)

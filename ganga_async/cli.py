@@ -27,6 +27,7 @@ console lines by default or one JSON object per line with ``--log-json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -37,16 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._describe import describe, summarise
+from ._describe import credential_rows, describe, summarise
 from ._duration import format_duration
 from ._exceptions import GangaAsyncError
 from ._jobfile import load_job_file
 from ._log import EVENT_ATTR, JsonFormatter
 from .applications.executable import Executable
 from .backends.local import Local
-from .config import load_config
+from .config import Config, load_config
 from .credentials.store import CredentialStore
-from .engine import Engine
+from .engine import SUMMARY_COLUMNS, Engine
 from .events import EventStream, JobEvent
 from .job import Job
 from .shareref import holder_label, render_table
@@ -61,8 +62,6 @@ __all__ = ["main"]
 _READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 _SERVED = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "peek"})
 """The commands a running daemon serves; without one they open an engine of their own."""
-_SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
-                    "comment")
 _STATUS_STYLES = {"completed": "green", "failed": "red", "killed": "magenta", "running": "cyan",
                   "submitted": "blue", "submitting": "blue", "completing": "cyan",
                   "unknown": "yellow"}
@@ -212,14 +211,15 @@ async def _run(args: argparse.Namespace) -> int:
                                   "e.g. ganga-async credentials renew VomsProxy")
         args.type = words[0] if words else None
         return await _credentials(args)
+    config = load_config()
     if args.command in _SERVED:
         from .service._cli import served
 
-        served_code = await served(args)
+        served_code = await served(args, config)
         if served_code is not None:
             return served_code
     monitoring = args.command not in _READ_ONLY
-    async with Engine(args.gangadir, monitoring=monitoring) as engine:
+    async with Engine(args.gangadir, config=config, monitoring=monitoring) as engine:
         code: int = await args.run(engine, args)
         return code
 
@@ -269,11 +269,7 @@ async def _wait(engine: Engine, args: argparse.Namespace) -> int:
 
 
 async def _jobs(engine: Engine, args: argparse.Namespace) -> int:
-    rows = await engine.summary()
-    if args.status is not None:
-        wanted = str(Status.parse(args.status))
-        rows = [row for row in rows if row["status"] == wanted]
-    return print_jobs(rows, args, engine.gangadir)
+    return print_jobs(await engine.summary(status=args.status), args, engine.gangadir)
 
 
 def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: Path) -> int:
@@ -289,9 +285,9 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
     from rich.table import Table
     from rich.text import Text
 
-    cells = [["" if row[c] is None else str(row[c]) for c in _SUMMARY_COLUMNS] for row in rows]
+    cells = [["" if row[c] is None else str(row[c]) for c in SUMMARY_COLUMNS] for row in rows]
     table = Table(box=None, header_style="bold")
-    for i, column in enumerate(_SUMMARY_COLUMNS):
+    for i, column in enumerate(SUMMARY_COLUMNS):
         header = "fqid" if column == "id" else column
         width = max(len(header), *(len(line[i]) for line in cells))
         # On a narrow terminal the name and the comment give way; ids and statuses never do.
@@ -301,7 +297,7 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
     for row, line in zip(rows, cells, strict=True):
         style = _STATUS_STYLES.get(row["status"], "")
         table.add_row(*[Text(cell, style=style if column == "status" else "")
-                        for column, cell in zip(_SUMMARY_COLUMNS, line, strict=True)])
+                        for column, cell in zip(SUMMARY_COLUMNS, line, strict=True)])
     Console().print(table)
     return 0
 
@@ -335,11 +331,15 @@ def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
 async def _kill(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
     await engine.kill(job)
-    config = engine.config
-    patience = config["Local"]["kill_grace"] + config["Monitoring"]["poll_interval"] + 1
-    with anyio.move_on_after(patience):
+    with anyio.move_on_after(kill_patience(engine.config)):
         await engine.wait(job)
     return print_killed(job.fqid, str(job.status), args)
+
+
+def kill_patience(config: Config) -> float:
+    """Seconds ``kill`` waits for the killed job to be seen final: the grace a Local job has to
+    end, and a poll of its backend."""
+    return float(config["Local"]["kill_grace"] + config["Monitoring"]["poll_interval"] + 1)
 
 
 def print_killed(fqid: str, status: str, args: argparse.Namespace) -> int:
@@ -356,10 +356,14 @@ def print_killed(fqid: str, status: str, args: argparse.Namespace) -> int:
 async def _remove(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
     await engine.remove(job)
+    return print_removed({"id": job.fqid, "status": str(job.status)}, args)
+
+
+def print_removed(removed: dict[str, Any], args: argparse.Namespace) -> int:
     if args.json:
-        _print_json({"id": job.fqid, "status": str(job.status)})
+        _print_json(removed)
     else:
-        print(f"job {job.fqid} removed")
+        print(f"job {removed['id']} removed")
     return 0
 
 
@@ -397,10 +401,7 @@ async def _credentials(args: argparse.Namespace) -> int:
                 problem = f" ({outcome.problem})" if outcome.problem else ""
                 print(f"{credential.describe()}: renewed, {left} left{problem}")
         return 2 if failed else 0
-    infos = [await c.info() for c in await store.get_credentials(include_missing=True)]
-    rows = [{**info.to_dict(), "valid_for": store.valid_for(info)} for info in infos]
-    if args.type is not None:
-        rows = [row for row in rows if row["type"] == args.type]
+    rows = await credential_rows(store, args.type)
     if args.json:
         _print_json(rows)
         return 0
@@ -413,11 +414,12 @@ async def _credentials(args: argparse.Namespace) -> int:
     table = Table(box=None, header_style="bold")
     for header in ("type", "identity", "location", "time left", "valid for"):
         table.add_column(header, overflow="fold")
-    for row, info in zip(rows, infos, strict=True):
-        left = "expired" if info.exists and not info.problem and not row["time_left"] else (
-            format_duration(row["time_left"]) if info.exists and not info.problem else "-")
-        valid = ", ".join(row["valid_for"]) or ("none: " + (info.problem or "too short")
-                                                if info.exists else "none: not found")
+    for row in rows:
+        usable = row["exists"] and not row["problem"]
+        left = ("expired" if not row["time_left"] else format_duration(row["time_left"])
+                ) if usable else "-"
+        valid = ", ".join(row["valid_for"]) or ("none: " + (row["problem"] or "too short")
+                                                if row["exists"] else "none: not found")
         table.add_row(row["credential"], row["identity"] or "", row["location"], left, valid)
     Console().print(table)
     return 0
@@ -455,8 +457,7 @@ async def _shareref(engine: Engine, args: argparse.Namespace) -> int:
 async def _box(engine: Engine, args: argparse.Namespace) -> int:
     entries = await engine.box.entries()
     if args.json:
-        _print_json([{"name": e.name, "kind": e.kind, "type": e.type, "sharedir": e.sharedir,
-                      "created": e.created} for e in entries])
+        _print_json([dataclasses.asdict(entry) for entry in entries])
         return 0
     if not entries:
         print(f"the box of {engine.gangadir} is empty")

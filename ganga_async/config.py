@@ -195,9 +195,6 @@ class Config(Mapping[str, Section]):
     def user(self) -> str:
         return str(self["Configuration"]["user"]) or getpass.getuser()
 
-    def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dict(values) for name, values in self._values.items()}
-
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:

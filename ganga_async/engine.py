@@ -45,7 +45,6 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _plugins, _preparing
-from ._component import build_component
 from ._exceptions import (
     EngineClosedError,
     GangaAsyncError,
@@ -67,19 +66,21 @@ from .backends.base import (
 )
 from .box import Box
 from .config import Config, load_config
-from .credentials.base import Credential
 from .credentials.manager import CredentialManager, Requirement
 from .events import CredentialEvent, EventStream, JobEvent, _Hub
 from .job import Job, JobInfo, SubjobTable, apply_overrides
 from .repository import JobRow, Repository
 from .sharedir import SharedArea, ShareDir
 from .shareref import ShareRef, holder_label
-from .splitters.base import Splitter
 from .states import ACTIVE, FINAL, Status, allowed, derive_master_status
 
 __all__ = ["Engine"]
 
 log = get_logger(__name__)
+
+SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
+                   "comment")
+"""The keys of each :meth:`Engine.summary` row, in table order."""
 
 _SHAREREF_CLOSE_TIMEOUT = 60.0
 """Seconds the ShareDir cleanup may take when the engine closes."""
@@ -255,7 +256,8 @@ class Engine:
         job_id = await self.repository.insert_job(self._row(job, Status.NEW))
         self._bind(job, job_id)
         _preparing.attach(job.application, _holder(job),
-                          functools.partial(self._prepared_changed, job), self.shareref)
+                          functools.partial(self._prepared_changed, job), self.shareref,
+                          announce=job.application.is_prepared is not None)
         log.info("job added", job_id=job_id)
         if job.application.is_prepared is not None:
             await self.shareref.flush()
@@ -383,19 +385,24 @@ class Engine:
             found.append(self._jobs.get(row.id) or await self._load(row))
         return found
 
-    async def summary(self) -> list[dict[str, Any]]:
-        """One dict per master (id, status, name, subjobs, application, backend, backend_id,
-        comment) read without loading any job: fast on a repository of any size."""
+    async def summary(self, status: str | Status | None = None,
+                      name: str | None = None) -> list[dict[str, Any]]:
+        """One dict per master (the keys of :data:`SUMMARY_COLUMNS`), optionally only those in
+        ``status`` or with ``name``, read without loading any job: fast on a repository of any
+        size."""
         self._check_open()
+        wanted = str(Status.parse(status)) if status is not None else None
         await self.repository.flush()
         rows = await self.repository.summary_rows()
-        keys = ("id", "status", "name", "subjobs", "application", "backend", "backend_id", "comment")
         result = []
         for row in rows:
-            entry = dict(zip(keys, row, strict=True))
+            entry = dict(zip(SUMMARY_COLUMNS, row, strict=True))
             live = self._jobs.get(row[0])
             if live is not None:
                 entry["status"] = str(live._status)
+            if (wanted is not None and entry["status"] != wanted) or (
+                    name is not None and entry["name"] != name):
+                continue
             entry["subjobs"] = entry["subjobs"] or 0
             result.append(entry)
         return result
@@ -535,8 +542,11 @@ class Engine:
                     prepared_here = job.application.is_prepared is None
                     try:
                         if prepared_here:
-                            await _preparing.prepare(job.application, self.shared, self.shareref)
-                        self._validate(job, await self._sharedir(job.application))
+                            made = await _preparing.prepare(job.application, self.shared, self.shareref)
+                            sharedir: Path | None = self.shared.root / made.name / made.subdir
+                        else:
+                            sharedir = await self._sharedir(job.application)
+                        self._validate(job, sharedir)
                         job._status = Status.SUBMITTING
                         job._info.submit_counter += 1
                         job._times["submitting"] = time.time()
@@ -684,11 +694,12 @@ class Engine:
     async def _submit_chunk(self, job: Job, indices: list[int] | None) -> None:
         targets: list[int | None] = list(indices) if indices is not None else [None]
         units: list[SubmitUnit] = []
+        sharedirs: dict[tuple[str, str], Path] = {}
         for index in targets:
             if self._status_of(job, index) is not Status.SUBMITTING:
                 continue
             try:
-                units.append(self._unit(job, index))
+                units.append(self._unit(job, index, sharedirs))
             except GangaAsyncError as exc:
                 self._set_status(job, index, Status.FAILED, reason=str(exc))
         if not units:
@@ -711,7 +722,9 @@ class Engine:
         if late_kills:
             await driver.kill(late_kills)
 
-    def _unit(self, job: Job, index: int | None) -> SubmitUnit:
+    def _unit(self, job: Job, index: int | None, sharedirs: dict[tuple[str, str], Path]) -> SubmitUnit:
+        """The (sub)job resolved for its backend; ``sharedirs`` caches ShareDir paths over a
+        chunk, whose subjobs nearly always share their master's."""
         if index is None:
             fields: dict[str, Any] = {
                 "name": job.name, "application": job.application, "backend": job.backend,
@@ -724,8 +737,13 @@ class Engine:
             base = job._dir() / str(index)
         app = fields["application"]
         sharedir = app.is_prepared
-        command = app.command(fields["inputfiles"], None if sharedir is None else
-                              self.shared.root / sharedir.name / sharedir.subdir)
+        path = None
+        if sharedir is not None:
+            where = (sharedir.name, sharedir.subdir)
+            path = sharedirs.get(where)
+            if path is None:
+                path = sharedirs[where] = self.shared.root / sharedir.name / sharedir.subdir
+        command = app.command(fields["inputfiles"], path)
         return SubmitUnit(
             key=_key(job, index), job_id=_jid(job), index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
@@ -788,21 +806,31 @@ class Engine:
                 continue
             job, index = entry.job, entry.index
             new = status.status
-            if new in (Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN):
-                self._set_status(job, index, new, backend_id=status.native_id, t=status.started)
-                continue
             if new is Status.NEW:
                 new, status = Status.FAILED, BackendStatus(
                     Status.FAILED, reason="the backend has no record of this job")
+            else:
+                self._catch_up(job, index, status)
+            if new in (Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN):
+                self._set_status(job, index, new, backend_id=status.native_id, t=status.started)
+                continue
             del active[key]
             if status.native_id is not None:
                 self._set_status(job, index, self._status_of(job, index), backend_id=status.native_id)
-            if status.started is not None and self._status_of(job, index) is Status.SUBMITTED:
-                # It started and ended between two updates: record the run it had.
-                self._set_status(job, index, Status.RUNNING, t=status.started)
             if new is Status.COMPLETED:
                 self._set_status(job, index, Status.COMPLETING, t=status.started)
             await self._finalise_send.send((job, index, status))
+
+    def _catch_up(self, job: Job, index: int | None, status: BackendStatus) -> None:
+        """Walk the states a (sub)job went through unseen, so the transition table accepts the
+        news: a backend reporting on it has it (an engine that died before writing
+        ``submitted`` left it ``submitting``), and one reporting a start has run it (a short
+        process starts and ends between two updates)."""
+        if self._status_of(job, index) is Status.SUBMITTING:
+            self._set_status(job, index, Status.SUBMITTED, backend_id=status.native_id)
+        if (status.started is not None and status.status not in (Status.SUBMITTED, Status.RUNNING)
+                and self._status_of(job, index) is Status.SUBMITTED):
+            self._set_status(job, index, Status.RUNNING, t=status.started)
 
     async def _finalise_stage(
         self,
@@ -1067,19 +1095,7 @@ class Engine:
             self._loop.call_soon_threadsafe(self._on_comment, job)
 
     async def _load(self, row: JobRow) -> Job:
-        spec = row.spec
-        job = Job.__new__(Job)
-        Job.__init__(
-            job,
-            name=row.name,
-            comment=row.comment,
-            application=build_component(Application, spec["application"]),
-            backend=build_component(Backend, spec["backend"]),
-            splitter=build_component(Splitter, spec["splitter"]) if spec.get("splitter") else None,
-            inputfiles=spec.get("inputfiles", []),
-            outputfiles=spec.get("outputfiles", []),
-            credentials=[build_component(Credential, c) for c in spec.get("credentials", [])],
-        )
+        job = Job.from_spec(row.spec, name=row.name, comment=row.comment)
         job._status = Status.parse(row.status)
         job._times = dict(row.times)
         job._info = JobInfo(submit_counter=row.submit_counter)

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._component import check_value
+from ._component import build_component, check_value
 from ._exceptions import JobSpecError, JobStateError
 from .applications.base import Application
 from .backends.base import Backend
@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList"]
+
+COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
+    "application": Application, "backend": Backend, "splitter": Splitter,
+}
+"""The plugin base class of each component field of a job, by field (and category) name."""
 
 _EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
 FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles",
@@ -351,6 +356,20 @@ class Job:
             "outputfiles": list(self.outputfiles),
             "credentials": [c.to_dict() for c in self.credentials],
         }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], *, name: str = "", comment: str = "") -> Job:
+        """A new job from the form :meth:`spec` gives, with ``name`` and ``comment``."""
+        return cls(
+            name=name,
+            comment=comment,
+            application=build_component(Application, spec["application"]),
+            backend=build_component(Backend, spec["backend"]),
+            splitter=build_component(Splitter, spec["splitter"]) if spec.get("splitter") else None,
+            inputfiles=spec.get("inputfiles", []),
+            outputfiles=spec.get("outputfiles", []),
+            credentials=[build_component(Credential, c) for c in spec.get("credentials", [])],
+        )
 
     def copy(self, unprepare: bool | None = None) -> Job:
         """A new job in status ``new`` with the same description (deep-copied).

@@ -18,10 +18,11 @@ holding a reference (a job, a box entry, an application alive in a session).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -264,27 +265,33 @@ class Repository:
                     self._dirty_subjobs.setdefault(key, values)
                 raise
 
-    async def _transaction(
-        self,
-        statements: Iterable[tuple[str, Sequence[Any]]] = (),
-        many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = (),
-    ) -> None:
+    @contextlib.asynccontextmanager
+    async def _immediate(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
         db = self.db
         try:
             # Shielded: a cancellation between BEGIN and COMMIT must not leave a transaction open.
             with anyio.CancelScope(shield=True):
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    for sql, params in statements:
-                        await db.execute(sql, params)
-                    for sql, seq in many:
-                        await db.executemany(sql, seq)
+                    yield db
                     await db.execute("COMMIT")
                 except BaseException:
                     await db.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
             raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
+
+    async def _transaction(
+        self,
+        statements: Iterable[tuple[str, Sequence[Any]]] = (),
+        many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = (),
+    ) -> None:
+        async with self._immediate() as db:
+            for sql, params in statements:
+                await db.execute(sql, params)
+            for sql, seq in many:
+                await db.executemany(sql, seq)
 
     # -- direct writes ----------------------------------------------------------------
 
@@ -377,25 +384,17 @@ class Repository:
         return sharedirs, holders
 
     async def shareref_write(
-        self,
-        sharedirs: dict[str, float],
-        dropped: Iterable[str],
-        holders: dict[str, str | None],
-        *,
-        replace: bool = False,
+        self, sharedirs: dict[str, float], holders: dict[str, str | None], *, replace: bool = False
     ) -> None:
-        """One transaction: add ShareDir rows, drop others (and their holders), set each holder
-        to its ShareDir (``None`` deletes it). ``replace`` clears both tables first."""
+        """One transaction: add ShareDir rows and set each holder to its ShareDir (``None``
+        deletes it). ``replace`` clears both tables first."""
         statements: list[tuple[str, Sequence[Any]]] = []
         if replace:
             statements += [("DELETE FROM shareref_holders", ()), ("DELETE FROM sharedirs", ())]
-        dropped = list(dropped)
         async with self._write_lock:
             await self._transaction(statements, many=[
                 ("INSERT OR IGNORE INTO sharedirs (name, created) VALUES (?, ?)",
                  list(sharedirs.items())),
-                ("DELETE FROM sharedirs WHERE name=?", [(n,) for n in dropped]),
-                ("DELETE FROM shareref_holders WHERE name=?", [(n,) for n in dropped]),
                 ("DELETE FROM shareref_holders WHERE holder=?",
                  [(h,) for h, n in holders.items() if n is None]),
                 ("INSERT OR REPLACE INTO shareref_holders (holder, name) VALUES (?, ?)",
@@ -406,32 +405,21 @@ class Repository:
         """In one transaction: delete the ShareDirs no holder references, and those in ``gone``
         (vanished from disk) with their holders. Returns the unreferenced names and the
         ``(holder, name)`` pairs that referenced a vanished one."""
-        async with self._write_lock:
-            db = self.db
-            try:
-                with anyio.CancelScope(shield=True):
-                    await db.execute("BEGIN IMMEDIATE")
-                    try:
-                        async with db.execute(
-                            "SELECT name FROM sharedirs s WHERE NOT EXISTS "
-                            "(SELECT 1 FROM shareref_holders h WHERE h.name = s.name)"
-                        ) as cur:
-                            unreferenced = [row[0] for row in await cur.fetchall()]
-                        vanished: list[tuple[str, str]] = []
-                        for name in sorted(set(gone) - set(unreferenced)):
-                            async with db.execute(
-                                "SELECT holder FROM shareref_holders WHERE name=?", (name,)
-                            ) as cur:
-                                vanished += [(row[0], name) for row in await cur.fetchall()]
-                        dropped = [(name,) for name in {*unreferenced, *gone}]
-                        await db.executemany("DELETE FROM shareref_holders WHERE name=?", dropped)
-                        await db.executemany("DELETE FROM sharedirs WHERE name=?", dropped)
-                        await db.execute("COMMIT")
-                    except BaseException:
-                        await db.execute("ROLLBACK")
-                        raise
-            except sqlite3.Error as exc:
-                raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
+        async with self._write_lock, self._immediate() as db:
+            async with db.execute(
+                "SELECT name FROM sharedirs s WHERE NOT EXISTS "
+                "(SELECT 1 FROM shareref_holders h WHERE h.name = s.name)"
+            ) as cur:
+                unreferenced = [row[0] for row in await cur.fetchall()]
+            async with db.execute(
+                "SELECT holder, name FROM shareref_holders "
+                "WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name, rowid",
+                (json.dumps(list(gone)),),
+            ) as cur:
+                vanished: list[tuple[str, str]] = [(h, n) for h, n in await cur.fetchall()]
+            dropped = [(name,) for name in {*unreferenced, *gone}]
+            await db.executemany("DELETE FROM shareref_holders WHERE name=?", dropped)
+            await db.executemany("DELETE FROM sharedirs WHERE name=?", dropped)
         return unreferenced, vanished
 
     async def prepared_owners(self) -> list[tuple[str, str]]:

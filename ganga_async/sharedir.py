@@ -111,9 +111,6 @@ class SharedArea:
             )
         return candidate
 
-    def exists(self, name: str) -> bool:
-        return self.path(name).is_dir()
-
     async def create(self, sources: Mapping[str, str]) -> ShareDir:
         """A new ShareDir holding copies of the local files ``sources`` (``{name the
         application gives it: absolute path}``); ``files`` of the result maps each name to its

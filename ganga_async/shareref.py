@@ -40,6 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._exceptions import EngineClosedError, ShareDirError
 from ._log import get_logger
+from ._preparing import SESSION
 from .repository import Repository
 from .sharedir import SharedArea, check_name
 
@@ -73,13 +74,6 @@ class ShareDirInfo:
 
 
 @dataclasses.dataclass(slots=True, eq=False)
-class _Hold:
-    holder: str
-    probe: Probe
-    reply: MemoryObjectSendStream[Any] | None
-
-
-@dataclasses.dataclass(slots=True, eq=False)
 class _Request:
     op: str
     args: dict[str, Any]
@@ -89,7 +83,7 @@ class _Request:
 _WAKE = object()
 """Sent when something was posted with refresh_soon while the inbox was idle."""
 
-_Message = _Hold | _Request | object
+_Message = _Request | object
 
 
 def holder_label(holder: str) -> tuple[str, str]:
@@ -115,7 +109,7 @@ class ShareRef:
         self._unprepare = unprepare
         self._inbox_size = inbox_size
         self._send: MemoryObjectSendStream[_Message] | None = None
-        self._session = f"session:{os.getpid()}-{uuid.uuid4().hex[:8]}:"
+        self._session = f"{SESSION}{os.getpid()}-{uuid.uuid4().hex[:8]}:"
         self._serial = itertools.count(1)
         self._sharedirs: dict[str, float] = {}
         self._holders: dict[str, str] = {}
@@ -198,12 +192,7 @@ class ShareRef:
     async def refresh(self, holder: str, probe: Probe) -> None:
         """Set ``holder`` to what ``probe()`` returns when the actor applies the message, and
         return once that is committed to the repository."""
-        reply_send, reply_recv = anyio.create_memory_object_stream[Any](1)
-        with reply_recv:
-            await self._deliver(_Hold(holder, probe, reply_send), reply_send)
-            outcome = await self._answer(reply_recv)
-        if isinstance(outcome, BaseException):
-            raise outcome
+        await self._request("hold", holder=holder, probe=probe)
 
     def refresh_soon(self, holder: str, probe: Probe) -> None:
         """Post a refresh without waiting, from any thread; it joins the next group commit.
@@ -290,33 +279,26 @@ class ShareRef:
     # -- plumbing ---------------------------------------------------------------------
 
     async def _request(self, op: str, **args: Any) -> Any:
+        """Put a message in the inbox and return the actor's answer (raised if an error)."""
+        if not self._running or self._send is None:
+            raise EngineClosedError("the ShareRef actor is not running; open the engine first")
         reply_send, reply_recv = anyio.create_memory_object_stream[Any](1)
         with reply_recv:
-            await self._deliver(_Request(op, args, reply_send), reply_send)
-            outcome = await self._answer(reply_recv)
+            try:
+                await self._send.send(_Request(op, args, reply_send))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                reply_send.close()
+                raise EngineClosedError("the engine closed; the ShareRef actor stopped") from None
+            except BaseException:
+                reply_send.close()
+                raise
+            try:
+                outcome = await reply_recv.receive()
+            except anyio.EndOfStream:
+                raise EngineClosedError("the ShareRef actor stopped before answering") from None
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
-
-    async def _deliver(self, message: _Message, reply: MemoryObjectSendStream[Any]) -> None:
-        """Put ``message`` in the inbox; on failure its ``reply`` stream is closed here."""
-        try:
-            if not self._running or self._send is None:
-                raise EngineClosedError("the ShareRef actor is not running; open the engine first")
-            await self._send.send(message)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            reply.close()
-            raise EngineClosedError("the engine closed; the ShareRef actor stopped") from None
-        except BaseException:
-            reply.close()
-            raise
-
-    @staticmethod
-    async def _answer(reply: MemoryObjectReceiveStream[Any]) -> Any:
-        try:
-            return await reply.receive()
-        except anyio.EndOfStream:
-            raise EngineClosedError("the ShareRef actor stopped before answering") from None
 
     # -- the actor's side -------------------------------------------------------------
 
@@ -327,11 +309,10 @@ class ShareRef:
         for holder, probe in soon:
             self._apply(holder, probe)
         for message in batch:
-            if isinstance(message, _Hold):
-                error = self._apply(message.holder, message.probe)
-                if message.reply is not None:
-                    waiting.append((message.reply, error))
-            elif isinstance(message, _Request):
+            if isinstance(message, _Request):
+                if message.op == "hold":
+                    waiting.append((message.reply, self._apply(**message.args)))
+                    continue
                 if message.op == "flush":
                     waiting.append((message.reply, None))
                     continue
@@ -379,7 +360,7 @@ class ShareRef:
             new = self._new
             self._dirty, self._new = set(), {}
             try:
-                await self._repository.shareref_write(new, (), holders)
+                await self._repository.shareref_write(new, holders)
             except Exception as exc:
                 self._dirty |= holders.keys()
                 self._new.update(new)
@@ -431,11 +412,12 @@ class ShareRef:
                 await self._area.remove(name)
             orphans = []
         await self._area.remove_stale_partials()
-        created = await self._area.created(sorted(referenced | set(orphans)))
+        names = referenced.union(orphans)
+        created = await self._area.created(sorted(names - self._sharedirs.keys()))
         now = time.time()
-        sharedirs = {name: self._sharedirs.get(name, created.get(name, now))
-                     for name in referenced | set(orphans)}
-        await self._repository.shareref_write(sharedirs, (), dict(holders), replace=True)
+        sharedirs = {name: self._sharedirs[name] if name in self._sharedirs else created.get(name, now)
+                     for name in names}
+        await self._repository.shareref_write(sharedirs, dict(holders), replace=True)
         self._sharedirs, self._holders = sharedirs, holders
         self._counts = Counter(holders.values())
         self._dirty, self._new = set(), {}
@@ -466,7 +448,7 @@ class ShareRef:
             log.info(f"ShareDir {name} vanished from disk; unpreparing its owner {holder}")
         self._holders = {h: n for h, n in self._holders.items() if n not in dropped}
         self._counts = Counter(self._holders.values())
-        return [holder for holder, _ in vanished if not holder.startswith("session:")]
+        return [holder for holder, _ in vanished if not holder.startswith(SESSION)]
 
 
 def render_table(rows: Sequence[ShareDirInfo], root: os.PathLike[str] | str) -> str:

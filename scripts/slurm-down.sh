@@ -11,13 +11,8 @@
 # belong to that directory; nothing is found or killed by name.
 set -uo pipefail
 
-HOME_DIR=${GANGA_SLURM_HOME:-/tmp/ganga-async-slurm}
-RUN=$HOME_DIR/run
-CONF=$HOME_DIR/etc/slurm.conf
-export SLURM_CONF=$CONF
+. "$(dirname "${BASH_SOURCE[0]}")/slurm-common.sh"
 ALL=(slurmd slurmctld slurmdbd mariadbd munged)
-
-say() { printf 'slurm-down: %s\n' "$*" >&2; }
 
 PURGE=0
 ONLY=()
@@ -32,35 +27,6 @@ done
 [ -d "$HOME_DIR" ] || { say "nothing to stop: no $HOME_DIR"; exit 0; }
 exec 8>>"$HOME_DIR/lock"
 flock -w 600 8 || say "WARNING: $HOME_DIR/lock is held; going on"
-
-running() {   # same test as slurm-up.sh: our pid file, a live process that belongs to HOME_DIR
-    local pidfile=$RUN/$1.pid pid state
-    [ -s "$pidfile" ] || return 1
-    pid=$( { tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
-    [ -n "$pid" ] || return 1
-    state=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    state=${state##*) }
-    [ "${state%% *}" != Z ] || return 1
-    if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$HOME_DIR/" \
-        || tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$CONF"; then
-        echo "$pid"
-        return 0
-    fi
-    return 1
-}
-
-stop() {
-    local pid i
-    pid=$(running "$1") || { rm -f "$RUN/$1.pid"; return 0; }
-    say "stopping $1 (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 150); do running "$1" >/dev/null || break; sleep 0.2; done
-    if running "$1" >/dev/null; then
-        say "$1 ignored SIGTERM for 30 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    rm -f "$RUN/$1.pid"
-}
 
 if [ ${#ONLY[@]} -gt 0 ]; then
     for daemon in "${ONLY[@]}"; do stop "$daemon"; done

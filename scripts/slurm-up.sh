@@ -20,21 +20,16 @@
 #   GANGA_SLURM_TIMEOUT     seconds to wait for the cluster                              [90]
 set -euo pipefail
 
-HOME_DIR=${GANGA_SLURM_HOME:-/tmp/ganga-async-slurm}
+. "$(dirname "${BASH_SOURCE[0]}")/slurm-common.sh"
 PORT=${GANGA_SLURM_PORT:-16817}
 CPUS=${GANGA_SLURM_CPUS:-16}
 MAX_ARRAY=${GANGA_SLURM_MAX_ARRAY:-1001}
 TIMEOUT=${GANGA_SLURM_TIMEOUT:-90}
 
-ETC=$HOME_DIR/etc
-RUN=$HOME_DIR/run
 LOGS=$HOME_DIR/log
-CONF=$ETC/slurm.conf
 MUNGE_SOCKET=$RUN/munge.sock
 DB_SOCKET=$RUN/mariadb.sock
-export SLURM_CONF=$CONF
 
-say() { printf 'slurm-up: %s\n' "$*" >&2; }
 fail() {
     say "ERROR: $*"
     for f in "$LOGS"/*.log "$LOGS"/*.err; do
@@ -70,24 +65,6 @@ install_missing() {
     } >"$HOME_DIR/apt.log" 2>&1 || status=$?
     [ $added_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
     [ $status = 0 ] || { tail -n 20 "$HOME_DIR/apt.log" >&2; fail "apt-get failed"; }
-}
-
-# The pid in RUN/NAME.pid when that process lives (zombies do not count: init reaps late
-# here) and is ours: its command line or its SLURM_CONF points into HOME_DIR.
-running() {
-    local pidfile=$RUN/$1.pid pid state
-    [ -s "$pidfile" ] || return 1
-    pid=$( { tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
-    [ -n "$pid" ] || return 1
-    state=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    state=${state##*) }
-    [ "${state%% *}" != Z ] || return 1
-    if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$HOME_DIR/" \
-        || tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$CONF"; then
-        echo "$pid"
-        return 0
-    fi
-    return 1
 }
 
 DEADLINE=$(( $(date +%s) + TIMEOUT ))
@@ -185,16 +162,6 @@ StoragePort=$((PORT + 3))
 StorageUser=slurm
 StoragePass=$DB_PASSWORD
 StorageLoc=slurm_acct_db" && DBD_CHANGED=1
-
-stop() {   # stop NAME: TERM the daemon of our pid file, KILL after 20 s
-    local pid i
-    pid=$(running "$1") || { rm -f "$RUN/$1.pid"; return 0; }
-    say "stopping $1 (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do running "$1" >/dev/null || break; sleep 0.2; done
-    running "$1" >/dev/null && kill -KILL "$pid" 2>/dev/null
-    rm -f "$RUN/$1.pid"
-}
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -3,15 +3,16 @@ repository: what is copied, what runs, what is counted, what is cleaned up."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
-import random
 import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import anyio
 import pytest
+from shareref_load import prepared_jobs, worker
 
 from ganga_async import (
     ArgSplitter,
@@ -22,12 +23,11 @@ from ganga_async import (
     Job,
     JobSpecError,
     JobStateError,
-    SchemaVersionError,
     ShareDir,
     ShareDirError,
     Status,
+    VomsProxy,
 )
-from ganga_async.repository import SCHEMA_VERSION, Repository
 
 pytestmark = pytest.mark.anyio
 
@@ -270,6 +270,13 @@ async def test_the_box_keeps_copies_that_hold_a_reference_until_removed(
         assert await engine.shareref.counts() == {name: 1}
 
 
+async def test_a_job_from_the_box_keeps_its_credentials(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        await engine.box.add(Job(credentials=[VomsProxy(vo="lhcb")]), "grid")
+        template = await engine.box.get("grid")
+        assert isinstance(template, Job) and template.credentials == [VomsProxy(vo="lhcb")]
+
+
 async def test_a_prepared_application_whose_sharedir_is_gone_is_refused_at_submit(
     gangadir: Path, config: Config
 ) -> None:
@@ -285,35 +292,10 @@ async def test_many_tasks_preparing_copying_removing_and_boxing_end_with_exact_c
     gangadir: Path, config: Config
 ) -> None:
     async with Engine(gangadir, config=config) as engine:
-        bases = []
-        for _ in range(3):
-            job = Job()
-            await engine.add(job)
-            await engine.prepare(job)
-            bases.append(job)
-
-        async def worker(seed: int) -> None:
-            rng = random.Random(seed)
-            mine: list[Job] = []
-            for step in range(12):
-                action = rng.choice(["copy", "copy", "remove", "box", "unbox"])
-                if action == "copy":
-                    clone = rng.choice(bases).copy()
-                    await engine.add(clone)
-                    mine.append(clone)
-                elif action == "remove" and mine:
-                    await engine.remove(mine.pop(rng.randrange(len(mine))))
-                elif action == "box":
-                    await engine.box.add(rng.choice(bases), f"w{seed}.{step}")
-                elif action == "unbox":
-                    names = [e.name for e in await engine.box.entries()
-                             if e.name.startswith(f"w{seed}.")]
-                    if names:
-                        await engine.box.remove(rng.choice(names))
-
+        bases = await prepared_jobs(engine, 3)
         async with anyio.create_task_group() as tg:
             for seed in range(20):
-                tg.start_soon(worker, seed)
+                tg.start_soon(functools.partial(worker, engine, seed, bases, steps=12))
         owners = Counter(j.application.is_prepared.name for j in await engine.jobs())  # type: ignore[union-attr]
         owners.update(e.sharedir for e in await engine.box.entries())
         assert await engine.shareref.counts() == dict(owners)
@@ -321,33 +303,3 @@ async def test_many_tasks_preparing_copying_removing_and_boxing_end_with_exact_c
         stored = dict(db.execute("SELECT name, COUNT(*) FROM shareref_holders GROUP BY name"))
         db.close()
         assert stored == dict(owners)
-
-
-async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refused(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "jobs.sqlite"
-    repo = Repository(path)
-    await repo.open()
-    await repo.aclose()
-    db = sqlite3.connect(path)
-    db.executescript("DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
-                     "UPDATE meta SET value='1' WHERE key='schema_version';")
-    db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
-               "('new', 'Executable', 'Local', '{}')")
-    db.commit()
-    db.close()
-    repo = Repository(path)
-    await repo.open()
-    assert await repo.box_rows() == [] and await repo.shareref_rows() == ({}, {})
-    assert len(await repo.job_rows()) == 1
-    await repo.aclose()
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
-    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
-    db.commit()
-    db.close()
-    before = path.read_bytes()
-    with pytest.raises(SchemaVersionError):
-        await Repository(path).open()
-    assert path.read_bytes() == before

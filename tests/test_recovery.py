@@ -3,6 +3,7 @@ nothing runs twice."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from ganga_async import Config, Engine, Status
+from ganga_async import ArgSplitter, Config, Engine, Executable, Job, Local, Status
 
 N = 120
 
@@ -77,3 +78,26 @@ def _reasons(gangadir: Path, config: Config) -> dict[str, str | None]:
             return {s.fqid: s.reason for j in await engine.jobs() for s in j.subjobs
                     if s.status is not Status.COMPLETED}
     return anyio.run(read, backend="asyncio")
+
+
+@pytest.mark.anyio
+async def test_subjobs_recorded_as_submitting_that_their_backend_finished_complete_after_a_restart(
+    gangadir: Path, config: Config
+) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/echo"), backend=Local(),
+                  splitter=ArgSplitter(args=[["a"], ["b"]]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        path = engine.repository.path
+    # The state a kill -9 leaves when the runner had the subjobs (and ran them) but the engine
+    # died before it wrote that they were submitted.
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE subjobs SET status = ?, t_submitted = 0, t_running = 0, t_final = 0",
+                   (Status.SUBMITTING.code,))
+        db.execute("UPDATE jobs SET status = 'submitting'")
+    async with Engine(gangadir, config=config) as engine:
+        (job,) = await engine.jobs()
+        await engine.wait(job, timeout=30)
+        assert [s.status for s in job.subjobs] == [Status.COMPLETED, Status.COMPLETED]
+        assert all({"submitted", "running", "completed"} <= set(s.time) for s in job.subjobs)

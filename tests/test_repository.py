@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ganga_async import RepositoryError, SchemaVersionError
@@ -18,29 +19,62 @@ def _job_row() -> dict[str, object]:
             "backend": "Local", "spec": {"application": {"type": "Executable"}}, "times": {}}
 
 
-async def test_new_repository_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
-    repo = Repository(tmp_path / "jobs.sqlite")
+async def created(path: Path) -> Path:
+    """A new repository at ``path``, closed again."""
+    repo = Repository(path)
     await repo.open()
     await repo.aclose()
-    db = sqlite3.connect(tmp_path / "jobs.sqlite")
+    return path
+
+
+def set_schema_version(path: Path, version: int) -> None:
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+    db.commit()
+    db.close()
+
+
+async def assert_refused_untouched(path: Path, match: str | None = None) -> None:
+    before = await anyio.Path(path).read_bytes()
+    with pytest.raises(SchemaVersionError, match=match):
+        await Repository(path).open()
+    assert await anyio.Path(path).read_bytes() == before
+
+
+async def test_new_repository_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    db = sqlite3.connect(await created(tmp_path / "jobs.sqlite"))
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     assert version == str(SCHEMA_VERSION)
 
 
 async def test_repository_of_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "jobs.sqlite"
-    repo = Repository(path)
-    await repo.open()
-    await repo.aclose()
+    path = await created(tmp_path / "jobs.sqlite")
+    set_schema_version(path, 99)
+    await assert_refused_untouched(path, match="newer ganga-async .schema version 99")
+
+
+async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refused(
+    tmp_path: Path,
+) -> None:
+    path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.executescript("DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
+                     "UPDATE meta SET value='1' WHERE key='schema_version';")
+    db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
+               "('new', 'Executable', 'Local', '{}')")
     db.commit()
     db.close()
-    before = path.read_bytes()
-    with pytest.raises(SchemaVersionError, match="newer ganga-async .schema version 99"):
-        await Repository(path).open()
-    assert path.read_bytes() == before
+    repo = Repository(path)
+    await repo.open()
+    assert await repo.box_rows() == [] and await repo.shareref_rows() == ({}, {})
+    assert len(await repo.job_rows()) == 1
+    await repo.aclose()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+    db.close()
+    set_schema_version(path, SCHEMA_VERSION + 1)
+    await assert_refused_untouched(path)
 
 
 async def test_a_file_that_is_not_a_repository_is_refused(tmp_path: Path) -> None:

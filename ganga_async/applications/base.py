@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .. import _blocking
+from .. import _blocking, _preparing
 from .._component import Component
 from .._exceptions import JobSpecError, JobStateError
 from ..sharedir import ShareDir
@@ -93,9 +93,7 @@ class Application(Component):
             )
         if value is None and current is not None:
             super().__setattr__("is_prepared", current)  # the freeze check
-            from .._preparing import unprepare
-
-            unprepare(self)
+            _preparing.unprepare(self)
 
     def _protects(self, name: str) -> bool:
         """Whether protected field ``name`` is read-only in this prepared application."""
@@ -173,7 +171,5 @@ class Application(Component):
         if unprepare:
             object.__setattr__(clone, "is_prepared", None)
         elif clone.is_prepared is not None:
-            from .._preparing import hold_in_session
-
-            hold_in_session(clone)
+            _preparing.hold_in_session(clone)
         return clone

@@ -180,11 +180,11 @@ class BatchSystem(abc.ABC):
         """True when the history command failed because the site keeps no accounting."""
         return False
 
-    def observe(self, state: str, *, reason: str | None = None, exitcode: int | None = None,
-                started: float | None = None, ended: float | None = None) -> Observation:
+    def observe(self, state: str, *, exitcode: int | None = None, started: float | None = None,
+                ended: float | None = None) -> Observation:
         """Map a native state through :attr:`states` (an unknown state is ``unknown``)."""
         status, why = self.states.get(state, (Status.UNKNOWN, f"unknown {self.name} state {state}"))
-        return Observation(status, state, why or reason, exitcode, started, ended)
+        return Observation(status, state, why, exitcode, started, ended)
 
 
 Runner = Callable[[Sequence[str], float], Awaitable[CommandResult]]
@@ -418,7 +418,10 @@ class BatchDriver(BackendDriver):
         now = time.time()
         to_read = [e for e in entries if seen.get(e.handle.native_id) is None
                    or seen[e.handle.native_id].status not in ACTIVE_NATIVE]
-        records = await anyio.to_thread.run_sync(_read_records, [e.handle.outputdir for e in to_read])
+        records = (await anyio.to_thread.run_sync(_read_records, [e.handle.outputdir for e in to_read])
+                   if to_read else {})
+        forget_after = float(self._option("forget_after"))
+        heartbeat_timeout = 3 * float(self._option("heartbeat"))
         news: dict[str, BackendStatus] = {}
         for entry in entries:
             native = entry.handle.native_id
@@ -428,11 +431,9 @@ class BatchDriver(BackendDriver):
             else:
                 entry.missing_since = None
             record, heartbeat = records.get(entry.handle.outputdir, (None, None))
-            status = resolve(
-                native, observed, record, heartbeat, now=now, missing_since=entry.missing_since or now,
-                forget_after=float(self._option("forget_after")),
-                heartbeat_timeout=3 * float(self._option("heartbeat")),
-            )
+            status = resolve(native, observed, record, heartbeat, now=now,
+                             missing_since=entry.missing_since or now, forget_after=forget_after,
+                             heartbeat_timeout=heartbeat_timeout)
             if status is None or status == entry.last:
                 continue
             if status.status in (Status.FAILED, Status.KILLED) and entry.handle.key in self._killed:
@@ -492,15 +493,15 @@ class BatchDriver(BackendDriver):
         if not fresh:
             return {}
         natives = {h.native_id for h in fresh}
+        located = await self._locate([h for h in fresh if not h.native_id])
         result: dict[str, BackendStatus] = {}
         entries = []
         for handle in fresh:
             if not handle.native_id:
-                located = await self._locate(handle)
-                if located is None:
+                if handle.key not in located:
                     result[handle.key] = BackendStatus(Status.NEW, reason="never submitted")
                     continue
-                handle = dataclasses.replace(handle, native_id=located)
+                handle = dataclasses.replace(handle, native_id=located[handle.key])
             entry = self._tracked[handle.key] = _Tracked(handle, committed=True)
             entries.append(entry)
         if entries:
@@ -676,31 +677,51 @@ class BatchDriver(BackendDriver):
         except BackendError:
             return None
 
-    async def _locate(self, handle: Handle) -> str | None:
-        """The native id of a (sub)job an earlier engine may have submitted without recording it.
+    async def _locate(self, handles: list[Handle]) -> dict[str, str]:
+        """The native ids of (sub)jobs an earlier engine may have submitted without recording them.
 
-        The wrapper's status file names it if the job ran; otherwise the manifests written before
-        each submission say which submission held it, and that submission's id file (written
-        right after it) or a search by its job name gives the id. None: never submitted.
+        The wrapper's status file names one if the job ran; otherwise the manifests written
+        before each submission say which submission held it, and that submission's id file
+        (written right after it) or a search by its job name gives the id. Each job's manifests
+        are read once and each submission is looked up once, however many of its tasks are
+        asked for. A key missing from the result was never submitted.
         """
-        record, _ = (await anyio.to_thread.run_sync(_read_records, [handle.outputdir])).get(
-            handle.outputdir, (None, None))
-        if record and record.get("batch_id"):
-            return str(record["batch_id"])
-        jobdir = handle.outputdir.parent.parent if "." in handle.key else handle.outputdir.parent
-        folder = jobdir / self._system.name.lower()
-        placed = await anyio.to_thread.run_sync(_find_in_manifests, folder, handle.key)
-        if placed is None:
-            return None
-        stem, task, array = placed
+        if not handles:
+            return {}
+        records = await anyio.to_thread.run_sync(_read_records, [h.outputdir for h in handles])
+        found: dict[str, str] = {}
+        by_folder: dict[Path, set[str]] = {}
+        for handle in handles:
+            record, _ = records[handle.outputdir]
+            if record and record.get("batch_id"):
+                found[handle.key] = str(record["batch_id"])
+                continue
+            jobdir = handle.outputdir.parent.parent if "." in handle.key else handle.outputdir.parent
+            by_folder.setdefault(jobdir / self._system.name.lower(), set()).add(handle.key)
+        for folder, keys in by_folder.items():
+            placed = await anyio.to_thread.run_sync(_find_in_manifests, folder, keys)
+            submissions: dict[str, str | None] = {}
+            for key, (stem, task) in placed.items():
+                if stem not in submissions:
+                    submissions[stem] = await self._submission_id(folder, stem)
+                native = submissions[stem]
+                if native:
+                    # Subjobs always go in arrays, unsplit jobs never.
+                    found[key] = f"{native}_{task}" if "." in key else native
+        return found
+
+    async def _submission_id(self, folder: Path, stem: str) -> str | None:
+        """The id of the submission ``stem``, from its id file or else by its job name."""
+        id_file = anyio.Path(folder / f"{stem}.id")
         try:
-            native = (folder / f"{stem}.id").read_text().strip()
+            native = (await id_file.read_text()).strip()
         except FileNotFoundError:
+            native = ""
+        if not native:
             native = await self._find(f"ga.{stem}") or ""
-            if not native:
-                return None
-            (folder / f"{stem}.id").write_text(native + "\n")
-        return f"{native}_{task}" if array else native
+            if native:
+                await id_file.write_text(native + "\n")
+        return native or None
 
 
 def _job_dir(unit: SubmitUnit) -> Path:
@@ -753,20 +774,24 @@ def _read_records(outputdirs: list[Path]) -> dict[Path, tuple[dict[str, Any] | N
     return found
 
 
-def _find_in_manifests(folder: Path, key: str) -> tuple[str, int, bool] | None:
-    """(stem, task, is_array) of the newest manifest in ``folder`` that holds ``key``."""
+def _find_in_manifests(folder: Path, keys: set[str]) -> dict[str, tuple[str, int]]:
+    """(stem, task) of the newest manifest in ``folder`` that holds each of ``keys``."""
     try:
         manifests = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
     except OSError:
-        return None
-    needle = f'"key":{json.dumps(key)},'
+        return {}
+    wanted = set(keys)
+    placed: dict[str, tuple[str, int]] = {}
     for manifest in manifests:
         with open(manifest, encoding="utf-8") as f:
             for line in f:
-                if needle in line:
-                    # Subjobs always go in arrays, unsplit jobs never.
-                    return manifest.stem, int(json.loads(line)["task"]), "." in key
-    return None
+                entry = json.loads(line)
+                if entry["key"] in wanted:
+                    wanted.discard(entry["key"])
+                    placed[entry["key"]] = (manifest.stem, int(entry["task"]))
+                    if not wanted:
+                        return placed
+    return placed
 
 
 def shell_quote(value: str | Path) -> str:

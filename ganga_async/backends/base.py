@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import anyio
 from anyio.abc import TaskStatus
 
 from .._component import Component
@@ -138,11 +139,9 @@ class BackendDriver(abc.ABC):
     async def updates(self) -> Mapping[str, BackendStatus]:
         """Wait for status news the backend pushes by itself, keyed by ``Handle.key``.
 
-        Batch backends have none and keep the default, which waits forever: the engine then
-        relies on :meth:`status` every poll interval.
+        A backend without any keeps the default, which waits forever: the engine then relies
+        on :meth:`status` every poll interval.
         """
-        import anyio
-
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 

@@ -61,9 +61,6 @@ class Local(Backend):
 
     max_concurrent: int = 0
 
-    def __post_init__(self) -> None:
-        self.max_concurrent = self.max_concurrent
-
     def validate(self, job: Job) -> None:
         if self.max_concurrent < 0:
             raise JobSpecError("backend.max_concurrent", "must be 0 (the configured default) or more")

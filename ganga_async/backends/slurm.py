@@ -68,10 +68,6 @@ class Slurm(Backend):
     extra_options: list[str] = dataclasses.field(default_factory=list)
     max_running: int = 0
 
-    def __post_init__(self) -> None:
-        for name in self.field_names():
-            setattr(self, name, getattr(self, name))
-
     def validate(self, job: Job) -> None:
         if self.cpus < 0:
             raise JobSpecError("backend.cpus", "must be 0 (Slurm's default) or more")

@@ -10,7 +10,7 @@ from collections.abc import Hashable
 from typing import ClassVar
 
 from .._exceptions import CredentialError, RenewalError
-from ._command import Outcome, run_command
+from ._command import run_command
 from .base import Credential, CredentialInfo, file_signature
 
 __all__ = ["KerberosTicket", "Klist", "parse_klist"]
@@ -118,7 +118,7 @@ class KerberosTicket(Credential):
         return ["kinit", "-R"]
 
     async def _read(self) -> CredentialInfo:
-        outcome = await self._run_read(["klist"])
+        outcome = await run_command(["klist"], timeout=self._timeout, env=self._env())
         if outcome.returncode != 0:
             said = outcome.stderr.lower()
             if "not found" in said or "no credentials" in said or "no such file" in said:
@@ -135,9 +135,6 @@ class KerberosTicket(Credential):
         return CredentialInfo(type=self.plugin_name, description=self.describe(),
                               location=listing.cache, exists=True, identity=listing.principal,
                               expiry=tgt.expires, details=details)
-
-    async def _run_read(self, argv: list[str]) -> Outcome:
-        return await run_command(argv, timeout=self._timeout, env=self._env())
 
     async def _renew(self, interactive: bool) -> None:
         command = self.renew_command or self.default_renew_command()

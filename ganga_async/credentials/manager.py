@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Hashable, Sequence
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import _plugins
+from .._duration import format_duration
 from .._exceptions import RenewalError
 from .._log import get_logger
 from ..events import CredentialEvent
@@ -94,7 +96,7 @@ class CredentialManager:
         self._waiters: list[Waiter] = []
         self._wake = anyio.Event()
         self._swept = anyio.Event()
-        self._job_needs: dict[int, list[Requirement]] = {}
+        self._job_needs: weakref.WeakKeyDictionary[Job, list[Requirement]] = weakref.WeakKeyDictionary()
         self._tg: TaskGroup | None = None
 
     # -- what jobs need ---------------------------------------------------------------
@@ -108,17 +110,17 @@ class CredentialManager:
             cls: type[Credential] = _plugins.load("credential", credential.plugin_name)
             data = credential.to_dict()
             data.pop("type")
-            found = cls.from_fields(data, where="credentials")
-            found._timeout = self.config["Credentials"]["command_timeout"]
+            found = self.store._prepare(cls.from_fields(data, where="credentials"))
             self._managed[key] = found
         return found
 
     def requirements(self, job: Job) -> list[Requirement]:
         """What ``job`` needs: its own ``credentials``, its backend's, and the configured
-        defaults for its backend and application, each once. Worked out once per submitted job."""
-        job_id = job._id
-        if job_id is not None and job_id in self._job_needs:
-            return self._job_needs[job_id]
+        defaults for its backend and application, each once. Worked out once per submitted job
+        (kept with the job object: a removed job's id may be given to a new one)."""
+        known = self._job_needs.get(job)
+        if known is not None:
+            return known
         backend = job.backend
         needed = self.store.min_time_left(backend.plugin_name)
         chosen: dict[str, Credential] = {}
@@ -129,21 +131,15 @@ class CredentialManager:
             chosen.setdefault(credential.key(), credential)
         needs = [Requirement(self.managed(c), needed) for c in chosen.values()]
         self._watch(needs)
-        if job_id is not None:
-            self._job_needs[job_id] = needs
+        if job._id is not None:
+            self._job_needs[job] = needs
         return needs
 
     # -- gating -----------------------------------------------------------------------
 
     async def check(self, needs: Sequence[Requirement]) -> str | None:
         """None when every need has its time left; else why not and what to do."""
-        reasons = []
-        for need in needs:
-            info = await need.credential.info()
-            left = info.time_left()
-            if left <= 0 or left < need.min_time_left:
-                reasons.append(need.credential.reason(info, need.min_time_left))
-        return "; ".join(reasons) or None
+        return _shortfall([(need, await need.credential.info()) for need in needs])
 
     async def expired(self, needs: Sequence[Requirement]) -> str | None:
         """None when no credential in ``needs`` has expired (the monitor's test); else why."""
@@ -257,9 +253,10 @@ class CredentialManager:
 
     async def _sweep(self) -> None:
         section = self.config["Credentials"]
+        readings: dict[str, CredentialInfo] = {}
         for key, threshold in list(self._thresholds.items()):
             credential = self._managed[key]
-            info = await credential.info()
+            info = readings[key] = await credential.info()
             left = info.time_left()
             if left >= threshold + section["renew_margin"]:
                 self._failed.pop(key, None)
@@ -277,7 +274,8 @@ class CredentialManager:
                             f"{_left(info)} left and it cannot be renewed automatically: "
                             + credential.reason(info, threshold).rpartition(": ")[2])
         for waiter in list(self._waiters):
-            reason = await self.check(waiter.needs)
+            reason = _shortfall([(need, readings.get(need.credential.key()) or await need.credential.info())
+                                 for need in waiter.needs])
             if reason is None:
                 self._waiters.remove(waiter)
                 await waiter.resume()
@@ -303,7 +301,15 @@ class CredentialManager:
             log.warning("credential " + kind, credential=description, detail=message)
 
 
-def _left(info: CredentialInfo) -> str:
-    from .._duration import format_duration
+def _shortfall(readings: Iterable[tuple[Requirement, CredentialInfo]]) -> str | None:
+    """None when every credential read has its need's time left; else why not, and what to do."""
+    reasons = []
+    for need, info in readings:
+        left = info.time_left()
+        if left <= 0 or left < need.min_time_left:
+            reasons.append(need.credential.reason(info, need.min_time_left))
+    return "; ".join(reasons) or None
 
+
+def _left(info: CredentialInfo) -> str:
     return format_duration(info.time_left())

@@ -20,12 +20,11 @@ import anyio
 from .. import cli
 from .._exceptions import ServiceRunningError, WaitTimeoutError
 from .._jobfile import load_job_file
-from ..config import load_config
+from ..config import Config, load_config
 from ..states import FINAL, Status
 from ._control import connect, spawn_daemon
 from ._paths import ServicePaths
 from .client import AsyncGangaService, _job_dict, _process_exit
-from .server import run_daemon
 
 __all__ = ["service_command", "served"]
 
@@ -36,6 +35,9 @@ def service_command(args: argparse.Namespace) -> int:
     gangadir = (args.gangadir or config.gangadir).expanduser().absolute()
     if args.action == "start":
         if args.foreground:
+            # Imported here: the commands that only look for a running daemon need no server.
+            from .server import run_daemon
+
             # Started by `service start` (with a ready pipe), stderr is a file: log to the log only.
             return run_daemon(gangadir, config, foreground=args.ready_fd is None,
                               ready_fd=args.ready_fd, verbose=args.verbose)
@@ -59,8 +61,7 @@ def _say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 async def _stop(gangadir: Path, args: argparse.Namespace) -> int:
-    paths = ServicePaths(gangadir)
-    pid = paths.running_pid() if paths.directory.exists() else None
+    pid = ServicePaths(gangadir).running_pid()
     if pid is None:
         _say(args, {"running": False, "stopped": False}, f"no ganga-async service runs for {gangadir}")
         return 0
@@ -74,7 +75,7 @@ async def _stop(gangadir: Path, args: argparse.Namespace) -> int:
 
 async def _status(gangadir: Path, args: argparse.Namespace) -> int:
     paths = ServicePaths(gangadir)
-    pid = paths.running_pid() if paths.directory.exists() else None
+    pid = paths.running_pid()
     if pid is None:
         stale = [str(p) for p in (paths.pidfile, paths.socket) if p.exists()]
         note = f" (stale files, cleaned at the next start: {', '.join(stale)})" if stale else ""
@@ -89,26 +90,25 @@ async def _status(gangadir: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-async def served(args: argparse.Namespace) -> int | None:
+async def served(args: argparse.Namespace, config: Config) -> int | None:
     """Run the command through the gangadir's daemon; None when no daemon runs."""
-    gangadir = (args.gangadir or load_config().gangadir).expanduser().absolute()
-    probe = await connect(gangadir)
-    if probe is None:
+    gangadir = (args.gangadir or config.gangadir).expanduser().absolute()
+    stream = await connect(gangadir)
+    if stream is None:
         return None
-    await probe.aclose()
-    async with AsyncGangaService(gangadir, autostart=False) as service:
-        code: int = await _COMMANDS[args.command](service, args, gangadir)
+    async with await AsyncGangaService(gangadir, autostart=False)._attach(stream) as service:
+        code: int = await _COMMANDS[args.command](service, args, config)
         return code
 
 
-async def _submit(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
+async def _submit(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     job = load_job_file(args.file)
     started = time.monotonic()
     info = await service.submit(_job_dict(job))
     return await _follow_up(service, args, info, started)
 
 
-async def _resubmit(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
+async def _resubmit(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     started = time.monotonic()
     info = await service.resubmit(args.id)
     return await _follow_up(service, args, info, started)
@@ -130,41 +130,34 @@ async def _follow_up(service: AsyncGangaService, args: argparse.Namespace, info:
     return 0
 
 
-async def _wait(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
+async def _wait(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     return cli.print_report(await service.wait(args.id), args)
 
 
-async def _jobs(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
-    return cli.print_jobs(await service.jobs(status=args.status), args, gangadir)
+async def _jobs(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
+    return cli.print_jobs(await service.jobs(status=args.status), args, service.gangadir)
 
 
-async def _show(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
+async def _show(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     return cli.print_show(await service.job(args.id), args)
 
 
-async def _kill(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
+async def _kill(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     killed = await service.kill(args.id)
-    config = load_config()
-    patience = config["Local"]["kill_grace"] + config["Monitoring"]["poll_interval"] + 1
     status = killed["status"]
     if Status(status) not in FINAL:
         try:
-            status = (await service.wait(args.id, timeout=patience))["status"]
+            status = (await service.wait(args.id, timeout=cli.kill_patience(config)))["status"]
         except WaitTimeoutError:
             status = (await service.job(args.id))["status"]
     return cli.print_killed(str(killed["id"]), status, args)
 
 
-async def _remove(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
-    removed = await service.remove(args.id)
-    if args.json:
-        print(json.dumps(removed))
-    else:
-        print(f"job {removed['id']} removed")
-    return 0
+async def _remove(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
+    return cli.print_removed(await service.remove(args.id), args)
 
 
-async def _peek(service: AsyncGangaService, args: argparse.Namespace, gangadir: Path) -> int:
+async def _peek(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     return cli.print_peek(str(args.id), await service.peek(args.id, args.file), args)
 
 

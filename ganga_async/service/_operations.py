@@ -9,18 +9,18 @@ The daemon itself answers the operations that concern the connection or the daem
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import _plugins
-from .._describe import describe, summarise
+from .._describe import credential_row, credential_rows, describe, summarise
 from .._exceptions import JobSpecError, ProtocolError, RenewalError
 from .._jobfile import job_from_dict
 from ..credentials.base import RENEW_CLI
 from ..engine import Engine
 from ..job import Job
-from ..states import Status
 
 __all__ = ["OPERATIONS", "Arguments", "Operation"]
 
@@ -88,11 +88,7 @@ def _check_relative(data: dict[str, Any], basedir: str | None) -> None:
 async def jobs(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
     """``{"status": ..., "name": ...}`` (both optional) -> one summary per master job."""
     args.check_known("status", "name")
-    status = args.get("status", str, None)
-    name = args.get("name", str, None)
-    wanted = str(Status.parse(status)) if status is not None else None
-    return [row for row in await engine.summary()
-            if (wanted is None or row["status"] == wanted) and (name is None or row["name"] == name)]
+    return await engine.summary(status=args.get("status", str, None), name=args.get("name", str, None))
 
 
 async def job(engine: Engine, args: Arguments) -> dict[str, Any]:
@@ -165,15 +161,7 @@ async def credentials(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
     ``ganga-async credentials --json`` prints them: type, identity, location, time left and the
     backends each is valid for. What they contain is never read out."""
     args.check_known("type")
-    type_name = _credential_type(args)
-    store = engine.credentials.store
-    found = [c for c in await store.get_credentials(include_missing=True)
-             if type_name is None or c.plugin_name == type_name]
-    rows = []
-    for credential in found:
-        info = await credential.info()
-        rows.append({**info.to_dict(), "valid_for": store.valid_for(info)})
-    return rows
+    return await credential_rows(engine.credentials.store, _credential_type(args))
 
 
 async def credentials_renew(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
@@ -194,8 +182,7 @@ async def credentials_renew(engine: Engine, args: Arguments) -> list[dict[str, A
         except RenewalError as exc:
             failures.append(exc)
             continue
-        renewed.append({"renewed": True, **info.to_dict(),
-                        "valid_for": manager.store.valid_for(info)})
+        renewed.append({"renewed": True, **credential_row(info, manager.store)})
     if not failures:
         return renewed
     message = "; ".join(str(exc) for exc in failures)
@@ -210,8 +197,7 @@ async def credentials_renew(engine: Engine, args: Arguments) -> list[dict[str, A
 async def shareref(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
     """``{}`` -> the shareref table: one row per ShareDir (name, created, count, exists)."""
     args.check_known()
-    return [{"name": row.name, "created": row.created, "count": row.count, "exists": row.exists}
-            for row in await engine.shareref.table()]
+    return [dataclasses.asdict(row) for row in await engine.shareref.table()]
 
 
 async def shareref_ls(engine: Engine, args: Arguments) -> dict[str, Any]:
@@ -241,8 +227,7 @@ async def shareref_rebuild(engine: Engine, args: Arguments) -> dict[str, int]:
 async def box(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
     """``{}`` -> the box: one row per entry (name, kind, type, sharedir, created)."""
     args.check_known()
-    return [{"name": e.name, "kind": e.kind, "type": e.type, "sharedir": e.sharedir,
-             "created": e.created} for e in await engine.box.entries()]
+    return [dataclasses.asdict(entry) for entry in await engine.box.entries()]
 
 
 OPERATIONS: dict[str, Operation] = {

@@ -101,7 +101,7 @@ class ServicePaths:
         """The pid of the daemon holding the pid file's lock, or None when none does."""
         try:
             fd = os.open(self.pidfile, os.O_RDONLY)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         try:
             try:

@@ -49,6 +49,9 @@ credential warnings."""
 
 RequestId = int | str
 
+_ERROR_ATTRIBUTES = ("field", "code", "pid", "output", "needs_user")
+"""The attributes of an exception an error reply carries, and the client sets again."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Request:
@@ -79,7 +82,7 @@ def event_message(request_id: RequestId, event: dict[str, Any]) -> dict[str, Any
 def error_reply(request_id: RequestId | None, exc: BaseException) -> dict[str, Any]:
     """The error reply for ``exc``: its class name, message and the attributes that matter."""
     error: dict[str, Any] = {"type": _public_type(exc), "message": str(exc)}
-    for attribute in ("field", "code", "pid", "output", "needs_user"):
+    for attribute in _ERROR_ATTRIBUTES:
         value = getattr(exc, attribute, None)
         if value is not None:
             error[attribute] = value
@@ -146,7 +149,7 @@ def exception_from(error: dict[str, Any]) -> Exception:
         cls = ServiceError
     exc: Exception = cls.__new__(cls)
     Exception.__init__(exc, message)
-    for attribute in ("field", "code", "pid", "output", "needs_user"):
+    for attribute in _ERROR_ATTRIBUTES:
         if attribute in error:
             setattr(exc, attribute, error[attribute])
     return exc

@@ -150,15 +150,19 @@ class AsyncGangaService:
 
     async def __aenter__(self) -> AsyncGangaService:
         self.gangadir = self.gangadir.expanduser().absolute()
+        stream = await connect(self.gangadir)
+        if stream is None and self.autostart:
+            await self._start_daemon()
+            stream = await connect(self.gangadir)
+        if stream is None:
+            raise ServiceError(f"no ganga-async service runs for {self.gangadir}; start one with: "
+                               f"ganga-async --gangadir {self.gangadir} service start")
+        return await self._attach(stream)
+
+    async def _attach(self, stream: SocketStream) -> AsyncGangaService:
+        """Serve this client over ``stream``, a connection :func:`connect` made to the daemon."""
         stack = AsyncExitStack()
         try:
-            stream = await connect(self.gangadir)
-            if stream is None and self.autostart:
-                await self._start_daemon()
-                stream = await connect(self.gangadir)
-            if stream is None:
-                raise ServiceError(f"no ganga-async service runs for {self.gangadir}; start one with: "
-                                   f"ganga-async --gangadir {self.gangadir} service start")
             self._stream = await stack.enter_async_context(stream)
             tg: TaskGroup = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
@@ -304,8 +308,7 @@ class AsyncGangaService:
 
     async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """One summary per master job (``id``, ``status``, ``name``, ``subjobs``, ...), filtered."""
-        args = {k: v for k, v in (("status", status), ("name", name)) if v is not None}
-        result: list[dict[str, Any]] = await self.call("jobs", **args)
+        result: list[dict[str, Any]] = await self.call("jobs", **_given(status=status, name=name))
         return result
 
     async def job(self, job_id: int | str) -> dict[str, Any]:
@@ -532,10 +535,10 @@ class GangaService:
         gangacmd: str | None = None,
         autostart: bool = True,
     ) -> None:
-        template = AsyncGangaService(gangadir, prerun=prerun, gangacmd=gangacmd, autostart=autostart)
-        self.gangadir: str | os.PathLike[str] = template.gangadir
+        self.gangadir: str | os.PathLike[str] = (
+            Path(gangadir).expanduser() if gangadir is not None else load_config().gangadir)
         self.prerun = prerun
-        self.gangacmd = template.gangacmd
+        self.gangacmd = gangacmd or default_gangacmd()
         self.autostart = autostart
         self._loop: _Loop | None = None
         self._lock = threading.Lock()

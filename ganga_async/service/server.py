@@ -364,17 +364,7 @@ class Server:
 
     async def _run(self, connection: _Connection, request: protocol.Request) -> None:
         """An operation or send_cmd: it runs to its end whatever becomes of its client."""
-        try:
-            if request.op == "send_cmd":
-                result: Any = await self._send_cmd(connection, request)
-            else:
-                assert self._engine is not None
-                result = await OPERATIONS[request.op](self._engine, Arguments(request.op, request.args))
-            reply = protocol.ok_reply(request.id, result)
-        except Exception as exc:
-            reply = self._failure(request, exc)
-        finally:
-            connection.cancellers.pop(request.id, None)
+        reply = await self._answer(connection, request)
         try:
             await connection.send(reply)
         finally:
@@ -384,23 +374,28 @@ class Server:
         """A stream of events, or a wait: cancellable, and ended with its connection."""
         with anyio.CancelScope() as scope:
             connection.cancellers[request.id] = scope.cancel
-            try:
-                if request.op == "events":
-                    result: Any = await self._events(connection, request)
-                else:
-                    assert self._engine is not None
-                    result = await OPERATIONS[request.op](self._engine,
-                                                          Arguments(request.op, request.args))
-                reply = protocol.ok_reply(request.id, result)
-            except Exception as exc:
-                reply = self._failure(request, exc)
-            finally:
-                connection.cancellers.pop(request.id, None)
+            reply = await self._answer(connection, request)
         if scope.cancelled_caught:
             reply = protocol.error_reply(request.id, ServiceError(
                 "the daemon is stopping" if self._stopping else "cancelled by the client"))
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await connection.send(reply)
+
+    async def _answer(self, connection: _Connection, request: protocol.Request) -> dict[str, Any]:
+        """The reply to a request the daemon runs: its result, or the error that ended it."""
+        try:
+            if request.op == "send_cmd":
+                result: Any = await self._send_cmd(connection, request)
+            elif request.op == "events":
+                result = await self._events(connection, request)
+            else:
+                assert self._engine is not None
+                result = await OPERATIONS[request.op](self._engine, Arguments(request.op, request.args))
+            return protocol.ok_reply(request.id, result)
+        except Exception as exc:
+            return self._failure(request, exc)
+        finally:
+            connection.cancellers.pop(request.id, None)
 
     def _failure(self, request: protocol.Request, exc: Exception) -> dict[str, Any]:
         if isinstance(exc, GangaAsyncError | FileNotFoundError):

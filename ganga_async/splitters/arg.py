@@ -26,10 +26,6 @@ class ArgSplitter(Splitter):
     args: list[list[str]] = dataclasses.field(default_factory=list)
     append: bool = False
 
-    def __post_init__(self) -> None:
-        self.args = self.args
-        self.append = self.append
-
     def validate(self, job: Job) -> None:
         if not self.args:
             raise JobSpecError("splitter.args", "is empty; give one argument list per subjob")

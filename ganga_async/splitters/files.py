@@ -26,10 +26,6 @@ class FileSplitter(Splitter):
     files_per_subjob: int = 1
     max_files: int | None = None
 
-    def __post_init__(self) -> None:
-        self.files_per_subjob = self.files_per_subjob
-        self.max_files = self.max_files
-
     def validate(self, job: Job) -> None:
         if self.files_per_subjob < 1:
             raise JobSpecError("splitter.files_per_subjob", "must be at least 1")

@@ -29,11 +29,6 @@ class GenericSplitter(Splitter):
     values: list[Any] = dataclasses.field(default_factory=list)
     multi_attrs: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.attribute = self.attribute
-        self.values = self.values
-        self.multi_attrs = self.multi_attrs
-
     def _columns(self) -> dict[str, list[Any]]:
         if self.multi_attrs and (self.attribute or self.values):
             raise JobSpecError(

@@ -254,3 +254,17 @@ async def test_a_submission_an_earlier_engine_never_recorded_is_found_from_its_m
     assert (news["5.1"].status, news["5.1"].native_id) == (Status.RUNNING, "70_1")
     unknown = await later.status([Handle("6", "", tmp_path / "6" / "output")])
     assert unknown["6"].status is Status.NEW
+
+
+async def test_a_submission_an_earlier_engine_never_made_is_looked_up_once_for_all_its_tasks(
+    config: Config, tmp_path: Path
+) -> None:
+    refused = err("sbatch: error: Batch job submission failed: Invalid partition name specified")
+    runner = ScriptedRunner({"scontrol": [config_with(1001)], "sbatch": [refused],
+                             "squeue": [ok()], "sacct": [ok()]})
+    units = [unit(tmp_path / "5", i) for i in range(3)]
+    await driver(config, tmp_path, runner).bulk_submit(units)
+    news = await driver(config, tmp_path, runner).status([Handle(u.key, "", u.outputdir) for u in units])
+    assert {key: status.status for key, status in news.items()} == dict.fromkeys(
+        ["5.0", "5.1", "5.2"], Status.NEW)
+    assert len(runner.of("squeue")) == len(runner.of("sacct")) == 1

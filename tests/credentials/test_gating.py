@@ -162,3 +162,21 @@ async def test_configured_defaults_hold_the_jobs_of_their_backend(
         write_private(path, make_token(3600))
         await engine.wait(job, timeout=20)
         assert job.status is Status.COMPLETED
+
+
+async def test_a_job_given_a_removed_jobs_id_is_gated_on_its_own_credentials(
+    gangadir: Path, gated: Config, tmp_path: Path
+) -> None:
+    good = write_private(tmp_path / "good", make_token(3600))
+    short = write_private(tmp_path / "short", make_token(20))
+    async with Engine(gangadir, config=gated) as engine:
+        first = sleeper(0, BearerToken(token_file=str(good)))
+        await engine.submit(first)
+        await engine.wait(first, timeout=20)
+        first_id = first.id
+        await engine.remove(first)
+        second = sleeper(0, BearerToken(token_file=str(short)))
+        await engine.submit(second)
+        assert second.id == first_id  # SQLite gives the highest id again once its row is gone
+        await until(engine, second, Status.HELD)
+        assert second.reason is not None and "short" in second.reason

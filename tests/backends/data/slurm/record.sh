@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Records the real Slurm output that tests/backends/test_slurm_parsers.py parses.
+# Records the real Slurm output that tests/backends/test_slurm.py parses.
 # Run against the test cluster (eval "$(scripts/slurm-up.sh)"), from this directory:
 #     bash record.sh
 # The formats are the ones ganga_async/backends/slurm.py asks for.
