@@ -1,37 +1,55 @@
 """The local runner: queues, starts and watches the Local backend's processes for one engine.
 
 Standard library only; shipped inside the wheel and started by the engine as
-``python -I -S local_runner.py`` with a Unix socket as stdin and stdout. It reads one JSON command
-per line and answers with one JSON event per line:
+``python -I -S local_runner.py RUNDIR`` with a Unix socket as stdin. It reads one JSON command
+per line from the socket and answers on it with one JSON event per line:
 
     {"op": "run", "key": "3.17", "group": "3", "limit": 8, "argv": [...], "env": {...},
      "workdir": ..., "outputdir": ..., "inputs": [...], "outputs": [...]}
         -> {"ev": "started", "key", "pid", "t"}, later {"ev": "exited", "key", "code", "killed", "t", "error"}
     {"op": "kill", "key": "3.17", "grace": 5.0}
 
-Commands of one ``group`` (a master job) run at most ``limit`` at a time; the rest wait here, in
-the runner, so they still start after the engine has gone. Each process runs in its own session
-(so a kill reaches its whole process group), in ``workdir``, with stdout and stderr in
-``outputdir`` and the environment additions of its job. Its life is written to
-``outputdir/__jobstatus__.json``: accepted (with the runner's pid) as soon as the command
-arrives, then its pid and start, then its exit code and end. The record has a fixed size and is
-overwritten in place with one ``pwrite``, so it is never missing or empty once accepted, and
-costs no new file per update. The runner outlives the engine:
-when its input ends it keeps running what it has, records every exit code, and exits once the
-last process has ended. A restarted engine reads the status files.
+Commands of one ``group`` (a master job) run at most ``limit`` at a time, in the order they
+came; the rest wait here, in the runner, so they still start after the engine has gone. Each
+process runs in its own session (so a kill reaches its whole process group), in ``workdir``,
+with stdout and stderr in ``outputdir`` and the environment additions of its job.
+
+What a restarted engine reads:
+
+- ``RUNDIR/local_runner-PID.accepted``, the runner's *journal*: the key of every command it
+  received, appended (one write per batch that arrived together) before anything else is done
+  with them. It is removed when the runner exits, every command having its status file by then.
+- ``outputdir/__jobstatus__.json``, each command's life: accepted (with the runner's pid), then
+  its pid and start, then its exit code and end. The record has a fixed size and is overwritten
+  in place with one ``pwrite``, so it is never missing or empty once written.
+
+Threads, so that starting processes is never serialised behind anything else:
+
+- the main thread reads commands;
+- two *preparing* threads make what a command needs as soon as it arrives: its directories, its
+  status record, empty stdout and stderr files, its staged inputs. Creating files is the slow
+  part of starting a process on some file systems (ext4 without a journal scans recently
+  deleted inodes on every create);
+- each group has up to ``limit`` *slot* threads, each starting the group's next prepared
+  command and waiting for its process, as a bare loop of threads would;
+- one *writer* thread sends the events, all that piled up in one write.
+
+The runner outlives the engine: when its input ends it keeps running what it has, records every
+exit code, and exits once the last process has ended.
 """
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -41,246 +59,328 @@ KILL_FILE = "__kill__"
 """Created in the outputdir by an engine that cannot reach the runner: do not start it."""
 RECORD_SIZE = 512
 """Bytes of every status record (JSON padded with spaces), so an update overwrites it whole."""
+PREPARING_THREADS = 2
+THREAD_STACK = 512 * 1024
+"""Bytes of stack per thread: each only starts, waits for and records processes."""
+OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+class Command:
+    """One ``run`` command and what became of it."""
+
+    __slots__ = ("key", "group", "limit", "argv", "env", "workdir", "outputdir", "inputs", "outputs",
+                 "record", "prepared", "error", "proc")
+
+    def __init__(self, cmd: dict[str, Any], host: str) -> None:
+        self.key = str(cmd["key"])
+        self.group = str(cmd["group"])
+        self.limit = max(1, int(cmd["limit"]))
+        self.argv = [str(a) for a in cmd["argv"]]
+        self.env = {str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()}
+        self.workdir = str(cmd["workdir"])
+        self.outputdir = str(cmd["outputdir"])
+        self.inputs = [str(p) for p in cmd.get("inputs") or ()]
+        self.outputs = [str(p) for p in cmd.get("outputs") or ()]
+        self.record: dict[str, object] = {"key": self.key, "runner_pid": os.getpid(), "host": host,
+                                          "accepted": time.time()}
+        self.prepared = False
+        self.error: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
 
 class Group:
-    """The commands of one master job: at most ``limit`` running, the rest queued."""
+    """The commands of one master job, in order, and the slot threads running them.
+
+    ``queue``, ``slots``, ``limit`` and the queued commands' ``prepared`` are guarded by
+    ``cond``; ``pending`` (commands received and not yet finished) by the runner's lock.
+    """
 
     def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self.running = 0
-        self.queue: deque[dict[str, Any]] = deque()
+        self.cond = threading.Condition()
+        self.limit = limit
+        self.slots = 0
+        self.queue: deque[Command] = deque()
+        self.pending = 0
 
 
 class Runner:
-    def __init__(self) -> None:
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.groups: dict[str, Group] = {}
-        self.kill_requested: dict[str, float] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+    def __init__(self, engine: socket.socket, rundir: str | None) -> None:
+        self.engine = engine
         self.engine_alive = True
         self.host = socket.gethostname()
-        self.idle = asyncio.Event()
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.journal = (os.path.join(rundir, f"local_runner-{os.getpid()}.accepted")
+                        if rundir else None)
+        self.lock = threading.Lock()
+        self.groups: dict[str, Group] = {}
+        self.idle = threading.Event()
+        self.idle.set()
+        self.procs: dict[str, Command] = {}
+        self.kill_requested: dict[str, float] = {}
+        self.to_prepare: queue.SimpleQueue[tuple[Group, Command]] = queue.SimpleQueue()
         self.outbox: list[bytes] = []
+        self.outbox_ready = threading.Condition()
+        for _ in range(PREPARING_THREADS):
+            spawn_thread(self.preparing, "prepare")
+        spawn_thread(self.writing, "write")
 
-    # -- talking to the engine -----------------------------------------------------------
+    # -- the main thread: commands ----------------------------------------------------------
 
-    def send(self, event: dict[str, object]) -> None:
-        """Queue an event; everything queued in one pass of the loop goes out in one write."""
-        if not self.engine_alive:
-            return
-        if not self.outbox:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self.outbox.append(json.dumps(event, separators=(",", ":")).encode() + b"\n")
-
-    def flush(self) -> None:
-        data, self.outbox = b"".join(self.outbox), []
-        if not self.engine_alive:
-            return
-        try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        except OSError:
-            self.engine_alive = False
-            with open(os.devnull, "wb") as devnull:
-                os.dup2(devnull.fileno(), sys.stdout.fileno())
-
-    def command(self, line: bytes) -> None:
-        try:
-            cmd = json.loads(line)
-            op = cmd["op"]
-            if op == "run":
-                self.accept(cmd)
-            elif op == "kill":
-                self.kill(str(cmd["key"]), float(cmd.get("grace", 5.0)))
-            else:
-                raise KeyError(op)
-        except (ValueError, KeyError, TypeError) as exc:
-            print(f"local_runner: ignoring malformed command ({exc!r}): {line[:200]!r}", file=sys.stderr)
-
-    # -- status files ---------------------------------------------------------------------
-
-    def write_status(self, outputdir: str, record: dict[str, object]) -> None:
-        fd = os.open(os.path.join(outputdir, STATUS_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.pwrite(fd, pack(record), 0)
-        finally:
-            os.close(fd)
-
-    def finish(self, cmd: dict[str, Any], record: dict[str, object], code: int | None,
-               error: str | None = None) -> None:
-        key = str(cmd["key"])
-        killed = self.kill_requested.pop(key, None) is not None
-        if killed:
-            error = None
-        record.update(end=time.time(), exitcode=code, killed=killed, error=error)
-        try:
-            self.write_status(str(cmd["outputdir"]), record)
-        except OSError as exc:
-            print(f"local_runner: cannot write the status of {key}: {exc}", file=sys.stderr)
-        self.send({"ev": "exited", "key": key, "code": code, "killed": killed, "t": record["end"],
-                   "error": error})
-
-    # -- queueing -------------------------------------------------------------------------
-
-    def accept(self, cmd: dict[str, Any]) -> None:
-        record = {"key": str(cmd["key"]), "runner_pid": os.getpid(), "host": self.host,
-                  "accepted": time.time()}
-        cmd["_record"] = record
-        try:
-            os.makedirs(str(cmd["outputdir"]), exist_ok=True)
-            # Written before anything runs, so a restarted engine never starts it twice.
-            self.write_status(str(cmd["outputdir"]), record)
-        except OSError as exc:
-            self.finish(cmd, record, None, f"cannot write to {cmd['outputdir']}: {exc}")
-            return
-        group = self.groups.get(str(cmd["group"]))
-        if group is None:
-            group = self.groups[str(cmd["group"])] = Group(int(cmd["limit"]))
-        group.limit = max(1, int(cmd["limit"]))
-        group.queue.append(cmd)
-        self.idle.clear()
-        self.pump(str(cmd["group"]))
-
-    def pump(self, name: str) -> None:
-        group = self.groups[name]
-        while group.queue and group.running < group.limit:
-            cmd = group.queue.popleft()
-            group.running += 1
-            task = asyncio.ensure_future(self.run(cmd))
-            self.tasks.add(task)
-            task.add_done_callback(lambda t, n=name: self.done(t, n))
-        if not group.queue and not group.running:
-            del self.groups[name]
-            if not self.groups:
-                self.idle.set()
-
-    def done(self, task: asyncio.Task[None], name: str) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            print(f"local_runner: internal error: {task.exception()!r}", file=sys.stderr)
-        self.groups[name].running -= 1
-        self.pump(name)
-
-    # -- running --------------------------------------------------------------------------
-
-    async def run(self, cmd: dict[str, Any]) -> None:
-        key = str(cmd["key"])
-        record: dict[str, object] = cmd["_record"]
-        workdir, outputdir = str(cmd["workdir"]), str(cmd["outputdir"])
-        argv = [str(a) for a in cmd["argv"]]
-        if take_kill_marker(outputdir):
-            self.kill_requested.setdefault(key, 0.0)
-        if key in self.kill_requested:
-            self.finish(cmd, record, None)
-            return
-        try:
-            os.makedirs(workdir, exist_ok=True)
-            if cmd.get("inputs"):
-                await asyncio.to_thread(stage_inputs, list(cmd["inputs"]), workdir)
-            if argv[0].startswith("./"):
-                staged = os.path.join(workdir, argv[0][2:])
-                os.chmod(staged, os.stat(staged).st_mode | 0o111)
-            extra = {str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()}
-            env = {**os.environ, **extra} if extra else None
-            out, err = open_outputs(outputdir)
+    def serve(self) -> None:
+        """Read commands until the engine goes, then wait for the last process to end."""
+        buffer = b""
+        while True:
             try:
-                # Starting blocks only for the fork and exec, as asyncio's own subprocess transport
-                # does; the wait is on a pidfd, not a thread per process as asyncio's is on 3.11.
-                proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=self.devnull,  # noqa: ASYNC220
-                                        stdout=out, stderr=err, start_new_session=True)
+                data = self.engine.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            *lines, buffer = (buffer + data).split(b"\n")
+            self.commands([line for line in lines if line.strip()])
+        self.engine_alive = False
+        self.idle.wait()
+        if self.journal is not None:
+            try:
+                os.unlink(self.journal)
+            except FileNotFoundError:
+                pass
+
+    def commands(self, lines: list[bytes]) -> None:
+        """Handle the lines that arrived together: every ``run`` among them is journalled, in
+        one write, before any of them is queued."""
+        runs: list[Command] = []
+        for line in lines:
+            try:
+                cmd = json.loads(line)
+                op = cmd["op"]
+                if op == "run":
+                    runs.append(Command(cmd, self.host))
+                elif op == "kill":
+                    self.kill(str(cmd["key"]), float(cmd.get("grace", 5.0)))
+                else:
+                    raise KeyError(op)
+            except (ValueError, KeyError, TypeError) as exc:
+                print(f"local_runner: ignoring malformed command ({exc!r}): {line[:200]!r}",
+                      file=sys.stderr)
+        if runs:
+            self.write_journal([command.key for command in runs])
+            for command in runs:
+                self.accept(command)
+
+    def write_journal(self, keys: list[str]) -> None:
+        if self.journal is None:
+            return
+        try:
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, "".join(f"{key}\n" for key in keys).encode())
             finally:
-                os.close(out)
-                os.close(err)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            self.finish(cmd, record, None, f"cannot start {argv[0]}: {exc}")
-            return
-        self.procs[key] = proc
-        record.update(pid=proc.pid, start=time.time())
-        try:
-            self.write_status(outputdir, record)
+                os.close(fd)
         except OSError as exc:
-            print(f"local_runner: cannot write the status of {key}: {exc}", file=sys.stderr)
-        self.send({"ev": "started", "key": key, "pid": proc.pid, "t": record["start"]})
-        if key in self.kill_requested:
-            self.signal_group(key, proc)
-        code = await wait_for(proc)
-        del self.procs[key]
-        if cmd.get("outputs"):
-            try:
-                await asyncio.to_thread(collect_outputs, list(cmd["outputs"]), workdir, outputdir)
-            except OSError as exc:
-                print(f"local_runner: copying outputs of {key} failed: {exc}", file=sys.stderr)
-        self.finish(cmd, record, code)
+            print(f"local_runner: cannot write the journal {self.journal}: {exc}", file=sys.stderr)
+
+    def accept(self, command: Command) -> None:
+        with self.lock:
+            group = self.groups.get(command.group)
+            if group is None:
+                group = self.groups[command.group] = Group(command.limit)
+            group.pending += 1
+            self.idle.clear()
+        with group.cond:
+            group.limit = command.limit
+            group.queue.append(command)
+            while group.slots < min(group.limit, len(group.queue)):
+                group.slots += 1
+                spawn_thread(self.slot, f"slot-{command.group}", group)
+        self.to_prepare.put((group, command))
 
     def kill(self, key: str, grace: float) -> None:
         self.kill_requested[key] = grace
-        proc = self.procs.get(key)
-        if proc is not None:
-            self.signal_group(key, proc)
+        running = self.procs.get(key)
+        if running is not None:
+            self.signal_group(running)
             return
-        for name, group in list(self.groups.items()):
-            for cmd in group.queue:
-                if cmd["key"] == key:
-                    group.queue.remove(cmd)
-                    self.finish(cmd, cmd["_record"], None)
-                    self.pump(name)
-                    return
+        with self.lock:
+            groups = list(self.groups.values())
+        for group in groups:
+            with group.cond:
+                found = next((c for c in group.queue if c.key == key and c.prepared), None)
+                if found is not None:
+                    group.queue.remove(found)
+            if found is not None:
+                self.finish(found, None)
+                return
+        # Not prepared yet: dropped as soon as it is (see `preparing`), or when a slot takes it.
 
-    def signal_group(self, key: str, proc: subprocess.Popen[bytes]) -> None:
+    def signal_group(self, command: Command) -> None:
+        assert command.proc is not None
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(command.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        grace = self.kill_requested.get(key, 5.0)
-        asyncio.get_running_loop().call_later(grace, self.force_kill, key, proc)
+        timer = threading.Timer(self.kill_requested.get(command.key, 5.0), self.force_kill, (command,))
+        timer.daemon = True
+        timer.start()
 
-    def force_kill(self, key: str, proc: subprocess.Popen[bytes]) -> None:
-        if self.procs.get(key) is proc:
+    def force_kill(self, command: Command) -> None:
+        if self.procs.get(command.key) is command and command.proc is not None:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(command.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
+    # -- the preparing threads --------------------------------------------------------------
 
-class Commands(asyncio.Protocol):
-    """Splits the engine's byte stream into lines. Every complete line that arrived is handled,
-    even when the connection then breaks (an engine killed with unread events resets it)."""
+    def preparing(self) -> None:
+        while True:
+            group, command = self.to_prepare.get()
+            try:
+                prepare(command)
+            except OSError as exc:
+                command.error = f"cannot prepare it: {exc}"
+            with group.cond:
+                command.prepared = True
+                dropped = command.key in self.kill_requested
+                if dropped:
+                    group.queue.remove(command)
+                else:
+                    group.cond.notify_all()
+            if dropped:
+                self.finish(command, None)
 
-    def __init__(self, runner: Runner, closed: asyncio.Future[None]) -> None:
-        self.runner = runner
-        self.closed = closed
-        self.buffer = b""
+    # -- the slot threads -------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        *lines, self.buffer = self.buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                self.runner.command(line)
+    def slot(self, group: Group) -> None:
+        """Run the group's commands one after another, in order, while some are queued and the
+        group's limit leaves room for this thread."""
+        while True:
+            with group.cond:
+                while group.queue and group.slots <= group.limit and not group.queue[0].prepared:
+                    group.cond.wait()
+                if not group.queue or group.slots > group.limit:
+                    group.slots -= 1
+                    return
+                command = group.queue.popleft()
+            self.run(command)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
+    def run(self, command: Command) -> None:
+        if command.error is not None:
+            self.finish(command, None, command.error)
+            return
+        if take_kill_marker(command.outputdir):
+            self.kill_requested.setdefault(command.key, 0.0)
+        if command.key in self.kill_requested:
+            self.finish(command, None)
+            return
+        try:
+            proc = spawn(command, self.devnull)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self.finish(command, None, f"cannot start {command.argv[0]}: {exc}")
+            return
+        self.procs[command.key] = command
+        self.send({"ev": "started", "key": command.key, "pid": proc.pid, "t": command.record["start"]})
+        if command.key in self.kill_requested:
+            self.signal_group(command)
+        code = proc.wait()
+        del self.procs[command.key]
+        if command.outputs:
+            try:
+                collect_outputs(command)
+            except OSError as exc:
+                print(f"local_runner: copying outputs of {command.key} failed: {exc}", file=sys.stderr)
+        self.finish(command, code)
+
+    def finish(self, command: Command, code: int | None, error: str | None = None) -> None:
+        """Record the command's end and tell the engine; from any thread."""
+        killed = self.kill_requested.pop(command.key, None) is not None
+        if killed:
+            error = None
+        record = command.record
+        record.update(end=time.time(), exitcode=code, killed=killed, error=error)
+        try:
+            write_status(command.outputdir, record)
+        except OSError as exc:
+            print(f"local_runner: cannot write the status of {command.key}: {exc}", file=sys.stderr)
+        self.send({"ev": "exited", "key": command.key, "code": code, "killed": killed,
+                   "t": record["end"], "error": error})
+        with self.lock:
+            group = self.groups[command.group]
+            group.pending -= 1
+            if not group.pending:
+                del self.groups[command.group]
+                if not self.groups:
+                    self.idle.set()
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def send(self, event: dict[str, object]) -> None:
+        """Queue an event for the engine, from any thread."""
+        line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        with self.outbox_ready:
+            self.outbox.append(line)
+            self.outbox_ready.notify()
+
+    def writing(self) -> None:
+        while True:
+            with self.outbox_ready:
+                while not self.outbox:
+                    self.outbox_ready.wait()
+                data, self.outbox = b"".join(self.outbox), []
+            if not self.engine_alive:
+                continue
+            try:
+                self.engine.sendall(data)
+            except OSError:
+                self.engine_alive = False
 
 
-async def wait_for(proc: subprocess.Popen[bytes]) -> int:
-    """The exit code, learnt from a pidfd on the loop; a thread per process waits where the
-    kernel has no pidfds (before Linux 5.3)."""
+def spawn_thread(target: Any, name: str, *args: object) -> None:
+    threading.Thread(target=target, args=args, name=name, daemon=True).start()
+
+
+def prepare(command: Command) -> None:
+    """Everything a command needs before its process can start, made before it is its turn."""
+    os.makedirs(command.outputdir, exist_ok=True)
+    # Written before anything runs, so a restarted engine never starts it twice.
+    write_status(command.outputdir, command.record)
+    os.makedirs(command.workdir, exist_ok=True)
+    for name in ("stdout", "stderr"):
+        os.close(os.open(os.path.join(command.outputdir, name), OUTPUT_FLAGS, 0o644))
+    stage_inputs(command.inputs, command.workdir)
+    if command.argv[0].startswith("./"):
+        staged = os.path.join(command.workdir, command.argv[0][2:])
+        os.chmod(staged, os.stat(staged).st_mode | 0o111)
+
+
+def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
+    """Start the command's process, its status record saying so."""
+    out = os.open(os.path.join(command.outputdir, "stdout"), OUTPUT_FLAGS, 0o644)
     try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        return await asyncio.to_thread(proc.wait)
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    loop.add_reader(pidfd, ended.set_result, None)
-    try:
-        await ended
+        err = os.open(os.path.join(command.outputdir, "stderr"), OUTPUT_FLAGS, 0o644)
+        try:
+            env = {**os.environ, **command.env} if command.env else None
+            proc = subprocess.Popen(command.argv, cwd=command.workdir, env=env, stdin=devnull,
+                                    stdout=out, stderr=err, start_new_session=True)
+        finally:
+            os.close(err)
     finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-    return proc.wait()
+        os.close(out)
+    command.proc = proc
+    command.record.update(pid=proc.pid, start=time.time())
+    try:
+        write_status(command.outputdir, command.record)
+    except OSError as exc:
+        print(f"local_runner: cannot write the status of {command.key}: {exc}", file=sys.stderr)
+    return proc
+
+
+def write_status(outputdir: str, record: dict[str, object]) -> None:
+    fd = os.open(os.path.join(outputdir, STATUS_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.pwrite(fd, pack(record), 0)
+    finally:
+        os.close(fd)
 
 
 def pack(record: dict[str, object]) -> bytes:
@@ -302,16 +402,6 @@ def take_kill_marker(outputdir: str) -> bool:
     return True
 
 
-def open_outputs(outputdir: str) -> tuple[int, int]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    out = os.open(os.path.join(outputdir, "stdout"), flags, 0o644)
-    try:
-        return out, os.open(os.path.join(outputdir, "stderr"), flags, 0o644)
-    except OSError:
-        os.close(out)
-        raise
-
-
 def stage_inputs(inputs: list[str], workdir: str) -> None:
     for src in inputs:
         dst = os.path.join(workdir, os.path.basename(src))
@@ -321,10 +411,10 @@ def stage_inputs(inputs: list[str], workdir: str) -> None:
             shutil.copy2(src, dst)
 
 
-def collect_outputs(patterns: list[str], workdir: str, outputdir: str) -> None:
-    for pattern in patterns:
-        for path in glob.glob(os.path.join(workdir, pattern), recursive=True):
-            dst = os.path.join(outputdir, os.path.relpath(path, workdir))
+def collect_outputs(command: Command) -> None:
+    for pattern in command.outputs:
+        for path in glob.glob(os.path.join(command.workdir, pattern), recursive=True):
+            dst = os.path.join(command.outputdir, os.path.relpath(path, command.workdir))
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             if os.path.isdir(path):
                 shutil.copytree(path, dst, dirs_exist_ok=True)
@@ -332,22 +422,18 @@ def collect_outputs(patterns: list[str], workdir: str, outputdir: str) -> None:
                 shutil.copy2(path, dst)
 
 
-async def main() -> None:
-    runner = Runner()
-    runner.idle.set()
-    loop = asyncio.get_running_loop()
-    closed: asyncio.Future[None] = loop.create_future()
-    await loop.connect_read_pipe(lambda: Commands(runner, closed), sys.stdin)
-    await closed
-    runner.engine_alive = False
-    await runner.idle.wait()
-
-
-if __name__ == "__main__":
+def main() -> None:
     # Daemonise: the engine waits for this first process only; the runner it leaves behind
     # is nobody's child but init's, so it outlives the engine without becoming a zombie of it.
     if os.fork() > 0:
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    asyncio.run(main())
+    threading.stack_size(THREAD_STACK)
+    engine = socket.socket(fileno=os.dup(sys.stdin.fileno()))
+    engine.setblocking(True)
+    Runner(engine, sys.argv[1] if len(sys.argv) > 1 else None).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -86,6 +86,11 @@ class LocalDriver(BackendDriver):
         self._news: dict[str, BackendStatus] = {}
         self._news_ready = anyio.Event()
 
+    @property
+    def _rundir(self) -> Path:
+        """Where runners keep their journals and their log."""
+        return self._context.gangadir / "logs"
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
             async with anyio.create_task_group() as tg:
@@ -107,7 +112,7 @@ class LocalDriver(BackendDriver):
                 return
             if self._tg is None:
                 raise BackendError("the Local driver is not running")
-            logdir = self._context.gangadir / "logs"
+            logdir = self._rundir
             await anyio.Path(logdir).mkdir(parents=True, exist_ok=True)
             runner = shipped("workers", "local_runner.py")
             ours, theirs = socket.socketpair()
@@ -218,11 +223,14 @@ class LocalDriver(BackendDriver):
 
     async def _kill_orphan(self, handle: Handle, grace: float) -> None:
         record = await anyio.to_thread.run_sync(_read_status, handle.outputdir)
-        if not record or "end" in record:
+        if record is None and handle.key in await anyio.to_thread.run_sync(_journalled, self._rundir):
+            record = {}
+        if record is None or "end" in record:
             return
         pid = record.get("pid")
         if not isinstance(pid, int):
             # Queued in an earlier engine's runner: it checks for this file before starting.
+            await anyio.Path(handle.outputdir).mkdir(parents=True, exist_ok=True)
             await anyio.Path(handle.outputdir / KILL_FILE).touch()
             return
         try:
@@ -243,7 +251,7 @@ class LocalDriver(BackendDriver):
                 orphans.append(handle)
         if orphans:
             killed = set(self._killed)
-            found = await anyio.to_thread.run_sync(_orphan_statuses, orphans, killed)
+            found = await anyio.to_thread.run_sync(_orphan_statuses, orphans, killed, self._rundir)
             result.update(found)
         return result
 
@@ -267,7 +275,7 @@ def _start_runner(runner: Path, sock: socket.socket, logdir: Path) -> int:
     """Start the runner; it daemonises, so this returns (its first process's exit code) at once."""
     with (logdir / "local_runner.log").open("ab") as errlog:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(runner)],
+            [sys.executable, "-I", "-S", str(runner), str(logdir)],
             stdin=sock.fileno(), stdout=sock.fileno(), stderr=errlog, start_new_session=True,
         )
     return int(proc.wait())
@@ -301,7 +309,7 @@ def _read_status(outputdir: Path) -> dict[str, object] | None:
     try:
         with open(outputdir / STATUS_FILE) as f:
             record = json.load(f)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError):
         return {}
@@ -330,13 +338,39 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _orphan_statuses(handles: Sequence[Handle], killed: set[str]) -> dict[str, BackendStatus]:
+def _journalled(rundir: Path) -> set[str]:
+    """The keys in the journals of the local runners still alive: commands a runner received,
+    some of which it may not have prepared yet. Journals of dead runners are removed."""
+    keys: set[str] = set()
+    for journal in rundir.glob("local_runner-*.accepted"):
+        try:
+            pid = int(journal.name.removeprefix("local_runner-").removesuffix(".accepted"))
+        except ValueError:
+            continue
+        try:
+            if _is_runner(pid):
+                keys.update(journal.read_text().split())
+            else:
+                journal.unlink()
+        except OSError:
+            continue
+    return keys
+
+
+def _orphan_statuses(handles: Sequence[Handle], killed: set[str],
+                     rundir: Path) -> dict[str, BackendStatus]:
     """Statuses of (sub)jobs started by an earlier engine, read from their status files."""
     result: dict[str, BackendStatus] = {}
+    journalled: set[str] | None = None
     for handle in handles:
         record = _read_status(handle.outputdir)
         if record is None:
-            result[handle.key] = BackendStatus(Status.NEW, reason="never started")
+            if journalled is None:
+                journalled = _journalled(rundir)
+            if handle.key in journalled:
+                result[handle.key] = BackendStatus(Status.SUBMITTED)
+            else:
+                result[handle.key] = BackendStatus(Status.NEW, reason="never started")
             continue
         if not record:
             result[handle.key] = BackendStatus(Status.FAILED, reason=f"unreadable {STATUS_FILE}")
