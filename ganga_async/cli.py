@@ -10,9 +10,11 @@
     credentials [--json]     credentials renew [TYPE]
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
 
-When a daemon runs for the gangadir (``service start``), the commands it serves ask it
-(:mod:`ganga_async.service._cli`); ``submit`` then returns at once and the daemon monitors.
-Otherwise each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
+When a daemon runs for the gangadir (``service start``), every command that opens an engine
+but ``demo`` asks it instead (:mod:`ganga_async.service._cli`), printing with the same
+``print_*`` functions and drawing the same :class:`JobProgress` bar from the daemon's events;
+``submit`` then returns at once and the daemon monitors. Otherwise each command opens an
+:class:`~ganga_async.Engine` on the gangadir for as long as it runs.
 ``jobs``, ``show``, ``peek``, ``shareref`` and ``box`` never need a backend, so they open it with
 ``monitoring=False``; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
 on a repository of any size. ``credentials`` opens no engine: it looks at the credentials on
