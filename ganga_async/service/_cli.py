@@ -120,7 +120,7 @@ async def _submit(service: AsyncGangaService, args: argparse.Namespace, config: 
 async def _resubmit(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     progress = cli.progress_bar(args) if args.wait else None
     async with _transitions(service, progress, args.id) as events:
-        before = (await service.job(args.id)).get("subjob_counts", {})
+        before = (await service.job(args.id)).get("subjob_counts", {}) if events else {}
         started = time.monotonic()
         info = await service.resubmit(args.id)
         return await _follow_up(service, args, info, events, before, progress, started)
