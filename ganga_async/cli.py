@@ -514,7 +514,7 @@ async def _demo(engine: Engine, args: argparse.Namespace) -> int:
         backend=Local(max_concurrent=8),
         splitter=ArgSplitter(args=[[f"hello from subjob {i}"] for i in range(count)]),
     )
-    with closing(engine.events()) as events:
+    with _subscribed(engine) as events:
         started = time.monotonic()
         await engine.submit(job)
         if not args.json:
