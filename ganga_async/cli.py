@@ -10,9 +10,11 @@
     credentials [--json]     credentials renew [TYPE]
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
 
-When a daemon runs for the gangadir (``service start``), the commands it serves ask it
-(:mod:`ganga_async.service._cli`); ``submit`` then returns at once and the daemon monitors.
-Otherwise each command opens an :class:`~ganga_async.Engine` on the gangadir for as long as it runs.
+When a daemon runs for the gangadir (``service start``), every command that opens an engine
+but ``demo`` asks it instead (:mod:`ganga_async.service._cli`), printing with the same
+``print_*`` functions and drawing the same :class:`JobProgress` bar from the daemon's events;
+``submit`` then returns at once and the daemon monitors. Otherwise each command opens an
+:class:`~ganga_async.Engine` on the gangadir for as long as it runs.
 ``jobs``, ``show``, ``peek``, ``shareref`` and ``box`` never need a backend, so they open it with
 ``monitoring=False``; ``jobs`` reads :meth:`Engine.summary` and no job description, so it stays fast
 on a repository of any size. ``credentials`` opens no engine: it looks at the credentials on
@@ -32,7 +34,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,18 +53,21 @@ from .credentials.store import CredentialStore
 from .engine import SUMMARY_COLUMNS, Engine
 from .events import EventStream, JobEvent
 from .job import Job
-from .shareref import holder_label, render_table
+from .shareref import ShareDirInfo, holder_label, render_table
 from .splitters.arg import ArgSplitter
 from .states import FINAL, Status
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
 __all__ = ["main"]
 
 _READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
-_SERVED = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "peek"})
-"""The commands a running daemon serves; without one they open an engine of their own."""
+_SERVED = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "peek",
+                     "shareref", "box"})
+"""The commands a running daemon serves (every one that opens an engine but ``demo``, which
+shows what an engine does in the command's own process); without a daemon they open an
+engine of their own."""
 _STATUS_STYLES = {"completed": "green", "failed": "red", "killed": "magenta", "running": "cyan",
                   "submitted": "blue", "submitting": "blue", "completing": "cyan",
                   "unknown": "yellow"}
@@ -229,28 +235,32 @@ async def _run(args: argparse.Namespace) -> int:
 
 async def _submit(engine: Engine, args: argparse.Namespace) -> int:
     job = load_job_file(args.file)
-    follower = _Follower(engine, job)
-    started = time.monotonic()
-    await engine.submit(job)
-    return await _follow_up(args, follower, started)
+    with _subscribed(engine) as events:
+        started = time.monotonic()
+        await engine.submit(job)
+        return await _follow_up(engine, args, job, events, {}, started)
 
 
 async def _resubmit(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
-    follower = _Follower(engine, job)
-    started = time.monotonic()
-    await engine.resubmit(job)
-    return await _follow_up(args, follower, started)
+    with _subscribed(engine) as events:
+        before = job.subjobs.counts()
+        started = time.monotonic()
+        await engine.resubmit(job)
+        return await _follow_up(engine, args, job, events, before, started)
 
 
-async def _follow_up(args: argparse.Namespace, follower: _Follower, started: float) -> int:
-    """After a (re)submission: wait and summarise with ``--wait``, otherwise report the handover."""
-    job = follower.job
+async def _follow_up(engine: Engine, args: argparse.Namespace, job: Job,
+                     events: EventStream[JobEvent], before: dict[str, int], started: float) -> int:
+    """After a (re)submission: wait and summarise with ``--wait``, otherwise report the handover.
+
+    ``events`` was subscribed to before the submission, and ``before`` are the job's subjob
+    counts at that moment."""
     if args.wait:
-        await follower.follow(_progress(args))
-        return _report(job, time.monotonic() - started, args)
-    await follower.handed_over()
-    follower.close()
+        info = await _watch(engine, job, events, before, progress_bar(args))
+        info["elapsed"] = round(time.monotonic() - started, 3)
+        return print_report(info, args)
+    await _handed_over(job, events)
     if args.json:
         _print_json({"id": job.id, "status": str(job.status), "subjobs": len(job.subjobs)})
     else:
@@ -263,9 +273,9 @@ async def _follow_up(args: argparse.Namespace, follower: _Follower, started: flo
 
 async def _wait(engine: Engine, args: argparse.Namespace) -> int:
     job = await engine.get(args.id)
-    follower = _Follower(engine, job)
-    await follower.follow(_progress(args))
-    return _report(job, None, args)
+    with _subscribed(engine) as events:
+        info = await _watch(engine, job, events, job.subjobs.counts(), progress_bar(args))
+    return print_report(info, args)
 
 
 async def _jobs(engine: Engine, args: argparse.Namespace) -> int:
@@ -429,41 +439,66 @@ async def _shareref(engine: Engine, args: argparse.Namespace) -> int:
     shareref = engine.shareref
     if args.action == "ls":
         tree = await shareref.ls(args.name)
-        if args.json:
-            _print_json({"name": args.name, "tree": tree.splitlines()})
-        else:
-            print(tree)
-        return 0
+        return print_sharedir_tree({"name": args.name, "tree": tree.splitlines()}, args)
     if args.action == "lookup":
         holders = await shareref.lookup(args.name, unprepare=args.unprepare)
-        if args.json:
-            _print_json({"name": args.name, "owners": holders, "unprepared": args.unprepare})
-            return 0
-        for holder in holders:
-            kind, ident = holder_label(holder)
-            print(f"ShareDir {args.name} is referenced by item #{ident} in {kind} repository")
-        print(f"{len(holders)} item(s) found referencing ShareDir {args.name}"
-              + ("; unprepared" if args.unprepare and holders else ""))
-        return 0
+        return print_sharedir_owners(
+            {"name": args.name, "owners": holders, "unprepared": args.unprepare}, args)
     if args.action == "rebuild":
         await shareref.rebuild(unprepare=args.unprepare, rmdir=args.rmdir)
+    return print_sharedirs(await shareref.table(), engine.shared.root.absolute(), args)
+
+
+def print_sharedir_tree(listing: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print ``shareref ls``: ``{"name", "tree": [line, ...]}``."""
     if args.json:
-        _print_json(await shareref.counts())
+        _print_json(listing)
     else:
-        print(render_table(await shareref.table(), engine.shared.root))
+        print("\n".join(listing["tree"]))
+    return 0
+
+
+def print_sharedir_owners(found: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print ``shareref lookup``: ``{"name", "owners": ["job:3", "box:NAME"], "unprepared"}``,
+    in Ganga's words."""
+    if args.json:
+        _print_json(found)
+        return 0
+    name, holders = found["name"], found["owners"]
+    for holder in holders:
+        kind, ident = holder_label(holder)
+        print(f"ShareDir {name} is referenced by item #{ident} in {kind} repository")
+    print(f"{len(holders)} item(s) found referencing ShareDir {name}"
+          + ("; unprepared" if found["unprepared"] and holders else ""))
+    return 0
+
+
+def print_sharedirs(rows: Sequence[ShareDirInfo], root: Path, args: argparse.Namespace) -> int:
+    """Print the shareref table (``root`` is the shared area), or ``{ShareDir: count}`` in
+    the table's order with ``--json``."""
+    if args.json:
+        _print_json({row.name: row.count for row in rows})
+    else:
+        print(render_table(rows, root))
     return 0
 
 
 async def _box(engine: Engine, args: argparse.Namespace) -> int:
-    entries = await engine.box.entries()
+    entries = [dataclasses.asdict(entry) for entry in await engine.box.entries()]
+    return print_box(entries, engine.gangadir.absolute(), args)
+
+
+def print_box(entries: list[dict[str, Any]], gangadir: Path, args: argparse.Namespace) -> int:
+    """Print the box's entries (``name``, ``kind``, ``type``, ``sharedir``, ...) as a table, or
+    as JSON with ``--json``."""
     if args.json:
-        _print_json([dataclasses.asdict(entry) for entry in entries])
+        _print_json(entries)
         return 0
     if not entries:
-        print(f"the box of {engine.gangadir} is empty")
+        print(f"the box of {gangadir} is empty")
         return 0
     rows = [("name", "kind", "type", "sharedir")]
-    rows += [(e.name, e.kind, e.type, e.sharedir or "") for e in entries]
+    rows += [(e["name"], e["kind"], e["type"], e["sharedir"] or "") for e in entries]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -479,12 +514,12 @@ async def _demo(engine: Engine, args: argparse.Namespace) -> int:
         backend=Local(max_concurrent=8),
         splitter=ArgSplitter(args=[[f"hello from subjob {i}"] for i in range(count)]),
     )
-    follower = _Follower(engine, job)
-    started = time.monotonic()
-    await engine.submit(job)
-    if not args.json:
-        print(f"job {job.fqid}: {count} subjobs of /bin/echo on Local(max_concurrent=8)")
-    await follower.follow(_progress(args))
+    with _subscribed(engine) as events:
+        started = time.monotonic()
+        await engine.submit(job)
+        if not args.json:
+            print(f"job {job.fqid}: {count} subjobs of /bin/echo on Local(max_concurrent=8)")
+        await _watch(engine, job, events, {}, progress_bar(args))
     elapsed = time.monotonic() - started
     first = job.subjobs[0]
     try:
@@ -505,78 +540,100 @@ async def _demo(engine: Engine, args: argparse.Namespace) -> int:
 # -- following a job ----------------------------------------------------------------------
 
 
-class _Follower:
-    """Follows one job through the engine's events: its handover to the backend, and its
-    (sub)jobs reaching final states for a progress bar.
+def _subscribed(engine: Engine) -> closing[EventStream[JobEvent]]:
+    """The engine's events from now on, closed at the end of the ``with`` block."""
+    return closing(engine.events())
 
-    Create it before submitting, so that no event is missed; the counts of final subjobs are
-    taken at the same moment.
+
+async def _handed_over(job: Job, events: EventStream[JobEvent]) -> None:
+    """Return once the backend took the job (it left ``submitting``). A Local job then runs
+    on, queue included, after this process ends."""
+    if job.status is Status.SUBMITTING:
+        async for _ in events:
+            if job.status is not Status.SUBMITTING:
+                break
+
+
+async def _watch(engine: Engine, job: Job, events: EventStream[JobEvent], before: dict[str, int],
+                 progress: Progress | None) -> dict[str, Any]:
+    """Wait until ``job`` is final, drawing its ``progress`` bar from ``events`` (subscribed
+    to when its subjobs were in the statuses counted in ``before``); its summary."""
+
+    async def final() -> dict[str, Any]:
+        await engine.wait(job)
+        return summarise(job)
+
+    subjobs = len(job.subjobs) if job.master is None else 0
+    return await JobProgress(job.fqid, subjobs, before).follow(progress, events, final)
+
+
+class JobProgress:
+    """How far a job is, drawn as a progress bar: how many of its subjobs (or the job itself,
+    unsplit) are final and how many failed, counted from its status transitions.
+
+    The same for the job's two places: the commands that run an engine feed it the engine's
+    events, and those a daemon serves the daemon's event stream.
     """
 
-    def __init__(self, engine: Engine, job: Job) -> None:
-        self.engine = engine
-        self.job = job
-        self.events: EventStream[JobEvent] = engine.events()
-        counts = job.subjobs.counts()
+    def __init__(self, fqid: str, subjobs: int, counts: Mapping[str, int]) -> None:
+        """``subjobs`` is the job's number of subjobs (0 if it is not split) and ``counts``
+        its subjobs per status when its transitions began to be followed."""
+        self.fqid = fqid
+        self.split = subjobs > 0
+        self.total = subjobs or 1
         self.done = sum(n for status, n in counts.items() if Status(status) in FINAL)
         self.failed = counts.get("failed", 0)
 
-    def close(self) -> None:
-        self.events.close()
+    def count(self, event: JobEvent) -> bool:
+        """Count ``event`` if it is a transition of one of the job's subjobs (of the job
+        itself if it is not split); whether it was."""
+        owner = event.fqid.rpartition(".")[0] if self.split else event.fqid
+        if owner != self.fqid:
+            return False
+        self.done += (event.new in FINAL) - (event.old in FINAL)
+        self.failed += (event.new is Status.FAILED) - (event.old is Status.FAILED)
+        return True
 
-    def _split(self) -> bool:
-        return self.job.splitter is not None
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """Take the exact counts from the final job's :func:`~ganga_async._describe.summarise`
+        (events may have been dropped on the way)."""
+        self.done = self.total
+        if self.split:
+            self.failed = summary.get("subjob_counts", {}).get("failed", 0)
+        else:
+            self.failed = int(summary["status"] == str(Status.FAILED))
 
-    def _total(self) -> int | None:
-        if not self._split():
-            return 1
-        return len(self.job.subjobs) or None
+    async def follow(self, progress: Progress | None, events: AsyncIterable[JobEvent] | None,
+                     wait: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """Return what ``wait()`` returns (the final job's summary), drawing the ``progress``
+        bar meanwhile from ``events``; no bar without either."""
+        if progress is None or events is None:
+            return await wait()
+        with progress:
+            task = progress.add_task(f"job {self.fqid}", total=self.total, completed=self._done(),
+                                     failed=max(0, self.failed))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._draw, progress, task, events)
+                summary = await wait()
+                tg.cancel_scope.cancel()
+            self.finish(summary)
+            self._show(progress, task)
+        return summary
 
-    def _count(self, old: Status, new: Status) -> None:
-        self.done += (new in FINAL) - (old in FINAL)
-        self.failed += (new is Status.FAILED) - (old is Status.FAILED)
+    async def _draw(self, progress: Progress, task: TaskID, events: AsyncIterable[JobEvent]) -> None:
+        async for event in events:
+            if self.count(event):
+                self._show(progress, task)
 
-    async def handed_over(self) -> None:
-        """Return once the backend took the job (it left ``submitting``). A Local job then runs
-        on, queue included, after this process ends."""
-        job = self.job
-        if job.status is Status.SUBMITTING:
-            async for _ in self.events:
-                if job.status is not Status.SUBMITTING:
-                    break
+    def _show(self, progress: Progress, task: TaskID) -> None:
+        progress.update(task, completed=self._done(), failed=max(0, self.failed))
 
-    async def follow(self, progress: Progress | None) -> None:
-        """Wait until the job is final, drawing its ``progress`` bar if there is one."""
-        try:
-            if progress is None:
-                await self.engine.wait(self.job)
-                return
-            with progress:
-                task = progress.add_task(f"job {self.job.fqid}", total=self._total(),
-                                         completed=self.done, failed=self.failed)
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._draw, progress, task)
-                    await self.engine.wait(self.job)
-                    tg.cancel_scope.cancel()
-                total = self._total() or 0
-                if self._split():
-                    failed = self.job.subjobs.counts().get("failed", 0)
-                else:
-                    failed = int(self.job.status is Status.FAILED)
-                progress.update(task, total=total, completed=total, failed=failed)
-        finally:
-            self.close()
-
-    async def _draw(self, progress: Progress, task: Any) -> None:
-        split = self._split()
-        async for event in self.events:
-            if event.job_id != self.job.id or (event.index is not None) != split:
-                continue
-            self._count(event.old, event.new)
-            progress.update(task, total=self._total(), completed=self.done, failed=self.failed)
+    def _done(self) -> int:
+        # Clamped: a daemon's counts at the start may already include an event still on its way.
+        return max(0, min(self.done, self.total))
 
 
-def _progress(args: argparse.Namespace) -> Progress | None:
+def progress_bar(args: argparse.Namespace) -> Progress | None:
     """A progress bar on stderr; none for JSON output or JSON log lines, nor off a terminal."""
     if args.json or args.log_json:
         return None

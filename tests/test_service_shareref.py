@@ -1,5 +1,6 @@
 """The daemon's prepared-state operations: ``shareref``, ``shareref_ls``, ``shareref_lookup``,
-``shareref_rebuild`` and ``box``, against a real daemon whose job ran a prepared script."""
+``shareref_rebuild`` and ``box``, against a real daemon whose job ran a prepared script, by
+name and through the clients' typed methods."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def test_shareref_and_box_operations_answer_from_the_daemons_actor(daemon: Servi
         assert gs.call("shareref_rebuild")[name] == 2
         (entry,) = gs.call("box")
         assert (entry["name"], entry["kind"], entry["sharedir"]) == ("kept", "job", name)
+        assert [(r["name"], r["count"]) for r in gs.shareref()] == [(name, 2)]
+        assert gs.shareref_ls(name).splitlines() == gs.call("shareref_ls", name=name)["tree"]
+        assert sorted(gs.shareref_lookup(name)) == ["box:kept", f"job:{job_id}"]
+        assert gs.shareref_rebuild(rmdir=True) == {name: 2}
+        assert gs.box() == gs.call("box")
+        with pytest.raises(ShareDirError):
+            gs.shareref_ls("../..")
         with pytest.raises(ShareDirError):
             gs.call("shareref_ls", name="../..")
         with pytest.raises(ProtocolError, match="argument 'rmdir' must be bool"):

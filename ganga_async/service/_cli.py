@@ -12,8 +12,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -21,10 +23,15 @@ from .. import cli
 from .._exceptions import ServiceRunningError, WaitTimeoutError
 from .._jobfile import load_job_file
 from ..config import Config, load_config
+from ..events import JobEvent
+from ..shareref import ShareDirInfo
 from ..states import FINAL, Status
 from ._control import connect, spawn_daemon
 from ._paths import ServicePaths
-from .client import AsyncGangaService, _job_dict, _process_exit
+from .client import AsyncGangaService, Subscription, _job_dict, _process_exit
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["service_command", "served"]
 
@@ -103,21 +110,31 @@ async def served(args: argparse.Namespace, config: Config) -> int | None:
 
 async def _submit(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     job = load_job_file(args.file)
-    started = time.monotonic()
-    info = await service.submit(_job_dict(job))
-    return await _follow_up(service, args, info, started)
+    progress = cli.progress_bar(args) if args.wait else None
+    async with _transitions(service, progress) as events:
+        started = time.monotonic()
+        info = await service.submit(_job_dict(job))
+        return await _follow_up(service, args, info, events, {}, progress, started)
 
 
 async def _resubmit(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
-    started = time.monotonic()
-    info = await service.resubmit(args.id)
-    return await _follow_up(service, args, info, started)
+    progress = cli.progress_bar(args) if args.wait else None
+    async with _transitions(service, progress, args.id) as events:
+        before = (await service.job(args.id)).get("subjob_counts", {}) if events else {}
+        started = time.monotonic()
+        info = await service.resubmit(args.id)
+        return await _follow_up(service, args, info, events, before, progress, started)
 
 
 async def _follow_up(service: AsyncGangaService, args: argparse.Namespace, info: dict[str, Any],
-                     started: float) -> int:
+                     events: AsyncIterator[JobEvent] | None, before: dict[str, int],
+                     progress: Progress | None, started: float) -> int:
+    """After a (re)submission: with ``--wait`` follow the job (its bar fed by ``events``,
+    subscribed to when its subjobs were as counted in ``before``) and summarise it; otherwise
+    say that the daemon monitors it."""
     if args.wait:
-        final = await service.wait(info["id"])
+        bar = cli.JobProgress(str(info["id"]), info.get("subjobs", 0), before)
+        final = await bar.follow(progress, events, lambda: service.wait(info["id"]))
         final["elapsed"] = round(time.monotonic() - started, 3)
         return cli.print_report(final, args)
     if args.json:
@@ -131,7 +148,33 @@ async def _follow_up(service: AsyncGangaService, args: argparse.Namespace, info:
 
 
 async def _wait(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
-    return cli.print_report(await service.wait(args.id), args)
+    progress = cli.progress_bar(args)
+    async with _transitions(service, progress, args.id) as events:
+        job = await service.job(args.id)
+        bar = cli.JobProgress(job["fqid"], job.get("subjobs", 0), job.get("subjob_counts", {}))
+        return cli.print_report(await bar.follow(progress, events, lambda: service.wait(args.id)),
+                                args)
+
+
+@asynccontextmanager
+async def _transitions(service: AsyncGangaService, progress: Progress | None,
+                       job_id: str | None = None) -> AsyncIterator[AsyncIterator[JobEvent] | None]:
+    """The daemon's status transitions from now on (those of job ``job_id`` and its subjobs,
+    when it names one), as :class:`JobEvent`; None without a progress bar, the only thing
+    they are for."""
+    if progress is None:
+        yield None
+        return
+    master = (job_id or "").partition(".")[0]
+    async with service.events(int(master) if master.isdigit() else None,
+                              types=["status"]) as subscription:
+        yield _job_events(subscription)
+
+
+async def _job_events(subscription: Subscription) -> AsyncIterator[JobEvent]:
+    async for event in subscription:
+        yield JobEvent(event["fqid"], event["job_id"], event["index"], Status(event["old"]),
+                       Status(event["new"]), event["time"], event["reason"])
 
 
 async def _jobs(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
@@ -161,7 +204,27 @@ async def _peek(service: AsyncGangaService, args: argparse.Namespace, config: Co
     return cli.print_peek(str(args.id), await service.peek(args.id, args.file), args)
 
 
+async def _shareref(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
+    if args.action == "ls":
+        tree = await service.shareref_ls(args.name)
+        return cli.print_sharedir_tree({"name": args.name, "tree": tree.splitlines()}, args)
+    if args.action == "lookup":
+        owners = await service.shareref_lookup(args.name, unprepare=args.unprepare)
+        return cli.print_sharedir_owners(
+            {"name": args.name, "owners": owners, "unprepared": args.unprepare}, args)
+    if args.action == "rebuild":
+        await service.shareref_rebuild(unprepare=args.unprepare, rmdir=args.rmdir)
+    rows = [ShareDirInfo(**row) for row in await service.shareref()]
+    # The daemon's shared area, as its engine names it (the daemon runs for this user).
+    return cli.print_sharedirs(rows, service.gangadir / "shared" / config.user, args)
+
+
+async def _box(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
+    return cli.print_box(await service.box(), service.gangadir, args)
+
+
 _COMMANDS = {
     "submit": _submit, "resubmit": _resubmit, "wait": _wait, "jobs": _jobs, "show": _show,
-    "kill": _kill, "remove": _remove, "peek": _peek,
+    "kill": _kill, "remove": _remove, "peek": _peek, "shareref": _shareref, "box": _box,
 }
+"""The commands a running daemon answers (``cli._SERVED``), and how."""

@@ -356,6 +356,34 @@ class AsyncGangaService:
         result: list[dict[str, Any]] = await self.call("credentials_renew", **_given(type=type))
         return result
 
+    async def shareref(self) -> list[dict[str, Any]]:
+        """The shareref table: one row per ShareDir, oldest first (``name``, ``created``,
+        ``count``, ``exists``), as :meth:`ShareRef.table <ganga_async.ShareRef.table>`."""
+        result: list[dict[str, Any]] = await self.call("shareref")
+        return result
+
+    async def shareref_ls(self, name: str) -> str:
+        """The tree of ShareDir ``name`` (``conf-<uuid>``), one entry a line."""
+        result: dict[str, Any] = await self.call("shareref_ls", name=name)
+        return "\n".join(result["tree"])
+
+    async def shareref_lookup(self, name: str, unprepare: bool = False) -> list[str]:
+        """The owners referencing ShareDir ``name`` (``job:3``, ``box:NAME``); with
+        ``unprepare=True`` the daemon unprepares their applications."""
+        result: dict[str, Any] = await self.call("shareref_lookup", name=name, unprepare=unprepare)
+        return list(result["owners"])
+
+    async def shareref_rebuild(self, unprepare: bool = True, rmdir: bool = False) -> dict[str, int]:
+        """Rebuild the counts from the jobs and the box in the daemon (see
+        :meth:`ShareRef.rebuild <ganga_async.ShareRef.rebuild>`); the new ``{name: count}``."""
+        result: dict[str, int] = await self.call("shareref_rebuild", unprepare=unprepare, rmdir=rmdir)
+        return result
+
+    async def box(self) -> list[dict[str, Any]]:
+        """The box: one row per entry (``name``, ``kind``, ``type``, ``sharedir``, ``created``)."""
+        result: list[dict[str, Any]] = await self.call("box")
+        return result
+
     @asynccontextmanager
     async def events(self, job: int | str | None = None, *, subjobs: bool = True,
                      types: Sequence[str] = protocol.EVENT_TYPES) -> AsyncIterator[Subscription]:
@@ -519,7 +547,8 @@ class GangaService:
     """The daemon's client for code without ``async``: the methods of
     :class:`AsyncGangaService`, blocking (``send_cmd``/``sendCmd``, ``kill_server``/
     ``killServer``, ``submit``, ``jobs``, ``job``, ``kill``, ``resubmit``, ``remove``, ``peek``,
-    ``wait``, ``credentials``, ``renew_credentials``, ``shutdown``, ``events``, ``call``).
+    ``wait``, ``credentials``, ``renew_credentials``, ``shareref``, ``shareref_ls``,
+    ``shareref_lookup``, ``shareref_rebuild``, ``box``, ``shutdown``, ``events``, ``call``).
 
     Set ``gangadir``, ``prerun`` and ``gangacmd`` before the first call: it connects (starting
     the daemon if none runs) and keeps the connection until :meth:`close` or the end of the
@@ -630,6 +659,31 @@ class GangaService:
         """Renew them in the daemon; see :meth:`AsyncGangaService.renew_credentials`."""
         loop = self._open()
         return loop.portal.call(loop.service.renew_credentials, type)
+
+    def shareref(self) -> list[dict[str, Any]]:
+        """The shareref table; see :meth:`AsyncGangaService.shareref`."""
+        loop = self._open()
+        return loop.portal.call(loop.service.shareref)
+
+    def shareref_ls(self, name: str) -> str:
+        """The tree of a ShareDir; see :meth:`AsyncGangaService.shareref_ls`."""
+        loop = self._open()
+        return loop.portal.call(loop.service.shareref_ls, name)
+
+    def shareref_lookup(self, name: str, unprepare: bool = False) -> list[str]:
+        """The owners of a ShareDir; see :meth:`AsyncGangaService.shareref_lookup`."""
+        loop = self._open()
+        return loop.portal.call(loop.service.shareref_lookup, name, unprepare)
+
+    def shareref_rebuild(self, unprepare: bool = True, rmdir: bool = False) -> dict[str, int]:
+        """Rebuild the counts; see :meth:`AsyncGangaService.shareref_rebuild`."""
+        loop = self._open()
+        return loop.portal.call(loop.service.shareref_rebuild, unprepare, rmdir)
+
+    def box(self) -> list[dict[str, Any]]:
+        """The box's entries; see :meth:`AsyncGangaService.box`."""
+        loop = self._open()
+        return loop.portal.call(loop.service.box)
 
     def events(self, job: int | str | None = None, *, subjobs: bool = True,
                types: Sequence[str] = protocol.EVENT_TYPES) -> Iterator[dict[str, Any]]:
