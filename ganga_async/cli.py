@@ -64,10 +64,9 @@ __all__ = ["main"]
 
 _READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 _SERVED = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "peek",
-                     "shareref", "box"})
-"""The commands a running daemon serves (every one that opens an engine but ``demo``, which
-shows what an engine does in the command's own process); without a daemon they open an
-engine of their own."""
+                     "shareref", "box", "demo"})
+"""The commands a running daemon serves: every one that opens an engine, so that two engines
+never monitor one repository. Without a daemon they open an engine of their own."""
 _STATUS_STYLES = {"completed": "green", "failed": "red", "killed": "magenta", "running": "cyan",
                   "submitted": "blue", "submitting": "blue", "completing": "cyan",
                   "unknown": "yellow"}
@@ -506,34 +505,48 @@ def print_box(entries: list[dict[str, Any]], gangadir: Path, args: argparse.Name
 
 
 async def _demo(engine: Engine, args: argparse.Namespace) -> int:
-    count = args.subjobs
-    job = Job(
+    job = demo_job(args.subjobs)
+    with _subscribed(engine) as events:
+        started = time.monotonic()
+        await engine.submit(job)
+        if not args.json:
+            print(demo_banner(job.fqid, args.subjobs))
+        await _watch(engine, job, events, {}, progress_bar(args))
+    elapsed = time.monotonic() - started
+    first = job.subjobs[0]
+    try:
+        sample: str | None = (await engine.peek(first)).strip()
+    except FileNotFoundError:
+        sample = None
+    return print_demo(summarise(job, elapsed), first.fqid, sample, args)
+
+
+def demo_job(count: int) -> Job:
+    """The main job: ``count`` subjobs of ``/bin/echo`` on Local, 8 at a time."""
+    return Job(
         name="demo",
         comment=f"ganga-async demo: {count} subjobs of /bin/echo",
         application=Executable(exe="/bin/echo", args=[]),
         backend=Local(max_concurrent=8),
         splitter=ArgSplitter(args=[[f"hello from subjob {i}"] for i in range(count)]),
     )
-    with _subscribed(engine) as events:
-        started = time.monotonic()
-        await engine.submit(job)
-        if not args.json:
-            print(f"job {job.fqid}: {count} subjobs of /bin/echo on Local(max_concurrent=8)")
-        await _watch(engine, job, events, {}, progress_bar(args))
-    elapsed = time.monotonic() - started
-    first = job.subjobs[0]
-    try:
-        sample = (await engine.peek(first)).strip()
-    except FileNotFoundError:
-        sample = None
+
+
+def demo_banner(fqid: str, count: int) -> str:
+    return f"job {fqid}: {count} subjobs of /bin/echo on Local(max_concurrent=8)"
+
+
+def print_demo(info: dict[str, Any], first: str, sample: str | None, args: argparse.Namespace) -> int:
+    """The demo's report: the job's summary, its rate and the stdout of its first subjob."""
+    count = sum(info.get("subjob_counts", {}).values())
+    rate = count / info["elapsed"] if info.get("elapsed") else 0.0
     if args.json:
-        _print_json({**summarise(job, elapsed), "rate": round(count / elapsed, 1),
-                     "sample": {"id": first.fqid, "stdout": sample}})
-        return 0 if job.status is Status.COMPLETED else 1
-    code = _report(job, elapsed, args)
-    print(f"  {'rate':<10} {count / elapsed:.1f} subjobs/s")
-    print(f"  {'stdout of ' + first.fqid}: {sample if sample is not None else '(none)'}")
-    print(f"  look closer: ganga-async show {job.fqid}; ganga-async peek {first.fqid}")
+        _print_json({**info, "rate": round(rate, 1), "sample": {"id": first, "stdout": sample}})
+        return 0 if info["status"] == str(Status.COMPLETED) else 1
+    code = print_report(info, args)
+    print(f"  {'rate':<10} {rate:.1f} subjobs/s")
+    print(f"  {'stdout of ' + first}: {sample if sample is not None else '(none)'}")
+    print(f"  look closer: ganga-async show {info['id']}; ganga-async peek {first}")
     return code
 
 

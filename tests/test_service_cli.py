@@ -46,11 +46,11 @@ def start_daemon() -> None:
     assert started.returncode == 0, started.stderr + started.stdout
 
 
-def test_every_command_that_opens_an_engine_is_served_but_demo() -> None:
+def test_every_command_that_opens_an_engine_is_served() -> None:
     parser = cli._parser()
     (commands,) = [a for a in parser._actions if a.dest == "command"]
     assert commands.choices is not None
-    assert set(commands.choices) - cli._SERVED == {"demo", "credentials", "service"}
+    assert set(commands.choices) - cli._SERVED == {"credentials", "service"}
     assert cli._SERVED == set(_COMMANDS)
 
 
@@ -176,3 +176,19 @@ def test_no_bar_with_json_output_json_logs_or_off_a_terminal(where: str, tmp_pat
         assert waited.returncode == 0, waited.stderr
         assert "1/1" not in waited.stderr and "\x1b[" not in waited.stderr, (args, waited.stderr)
     assert json.loads(run("--json", "wait", "1").stdout)["status"] == "completed"
+
+
+def test_demo_runs_in_the_daemon_when_one_runs_with_the_same_report(
+    where: str, paths: ServicePaths,  # noqa: F811
+) -> None:
+    demo = run("-vv", "demo", "--subjobs", "20", env=TERMINAL)
+    assert demo.returncode == 0, demo.stderr
+    assert engine_opened(demo.stderr) == (where == "in-process")
+    lines = demo.stdout.splitlines()
+    assert lines[0] == "job 1: 20 subjobs of /bin/echo on Local(max_concurrent=8)"
+    assert re.fullmatch(r"job 1 completed in \d+\.\d s", lines[1]) and lines[2] == "  completed  20"
+    assert lines[-2] == "  stdout of 1.0: hello from subjob 0"
+    assert "20/20" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", demo.stderr), "no bar drawn"
+    report = json.loads(run("--json", "demo", "--subjobs", "3").stdout)
+    assert (report["id"], report["status"], report["subjob_counts"]) == (2, "completed", {"completed": 3})
+    assert report["sample"] == {"id": "2.0", "stdout": "hello from subjob 0"}

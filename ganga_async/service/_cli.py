@@ -177,6 +177,25 @@ async def _job_events(subscription: Subscription) -> AsyncIterator[JobEvent]:
                        Status(event["new"]), event["time"], event["reason"])
 
 
+async def _demo(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
+    job = cli.demo_job(args.subjobs)
+    progress = cli.progress_bar(args)
+    async with _transitions(service, progress) as events:
+        started = time.monotonic()
+        info = await service.submit(_job_dict(job))
+        if not args.json:
+            print(cli.demo_banner(str(info["id"]), args.subjobs))
+        bar = cli.JobProgress(str(info["id"]), info.get("subjobs", 0), {})
+        final = await bar.follow(progress, events, lambda: service.wait(info["id"]))
+    final["elapsed"] = round(time.monotonic() - started, 3)
+    first = f"{info['id']}.0"
+    try:
+        sample: str | None = (await service.peek(first)).strip()
+    except FileNotFoundError:
+        sample = None
+    return cli.print_demo(final, first, sample, args)
+
+
 async def _jobs(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     return cli.print_jobs(await service.jobs(status=args.status), args, service.gangadir)
 
@@ -226,5 +245,6 @@ async def _box(service: AsyncGangaService, args: argparse.Namespace, config: Con
 _COMMANDS = {
     "submit": _submit, "resubmit": _resubmit, "wait": _wait, "jobs": _jobs, "show": _show,
     "kill": _kill, "remove": _remove, "peek": _peek, "shareref": _shareref, "box": _box,
+    "demo": _demo,
 }
 """The commands a running daemon answers (``cli._SERVED``), and how."""
