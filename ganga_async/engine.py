@@ -565,6 +565,8 @@ class Engine:
                         continue
                     self._publish(job, None, Status.NEW, Status.SUBMITTING, None)
                     log.info("job accepted", name=job.name)
+                    if self._tg is not None:
+                        self._tg.start_soon(self._warm_up, job.backend.plugin_name)
                 await self._split_send.send((job, reply))
 
     async def _refuse(self, job: Job, reply: MemoryObjectSendStream[Any] | None,
@@ -749,6 +751,14 @@ class Engine:
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
             outputfiles=list(fields["outputfiles"]), workdir=base / "work", outputdir=base / "output",
         )
+
+    async def _warm_up(self, name: str) -> None:
+        """Start the backend's driver and its helpers while a job is split (see
+        :meth:`BackendDriver.warm_up`); a failure here is met again at submission."""
+        try:
+            await (await self._driver(name)).warm_up()
+        except Exception as exc:
+            log.warning("backend not ready", backend=name, error=str(exc))
 
     async def _driver(self, name: str) -> BackendDriver:
         driver = self._drivers.get(name)

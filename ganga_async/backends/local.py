@@ -137,6 +137,9 @@ class LocalDriver(BackendDriver):
             self._stream = stream
             self._tg.start_soon(self._read_events, stream)
 
+    async def warm_up(self) -> None:
+        await self._ensure_runner()
+
     async def _send(self, commands: list[dict[str, object]]) -> None:
         """Write commands to the runner; they are in its hands when this returns."""
         data = b"".join(json.dumps(c, separators=(",", ":")).encode() + b"\n" for c in commands)
