@@ -20,7 +20,10 @@ What is measured, in one process and one run:
 Every variant keeps the same outputs: each process gets its own directory holding its stdout
 and stderr files (the runner also writes a status file there). After each run, outside the
 window, every stdout is read back and checked, so a run that lost output cannot pass as fast.
-The variants are interleaved over ``--rounds`` rounds; the figure is engine / best bare, using
+The variants create a directory per process and files in it, and how much that costs depends
+on the file system and its recent past (ext4 without a journal scans recently deleted inodes on
+every create), so the cost of one create is measured and printed first. The variants are
+interleaved over ``--rounds`` rounds; the figure is engine / best bare, using
 each variant's best run (the median ratio is printed too). Target: at most 1.25.
 
 For each variant the CPU time is printed per process (this one, the runner, the echo
@@ -237,6 +240,18 @@ def run_bare_threads(root: Path, n: int, width: int) -> Run:
     return run
 
 
+def inode_cost(root: Path, n: int = 300) -> float:
+    """CPU seconds per directory or empty file created under ``root`` (kept until the end, as
+    a deletion would slow later creations on some file systems)."""
+    base = root / "inode-cost"
+    base.mkdir()
+    start = time.process_time()
+    for i in range(n):
+        os.mkdir(base / str(i))
+        os.close(os.open(base / str(i) / "f", os.O_WRONLY | os.O_CREAT, 0o644))
+    return (time.process_time() - start) / (2 * n)
+
+
 def check_outputs(dirs: Sequence[Path], *, empty_stderr: bool = True) -> None:
     """Every directory holds ``stdout`` with its own index and a ``stderr``, empty unless
     ``empty_stderr`` is false (Parsl writes the command it ran there)."""
@@ -262,7 +277,12 @@ def _bare_run(wall: float, before: tuple[float, float]) -> Run:
 
 def _runner_figures(run: Run, outputdirs: Sequence[Path], width: int) -> None:
     """Fill in the runner's CPU (from /proc, while it still runs) and the refill gap."""
-    records = [json.loads((d / STATUS_FILE).read_text()) for d in outputdirs]
+    for _ in range(100):
+        # The runner tells of an end before it writes it down (it starts the next process first).
+        records = [json.loads((d / STATUS_FILE).read_text()) for d in outputdirs]
+        if all("end" in r for r in records):
+            break
+        time.sleep(0.01)
     try:
         with open(f"/proc/{records[0]['runner_pid']}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -292,6 +312,8 @@ def measure(n: int = 1000, width: int = 8, rounds: int = 3, tmpdir: str | None =
     }
     runs: dict[str, list[Run]] = {name: [] for name in variants}
     with scratch(tmpdir, "local-echo") as root:
+        print(f"  creating a directory or file here costs {fmt_s(inode_cost(root))} of CPU "
+              "(ext4 without a journal: far more within ~30 s of deleting many files)")
         def timed(name: str) -> float:
             run = variants[name](root, n, width)
             runs[name].append(run)

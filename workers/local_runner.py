@@ -40,19 +40,20 @@ exit code, and exits once the last process has ended.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import queue
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 STATUS_FILE = "__jobstatus__.json"
 KILL_FILE = "__kill__"
@@ -69,7 +70,7 @@ class Command:
     """One ``run`` command and what became of it."""
 
     __slots__ = ("key", "group", "limit", "argv", "env", "workdir", "outputdir", "inputs", "outputs",
-                 "record", "prepared", "error", "proc")
+                 "record", "prepared", "error", "proc", "status_fd")
 
     def __init__(self, cmd: dict[str, Any], host: str) -> None:
         self.key = str(cmd["key"])
@@ -86,6 +87,7 @@ class Command:
         self.prepared = False
         self.error: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.status_fd: int | None = None
 
 
 class Group:
@@ -104,10 +106,11 @@ class Group:
 
 
 class Runner:
-    def __init__(self, engine: socket.socket, rundir: str | None) -> None:
+    def __init__(self, engine: int, rundir: str | None) -> None:
         self.engine = engine
+        """The socket to the engine, as a blocking file descriptor."""
         self.engine_alive = True
-        self.host = socket.gethostname()
+        self.host = os.uname().nodename
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.journal = (os.path.join(rundir, f"local_runner-{os.getpid()}.accepted")
                         if rundir else None)
@@ -131,7 +134,7 @@ class Runner:
         buffer = b""
         while True:
             try:
-                data = self.engine.recv(1 << 16)
+                data = os.read(self.engine, 1 << 16)
             except OSError:
                 data = b""
             if not data:
@@ -253,57 +256,88 @@ class Runner:
 
     def slot(self, group: Group) -> None:
         """Run the group's commands one after another, in order, while some are queued and the
-        group's limit leaves room for this thread."""
+        group's limit leaves room for this thread. When a process ends, the next one starts
+        before the last one's status file is written: a slot never waits for bookkeeping."""
+        ended: Command | None = None
         while True:
             with group.cond:
-                while group.queue and group.slots <= group.limit and not group.queue[0].prepared:
+                while (ended is None and group.queue and group.slots <= group.limit
+                       and not group.queue[0].prepared):
                     group.cond.wait()
-                if not group.queue or group.slots > group.limit:
+                command = None
+                if group.queue and group.slots <= group.limit and group.queue[0].prepared:
+                    command = group.queue.popleft()
+                elif ended is None:
                     group.slots -= 1
                     return
-                command = group.queue.popleft()
-            self.run(command)
+            proc = self.start(command) if command is not None else None
+            if ended is not None:
+                self.record_end(ended)
+                ended = None
+            if command is None or proc is None:
+                continue
+            code = proc.wait()
+            end = time.time()
+            del self.procs[command.key]
+            if command.outputs:
+                try:
+                    collect_outputs(command)
+                except OSError as exc:
+                    print(f"local_runner: copying outputs of {command.key} failed: {exc}",
+                          file=sys.stderr)
+            self.announce(command, code, end)
+            ended = command
 
-    def run(self, command: Command) -> None:
+    def start(self, command: Command) -> subprocess.Popen[bytes] | None:
+        """Start the command's process; None (and the command finished) when it must not or
+        cannot start."""
         if command.error is not None:
             self.finish(command, None, command.error)
-            return
+            return None
         if take_kill_marker(command.outputdir):
             self.kill_requested.setdefault(command.key, 0.0)
         if command.key in self.kill_requested:
             self.finish(command, None)
-            return
+            return None
         try:
             proc = spawn(command, self.devnull)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self.finish(command, None, f"cannot start {command.argv[0]}: {exc}")
-            return
+            return None
         self.procs[command.key] = command
         self.send({"ev": "started", "key": command.key, "pid": proc.pid, "t": command.record["start"]})
         if command.key in self.kill_requested:
             self.signal_group(command)
-        code = proc.wait()
-        del self.procs[command.key]
-        if command.outputs:
-            try:
-                collect_outputs(command)
-            except OSError as exc:
-                print(f"local_runner: copying outputs of {command.key} failed: {exc}", file=sys.stderr)
-        self.finish(command, code)
+        return proc
 
     def finish(self, command: Command, code: int | None, error: str | None = None) -> None:
-        """Record the command's end and tell the engine; from any thread."""
+        """Tell the engine the command ended and record it; from any thread."""
+        self.announce(command, code, time.time(), error)
+        self.record_end(command)
+
+    def announce(self, command: Command, code: int | None, end: float,
+                 error: str | None = None) -> None:
+        """Tell the engine the command ended (its status file says so after ``record_end``)."""
         killed = self.kill_requested.pop(command.key, None) is not None
         if killed:
             error = None
-        record = command.record
-        record.update(end=time.time(), exitcode=code, killed=killed, error=error)
+        command.record.update(end=end, exitcode=code, killed=killed, error=error)
+        self.send({"ev": "exited", "key": command.key, "code": code, "killed": killed, "t": end,
+                   "error": error})
+
+    def record_end(self, command: Command) -> None:
+        """Write the command's last record; the runner may exit once every command's is."""
         try:
-            write_status(command.outputdir, record)
+            if command.status_fd is not None:
+                try:
+                    os.pwrite(command.status_fd, pack(command.record), 0)
+                finally:
+                    os.close(command.status_fd)
+                    command.status_fd = None
+            else:
+                write_status(command.outputdir, command.record)
         except OSError as exc:
             print(f"local_runner: cannot write the status of {command.key}: {exc}", file=sys.stderr)
-        self.send({"ev": "exited", "key": command.key, "code": code, "killed": killed,
-                   "t": record["end"], "error": error})
         with self.lock:
             group = self.groups[command.group]
             group.pending -= 1
@@ -330,27 +364,39 @@ class Runner:
             if not self.engine_alive:
                 continue
             try:
-                self.engine.sendall(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.engine, view):]
             except OSError:
                 self.engine_alive = False
 
 
-def spawn_thread(target: Any, name: str, *args: object) -> None:
+def spawn_thread(target: Callable[..., None], name: str, *args: object) -> None:
     threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
 def prepare(command: Command) -> None:
     """Everything a command needs before its process can start, made before it is its turn."""
-    os.makedirs(command.outputdir, exist_ok=True)
+    make_dir(command.outputdir)
     # Written before anything runs, so a restarted engine never starts it twice.
     write_status(command.outputdir, command.record)
-    os.makedirs(command.workdir, exist_ok=True)
+    make_dir(command.workdir)
     for name in ("stdout", "stderr"):
         os.close(os.open(os.path.join(command.outputdir, name), OUTPUT_FLAGS, 0o644))
     stage_inputs(command.inputs, command.workdir)
     if command.argv[0].startswith("./"):
         staged = os.path.join(command.workdir, command.argv[0][2:])
         os.chmod(staged, os.stat(staged).st_mode | 0o111)
+
+
+def make_dir(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)`` in one system call when only ``path`` is missing."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
 
 
 def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
@@ -369,7 +415,10 @@ def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
     command.proc = proc
     command.record.update(pid=proc.pid, start=time.time())
     try:
-        write_status(command.outputdir, command.record)
+        # Kept open until the process ends, for its last record.
+        command.status_fd = os.open(os.path.join(command.outputdir, STATUS_FILE),
+                                    os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.pwrite(command.status_fd, pack(command.record), 0)
     except OSError as exc:
         print(f"local_runner: cannot write the status of {command.key}: {exc}", file=sys.stderr)
     return proc
@@ -403,6 +452,8 @@ def take_kill_marker(outputdir: str) -> bool:
 
 
 def stage_inputs(inputs: list[str], workdir: str) -> None:
+    import shutil  # here: most jobs have no inputs, and the runner starts faster without
+
     for src in inputs:
         dst = os.path.join(workdir, os.path.basename(src))
         if os.path.isdir(src):
@@ -412,6 +463,9 @@ def stage_inputs(inputs: list[str], workdir: str) -> None:
 
 
 def collect_outputs(command: Command) -> None:
+    import glob  # here: most jobs have no output patterns, and the runner starts faster without
+    import shutil
+
     for pattern in command.outputs:
         for path in glob.glob(os.path.join(command.workdir, pattern), recursive=True):
             dst = os.path.join(command.outputdir, os.path.relpath(path, command.workdir))
@@ -430,8 +484,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     threading.stack_size(THREAD_STACK)
-    engine = socket.socket(fileno=os.dup(sys.stdin.fileno()))
-    engine.setblocking(True)
+    engine = sys.stdin.fileno()
+    os.set_blocking(engine, True)
     Runner(engine, sys.argv[1] if len(sys.argv) > 1 else None).serve()
 
 

@@ -65,9 +65,16 @@ class Executable(Application):
         return sources
 
     def validate(self, inputfiles: Sequence[str], sharedir: Path | None = None) -> None:
-        self.command(inputfiles, sharedir)
+        exe = self.command(inputfiles, sharedir).argv[0]
+        if os.path.isabs(exe):
+            if not os.path.isfile(exe):
+                raise JobSpecError("application.exe", f"{exe} does not exist; give the path of a program")
+            if not os.access(exe, os.X_OK):
+                raise JobSpecError("application.exe", f"{exe} is not executable; run chmod +x {exe}")
 
     def command(self, inputfiles: Sequence[str], sharedir: Path | None = None) -> Command:
+        """The argv and environment additions; :meth:`validate` checks that the program exists
+        (once per job: a subjob whose program went missing since fails with its reason)."""
         exe, args = self.exe, self.args
         files = self.is_prepared.files if self.is_prepared is not None else None
         if sharedir is not None and files:
@@ -82,10 +89,6 @@ def _path_dirs() -> set[str]:
 
 def _resolve(exe: str, inputfiles: Sequence[str]) -> str:
     if os.path.isabs(exe):
-        if not os.path.isfile(exe):
-            raise JobSpecError("application.exe", f"{exe} does not exist; give the path of a program")
-        if not os.access(exe, os.X_OK):
-            raise JobSpecError("application.exe", f"{exe} is not executable; run chmod +x {exe}")
         return exe
     for path in inputfiles:
         if os.path.basename(path) == os.path.basename(exe) and (
