@@ -44,13 +44,16 @@ class Status(enum.Enum):
     HELD = "held"
     """Waiting at the credential gate (a new member goes last: codes are stored)."""
 
-    def __str__(self) -> str:
-        return self.value
+    code: int
+    """A small integer for compact storage (stable across versions)."""
 
-    @property
-    def code(self) -> int:
-        """A small integer for compact storage (stable across versions)."""
-        return _CODES[self]
+    # Members are singletons: hashing by identity (a C slot) rather than Enum's Python-level
+    # hash of the name, as statuses are dict and set keys on every transition.
+    __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        name: str = self.value
+        return name
 
     @classmethod
     def from_code(cls, code: int) -> Status:
@@ -68,8 +71,10 @@ class Status(enum.Enum):
             raise JobStateError(f"unknown status {value!r}; valid statuses: {names}") from None
 
 
-_CODES = {status: i for i, status in enumerate(Status)}
-_BY_CODE = {i: status for status, i in _CODES.items()}
+for _code, _status in enumerate(Status):
+    _status.code = _code
+_BY_CODE = {status.code: status for status in Status}
+del _code, _status
 
 FINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.KILLED, Status.REMOVED})
 """Statuses that end a job's life on its backend."""
