@@ -11,7 +11,7 @@
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
 
 When a daemon runs for the gangadir (``service start``), every command that opens an engine
-but ``demo`` asks it instead (:mod:`ganga_async.service._cli`), printing with the same
+asks it instead (:mod:`ganga_async.service._cli`), printing with the same
 ``print_*`` functions and drawing the same :class:`JobProgress` bar from the daemon's events;
 ``submit`` then returns at once and the daemon monitors. Otherwise each command opens an
 :class:`~ganga_async.Engine` on the gangadir for as long as it runs.

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from types import ModuleType
     from typing import Any
 
 STATUS_FILE = "__jobstatus__.json"
@@ -281,7 +282,8 @@ class Runner:
             del self.procs[command.key]
             if command.outputs:
                 try:
-                    collect_outputs(command)
+                    sandbox().collect_outputs(command.outputs, command.workdir,
+                                              command.outputdir)
                 except OSError as exc:
                     print(f"local_runner: copying outputs of {command.key} failed: {exc}",
                           file=sys.stderr)
@@ -383,7 +385,8 @@ def prepare(command: Command) -> None:
     make_dir(command.workdir)
     for name in ("stdout", "stderr"):
         os.close(os.open(os.path.join(command.outputdir, name), OUTPUT_FLAGS, 0o644))
-    stage_inputs(command.inputs, command.workdir)
+    if command.inputs:
+        sandbox().stage_inputs(command.inputs, command.workdir)
     if command.argv[0].startswith("./"):
         staged = os.path.join(command.workdir, command.argv[0][2:])
         os.chmod(staged, os.stat(staged).st_mode | 0o111)
@@ -451,29 +454,16 @@ def take_kill_marker(outputdir: str) -> bool:
     return True
 
 
-def stage_inputs(inputs: list[str], workdir: str) -> None:
-    import shutil  # here: most jobs have no inputs, and the runner starts faster without
+def sandbox() -> ModuleType:
+    """The job wrapper beside this file, whose input staging and output collection the runner
+    uses too; imported only for a job that has inputs or output patterns (most have neither,
+    and the runner starts faster without its imports)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.append(here)
+    import job_wrapper
 
-    for src in inputs:
-        dst = os.path.join(workdir, os.path.basename(src))
-        if os.path.isdir(src):
-            shutil.copytree(src, dst, dirs_exist_ok=True)
-        else:
-            shutil.copy2(src, dst)
-
-
-def collect_outputs(command: Command) -> None:
-    import glob  # here: most jobs have no output patterns, and the runner starts faster without
-    import shutil
-
-    for pattern in command.outputs:
-        for path in glob.glob(os.path.join(command.workdir, pattern), recursive=True):
-            dst = os.path.join(command.outputdir, os.path.relpath(path, command.workdir))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            if os.path.isdir(path):
-                shutil.copytree(path, dst, dirs_exist_ok=True)
-            else:
-                shutil.copy2(path, dst)
+    return job_wrapper
 
 
 def main() -> None:

@@ -215,19 +215,22 @@ class LocalDriver(BackendDriver):
     async def kill(self, handles: Sequence[Handle]) -> None:
         grace = float(self._context.config["Local"]["kill_grace"])
         ours: list[dict[str, object]] = []
+        orphans: list[Handle] = []
         for handle in handles:
             self._killed.add(handle.key)
             if handle.key in self._dispatched and self._stream is not None:
                 ours.append({"op": "kill", "key": handle.key, "grace": grace})
             else:
-                await self._kill_orphan(handle, grace)
+                orphans.append(handle)
+        if orphans:
+            records = await anyio.to_thread.run_sync(_kill_records, orphans, self._rundir)
+            for handle, record in zip(orphans, records, strict=True):
+                await self._kill_orphan(handle, record, grace)
         if ours:
             await self._send(ours)
 
-    async def _kill_orphan(self, handle: Handle, grace: float) -> None:
-        record = await anyio.to_thread.run_sync(_read_status, handle.outputdir)
-        if record is None and handle.key in await anyio.to_thread.run_sync(_journalled, self._rundir):
-            record = {}
+    async def _kill_orphan(self, handle: Handle, record: dict[str, object] | None,
+                           grace: float) -> None:
         if record is None or "end" in record:
             return
         pid = record.get("pid")
@@ -358,6 +361,17 @@ def _journalled(rundir: Path) -> set[str]:
         except OSError:
             continue
     return keys
+
+
+def _kill_records(handles: Sequence[Handle], rundir: Path) -> list[dict[str, object] | None]:
+    """The status records of (sub)jobs to kill that this driver did not start: ``{}`` for one a
+    live runner journalled but has not prepared yet, None for one no runner has."""
+    records = [_read_status(handle.outputdir) for handle in handles]
+    if any(record is None for record in records):
+        journalled = _journalled(rundir)
+        records = [{} if record is None and handle.key in journalled else record
+                   for handle, record in zip(handles, records, strict=True)]
+    return records
 
 
 def _orphan_statuses(handles: Sequence[Handle], killed: set[str],

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,9 +59,9 @@ def run(key: str, base: Path, argv: list[str], limit: int = 8) -> dict[str, obje
             "inputs": [], "outputs": []}
 
 
-def wait_for(condition: object, timeout: float = 30) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
 
