@@ -18,8 +18,9 @@ What is measured, in one process and one run:
   the engine process adds; runner alone minus bare asyncio is what the runner's design costs.
 
 Every variant keeps the same outputs: each process gets its own directory holding its stdout
-and stderr files (the runner also writes a status file there). After each run, outside the
-window, every stdout is read back and checked, so a run that lost output cannot pass as fast.
+and stderr files (the runner also logs each start and end in the job's status log). After each
+run, outside the window, every stdout is read back and checked, so a run that lost output
+cannot pass as fast.
 The variants create a directory per process and files in it, and how much that costs depends
 on the file system and its recent past (ext4 without a journal scans recently deleted inodes on
 every create), so the cost of one create is measured and printed first. The variants are
@@ -28,7 +29,7 @@ each variant's best run (the median ratio is printed too). Target: at most 1.25.
 
 For each variant the CPU time is printed per process (this one, the runner, the echo
 processes), with the median *refill gap*: from one process ending to the next one starting in
-its slot, read from the status files. ``--profile`` adds one engine run under cProfile (this
+its slot, read from the status log. ``--profile`` adds one engine run under cProfile (this
 process only) and prints where its time goes.
 
 Run it alone with ``python -m benchmarks.local_echo [--n 1000] [--width 8] [--rounds 3]``.
@@ -56,7 +57,7 @@ import anyio
 
 from ganga_async import ArgSplitter, Engine, Executable, Job, Local, Status
 from ganga_async._resources import shipped
-from ganga_async.backends.base import STATUS_FILE
+from ganga_async.backends.local import STATUS_LOG
 
 from ._harness import (
     Row,
@@ -130,7 +131,7 @@ def run_engine(root: Path, n: int, width: int,
             if job.status is not Status.COMPLETED:
                 raise RuntimeError(f"the engine's job ended {job.status}: {job.subjobs!r}")
             outputs.extend(sub.outputdir for sub in job.subjobs)
-            _runner_figures(run, outputs, width)
+            _runner_figures(run, job.outputdir.parent / STATUS_LOG, n, width)
             closing = time.perf_counter()
         run.close = time.perf_counter() - closing
         return run
@@ -159,7 +160,7 @@ def run_runner_alone(root: Path, n: int, width: int) -> Run:
         await asyncio.to_thread(proc.wait)
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         writer.write(b"".join(json.dumps({
-            "op": "run", "key": f"1.{i}", "group": "1", "limit": width,
+            "op": "run", "key": f"1.{i}", "group": "1", "limit": width, "log": str(base / STATUS_LOG),
             "argv": [ECHO, str(i)], "env": {}, "workdir": str(base / str(i) / "work"),
             "outputdir": str(outputs[i]), "inputs": [], "outputs": [],
         }).encode() + b"\n" for i in range(n)))
@@ -169,7 +170,7 @@ def run_runner_alone(root: Path, n: int, width: int) -> Run:
                 done += 1
         wall = time.perf_counter() - start
         run = Run(wall, cpu_self=_rusage()[0] - cpu[0])
-        _runner_figures(run, outputs, width)
+        _runner_figures(run, base / STATUS_LOG, n, width)
         writer.close()
         await writer.wait_closed()
         return run
@@ -275,26 +276,28 @@ def _bare_run(wall: float, before: tuple[float, float]) -> Run:
     return Run(wall, cpu_self=after[0] - before[0], cpu_children=after[1] - before[1])
 
 
-def _runner_figures(run: Run, outputdirs: Sequence[Path], width: int) -> None:
-    """Fill in the runner's CPU (from /proc, while it still runs) and the refill gap."""
+def _runner_figures(run: Run, log: Path, n: int, width: int) -> None:
+    """Fill in the runner's CPU (from /proc, while it still runs) and the refill gap, from the
+    status log the runner wrote."""
     for _ in range(100):
-        # The runner tells of an end before it writes it down (it starts the next process first).
-        records = [json.loads((d / STATUS_FILE).read_text()) for d in outputdirs]
-        if all("end" in r for r in records):
+        # The engine may hear of the last end a moment before its line is in the log.
+        records = [json.loads(line) for line in log.read_bytes().splitlines()]
+        if sum(r["ev"] == "exited" for r in records) >= n:
             break
         time.sleep(0.01)
     try:
-        with open(f"/proc/{records[0]['runner_pid']}/stat") as f:
+        runner_pid = next(r["runner_pid"] for r in records if r["ev"] == "accepted")
+        with open(f"/proc/{runner_pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, KeyError, IndexError):
+    except (OSError, StopIteration, IndexError):
         pass
     else:
         tick = os.sysconf("SC_CLK_TCK")
         utime, stime, cutime, cstime = (int(x) / tick for x in fields[11:15])
         run.cpu_runner = (utime, stime)
         run.cpu_children = cutime + cstime
-    starts = sorted(r["start"] for r in records)
-    ends = sorted(r["end"] for r in records)
+    starts = sorted(r["t"] for r in records if r["ev"] == "started")
+    ends = sorted(r["t"] for r in records if r["ev"] == "exited")
     if len(starts) > width:
         gaps = [starts[k] - ends[k - width] for k in range(width, len(starts))]
         run.refill = statistics.median(gaps)

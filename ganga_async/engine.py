@@ -56,7 +56,6 @@ from ._exceptions import (
 from ._log import bound, get_logger
 from .applications.base import Application
 from .backends.base import (
-    STATUS_FILE,
     Backend,
     BackendDriver,
     BackendStatus,
@@ -445,8 +444,11 @@ class Engine:
         if not chosen:
             names = ", ".join(sorted(str(s) for s in wanted))
             raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
-        await anyio.to_thread.run_sync(_remove_status_files, [
-            (master._dir() / str(i) if i is not None else master._dir()) / "output" for i in chosen
+        driver = await self._driver(master.backend.plugin_name)
+        await driver.forget([
+            Handle(_key(master, i), "",
+                   (master._dir() / str(i) if i is not None else master._dir()) / "output")
+            for i in chosen
         ])
         for index in chosen:
             self._reset_for_submission(master, index)
@@ -1318,10 +1320,3 @@ def _parse_fqid(value: int | str) -> tuple[int, int | None]:
     except ValueError:
         raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17") from None
 
-
-def _remove_status_files(outputdirs: list[Path]) -> None:
-    for outputdir in outputdirs:
-        try:
-            os.unlink(outputdir / STATUS_FILE)
-        except FileNotFoundError:
-            pass

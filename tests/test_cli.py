@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from ganga_async.backends.local import read_status
+
 pytestmark = pytest.mark.slow
 
 
@@ -72,13 +74,13 @@ args = [{args}]
 
 
 def started_pid(job_id: int) -> int:
-    """The pid of job ``job_id``'s process, once its status file records it (10 s at most)."""
+    """The pid of job ``job_id``'s process, once its status log records it (10 s at most)."""
     gangadir = Path(os.environ["GANGA_ASYNC_GANGADIR"])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for path in gangadir.glob(f"workspace/*/{job_id}/output/__jobstatus__.json"):
-            record = json.loads(path.read_text())
-            if "pid" in record:
+        for path in gangadir.glob(f"workspace/*/{job_id}/output"):
+            record = read_status(str(job_id), path)
+            if record is not None and "pid" in record:
                 return int(record["pid"])
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not start within 10 s")

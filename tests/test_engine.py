@@ -27,6 +27,7 @@ from ganga_async import (
     Status,
     WaitTimeoutError,
 )
+from ganga_async.backends.local import read_status
 
 pytestmark = pytest.mark.anyio
 
@@ -308,8 +309,8 @@ def _live_members(pgid: int) -> list[int]:
 
 
 def _kill_runner_of(job: Job) -> int:
-    import json
-    record = json.loads((job.outputdir / "__jobstatus__.json").read_text())
+    record = read_status(job.fqid, job.outputdir)
+    assert record is not None
     os.kill(record["runner_pid"], signal.SIGKILL)
     return int(record["pid"])
 

@@ -1,11 +1,11 @@
 """The local runner: queues, starts and watches the Local backend's processes for one engine.
 
 Standard library only; shipped inside the wheel and started by the engine as
-``python -I -S local_runner.py RUNDIR`` with a Unix socket as stdin. It reads one JSON command
-per line from the socket and answers on it with one JSON event per line:
+``python -I -S local_runner.py`` with a Unix socket as stdin. It reads one JSON command per line
+from the socket and answers on it with one JSON event per line:
 
-    {"op": "run", "key": "3.17", "group": "3", "limit": 8, "argv": [...], "env": {...},
-     "workdir": ..., "outputdir": ..., "inputs": [...], "outputs": [...]}
+    {"op": "run", "key": "3.17", "group": "3", "limit": 8, "log": ".../3/local.log",
+     "argv": [...], "env": {...}, "workdir": ..., "outputdir": ..., "inputs": [...], "outputs": [...]}
         -> {"ev": "started", "key", "pid", "t"}, later {"ev": "exited", "key", "code", "killed", "t", "error"}
     {"op": "kill", "key": "3.17", "grace": 5.0}
 
@@ -14,27 +14,27 @@ came; the rest wait here, in the runner, so they still start after the engine ha
 process runs in its own session (so a kill reaches its whole process group), in ``workdir``,
 with stdout and stderr in ``outputdir`` and the environment additions of its job.
 
-What a restarted engine reads:
+What a restarted engine reads is the group's *status log* ``log``, one per master job, append
+only, one JSON record per line:
 
-- ``RUNDIR/local_runner-PID.accepted``, the runner's *journal*: the key of every command it
-  received, appended (one write per batch that arrived together) before anything else is done
-  with them. It is removed when the runner exits, every command having its status file by then.
-- ``outputdir/__jobstatus__.json``, each command's life: accepted (with the runner's pid), then
-  its pid and start, then its exit code and end. The record has a fixed size and is overwritten
-  in place with one ``pwrite``, so it is never missing or empty once written.
+- ``{"ev": "accepted", "key", "runner_pid", "host", "t"}`` for every command received, written
+  (one write for all that arrived together) before anything else is done with them;
+- then the same ``started`` and ``exited`` lines the engine is sent, each written before it is
+  sent, so the log always knows at least what the engine was told.
+
+The last ``accepted`` of a key starts its current run. One log per job, rather than a status
+file per subjob, saves a file creation per process, which is costly on some file systems (ext4
+without a journal scans recently deleted inodes on every create).
 
 Threads, so that starting processes is never serialised behind anything else:
 
-- the main thread reads commands;
-- two *preparing* threads make what a command needs as soon as it arrives: its directories, its
-  status record, empty stdout and stderr files, its staged inputs. Creating files is the slow
-  part of starting a process on some file systems (ext4 without a journal scans recently
-  deleted inodes on every create);
-- each group has up to ``limit`` *slot* threads, each starting the group's next prepared
-  command and waiting for its process, as a bare loop of threads would;
-- one *writer* thread sends the events, all that piled up in one write.
+- the main thread reads commands and logs their acceptance;
+- each group has up to ``limit`` *slot* threads, each making the next command's directories
+  and output files, starting its process and waiting for it, as a bare loop of threads would;
+- one *writer* thread logs the events, all that piled up in one write, and one *sender* thread
+  sends them to the engine, so that an engine slow to read never holds up the log.
 
-The runner outlives the engine: when its input ends it keeps running what it has, records every
+The runner outlives the engine: when its input ends it keeps running what it has, logs every
 exit code, and exits once the last process has ended.
 """
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -56,77 +55,98 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
 
-STATUS_FILE = "__jobstatus__.json"
 KILL_FILE = "__kill__"
 """Created in the outputdir by an engine that cannot reach the runner: do not start it."""
-RECORD_SIZE = 512
-"""Bytes of every status record (JSON padded with spaces), so an update overwrites it whole."""
-PREPARING_THREADS = 2
 THREAD_STACK = 512 * 1024
 """Bytes of stack per thread: each only starts, waits for and records processes."""
 OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
 class Command:
     """One ``run`` command and what became of it."""
 
-    __slots__ = ("key", "group", "limit", "argv", "env", "workdir", "outputdir", "inputs", "outputs",
-                 "record", "prepared", "error", "proc", "status_fd")
+    __slots__ = ("key", "group", "limit", "log", "argv", "env", "workdir", "outputdir", "inputs",
+                 "outputs", "proc")
 
-    def __init__(self, cmd: dict[str, Any], host: str) -> None:
+    def __init__(self, cmd: dict[str, Any]) -> None:
         self.key = str(cmd["key"])
         self.group = str(cmd["group"])
         self.limit = max(1, int(cmd["limit"]))
+        self.log = str(cmd["log"])
         self.argv = [str(a) for a in cmd["argv"]]
         self.env = {str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()}
         self.workdir = str(cmd["workdir"])
         self.outputdir = str(cmd["outputdir"])
         self.inputs = [str(p) for p in cmd.get("inputs") or ()]
         self.outputs = [str(p) for p in cmd.get("outputs") or ()]
-        self.record: dict[str, object] = {"key": self.key, "runner_pid": os.getpid(), "host": host,
-                                          "accepted": time.time()}
-        self.prepared = False
-        self.error: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
-        self.status_fd: int | None = None
 
 
 class Group:
-    """The commands of one master job, in order, and the slot threads running them.
+    """The commands of one master job, in order, the slot threads running them and its status
+    log, open while it has commands.
 
-    ``queue``, ``slots``, ``limit`` and the queued commands' ``prepared`` are guarded by
-    ``cond``; ``pending`` (commands received and not yet finished) by the runner's lock.
+    ``queue``, ``slots`` and ``limit`` are guarded by ``cond``; ``pending`` (commands received
+    and not yet logged as ended) by the runner's lock.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, key: str, limit: int, log: str) -> None:
+        self.key = key
         self.cond = threading.Condition()
         self.limit = limit
         self.slots = 0
         self.queue: deque[Command] = deque()
         self.pending = 0
+        self.log_path = log
+        self.log_fd: int | None = None
+        try:
+            self.log_fd = os.open(log, LOG_FLAGS, 0o644)
+        except FileNotFoundError:
+            try:
+                os.makedirs(os.path.dirname(log), exist_ok=True)
+                self.log_fd = os.open(log, LOG_FLAGS, 0o644)
+            except OSError as exc:
+                complain(f"cannot open the status log {log}: {exc}")
+        except OSError as exc:
+            complain(f"cannot open the status log {log}: {exc}")
+
+    def append(self, data: bytes) -> None:
+        if self.log_fd is None:
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.log_fd, view):]
+        except OSError as exc:
+            complain(f"cannot write the status log {self.log_path}: {exc}")
+
+    def close(self) -> None:
+        if self.log_fd is not None:
+            os.close(self.log_fd)
+            self.log_fd = None
 
 
 class Runner:
-    def __init__(self, engine: int, rundir: str | None) -> None:
+    def __init__(self, engine: int) -> None:
         self.engine = engine
         """The socket to the engine, as a blocking file descriptor."""
         self.engine_alive = True
         self.host = os.uname().nodename
+        self.pid = os.getpid()
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self.journal = (os.path.join(rundir, f"local_runner-{os.getpid()}.accepted")
-                        if rundir else None)
         self.lock = threading.Lock()
         self.groups: dict[str, Group] = {}
         self.idle = threading.Event()
         self.idle.set()
         self.procs: dict[str, Command] = {}
         self.kill_requested: dict[str, float] = {}
-        self.to_prepare: queue.SimpleQueue[tuple[Group, Command]] = queue.SimpleQueue()
-        self.outbox: list[bytes] = []
+        self.outbox: list[tuple[Group, dict[str, object]]] = []
         self.outbox_ready = threading.Condition()
-        for _ in range(PREPARING_THREADS):
-            spawn_thread(self.preparing, "prepare")
+        self.unsent = bytearray()
+        self.unsent_ready = threading.Condition()
         spawn_thread(self.writing, "write")
+        spawn_thread(self.sending, "send")
 
     # -- the main thread: commands ----------------------------------------------------------
 
@@ -144,60 +164,54 @@ class Runner:
             self.commands([line for line in lines if line.strip()])
         self.engine_alive = False
         self.idle.wait()
-        if self.journal is not None:
-            try:
-                os.unlink(self.journal)
-            except FileNotFoundError:
-                pass
 
     def commands(self, lines: list[bytes]) -> None:
-        """Handle the lines that arrived together: every ``run`` among them is journalled, in
-        one write, before any of them is queued."""
-        runs: list[Command] = []
+        """Handle the lines that arrived together: every ``run`` among them is logged as
+        accepted, in one write per group, before any of them is queued."""
+        runs: list[tuple[Group, Command]] = []
         for line in lines:
             try:
                 cmd = json.loads(line)
                 op = cmd["op"]
                 if op == "run":
-                    runs.append(Command(cmd, self.host))
+                    command = Command(cmd)
+                    runs.append((self.group_of(command), command))
                 elif op == "kill":
                     self.kill(str(cmd["key"]), float(cmd.get("grace", 5.0)))
                 else:
                     raise KeyError(op)
             except (ValueError, KeyError, TypeError) as exc:
-                print(f"local_runner: ignoring malformed command ({exc!r}): {line[:200]!r}",
-                      file=sys.stderr)
-        if runs:
-            self.write_journal([command.key for command in runs])
-            for command in runs:
-                self.accept(command)
-
-    def write_journal(self, keys: list[str]) -> None:
-        if self.journal is None:
+                complain(f"ignoring malformed command ({exc!r}): {line[:200]!r}")
+        if not runs:
             return
-        try:
-            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, "".join(f"{key}\n" for key in keys).encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            print(f"local_runner: cannot write the journal {self.journal}: {exc}", file=sys.stderr)
+        now = time.time()
+        accepted: dict[Group, list[bytes]] = {}
+        for group, command in runs:
+            accepted.setdefault(group, []).append(encode({
+                "ev": "accepted", "key": command.key, "runner_pid": self.pid, "host": self.host,
+                "t": now}))
+        for group, records in accepted.items():
+            group.append(b"".join(records))
+        for group, command in runs:
+            self.queue(group, command)
 
-    def accept(self, command: Command) -> None:
+    def group_of(self, command: Command) -> Group:
+        """The command's group, counting it as pending (so its log stays open)."""
         with self.lock:
             group = self.groups.get(command.group)
             if group is None:
-                group = self.groups[command.group] = Group(command.limit)
+                group = self.groups[command.group] = Group(command.group, command.limit, command.log)
             group.pending += 1
             self.idle.clear()
+        return group
+
+    def queue(self, group: Group, command: Command) -> None:
         with group.cond:
             group.limit = command.limit
             group.queue.append(command)
             while group.slots < min(group.limit, len(group.queue)):
                 group.slots += 1
                 spawn_thread(self.slot, f"slot-{command.group}", group)
-        self.to_prepare.put((group, command))
 
     def kill(self, key: str, grace: float) -> None:
         self.kill_requested[key] = grace
@@ -209,13 +223,13 @@ class Runner:
             groups = list(self.groups.values())
         for group in groups:
             with group.cond:
-                found = next((c for c in group.queue if c.key == key and c.prepared), None)
+                found = next((c for c in group.queue if c.key == key), None)
                 if found is not None:
                     group.queue.remove(found)
             if found is not None:
-                self.finish(found, None)
+                self.announce(group, found, None)
                 return
-        # Not prepared yet: dropped as soon as it is (see `preparing`), or when a slot takes it.
+        # Being started by a slot right now: the slot sees the request once it has the pid.
 
     def signal_group(self, command: Command) -> None:
         assert command.proc is not None
@@ -234,127 +248,60 @@ class Runner:
             except ProcessLookupError:
                 pass
 
-    # -- the preparing threads --------------------------------------------------------------
-
-    def preparing(self) -> None:
-        while True:
-            group, command = self.to_prepare.get()
-            try:
-                prepare(command)
-            except OSError as exc:
-                command.error = f"cannot prepare it: {exc}"
-            with group.cond:
-                command.prepared = True
-                dropped = command.key in self.kill_requested
-                if dropped:
-                    group.queue.remove(command)
-                else:
-                    group.cond.notify_all()
-            if dropped:
-                self.finish(command, None)
-
     # -- the slot threads -------------------------------------------------------------------
 
     def slot(self, group: Group) -> None:
         """Run the group's commands one after another, in order, while some are queued and the
-        group's limit leaves room for this thread. When a process ends, the next one starts
-        before the last one's status file is written: a slot never waits for bookkeeping."""
-        ended: Command | None = None
+        group's limit leaves room for this thread."""
         while True:
             with group.cond:
-                while (ended is None and group.queue and group.slots <= group.limit
-                       and not group.queue[0].prepared):
-                    group.cond.wait()
-                command = None
-                if group.queue and group.slots <= group.limit and group.queue[0].prepared:
-                    command = group.queue.popleft()
-                elif ended is None:
+                if not group.queue or group.slots > group.limit:
                     group.slots -= 1
                     return
-            proc = self.start(command) if command is not None else None
-            if ended is not None:
-                self.record_end(ended)
-                ended = None
-            if command is None or proc is None:
-                continue
-            code = proc.wait()
-            end = time.time()
-            del self.procs[command.key]
-            if command.outputs:
-                try:
-                    sandbox().collect_outputs(command.outputs, command.workdir,
-                                              command.outputdir)
-                except OSError as exc:
-                    print(f"local_runner: copying outputs of {command.key} failed: {exc}",
-                          file=sys.stderr)
-            self.announce(command, code, end)
-            ended = command
+                command = group.queue.popleft()
+            self.run(group, command)
 
-    def start(self, command: Command) -> subprocess.Popen[bytes] | None:
-        """Start the command's process; None (and the command finished) when it must not or
-        cannot start."""
-        if command.error is not None:
-            self.finish(command, None, command.error)
-            return None
+    def run(self, group: Group, command: Command) -> None:
+        """Start the command's process unless it must not or cannot start, wait for it, copy
+        its outputs back and tell of its end."""
         if take_kill_marker(command.outputdir):
             self.kill_requested.setdefault(command.key, 0.0)
         if command.key in self.kill_requested:
-            self.finish(command, None)
-            return None
+            self.announce(group, command, None)
+            return
         try:
             proc = spawn(command, self.devnull)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            self.finish(command, None, f"cannot start {command.argv[0]}: {exc}")
-            return None
+            self.announce(group, command, None, f"cannot start {command.argv[0]}: {exc}")
+            return
         self.procs[command.key] = command
-        self.send({"ev": "started", "key": command.key, "pid": proc.pid, "t": command.record["start"]})
+        self.send(group, {"ev": "started", "key": command.key, "pid": proc.pid, "t": time.time()})
         if command.key in self.kill_requested:
             self.signal_group(command)
-        return proc
+        code = proc.wait()
+        end = time.time()
+        del self.procs[command.key]
+        if command.outputs:
+            try:
+                sandbox().collect_outputs(command.outputs, command.workdir, command.outputdir)
+            except OSError as exc:
+                complain(f"copying outputs of {command.key} failed: {exc}")
+        self.announce(group, command, code, None, end)
 
-    def finish(self, command: Command, code: int | None, error: str | None = None) -> None:
-        """Tell the engine the command ended and record it; from any thread."""
-        self.announce(command, code, time.time(), error)
-        self.record_end(command)
-
-    def announce(self, command: Command, code: int | None, end: float,
-                 error: str | None = None) -> None:
-        """Tell the engine the command ended (its status file says so after ``record_end``)."""
+    def announce(self, group: Group, command: Command, code: int | None, error: str | None = None,
+                 end: float | None = None) -> None:
+        """Log and tell the engine that the command ended; from any thread."""
         killed = self.kill_requested.pop(command.key, None) is not None
-        if killed:
-            error = None
-        command.record.update(end=end, exitcode=code, killed=killed, error=error)
-        self.send({"ev": "exited", "key": command.key, "code": code, "killed": killed, "t": end,
-                   "error": error})
-
-    def record_end(self, command: Command) -> None:
-        """Write the command's last record; the runner may exit once every command's is."""
-        try:
-            if command.status_fd is not None:
-                try:
-                    os.pwrite(command.status_fd, pack(command.record), 0)
-                finally:
-                    os.close(command.status_fd)
-                    command.status_fd = None
-            else:
-                write_status(command.outputdir, command.record)
-        except OSError as exc:
-            print(f"local_runner: cannot write the status of {command.key}: {exc}", file=sys.stderr)
-        with self.lock:
-            group = self.groups[command.group]
-            group.pending -= 1
-            if not group.pending:
-                del self.groups[command.group]
-                if not self.groups:
-                    self.idle.set()
+        self.send(group, {"ev": "exited", "key": command.key, "code": code, "killed": killed,
+                          "t": time.time() if end is None else end,
+                          "error": None if killed else error})
 
     # -- the writer thread ------------------------------------------------------------------
 
-    def send(self, event: dict[str, object]) -> None:
-        """Queue an event for the engine, from any thread."""
-        line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+    def send(self, group: Group, event: dict[str, object]) -> None:
+        """Queue an event to log and send, from any thread."""
         with self.outbox_ready:
-            self.outbox.append(line)
+            self.outbox.append((group, event))
             self.outbox_ready.notify()
 
     def writing(self) -> None:
@@ -362,9 +309,27 @@ class Runner:
             with self.outbox_ready:
                 while not self.outbox:
                     self.outbox_ready.wait()
-                data, self.outbox = b"".join(self.outbox), []
-            if not self.engine_alive:
-                continue
+                batch, self.outbox = self.outbox, []
+            lines: dict[Group, list[bytes]] = {}
+            for group, event in batch:
+                lines.setdefault(group, []).append(encode(event))
+            for group, records in lines.items():
+                group.append(b"".join(records))
+            if self.engine_alive:
+                with self.unsent_ready:
+                    for records in lines.values():
+                        self.unsent += b"".join(records)
+                    self.unsent_ready.notify()
+            self.ended([group for group, event in batch if event["ev"] == "exited"])
+
+    def sending(self) -> None:
+        """Send what was logged; on a thread of its own, so that an engine slow to read never
+        holds up the log."""
+        while True:
+            with self.unsent_ready:
+                while not self.unsent:
+                    self.unsent_ready.wait()
+                data, self.unsent = bytes(self.unsent), bytearray()
             try:
                 view = memoryview(data)
                 while view:
@@ -372,38 +337,42 @@ class Runner:
             except OSError:
                 self.engine_alive = False
 
+    def ended(self, groups: list[Group]) -> None:
+        """Count logged ends; the runner may exit once every command's is."""
+        if not groups:
+            return
+        with self.lock:
+            for group in groups:
+                group.pending -= 1
+                if not group.pending:
+                    group.close()
+                    if self.groups.get(group.key) is group:
+                        del self.groups[group.key]
+            if not self.groups:
+                self.idle.set()
+
+
+def encode(record: dict[str, object]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def complain(message: str) -> None:
+    print(f"local_runner: {message}", file=sys.stderr, flush=True)
+
 
 def spawn_thread(target: Callable[..., None], name: str, *args: object) -> None:
     threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
-def prepare(command: Command) -> None:
-    """Everything a command needs before its process can start, made before it is its turn."""
+def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
+    """Make the command's directories and output files and start its process."""
     make_dir(command.outputdir)
-    # Written before anything runs, so a restarted engine never starts it twice.
-    write_status(command.outputdir, command.record)
     make_dir(command.workdir)
-    for name in ("stdout", "stderr"):
-        os.close(os.open(os.path.join(command.outputdir, name), OUTPUT_FLAGS, 0o644))
     if command.inputs:
         sandbox().stage_inputs(command.inputs, command.workdir)
     if command.argv[0].startswith("./"):
         staged = os.path.join(command.workdir, command.argv[0][2:])
         os.chmod(staged, os.stat(staged).st_mode | 0o111)
-
-
-def make_dir(path: str) -> None:
-    """``os.makedirs(path, exist_ok=True)`` in one system call when only ``path`` is missing."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-
-
-def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
-    """Start the command's process, its status record saying so."""
     out = os.open(os.path.join(command.outputdir, "stdout"), OUTPUT_FLAGS, 0o644)
     try:
         err = os.open(os.path.join(command.outputdir, "stderr"), OUTPUT_FLAGS, 0o644)
@@ -416,40 +385,24 @@ def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
     finally:
         os.close(out)
     command.proc = proc
-    command.record.update(pid=proc.pid, start=time.time())
-    try:
-        # Kept open until the process ends, for its last record.
-        command.status_fd = os.open(os.path.join(command.outputdir, STATUS_FILE),
-                                    os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        os.pwrite(command.status_fd, pack(command.record), 0)
-    except OSError as exc:
-        print(f"local_runner: cannot write the status of {command.key}: {exc}", file=sys.stderr)
     return proc
 
 
-def write_status(outputdir: str, record: dict[str, object]) -> None:
-    fd = os.open(os.path.join(outputdir, STATUS_FILE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def make_dir(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)`` in one system call when only ``path`` is missing."""
     try:
-        os.pwrite(fd, pack(record), 0)
-    finally:
-        os.close(fd)
-
-
-def pack(record: dict[str, object]) -> bytes:
-    """The record as JSON padded to RECORD_SIZE bytes; a long error message is shortened to fit
-    (the other fields are numbers, the key and the host name)."""
-    data = json.dumps(record).encode()
-    if len(data) >= RECORD_SIZE:
-        data = json.dumps({**record, "error": f"{str(record.get('error'))[:150]}...",
-                           "host": str(record.get("host"))[:64]}).encode()
-    return data.ljust(RECORD_SIZE - 1) + b"\n"
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
 
 
 def take_kill_marker(outputdir: str) -> bool:
     """True (and the marker removed) when an engine asked, through the file, not to start this."""
     try:
         os.unlink(os.path.join(outputdir, KILL_FILE))
-    except FileNotFoundError:
+    except OSError:  # mostly FileNotFoundError; any other is met again making the outputdir
         return False
     return True
 
@@ -476,7 +429,7 @@ def main() -> None:
     threading.stack_size(THREAD_STACK)
     engine = sys.stdin.fileno()
     os.set_blocking(engine, True)
-    Runner(engine, sys.argv[1] if len(sys.argv) > 1 else None).serve()
+    Runner(engine).serve()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -142,6 +143,12 @@ class BackendDriver(abc.ABC):
         result has no news.
         """
 
+    async def forget(self, handles: Sequence[Handle]) -> None:
+        """Drop what the backend kept of these (sub)jobs' earlier runs: the engine is about to
+        submit them again, and a restarted engine must never take an old end for the new
+        run's. The default removes the status files in their outputdirs."""
+        await anyio.to_thread.run_sync(_remove_status_files, [h.outputdir for h in handles])
+
     async def updates(self) -> Mapping[str, BackendStatus]:
         """Wait for status news the backend pushes by itself, keyed by ``Handle.key``.
 
@@ -182,3 +189,11 @@ class Backend(Component):
     @abc.abstractmethod
     def make_driver(cls, context: DriverContext) -> BackendDriver:
         """Create the driver that runs every job of this backend in one engine."""
+
+
+def _remove_status_files(outputdirs: list[Path]) -> None:
+    for outputdir in outputdirs:
+        try:
+            os.unlink(outputdir / STATUS_FILE)
+        except FileNotFoundError:
+            pass

@@ -2,9 +2,10 @@
 
 Processes are started by the *local runner* (``workers/local_runner.py``), a small
 standard-library process the driver starts on first use. The runner outlives the engine: a job
-keeps running when the engine closes or dies, its exit code is written to its status file, and
-the next engine picks the result up. Each process runs in its own session, so a kill (SIGTERM,
-then SIGKILL after ``[Local] kill_grace`` seconds) reaches its whole process group.
+keeps running when the engine closes or dies, its exit code is written to the job's status log
+(``STATUS_LOG`` in the job's directory), and the next engine picks the result up. Each
+process runs in its own session, so a kill (SIGTERM, then SIGKILL after ``[Local]
+kill_grace`` seconds) reaches its whole process group.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,6 @@ from .._log import get_logger
 from .._resources import shipped
 from ..states import Status
 from .base import (
-    STATUS_FILE,
     Backend,
     BackendDriver,
     BackendStatus,
@@ -41,8 +42,11 @@ from .base import (
 if TYPE_CHECKING:
     from ..job import Job
 
-__all__ = ["Local", "LocalDriver", "STATUS_FILE", "KILL_FILE"]
+__all__ = ["Local", "LocalDriver", "STATUS_LOG", "KILL_FILE", "read_status"]
 
+STATUS_LOG = "__localstatus__.jsonl"
+"""The status log in a job's directory: one JSON line per accepted, started and exited (sub)job,
+appended by the local runner (see ``workers/local_runner.py``)."""
 KILL_FILE = "__kill__"
 """Asks an earlier engine's runner not to start a (sub)job it still holds in its queue."""
 
@@ -55,8 +59,8 @@ class Local(Backend):
 
     ``max_concurrent`` caps how many subjobs of one job run at once (0: ``[Local]
     max_concurrent``, whose 0 means one per CPU); the others wait in ``submitted``.
-    stdout, stderr and ``__jobstatus__.json`` (pid, start, end, exit code) are kept in the
-    (sub)job's ``outputdir``.
+    stdout and stderr are kept in the (sub)job's ``outputdir``; pid, start, end and exit code
+    in the repository and in the job's status log.
     """
 
     max_concurrent: int = 0
@@ -85,10 +89,11 @@ class LocalDriver(BackendDriver):
         self._killed: set[str] = set()
         self._news: dict[str, BackendStatus] = {}
         self._news_ready = anyio.Event()
+        self._logs = _StatusLogs()
 
     @property
     def _rundir(self) -> Path:
-        """Where runners keep their journals and their log."""
+        """Where runners write their messages."""
         return self._context.gangadir / "logs"
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -161,7 +166,7 @@ class LocalDriver(BackendDriver):
                 anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream:
-            log.warning("local runner connection lost; its processes are checked through status files")
+            log.warning("local runner connection lost; its processes are checked through status logs")
             self._stream = None
             for key in list(self._dispatched):
                 self._state.pop(key, None)
@@ -196,7 +201,8 @@ class LocalDriver(BackendDriver):
             self._state[unit.key] = BackendStatus(Status.SUBMITTED)
             commands.append({
                 "op": "run", "key": unit.key, "group": str(unit.job_id), "limit": self._limit(unit),
-                "argv": unit.command.argv, "env": unit.command.env, "workdir": str(unit.workdir),
+                "log": str(_status_log(unit.key, unit.outputdir)), "argv": unit.command.argv,
+                "env": unit.command.env, "workdir": str(unit.workdir),
                 "outputdir": str(unit.outputdir), "inputs": unit.inputfiles, "outputs": unit.outputfiles,
             })
         try:
@@ -223,7 +229,7 @@ class LocalDriver(BackendDriver):
             else:
                 orphans.append(handle)
         if orphans:
-            records = await anyio.to_thread.run_sync(_kill_records, orphans, self._rundir)
+            records = await anyio.to_thread.run_sync(self._logs.records, orphans)
             for handle, record in zip(orphans, records, strict=True):
                 await self._kill_orphan(handle, record, grace)
         if ours:
@@ -234,6 +240,8 @@ class LocalDriver(BackendDriver):
         if record is None or "end" in record:
             return
         pid = record.get("pid")
+        if not isinstance(pid, int) and not _is_runner(record.get("runner_pid")):
+            return
         if not isinstance(pid, int):
             # Queued in an earlier engine's runner: it checks for this file before starting.
             await anyio.Path(handle.outputdir).mkdir(parents=True, exist_ok=True)
@@ -257,9 +265,12 @@ class LocalDriver(BackendDriver):
                 orphans.append(handle)
         if orphans:
             killed = set(self._killed)
-            found = await anyio.to_thread.run_sync(_orphan_statuses, orphans, killed, self._rundir)
+            found = await anyio.to_thread.run_sync(_orphan_statuses, orphans, killed, self._logs)
             result.update(found)
         return result
+
+    async def forget(self, handles: Sequence[Handle]) -> None:
+        await anyio.to_thread.run_sync(_reset_logs, handles)
 
     async def updates(self) -> Mapping[str, BackendStatus]:
         await self._news_ready.wait()
@@ -281,7 +292,7 @@ def _start_runner(runner: Path, sock: socket.socket, logdir: Path) -> int:
     """Start the runner; it daemonises, so this returns (its first process's exit code) at once."""
     with (logdir / "local_runner.log").open("ab") as errlog:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(runner), str(logdir)],
+            [sys.executable, "-I", "-S", str(runner)],
             stdin=sock.fileno(), stdout=sock.fileno(), stderr=errlog, start_new_session=True,
         )
     return int(proc.wait())
@@ -311,18 +322,88 @@ def _final_status(code: int | None, killed: bool, error: str | None, *, ended: f
     return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended)
 
 
-def _read_status(outputdir: Path) -> dict[str, object] | None:
-    try:
-        with open(outputdir / STATUS_FILE) as f:
-            record = json.load(f)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+def _status_log(key: str, outputdir: Path) -> Path:
+    """The status log of the job that (sub)job ``key`` belongs to: in the job's directory, of
+    which a subjob's directory (holding its outputdir) is a child."""
+    return (outputdir.parent.parent if "." in key else outputdir.parent) / STATUS_LOG
 
 
-def _is_runner(pid: int) -> bool:
+class _StatusLogs:
+    """The status logs read so far, each read on from where the last reading stopped (a
+    restarted engine asks about the same running jobs every poll interval)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logs: dict[Path, tuple[int, int, dict[str, dict[str, Any]]]] = {}
+
+    def records(self, handles: Sequence[Handle]) -> list[dict[str, Any] | None]:
+        """What the logs say of each handle's current run: the fields of its last ``accepted``
+        record and of the ``started`` and ``exited`` ones after it (``runner_pid``, ``host``,
+        ``pid``, ``start``, ``end``, ``exitcode``, ``killed``, ``error``); None for one no
+        runner accepted."""
+        paths = [_status_log(handle.key, handle.outputdir) for handle in handles]
+        with self._lock:
+            logs = {path: self._read(path) for path in set(paths)}
+        return [logs[path].get(handle.key) for handle, path in zip(handles, paths, strict=True)]
+
+    def _read(self, path: Path) -> dict[str, dict[str, Any]]:
+        try:
+            with open(path, "rb") as f:
+                inode = os.fstat(f.fileno()).st_ino
+                known_inode, offset, found = self._logs.get(path, (inode, 0, {}))
+                if known_inode != inode:  # a new job with a removed one's id
+                    offset, found = 0, {}
+                f.seek(offset)
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            self._logs.pop(path, None)
+            return {}
+        complete = data.rfind(b"\n") + 1  # a line still being written is read next time
+        _fold(data[:complete].splitlines(), found)
+        self._logs[path] = (inode, offset + complete, found)
+        return found
+
+
+def read_status(key: str, outputdir: Path) -> dict[str, Any] | None:
+    """What the status log says of (sub)job ``key``'s current run (see
+    :meth:`_StatusLogs.records`), or None when no runner accepted it."""
+    return _StatusLogs().records([Handle(key, "", outputdir)])[0]
+
+
+def _fold(lines: list[bytes], found: dict[str, dict[str, Any]]) -> None:
+    for line in lines:
+        try:
+            record = json.loads(line)
+            key = record["key"]
+            event = record["ev"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+        if event == "accepted":
+            found[key] = {"runner_pid": record.get("runner_pid"), "host": record.get("host")}
+        elif event == "reset":
+            found.pop(key, None)
+        elif key in found and event == "started":
+            found[key].update(pid=record.get("pid"), start=record.get("t"))
+        elif key in found and event == "exited":
+            found[key].update(end=record.get("t"), exitcode=record.get("code"),
+                              killed=record.get("killed"), error=record.get("error"))
+
+
+def _reset_logs(handles: Sequence[Handle]) -> None:
+    """Append a ``reset`` record for each handle: its earlier runs are forgotten."""
+    by_log: dict[Path, list[str]] = {}
+    for handle in handles:
+        by_log.setdefault(_status_log(handle.key, handle.outputdir), []).append(handle.key)
+    for path, keys in by_log.items():
+        if not path.exists():
+            continue
+        with open(path, "ab") as f:
+            f.write(b"".join(json.dumps({"ev": "reset", "key": key}).encode() + b"\n" for key in keys))
+
+
+def _is_runner(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"local_runner.py" in f.read()
@@ -344,76 +425,36 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _journalled(rundir: Path) -> set[str]:
-    """The keys in the journals of the local runners still alive: commands a runner received,
-    some of which it may not have prepared yet. Journals of dead runners are removed."""
-    keys: set[str] = set()
-    for journal in rundir.glob("local_runner-*.accepted"):
-        try:
-            pid = int(journal.name.removeprefix("local_runner-").removesuffix(".accepted"))
-        except ValueError:
-            continue
-        try:
-            if _is_runner(pid):
-                keys.update(journal.read_text().split())
-            else:
-                journal.unlink()
-        except OSError:
-            continue
-    return keys
-
-
-def _kill_records(handles: Sequence[Handle], rundir: Path) -> list[dict[str, object] | None]:
-    """The status records of (sub)jobs to kill that this driver did not start: ``{}`` for one a
-    live runner journalled but has not prepared yet, None for one no runner has."""
-    records = [_read_status(handle.outputdir) for handle in handles]
-    if any(record is None for record in records):
-        journalled = _journalled(rundir)
-        records = [{} if record is None and handle.key in journalled else record
-                   for handle, record in zip(handles, records, strict=True)]
-    return records
-
-
 def _orphan_statuses(handles: Sequence[Handle], killed: set[str],
-                     rundir: Path) -> dict[str, BackendStatus]:
-    """Statuses of (sub)jobs started by an earlier engine, read from their status files."""
+                     logs: _StatusLogs | None = None) -> dict[str, BackendStatus]:
+    """Statuses of (sub)jobs started by an earlier engine, read from their status logs."""
+    records = (logs or _StatusLogs()).records(handles)
     result: dict[str, BackendStatus] = {}
-    journalled: set[str] | None = None
-    for handle in handles:
-        record = _read_status(handle.outputdir)
-        if record is None:
-            if journalled is None:
-                journalled = _journalled(rundir)
-            if handle.key in journalled:
-                result[handle.key] = BackendStatus(Status.SUBMITTED)
-            else:
-                result[handle.key] = BackendStatus(Status.NEW, reason="never started")
-            continue
-        if not record:
-            result[handle.key] = BackendStatus(Status.FAILED, reason=f"unreadable {STATUS_FILE}")
-            continue
-        started = record.get("start")
-        pid = record.get("pid")
-        if "end" in record:
-            result[handle.key] = _final_status(
-                record.get("exitcode"), bool(record.get("killed")) or handle.key in killed,  # type: ignore[arg-type]
-                record.get("error"), ended=record.get("end"), started=started,  # type: ignore[arg-type]
-            )
-        elif isinstance(record.get("runner_pid"), int) and _is_runner(record["runner_pid"]):  # type: ignore[arg-type]
-            status = Status.RUNNING if isinstance(pid, int) else Status.SUBMITTED
-            result[handle.key] = BackendStatus(status, started=started,  # type: ignore[arg-type]
-                                               native_id=str(pid) if pid else None)
-        elif not isinstance(pid, int):
-            result[handle.key] = BackendStatus(Status.NEW, reason="its runner stopped before starting it")
-        elif _alive(pid):
-            result[handle.key] = BackendStatus(
-                Status.FAILED, started=started,  # type: ignore[arg-type]
-                reason=f"its local runner is gone, so its exit status cannot be known; the process "
-                       f"still runs as pid {pid} (stop it with: kill -- -{pid})",
-            )
-        else:
-            result[handle.key] = BackendStatus(
-                Status.FAILED, started=started,  # type: ignore[arg-type]
-                reason="the process ended while no local runner watched it; its exit status is unknown",
-            )
+    for handle, record in zip(handles, records, strict=True):
+        result[handle.key] = _orphan_status(record, handle.key in killed)
     return result
+
+
+def _orphan_status(record: dict[str, Any] | None, killed: bool) -> BackendStatus:
+    if record is None:
+        return BackendStatus(Status.NEW, reason="never started")
+    started = record.get("start")
+    pid = record.get("pid")
+    if "end" in record:
+        return _final_status(record.get("exitcode"), bool(record.get("killed")) or killed,
+                             record.get("error"), ended=record.get("end"), started=started)
+    if _is_runner(record.get("runner_pid")):
+        status = Status.RUNNING if isinstance(pid, int) else Status.SUBMITTED
+        return BackendStatus(status, started=started, native_id=str(pid) if pid else None)
+    if not isinstance(pid, int):
+        return BackendStatus(Status.NEW, reason="its runner stopped before starting it")
+    if _alive(pid):
+        return BackendStatus(
+            Status.FAILED, started=started,
+            reason=f"its local runner is gone, so its exit status cannot be known; the process "
+                   f"still runs as pid {pid} (stop it with: kill -- -{pid})",
+        )
+    return BackendStatus(
+        Status.FAILED, started=started,
+        reason="the process ended while no local runner watched it; its exit status is unknown",
+    )

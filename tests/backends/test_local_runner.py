@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -12,22 +13,21 @@ from pathlib import Path
 import pytest
 
 from ganga_async._resources import shipped
-from ganga_async.backends.base import STATUS_FILE, Handle
-from ganga_async.backends.local import _orphan_statuses, _start_runner
+from ganga_async.backends.base import Handle
+from ganga_async.backends.local import STATUS_LOG, _orphan_statuses, _reset_logs, _start_runner
 from ganga_async.states import Status
 
 
 class Runner:
-    """A runner started with ``rundir`` for its journal; ``engine`` is the engine's end."""
+    """A started runner; ``engine`` is the engine's end of its socket."""
 
-    def __init__(self, rundir: Path, *, send_buffer: int | None = None) -> None:
-        rundir.mkdir(parents=True, exist_ok=True)
-        self.rundir = rundir
+    def __init__(self, logdir: Path, *, send_buffer: int | None = None) -> None:
+        logdir.mkdir(parents=True, exist_ok=True)
         self.engine, theirs = socket.socketpair()
         if send_buffer is not None:
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         with theirs:
-            assert _start_runner(shipped("workers", "local_runner.py"), theirs, rundir) == 0
+            assert _start_runner(shipped("workers", "local_runner.py"), theirs, logdir) == 0
         self.buffer = b""
 
     def send(self, *commands: dict[str, object]) -> None:
@@ -42,9 +42,6 @@ class Runner:
         *lines, self.buffer = self.buffer.split(b"\n")
         return [json.loads(line) for line in lines]
 
-    def journals(self) -> list[Path]:
-        return sorted(self.rundir.glob("local_runner-*.accepted"))
-
 
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[Runner]:
@@ -54,9 +51,20 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
 
 
 def run(key: str, base: Path, argv: list[str], limit: int = 8) -> dict[str, object]:
-    return {"op": "run", "key": key, "group": "1", "limit": limit, "argv": argv, "env": {},
-            "workdir": str(base / key / "work"), "outputdir": str(base / key / "output"),
-            "inputs": [], "outputs": []}
+    """A command of job 1, laid out as the engine lays out subjob ``key`` of a job in ``base``."""
+    index = key.split(".")[1]
+    return {"op": "run", "key": key, "group": "1", "limit": limit, "log": str(base / STATUS_LOG),
+            "argv": argv, "env": {}, "workdir": str(base / index / "work"),
+            "outputdir": str(base / index / "output"), "inputs": [], "outputs": []}
+
+
+def handle(key: str, base: Path) -> Handle:
+    return Handle(key, key, base / key.split(".")[1] / "output")
+
+
+def log_records(base: Path) -> list[dict[str, object]]:
+    path = base / STATUS_LOG
+    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -66,45 +74,88 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def ended(outputdir: Path) -> bool:
-    try:
-        return "end" in json.loads((outputdir / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return False
+def runner_pid(base: Path) -> int:
+    pid = log_records(base)[0]["runner_pid"]
+    assert isinstance(pid, int)
+    return pid
 
 
-def test_a_command_the_runner_holds_without_a_status_file_is_submitted_until_the_runner_ends(
+def test_the_log_records_acceptance_start_and_end_and_the_engine_reads_them_back(
+    runner: Runner, tmp_path: Path
+) -> None:
+    runner.send(run("1.0", tmp_path, ["/bin/sh", "-c", "exit 3"]))
+    started, exited = runner.events(2)
+    assert (started["ev"], exited["ev"], exited["code"]) == ("started", "exited", 3)
+    records = log_records(tmp_path)
+    assert [r["ev"] for r in records] == ["accepted", "started", "exited"]
+    assert records[1]["pid"] == started["pid"] and records[2]["t"] == exited["t"]
+    status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
+    assert (status.status, status.exitcode, status.reason) == (Status.FAILED, 3, "exit code 3")
+    assert status.started == started["t"] and status.ended == exited["t"]
+
+
+def test_a_command_queued_in_a_live_runner_is_submitted_and_never_started_once_it_is_gone(
+    runner: Runner, tmp_path: Path
+) -> None:
+    runner.send(run("1.0", tmp_path, ["/bin/sleep", "60"], limit=1),
+                run("1.1", tmp_path, ["/bin/true"], limit=1))
+    (started,) = runner.events(1)
+    assert started["key"] == "1.0"
+    statuses = _orphan_statuses([handle("1.0", tmp_path), handle("1.1", tmp_path)], set())
+    assert statuses["1.0"].status is Status.RUNNING and statuses["1.0"].native_id == str(started["pid"])
+    assert statuses["1.1"].status is Status.SUBMITTED
+
+    # The runner dies (not a clean exit) with 1.1 still queued and 1.0 still running.
+    pid = runner_pid(tmp_path)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+    statuses = _orphan_statuses([handle("1.0", tmp_path), handle("1.1", tmp_path)], set())
+    assert (statuses["1.1"].status, statuses["1.1"].reason) == (
+        Status.NEW, "its runner stopped before starting it")
+    assert statuses["1.0"].status is Status.FAILED and "still runs as pid" in str(statuses["1.0"].reason)
+    os.killpg(int(str(started["pid"])), signal.SIGKILL)
+
+
+def test_a_command_no_runner_accepted_was_never_started(tmp_path: Path) -> None:
+    status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
+    assert (status.status, status.reason) == (Status.NEW, "never started")
+
+
+def test_a_reset_forgets_the_earlier_run_until_the_next_is_accepted(
+    runner: Runner, tmp_path: Path
+) -> None:
+    runner.send(run("1.0", tmp_path, ["/bin/true"]))
+    runner.events(2)
+    assert _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"].status is Status.COMPLETED
+    _reset_logs([handle("1.0", tmp_path)])
+    assert _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"].status is Status.NEW
+    runner.send(run("1.0", tmp_path, ["/bin/false"]))
+    runner.events(2)
+    assert _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"].status is Status.FAILED
+
+
+def test_a_line_cut_short_by_a_crash_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / STATUS_LOG).write_text(
+        '{"ev":"accepted","key":"1.0","runner_pid":1,"host":"h","t":1.0}\n'
+        '{"ev":"started","key":"1.0","pid":4242,"t":2.0}\n'
+        '{"ev":"exited","key":"1.0","code":0,"killed":false,"t":3.0,"error":null}\n'
+        '{"ev":"accepted","key":"1.0","runner_pid":1,"ho')
+    status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
+    assert (status.status, status.started, status.ended) == (Status.COMPLETED, 2.0, 3.0)
+
+
+def test_a_command_whose_directories_cannot_be_made_fails_with_the_reason(
     runner: Runner, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    # Its outputdir cannot be made, so it never gets a status file; the journal still has it.
-    runner.send(run("1.0", blocker, ["/bin/true"]))
+    command = run("1.0", tmp_path, ["/bin/true"])
+    command["outputdir"] = str(blocker / "output")
+    runner.send(command)
     (event,) = runner.events(1)
-    assert event["ev"] == "exited" and "cannot prepare it" in str(event["error"])
-    handle = Handle("1.0", "1.0", blocker / "1.0" / "output")
-    (journal,) = runner.journals()
-    assert journal.read_text().split() == ["1.0"]
-    assert _orphan_statuses([handle], set(), runner.rundir)["1.0"].status is Status.SUBMITTED
-
-    runner.engine.close()
-    wait_for(lambda: not runner.journals())
-    never = _orphan_statuses([handle], set(), runner.rundir)["1.0"]
-    assert (never.status, never.reason) == (Status.NEW, "never started")
-
-
-def test_a_journal_left_by_a_killed_runner_is_ignored_and_removed(tmp_path: Path) -> None:
-    rundir = tmp_path / "logs"
-    rundir.mkdir()
-    dead = os.fork()
-    if dead == 0:
-        os._exit(0)
-    os.waitpid(dead, 0)
-    journal = rundir / f"local_runner-{dead}.accepted"
-    journal.write_text("1.0\n")
-    handle = Handle("1.0", "1.0", tmp_path / "1.0" / "output")
-    assert _orphan_statuses([handle], set(), rundir)["1.0"].status is Status.NEW
-    assert not journal.exists()
+    assert event["ev"] == "exited" and "cannot start /bin/true" in str(event["error"])
+    status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
+    assert status.status is Status.FAILED and "Not a directory" in str(status.reason)
 
 
 def test_events_wait_for_an_engine_that_reads_slowly(tmp_path: Path) -> None:
@@ -114,7 +165,7 @@ def test_events_wait_for_an_engine_that_reads_slowly(tmp_path: Path) -> None:
     try:
         n = 300
         slow.send(*(run(f"1.{i}", tmp_path, ["/bin/true"]) for i in range(n)))
-        wait_for(lambda: all(ended(tmp_path / f"1.{i}" / "output") for i in range(n)), timeout=60)
+        wait_for(lambda: sum(r["ev"] == "exited" for r in log_records(tmp_path)) == n, timeout=60)
         events = slow.events(2 * n)
         assert sorted(e["ev"] for e in events) == ["exited"] * n + ["started"] * n
         assert all(e["code"] == 0 for e in events if e["ev"] == "exited")
@@ -138,7 +189,6 @@ def test_commands_of_one_group_run_in_order_never_more_than_its_limit_at_once(
         most = max(most, running)
     assert most == limit
     assert started == {f"1.{i}" for i in range(n)}
-    starts = [json.loads((tmp_path / f"1.{i}" / "output" / STATUS_FILE).read_text())["start"]
-              for i in range(n)]
+    starts = {r["key"]: r["t"] for r in log_records(tmp_path) if r["ev"] == "started"}
     # Taken in order by `limit` threads: each command starts after all those `limit` before it.
-    assert all(starts[i] > starts[i - limit] for i in range(limit, n))
+    assert all(starts[f"1.{i}"] > starts[f"1.{i - limit}"] for i in range(limit, n))  # type: ignore[operator]

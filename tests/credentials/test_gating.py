@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import anyio
@@ -19,6 +18,7 @@ from ganga_async import (
     Local,
     Status,
 )
+from ganga_async.backends.local import read_status
 
 pytestmark = pytest.mark.anyio
 
@@ -96,10 +96,9 @@ async def test_an_expiry_during_monitoring_fails_nothing(
         job = sleeper(5, BearerToken(token_file=str(path)))
         await engine.submit(job)
         await until(engine, job, Status.RUNNING)
-        status_file = job.outputdir / "__jobstatus__.json"
         with anyio.fail_after(20):
-            # the runner's status file is the only sign the process ended; nothing to wait on
-            while "exitcode" not in json.loads(status_file.read_text()):  # noqa: ASYNC110
+            # the runner's status log is the only sign the process ended; nothing to wait on
+            while "exitcode" not in (read_status(job.fqid, job.outputdir) or {}):  # noqa: ASYNC110
                 await anyio.sleep(0.2)
         for _ in range(3):
             await engine.credentials.next_sweep()
