@@ -146,7 +146,7 @@ def run_runner_alone(root: Path, n: int, width: int) -> Run:
     time (the runner queues the rest), then read events until ``n`` processes exited."""
     base = root / f"runner-{time.monotonic_ns()}"
     runner = shipped("workers", "local_runner.py")
-    outputs = [base / str(i) / "output" for i in range(n)]
+    outputs = [base / str(i) for i in range(n)]
 
     async def main() -> Run:
         cpu = _rusage()
@@ -162,7 +162,7 @@ def run_runner_alone(root: Path, n: int, width: int) -> Run:
         writer.write(b"".join(json.dumps({
             "op": "run", "key": f"1.{i}", "group": "1", "limit": width, "log": str(base / STATUS_LOG),
             "argv": [ECHO, str(i)], "env": {}, "workdir": str(base / str(i) / "work"),
-            "outputdir": str(outputs[i]), "inputs": [], "outputs": [],
+            "scratch": str(base / "work"), "outputdir": str(outputs[i]), "inputs": [], "outputs": [],
         }).encode() + b"\n" for i in range(n)))
         done = 0
         while done < n:

@@ -55,7 +55,7 @@ def summarise(job: Job, elapsed: float | None = None) -> dict[str, Any]:
     if counts:
         info["subjobs"] = len(job.subjobs)
         info["subjob_counts"] = counts
-        info["outputs"] = str(job.workdir.parent / "<subjob>" / "output")
+        info["outputs"] = str(job.outputdir.parent / "<subjob>")
     else:
         info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
     return info

@@ -445,11 +445,7 @@ class Engine:
             names = ", ".join(sorted(str(s) for s in wanted))
             raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
         driver = await self._driver(master.backend.plugin_name)
-        await driver.forget([
-            Handle(_key(master, i), "",
-                   (master._dir() / str(i) if i is not None else master._dir()) / "output")
-            for i in chosen
-        ])
+        await driver.forget([Handle(_key(master, i), "", _outputdir(master, i)) for i in chosen])
         for index in chosen:
             self._reset_for_submission(master, index)
         master._freeze()
@@ -507,8 +503,8 @@ class Engine:
                 self._set_status(master, index, target, reason="forced by the user", force=True)
 
     async def peek(self, job: Job, filename: str = "stdout") -> str:
-        """The text of ``filename`` in the job's output (or working) directory; with ``""`` the
-        directory listing."""
+        """The text of ``filename`` in the job's output (or kept working) directory; with ``""``
+        the directory listing."""
         self._check_open()
         places = [job.outputdir, job.workdir]
         if filename:
@@ -519,9 +515,10 @@ class Engine:
                 if await path.is_file():
                     return await path.read_text(errors="replace")
         names = []
-        for place in places:
-            if await anyio.Path(place).is_dir():
-                names += [f"{place.name}/{p.name}" async for p in anyio.Path(place).iterdir()]
+        if await anyio.Path(job.outputdir).is_dir():
+            names += [p.name async for p in anyio.Path(job.outputdir).iterdir()]
+        if job.workdir.parent != job.outputdir and await anyio.Path(job.workdir).is_dir():
+            names += [f"work/{p.name}" async for p in anyio.Path(job.workdir).iterdir()]
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(
@@ -734,11 +731,9 @@ class Engine:
                 "name": job.name, "application": job.application, "backend": job.backend,
                 "inputfiles": job.inputfiles, "outputfiles": job.outputfiles,
             }
-            base = job._dir()
         else:
             raw = _table(job).overrides[index]
             fields = apply_overrides(job, json.loads(raw) if raw else {})
-            base = job._dir() / str(index)
         app = fields["application"]
         sharedir = app.is_prepared
         path = None
@@ -751,7 +746,8 @@ class Engine:
         return SubmitUnit(
             key=_key(job, index), job_id=_jid(job), index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
-            outputfiles=list(fields["outputfiles"]), workdir=base / "work", outputdir=base / "output",
+            outputfiles=list(fields["outputfiles"]), workdir=_workdir(job, index),
+            outputdir=_outputdir(job, index),
         )
 
     async def _warm_up(self, name: str) -> None:
@@ -1159,10 +1155,9 @@ class Engine:
             driver = await self._driver(name)
             entries = {}
             for job, index in items:
-                base = job._dir() if index is None else job._dir() / str(index)
                 backend_id = job._backend_id if index is None else _table(job).backend_id[index]
                 key = _key(job, index)
-                entries[key] = _Active(job, index, Handle(key, backend_id or "", base / "output"))
+                entries[key] = _Active(job, index, Handle(key, backend_id or "", _outputdir(job, index)))
             statuses = await driver.status([e.handle for e in entries.values()])
             resubmit: dict[int, tuple[Job, list[int | None]]] = {}
             for key, entry in entries.items():
@@ -1310,6 +1305,17 @@ def _table(job: Job) -> SubjobTable:
 
 def _key(job: Job, index: int | None) -> str:
     return str(_jid(job)) if index is None else f"{_jid(job)}.{index}"
+
+
+def _outputdir(job: Job, index: int | None) -> Path:
+    """``Job.outputdir`` of the job (index None) or of its subjob ``index``, without building
+    the subjob."""
+    return job._dir() / ("output" if index is None else str(index))
+
+
+def _workdir(job: Job, index: int | None) -> Path:
+    """``Job.workdir`` of the job (index None) or of its subjob ``index``."""
+    return (job._dir() if index is None else job._dir() / str(index)) / "work"
 
 
 def _parse_fqid(value: int | str) -> tuple[int, int | None]:

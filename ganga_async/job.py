@@ -331,17 +331,22 @@ class Job:
 
     @property
     def inputdir(self) -> Path:
-        """Where the job's input sandbox is kept."""
+        """Where the job's input sandbox is kept; subjobs share their master's."""
+        if self._master is not None:
+            return self._master.inputdir
         return self._dir() / "input"
 
     @property
     def outputdir(self) -> Path:
-        """Where stdout, stderr, the status file and the copied-back output files are kept."""
-        return self._dir() / "output"
+        """Where stdout, stderr and the copied-back output files are kept: a subjob's own
+        directory (``3/17``), or ``output`` in a job's directory (``3/output``)."""
+        return self._dir() if self._master is not None else self._dir() / "output"
 
     @property
     def workdir(self) -> Path:
-        """The directory the (sub)job runs in."""
+        """Where the (sub)job's working directory is kept when its backend keeps it (Slurm;
+        Local with ``[Local] remove_workdir = false``). Otherwise a (sub)job runs in a scratch
+        directory under its job's ``work/``, emptied once its outputs are copied back."""
         return self._dir() / "work"
 
     # -- description --------------------------------------------------------------------

@@ -117,18 +117,28 @@ async def test_args_are_argv_never_a_shell(gangadir: Path, config: Config) -> No
         assert await engine.peek(job) == "$HOME; echo injected *\n"
 
 
-async def test_exe_among_inputfiles_runs_the_staged_copy(
-    gangadir: Path, config: Config, tmp_path: Path
+@pytest.mark.parametrize("remove_workdir", [True, False])
+async def test_exe_among_inputfiles_runs_the_staged_copy_in_a_scratch_or_kept_workdir(
+    gangadir: Path, config: Config, tmp_path: Path, remove_workdir: bool
 ) -> None:
+    config["Local"]["remove_workdir"] = remove_workdir
     script = tmp_path / "analysis.sh"
-    script.write_text("#!/bin/sh\necho staged $1\n")
+    script.write_text("#!/bin/sh\necho staged $1 in $(pwd)\ntouch left-behind\n")
     async with Engine(gangadir, config=config) as engine:
-        job = Job(application=Executable(exe="analysis.sh", args=["ok"]), inputfiles=[script])
+        job = Job(application=Executable(exe="analysis.sh", args=["ok"]), inputfiles=[script],
+                  outputfiles=["left-*"])
         await engine.submit(job)
         await engine.wait(job, timeout=30)
         assert job.status is Status.COMPLETED, job.reason
-        assert await engine.peek(job) == "staged ok\n"
-        assert (job.workdir / "analysis.sh").exists()
+        ran_in = Path((await engine.peek(job)).removeprefix("staged ok in ").strip())
+        assert (job.outputdir / "left-behind").exists()
+        if remove_workdir:
+            # a scratch directory under the job's work/, removed with everything in it
+            assert ran_in.parent == job.outputdir.parent / "work"
+            assert not ran_in.parent.exists()
+        else:
+            assert ran_in == job.workdir
+            assert sorted(p.name for p in job.workdir.iterdir()) == ["analysis.sh", "left-behind"]
 
 
 async def test_outputfiles_are_copied_back_to_the_outputdir(gangadir: Path, config: Config) -> None:
@@ -258,7 +268,7 @@ async def test_peek_names_what_exists_when_the_file_does_not(gangadir: Path, con
         job = Job(application=Executable(exe="/bin/true"))
         await engine.submit(job)
         await engine.wait(job, timeout=30)
-        assert "output/stdout" in await engine.peek(job, "")
+        assert "stdout" in (await engine.peek(job, "")).split("\n")
         with pytest.raises(FileNotFoundError, match="lists what there is"):
             await engine.peek(job, "nothing.txt")
 

@@ -128,7 +128,7 @@ def bar_states(stderr: str) -> list[tuple[int, int]]:
 
 
 def failed_report(job_id: int, gangadir: Path) -> str:
-    outputs = next(gangadir.glob(f"workspace/*/{job_id}")) / "<subjob>" / "output"
+    outputs = next(gangadir.glob(f"workspace/*/{job_id}")) / "<subjob>"
     return f"  completed  3\n  failed     1\n  outputs    {outputs}\n"
 
 

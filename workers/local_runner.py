@@ -40,6 +40,7 @@ exit code, and exits once the last process has ended.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -66,8 +67,8 @@ LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 class Command:
     """One ``run`` command and what became of it."""
 
-    __slots__ = ("key", "group", "limit", "log", "argv", "env", "workdir", "outputdir", "inputs",
-                 "outputs", "proc")
+    __slots__ = ("key", "group", "limit", "log", "argv", "env", "workdir", "scratch", "outputdir",
+                 "inputs", "outputs", "proc")
 
     def __init__(self, cmd: dict[str, Any]) -> None:
         self.key = str(cmd["key"])
@@ -77,6 +78,7 @@ class Command:
         self.argv = [str(a) for a in cmd["argv"]]
         self.env = {str(k): str(v) for k, v in dict(cmd.get("env") or {}).items()}
         self.workdir = str(cmd["workdir"])
+        self.scratch = str(cmd["scratch"]) if cmd.get("scratch") else None
         self.outputdir = str(cmd["outputdir"])
         self.inputs = [str(p) for p in cmd.get("inputs") or ()]
         self.outputs = [str(p) for p in cmd.get("outputs") or ()]
@@ -141,6 +143,7 @@ class Runner:
         self.idle.set()
         self.procs: dict[str, Command] = {}
         self.kill_requested: dict[str, float] = {}
+        self.scratch_ids = itertools.count()
         self.outbox: list[tuple[Group, dict[str, object]]] = []
         self.outbox_ready = threading.Condition()
         self.unsent = bytearray()
@@ -252,28 +255,45 @@ class Runner:
 
     def slot(self, group: Group) -> None:
         """Run the group's commands one after another, in order, while some are queued and the
-        group's limit leaves room for this thread."""
+        group's limit leaves room for this thread. A command with a ``scratch`` directory runs
+        in the slot's own directory under it, emptied after each command and removed when the
+        slot ends; any other runs in its ``workdir``, which is kept."""
+        scratch: str | None = None
         while True:
             with group.cond:
                 if not group.queue or group.slots > group.limit:
                     group.slots -= 1
-                    return
+                    break
                 command = group.queue.popleft()
-            self.run(group, command)
+            cwd = command.workdir
+            if command.scratch is not None:
+                if scratch is None or os.path.dirname(scratch) != command.scratch:
+                    scratch = os.path.join(command.scratch, f"{self.pid}-{next(self.scratch_ids)}")
+                cwd = scratch
+            if not self.run(group, command, cwd) and cwd is scratch:
+                scratch = None  # not emptied: the next command gets a new one
+        if scratch is not None:
+            for path in (scratch, os.path.dirname(scratch)):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    break  # the scratch root still has other slots' directories
 
-    def run(self, group: Group, command: Command) -> None:
-        """Start the command's process unless it must not or cannot start, wait for it, copy
-        its outputs back and tell of its end."""
+    def run(self, group: Group, command: Command, cwd: str) -> bool:
+        """Start the command's process in ``cwd`` unless it must not or cannot start, wait for
+        it, copy its outputs back, empty a scratch ``cwd`` and tell of its end. False when a
+        scratch ``cwd`` could not be emptied."""
+        clean = True
         if take_kill_marker(command.outputdir):
             self.kill_requested.setdefault(command.key, 0.0)
         if command.key in self.kill_requested:
             self.announce(group, command, None)
-            return
+            return clean
         try:
-            proc = spawn(command, self.devnull)
+            proc = spawn(command, cwd, self.devnull)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self.announce(group, command, None, f"cannot start {command.argv[0]}: {exc}")
-            return
+            return cwd == command.workdir or empty(cwd)
         self.procs[command.key] = command
         self.send(group, {"ev": "started", "key": command.key, "pid": proc.pid, "t": time.time()})
         if command.key in self.kill_requested:
@@ -283,10 +303,13 @@ class Runner:
         del self.procs[command.key]
         if command.outputs:
             try:
-                sandbox().collect_outputs(command.outputs, command.workdir, command.outputdir)
+                sandbox().collect_outputs(command.outputs, cwd, command.outputdir)
             except OSError as exc:
                 complain(f"copying outputs of {command.key} failed: {exc}")
+        if cwd != command.workdir:
+            clean = empty(cwd)
         self.announce(group, command, code, None, end)
+        return clean
 
     def announce(self, group: Group, command: Command, code: int | None, error: str | None = None,
                  end: float | None = None) -> None:
@@ -364,21 +387,21 @@ def spawn_thread(target: Callable[..., None], name: str, *args: object) -> None:
     threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
-def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
-    """Make the command's directories and output files and start its process."""
+def spawn(command: Command, cwd: str, devnull: int) -> subprocess.Popen[bytes]:
+    """Make the command's directories and output files and start its process in ``cwd``."""
     make_dir(command.outputdir)
-    make_dir(command.workdir)
+    make_dir(cwd)
     if command.inputs:
-        sandbox().stage_inputs(command.inputs, command.workdir)
+        sandbox().stage_inputs(command.inputs, cwd)
     if command.argv[0].startswith("./"):
-        staged = os.path.join(command.workdir, command.argv[0][2:])
+        staged = os.path.join(cwd, command.argv[0][2:])
         os.chmod(staged, os.stat(staged).st_mode | 0o111)
     out = os.open(os.path.join(command.outputdir, "stdout"), OUTPUT_FLAGS, 0o644)
     try:
         err = os.open(os.path.join(command.outputdir, "stderr"), OUTPUT_FLAGS, 0o644)
         try:
             env = {**os.environ, **command.env} if command.env else None
-            proc = subprocess.Popen(command.argv, cwd=command.workdir, env=env, stdin=devnull,
+            proc = subprocess.Popen(command.argv, cwd=cwd, env=env, stdin=devnull,
                                     stdout=out, stderr=err, start_new_session=True)
         finally:
             os.close(err)
@@ -386,6 +409,31 @@ def spawn(command: Command, devnull: int) -> subprocess.Popen[bytes]:
         os.close(out)
     command.proc = proc
     return proc
+
+
+def empty(path: str) -> bool:
+    """Remove everything in directory ``path`` (if it exists); False when something stays."""
+    try:
+        with os.scandir(path) as entries:
+            found = [entry.path for entry in entries]
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        complain(f"cannot empty the scratch directory {path}: {exc}")
+        return False
+    if found:
+        import shutil  # only for a process that left files, to keep start-up light
+
+        for item in found:
+            try:
+                if os.path.isdir(item) and not os.path.islink(item):
+                    shutil.rmtree(item)
+                else:
+                    os.unlink(item)
+            except OSError as exc:
+                complain(f"cannot empty the scratch directory {path}: {exc}")
+                return False
+    return True
 
 
 def make_dir(path: str) -> None:

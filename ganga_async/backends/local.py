@@ -196,13 +196,15 @@ class LocalDriver(BackendDriver):
     async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
         await self._ensure_runner()
         commands: list[dict[str, object]] = []
+        scratch = bool(self._context.config["Local"]["remove_workdir"])
         for unit in units:
             self._dispatched.add(unit.key)
             self._state[unit.key] = BackendStatus(Status.SUBMITTED)
             commands.append({
                 "op": "run", "key": unit.key, "group": str(unit.job_id), "limit": self._limit(unit),
-                "log": str(_status_log(unit.key, unit.outputdir)), "argv": unit.command.argv,
+                "log": str(_status_log(unit.outputdir)), "argv": unit.command.argv,
                 "env": unit.command.env, "workdir": str(unit.workdir),
+                "scratch": str(unit.outputdir.parent / "work") if scratch else None,
                 "outputdir": str(unit.outputdir), "inputs": unit.inputfiles, "outputs": unit.outputfiles,
             })
         try:
@@ -322,10 +324,10 @@ def _final_status(code: int | None, killed: bool, error: str | None, *, ended: f
     return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended)
 
 
-def _status_log(key: str, outputdir: Path) -> Path:
-    """The status log of the job that (sub)job ``key`` belongs to: in the job's directory, of
-    which a subjob's directory (holding its outputdir) is a child."""
-    return (outputdir.parent.parent if "." in key else outputdir.parent) / STATUS_LOG
+def _status_log(outputdir: Path) -> Path:
+    """The status log of the job a (sub)job belongs to: in the job's directory, which holds a
+    subjob's outputdir (``3/17``) and a job's own (``3/output``)."""
+    return outputdir.parent / STATUS_LOG
 
 
 class _StatusLogs:
@@ -341,7 +343,7 @@ class _StatusLogs:
         record and of the ``started`` and ``exited`` ones after it (``runner_pid``, ``host``,
         ``pid``, ``start``, ``end``, ``exitcode``, ``killed``, ``error``); None for one no
         runner accepted."""
-        paths = [_status_log(handle.key, handle.outputdir) for handle in handles]
+        paths = [_status_log(handle.outputdir) for handle in handles]
         with self._lock:
             logs = {path: self._read(path) for path in set(paths)}
         return [logs[path].get(handle.key) for handle, path in zip(handles, paths, strict=True)]
@@ -393,7 +395,7 @@ def _reset_logs(handles: Sequence[Handle]) -> None:
     """Append a ``reset`` record for each handle: its earlier runs are forgotten."""
     by_log: dict[Path, list[str]] = {}
     for handle in handles:
-        by_log.setdefault(_status_log(handle.key, handle.outputdir), []).append(handle.key)
+        by_log.setdefault(_status_log(handle.outputdir), []).append(handle.key)
     for path, keys in by_log.items():
         if not path.exists():
             continue

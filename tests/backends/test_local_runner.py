@@ -55,11 +55,12 @@ def run(key: str, base: Path, argv: list[str], limit: int = 8) -> dict[str, obje
     index = key.split(".")[1]
     return {"op": "run", "key": key, "group": "1", "limit": limit, "log": str(base / STATUS_LOG),
             "argv": argv, "env": {}, "workdir": str(base / index / "work"),
-            "outputdir": str(base / index / "output"), "inputs": [], "outputs": []}
+            "scratch": str(base / "work"), "outputdir": str(base / index), "inputs": [],
+            "outputs": []}
 
 
 def handle(key: str, base: Path) -> Handle:
-    return Handle(key, key, base / key.split(".")[1] / "output")
+    return Handle(key, key, base / key.split(".")[1])
 
 
 def log_records(base: Path) -> list[dict[str, object]]:
@@ -150,7 +151,7 @@ def test_a_command_whose_directories_cannot_be_made_fails_with_the_reason(
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     command = run("1.0", tmp_path, ["/bin/true"])
-    command["outputdir"] = str(blocker / "output")
+    command["outputdir"] = str(blocker / "0")
     runner.send(command)
     (event,) = runner.events(1)
     assert event["ev"] == "exited" and "cannot start /bin/true" in str(event["error"])
