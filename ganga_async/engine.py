@@ -696,11 +696,12 @@ class Engine:
         targets: list[int | None] = list(indices) if indices is not None else [None]
         units: list[SubmitUnit] = []
         sharedirs: dict[tuple[str, str], Path] = {}
+        jobdir = job._dir()
         for index in targets:
             if self._status_of(job, index) is not Status.SUBMITTING:
                 continue
             try:
-                units.append(self._unit(job, index, sharedirs))
+                units.append(self._unit(job, index, jobdir, sharedirs))
             except GangaAsyncError as exc:
                 self._set_status(job, index, Status.FAILED, reason=str(exc))
         if not units:
@@ -723,9 +724,11 @@ class Engine:
         if late_kills:
             await driver.kill(late_kills)
 
-    def _unit(self, job: Job, index: int | None, sharedirs: dict[tuple[str, str], Path]) -> SubmitUnit:
-        """The (sub)job resolved for its backend; ``sharedirs`` caches ShareDir paths over a
-        chunk, whose subjobs nearly always share their master's."""
+    def _unit(self, job: Job, index: int | None, jobdir: Path,
+              sharedirs: dict[tuple[str, str], Path]) -> SubmitUnit:
+        """The (sub)job resolved for its backend; ``jobdir`` is the job's directory and
+        ``sharedirs`` caches ShareDir paths over a chunk, whose subjobs nearly always share
+        their master's."""
         if index is None:
             fields: dict[str, Any] = {
                 "name": job.name, "application": job.application, "backend": job.backend,
@@ -743,11 +746,12 @@ class Engine:
             if path is None:
                 path = sharedirs[where] = self.shared.root / sharedir.name / sharedir.subdir
         command = app.command(fields["inputfiles"], path)
+        outputdir = jobdir / ("output" if index is None else str(index))
         return SubmitUnit(
             key=_key(job, index), job_id=_jid(job), index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
-            outputfiles=list(fields["outputfiles"]), workdir=_workdir(job, index),
-            outputdir=_outputdir(job, index),
+            outputfiles=list(fields["outputfiles"]),
+            workdir=(jobdir if index is None else outputdir) / "work", outputdir=outputdir,
         )
 
     async def _warm_up(self, name: str) -> None:
@@ -1311,11 +1315,6 @@ def _outputdir(job: Job, index: int | None) -> Path:
     """``Job.outputdir`` of the job (index None) or of its subjob ``index``, without building
     the subjob."""
     return job._dir() / ("output" if index is None else str(index))
-
-
-def _workdir(job: Job, index: int | None) -> Path:
-    """``Job.workdir`` of the job (index None) or of its subjob ``index``."""
-    return (job._dir() if index is None else job._dir() / str(index)) / "work"
 
 
 def _parse_fqid(value: int | str) -> tuple[int, int | None]:

@@ -439,11 +439,20 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
             fields[head] = value
     for head, values in changed.items():
         # The splitter's values were checked against these fields when the job was submitted.
-        component = copy.copy(fields[head])
+        component = _shallow_copy(fields[head])
         for name, value in values.items():
             object.__setattr__(component, name, value)
         fields[head] = component
     return fields
+
+
+def _shallow_copy(component: Any) -> Any:
+    """``copy.copy`` for a component, several times faster (one per subjob submitted)."""
+    if not hasattr(component, "__dict__"):
+        return copy.copy(component)
+    twin = object.__new__(type(component))
+    twin.__dict__.update(component.__dict__)
+    return twin
 
 
 def make_subjob(master: Job, index: int) -> Job:

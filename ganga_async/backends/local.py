@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._exceptions import BackendError, JobSpecError
 from .._log import get_logger
@@ -157,13 +156,14 @@ class LocalDriver(BackendDriver):
                 raise BackendError(f"the local runner went away: {exc}") from exc
 
     async def _read_events(self, stream: UNIXSocketStream) -> None:
-        buffered = BufferedByteReceiveStream(stream)
+        pending = b""
         try:
             while True:
-                line = await buffered.receive_until(b"\n", 1 << 20)
-                self._on_event(json.loads(line))
-        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
-                anyio.ClosedResourceError, OSError):
+                # Events come in bursts; one receive takes all that arrived.
+                *lines, pending = (pending + await stream.receive()).split(b"\n")
+                for line in lines:
+                    self._on_event(json.loads(line.decode()))
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream:
             log.warning("local runner connection lost; its processes are checked through status logs")
