@@ -4,15 +4,18 @@ Standard library only; shipped inside the wheel and started by the engine as
 ``python -I -S local_runner.py`` with a Unix socket as stdin. It reads one JSON command per line
 from the socket and answers on it with one JSON event per line:
 
-    {"op": "run", "key": "3.17", "group": "3", "limit": 8, "log": ".../3/local.log",
-     "argv": [...], "env": {...}, "workdir": ..., "outputdir": ..., "inputs": [...], "outputs": [...]}
+    {"op": "run", "key": "3.17", "group": "3", "limit": 8, "log": ".../3/__localstatus__.jsonl",
+     "argv": [...], "env": {...}, "workdir": ..., "scratch": ".../3/work" or null,
+     "outputdir": ..., "inputs": [...], "outputs": [...]}
         -> {"ev": "started", "key", "pid", "t"}, later {"ev": "exited", "key", "code", "killed", "t", "error"}
     {"op": "kill", "key": "3.17", "grace": 5.0}
 
 Commands of one ``group`` (a master job) run at most ``limit`` at a time, in the order they
 came; the rest wait here, in the runner, so they still start after the engine has gone. Each
-process runs in its own session (so a kill reaches its whole process group), in ``workdir``,
-with stdout and stderr in ``outputdir`` and the environment additions of its job.
+process runs in its own session (so a kill reaches its whole process group), with stdout and
+stderr in ``outputdir`` and the environment additions of its job: in its slot's directory under
+``scratch`` when there is one (emptied after each command, its ``outputs`` copied back first),
+otherwise in ``workdir``, which is kept.
 
 What a restarted engine reads is the group's *status log* ``log``, one per master job, append
 only, one JSON record per line:
