@@ -268,13 +268,15 @@ class Runner:
                     group.slots -= 1
                     break
                 command = group.queue.popleft()
-            cwd = command.workdir
+            cwd, made = command.workdir, False
             if command.scratch is not None:
                 if scratch is None or os.path.dirname(scratch) != command.scratch:
                     scratch = os.path.join(command.scratch, f"{self.pid}-{next(self.scratch_ids)}")
+                else:
+                    made = True  # by this slot, for its previous command
                 cwd = scratch
-            if not self.run(group, command, cwd) and cwd is scratch:
-                scratch = None  # not emptied: the next command gets a new one
+            if not self.run(group, command, cwd, made) and cwd is scratch:
+                scratch = None  # not emptied, or gone: the next command gets a new one
         if scratch is not None:
             for path in (scratch, os.path.dirname(scratch)):
                 try:
@@ -282,10 +284,10 @@ class Runner:
                 except OSError:
                     break  # the scratch root still has other slots' directories
 
-    def run(self, group: Group, command: Command, cwd: str) -> bool:
-        """Start the command's process in ``cwd`` unless it must not or cannot start, wait for
-        it, copy its outputs back, empty a scratch ``cwd`` and tell of its end. False when a
-        scratch ``cwd`` could not be emptied."""
+    def run(self, group: Group, command: Command, cwd: str, made: bool) -> bool:
+        """Start the command's process in ``cwd`` (``made`` when it exists) unless it must not
+        or cannot start, wait for it, copy its outputs back, empty a scratch ``cwd`` and tell
+        of its end. False when a scratch ``cwd`` could not be emptied."""
         clean = True
         if take_kill_marker(command.outputdir):
             self.kill_requested.setdefault(command.key, 0.0)
@@ -293,7 +295,7 @@ class Runner:
             self.announce(group, command, None)
             return clean
         try:
-            proc = spawn(command, cwd, self.devnull)
+            proc = spawn(command, cwd, made, self.devnull)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self.announce(group, command, None, f"cannot start {command.argv[0]}: {exc}")
             return cwd == command.workdir or empty(cwd)
@@ -390,10 +392,12 @@ def spawn_thread(target: Callable[..., None], name: str, *args: object) -> None:
     threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
 
-def spawn(command: Command, cwd: str, devnull: int) -> subprocess.Popen[bytes]:
-    """Make the command's directories and output files and start its process in ``cwd``."""
+def spawn(command: Command, cwd: str, made: bool, devnull: int) -> subprocess.Popen[bytes]:
+    """Make the command's directories (``cwd`` too unless ``made``) and output files and
+    start its process in ``cwd``."""
     make_dir(command.outputdir)
-    make_dir(cwd)
+    if not made:
+        make_dir(cwd)
     if command.inputs:
         sandbox().stage_inputs(command.inputs, cwd)
     if command.argv[0].startswith("./"):
@@ -415,12 +419,13 @@ def spawn(command: Command, cwd: str, devnull: int) -> subprocess.Popen[bytes]:
 
 
 def empty(path: str) -> bool:
-    """Remove everything in directory ``path`` (if it exists); False when something stays."""
+    """Remove everything in directory ``path``; False when something stays, or when ``path``
+    itself is gone (a process removed it): either way the slot takes a new one."""
     try:
         with os.scandir(path) as entries:
             found = [entry.path for entry in entries]
     except FileNotFoundError:
-        return True
+        return False
     except OSError as exc:
         complain(f"cannot empty the scratch directory {path}: {exc}")
         return False

@@ -193,3 +193,15 @@ def test_commands_of_one_group_run_in_order_never_more_than_its_limit_at_once(
     starts = {r["key"]: r["t"] for r in log_records(tmp_path) if r["ev"] == "started"}
     # Taken in order by `limit` threads: each command starts after all those `limit` before it.
     assert all(starts[f"1.{i}"] > starts[f"1.{i - limit}"] for i in range(limit, n))  # type: ignore[operator]
+
+
+def test_a_process_that_removes_its_scratch_directory_does_not_fail_the_next(
+    runner: Runner, tmp_path: Path
+) -> None:
+    runner.send(run("1.0", tmp_path, ["/bin/sh", "-c", 'rm -rf "$PWD"'], limit=1),
+                run("1.1", tmp_path, ["/bin/pwd"], limit=1))
+    events = runner.events(4)
+    assert [e["code"] for e in events if e["ev"] == "exited"] == [0, 0]
+    ran_in = Path((tmp_path / "1" / "stdout").read_text().strip())
+    assert ran_in.parent == tmp_path / "work"
+    wait_for(lambda: not (tmp_path / "work").exists())
