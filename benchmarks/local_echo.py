@@ -58,6 +58,7 @@ import anyio
 from ganga_async import ArgSplitter, Engine, Executable, Job, Local, Status
 from ganga_async._resources import shipped
 from ganga_async.backends.local import STATUS_LOG
+from ganga_async.job import job_dir_of
 
 from ._harness import (
     Row,
@@ -131,7 +132,7 @@ def run_engine(root: Path, n: int, width: int,
             if job.status is not Status.COMPLETED:
                 raise RuntimeError(f"the engine's job ended {job.status}: {job.subjobs!r}")
             outputs.extend(sub.outputdir for sub in job.subjobs)
-            _runner_figures(run, job.outputdir.parent / STATUS_LOG, n, width)
+            _runner_figures(run, job_dir_of(job.outputdir) / STATUS_LOG, n, width)
             closing = time.perf_counter()
         run.close = time.perf_counter() - closing
         return run

@@ -67,7 +67,7 @@ from .box import Box
 from .config import Config, load_config
 from .credentials.manager import CredentialManager, Requirement
 from .events import CredentialEvent, EventStream, JobEvent, _Hub
-from .job import Job, JobInfo, SubjobTable, apply_overrides
+from .job import Job, JobInfo, SubjobTable, apply_overrides, output_dir, work_dir
 from .repository import JobRow, Repository
 from .sharedir import SharedArea, ShareDir
 from .shareref import ShareRef, holder_label
@@ -445,7 +445,7 @@ class Engine:
             names = ", ".join(sorted(str(s) for s in wanted))
             raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
         driver = await self._driver(master.backend.plugin_name)
-        await driver.forget([Handle(_key(master, i), "", _outputdir(master, i)) for i in chosen])
+        await driver.forget([Handle(_key(master, i), "", output_dir(master._dir(), i)) for i in chosen])
         for index in chosen:
             self._reset_for_submission(master, index)
         master._freeze()
@@ -746,12 +746,11 @@ class Engine:
             if path is None:
                 path = sharedirs[where] = self.shared.root / sharedir.name / sharedir.subdir
         command = app.command(fields["inputfiles"], path)
-        outputdir = jobdir / ("output" if index is None else str(index))
         return SubmitUnit(
             key=_key(job, index), job_id=_jid(job), index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
-            outputfiles=list(fields["outputfiles"]),
-            workdir=(jobdir if index is None else outputdir) / "work", outputdir=outputdir,
+            outputfiles=list(fields["outputfiles"]), workdir=work_dir(jobdir, index),
+            outputdir=output_dir(jobdir, index),
         )
 
     async def _warm_up(self, name: str) -> None:
@@ -1161,7 +1160,8 @@ class Engine:
             for job, index in items:
                 backend_id = job._backend_id if index is None else _table(job).backend_id[index]
                 key = _key(job, index)
-                entries[key] = _Active(job, index, Handle(key, backend_id or "", _outputdir(job, index)))
+                handle = Handle(key, backend_id or "", output_dir(job._dir(), index))
+                entries[key] = _Active(job, index, handle)
             statuses = await driver.status([e.handle for e in entries.values()])
             resubmit: dict[int, tuple[Job, list[int | None]]] = {}
             for key, entry in entries.items():
@@ -1309,12 +1309,6 @@ def _table(job: Job) -> SubjobTable:
 
 def _key(job: Job, index: int | None) -> str:
     return str(_jid(job)) if index is None else f"{_jid(job)}.{index}"
-
-
-def _outputdir(job: Job, index: int | None) -> Path:
-    """``Job.outputdir`` of the job (index None) or of its subjob ``index``, without building
-    the subjob."""
-    return job._dir() / ("output" if index is None else str(index))
 
 
 def _parse_fqid(value: int | str) -> tuple[int, int | None]:

@@ -340,14 +340,18 @@ class Job:
     def outputdir(self) -> Path:
         """Where stdout, stderr and the copied-back output files are kept: a subjob's own
         directory (``3/17``), or ``output`` in a job's directory (``3/output``)."""
-        return self._dir() if self._master is not None else self._dir() / "output"
+        if self._master is not None:
+            return output_dir(self._master._dir(), self._index)
+        return output_dir(self._dir(), None)
 
     @property
     def workdir(self) -> Path:
         """Where the (sub)job's working directory is kept when its backend keeps it (Slurm;
         Local with ``[Local] remove_workdir = false``). Otherwise a (sub)job runs in a scratch
         directory under its job's ``work/``, emptied once its outputs are copied back."""
-        return self._dir() / "work"
+        if self._master is not None:
+            return work_dir(self._master._dir(), self._index)
+        return work_dir(self._dir(), None)
 
     # -- description --------------------------------------------------------------------
 
@@ -421,6 +425,22 @@ class Job:
         if self._master is None and self.splitter is not None:
             parts.append(f"splitter={type(self.splitter).__name__}, subjobs={len(self.subjobs)}")
         return f"Job({', '.join(parts)})"
+
+
+def output_dir(jobdir: Path, index: int | None) -> Path:
+    """The outputdir of the job whose directory is ``jobdir`` (index None) or of its subjob
+    ``index``, without building the subjob."""
+    return jobdir / ("output" if index is None else str(index))
+
+
+def work_dir(jobdir: Path, index: int | None) -> Path:
+    """The kept working directory of the job in ``jobdir`` (index None) or of its subjob."""
+    return (jobdir if index is None else jobdir / str(index)) / "work"
+
+
+def job_dir_of(outputdir: Path) -> Path:
+    """The directory of the job an outputdir (of the job or of one of its subjobs) belongs to."""
+    return outputdir.parent
 
 
 def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:

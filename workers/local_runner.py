@@ -106,13 +106,8 @@ class Group:
         self.log_path = log
         self.log_fd: int | None = None
         try:
+            os.makedirs(os.path.dirname(log), exist_ok=True)
             self.log_fd = os.open(log, LOG_FLAGS, 0o644)
-        except FileNotFoundError:
-            try:
-                os.makedirs(os.path.dirname(log), exist_ok=True)
-                self.log_fd = os.open(log, LOG_FLAGS, 0o644)
-            except OSError as exc:
-                complain(f"cannot open the status log {log}: {exc}")
         except OSError as exc:
             complain(f"cannot open the status log {log}: {exc}")
 
@@ -120,9 +115,7 @@ class Group:
         if self.log_fd is None:
             return
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.log_fd, view):]
+            write_all(self.log_fd, data)
         except OSError as exc:
             complain(f"cannot write the status log {self.log_path}: {exc}")
 
@@ -359,9 +352,7 @@ class Runner:
                     self.unsent_ready.wait()
                 data, self.unsent = bytes(self.unsent), bytearray()
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self.engine, view):]
+                write_all(self.engine, data)
             except OSError:
                 self.engine_alive = False
 
@@ -378,6 +369,13 @@ class Runner:
                         del self.groups[group.key]
             if not self.groups:
                 self.idle.set()
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def encode(record: dict[str, object]) -> bytes:

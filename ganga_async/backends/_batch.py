@@ -49,6 +49,7 @@ from anyio.abc import TaskStatus
 from .._exceptions import BackendError, BackendUnavailableError
 from .._log import get_logger
 from .._resources import shipped
+from ..job import job_dir_of
 from ..states import Status
 from .base import STATUS_FILE, Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 
@@ -588,7 +589,7 @@ class BatchDriver(BackendDriver):
 
     async def _submit_group(self, units: list[SubmitUnit]) -> list[str]:
         """Submit units that share their job and settings: one job, or as few arrays as fit."""
-        folder = _job_dir(units[0]) / self._system.name.lower()
+        folder = job_dir_of(units[0].outputdir) / self._system.name.lower()
         wrapper = await self._ensure_wrapper(folder)
         if units[0].index is None:
             return [await self._submit_array(folder, wrapper, units, None)]
@@ -696,7 +697,7 @@ class BatchDriver(BackendDriver):
             if record and record.get("batch_id"):
                 found[handle.key] = str(record["batch_id"])
                 continue
-            jobdir = handle.outputdir.parent.parent if "." in handle.key else handle.outputdir.parent
+            jobdir = job_dir_of(handle.outputdir)
             by_folder.setdefault(jobdir / self._system.name.lower(), set()).add(handle.key)
         for folder, keys in by_folder.items():
             placed = await anyio.to_thread.run_sync(_find_in_manifests, folder, keys)
@@ -722,10 +723,6 @@ class BatchDriver(BackendDriver):
             if native:
                 await id_file.write_text(native + "\n")
         return native or None
-
-
-def _job_dir(unit: SubmitUnit) -> Path:
-    return unit.workdir.parent.parent if unit.index is not None else unit.workdir.parent
 
 
 def _manifest_entry(unit: SubmitUnit, task: int, heartbeat: float) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
 from .._exceptions import BackendError, JobSpecError
 from .._log import get_logger
 from .._resources import shipped
+from ..job import job_dir_of
 from ..states import Status
 from .base import (
     Backend,
@@ -204,7 +205,7 @@ class LocalDriver(BackendDriver):
                 "op": "run", "key": unit.key, "group": str(unit.job_id), "limit": self._limit(unit),
                 "log": str(_status_log(unit.outputdir)), "argv": unit.command.argv,
                 "env": unit.command.env, "workdir": str(unit.workdir),
-                "scratch": str(unit.outputdir.parent / "work") if scratch else None,
+                "scratch": str(job_dir_of(unit.outputdir) / "work") if scratch else None,
                 "outputdir": str(unit.outputdir), "inputs": unit.inputfiles, "outputs": unit.outputfiles,
             })
         try:
@@ -242,12 +243,11 @@ class LocalDriver(BackendDriver):
         if record is None or "end" in record:
             return
         pid = record.get("pid")
-        if not isinstance(pid, int) and not _is_runner(record.get("runner_pid")):
-            return
         if not isinstance(pid, int):
-            # Queued in an earlier engine's runner: it checks for this file before starting.
-            await anyio.Path(handle.outputdir).mkdir(parents=True, exist_ok=True)
-            await anyio.Path(handle.outputdir / KILL_FILE).touch()
+            if _is_runner(record.get("runner_pid")):
+                # Queued in an earlier engine's runner: it checks for this file before starting.
+                await anyio.Path(handle.outputdir).mkdir(parents=True, exist_ok=True)
+                await anyio.Path(handle.outputdir / KILL_FILE).touch()
             return
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -325,9 +325,8 @@ def _final_status(code: int | None, killed: bool, error: str | None, *, ended: f
 
 
 def _status_log(outputdir: Path) -> Path:
-    """The status log of the job a (sub)job belongs to: in the job's directory, which holds a
-    subjob's outputdir (``3/17``) and a job's own (``3/output``)."""
-    return outputdir.parent / STATUS_LOG
+    """The status log of the job a (sub)job belongs to, in the job's directory."""
+    return job_dir_of(outputdir) / STATUS_LOG
 
 
 class _StatusLogs:

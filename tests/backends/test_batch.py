@@ -14,6 +14,7 @@ from ganga_async.applications.base import Command
 from ganga_async.backends import BackendStatus, DriverContext, Handle, SubmitUnit
 from ganga_async.backends._batch import BatchDriver, CommandResult, Observation, compact_ranges, resolve
 from ganga_async.backends.slurm import SlurmSystem
+from ganga_async.job import output_dir, work_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -55,11 +56,11 @@ def config_with(size: int) -> CommandResult:
 
 
 def unit(jobdir: Path, index: int | None, backend: Slurm | None = None) -> SubmitUnit:
-    base = jobdir if index is None else jobdir / str(index)
     key = jobdir.name if index is None else f"{jobdir.name}.{index}"
     return SubmitUnit(key=key, job_id=int(jobdir.name), index=index, name="", backend=backend or Slurm(),
                       command=Command(argv=["/bin/echo", str(index)], env={"A": "1"}), inputfiles=[],
-                      outputfiles=["*.txt"], workdir=base / "work", outputdir=base / "output")
+                      outputfiles=["*.txt"], workdir=work_dir(jobdir, index),
+                      outputdir=output_dir(jobdir, index))
 
 
 def driver(config: Config, tmp_path: Path, runner: ScriptedRunner) -> BatchDriver:
