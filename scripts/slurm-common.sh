@@ -10,16 +10,21 @@ export SLURM_CONF=$CONF
 
 say() { local me=${0##*/}; printf '%s: %s\n' "${me%.sh}" "$*" >&2; }
 
+# Whether process PID lives (a zombie does not).
+alive() {
+    local state
+    state=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    state=${state##*) }
+    [ "${state%% *}" != Z ]
+}
+
 # The pid in RUN/NAME.pid when that process lives (zombies do not count: init reaps late
 # here) and is ours: its command line or its SLURM_CONF points into HOME_DIR.
 running() {
-    local pidfile=$RUN/$1.pid pid state
+    local pidfile=$RUN/$1.pid pid
     [ -s "$pidfile" ] || return 1
     pid=$( { tr -dc '0-9' <"$pidfile"; } 2>/dev/null) || return 1
-    [ -n "$pid" ] || return 1
-    state=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    state=${state##*) }
-    [ "${state%% *}" != Z ] || return 1
+    [ -n "$pid" ] && alive "$pid" || return 1
     if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$HOME_DIR/" \
         || tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$CONF"; then
         echo "$pid"

@@ -35,6 +35,7 @@ fail() {
     for f in "$LOGS"/*.log "$LOGS"/*.err; do
         [ -s "$f" ] && { printf -- '--- last lines of %s\n' "$f" >&2; tail -n 15 "$f" >&2; }
     done
+    say "ERROR: $*"   # again, where a reader of the tail of this output looks
     exit 1
 }
 
@@ -68,13 +69,19 @@ install_missing() {
 }
 
 DEADLINE=$(( $(date +%s) + TIMEOUT ))
-await() {   # await WHAT DAEMON COMMAND...: retry COMMAND until it succeeds, DAEMON stays up
+# await WHAT DAEMON COMMAND...: retry COMMAND until it succeeds while DAEMON stays up. DAEMON is
+# a pid when this script started the process itself (mariadbd writes its pid file only after
+# InnoDB's crash recovery, which can take seconds), otherwise a name whose pid file the daemon
+# writes as it detaches; a daemon without one 10 s after its start has died.
+await() {
     local what=$1 daemon=$2 since
     shift 2
     since=$(date +%s)
     until "$@" >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$DEADLINE" ] || fail "gave up waiting for $what after ${TIMEOUT}s"
-        if [ $(( $(date +%s) - since )) -ge 3 ] && ! running "$daemon" >/dev/null; then
+        if [[ $daemon =~ ^[0-9]+$ ]]; then
+            alive "$daemon" || fail "$what exited while starting"
+        elif [ $(( $(date +%s) - since )) -ge 10 ] && ! running "$daemon" >/dev/null; then
             fail "$daemon exited while starting"
         fi
         sleep 0.2
@@ -192,8 +199,11 @@ if ! running mariadbd >/dev/null; then
         --pid-file="$RUN/mariadbd.pid" --log-error="$LOGS/mariadb.err" --bind-address=127.0.0.1 \
         --port=$((PORT + 3)) --skip-name-resolve --innodb-buffer-pool-size=64M \
         8>&- </dev/null >>"$LOGS/daemons.out" 2>&1 &
+    MARIADB=$!   # setsid execs in place: a background job of a script leads no process group
+else
+    MARIADB=mariadbd
 fi
-await "MariaDB" mariadbd mariadb-admin --no-defaults --socket="$DB_SOCKET" -uroot ping
+await "MariaDB" "$MARIADB" mariadb-admin --no-defaults --socket="$DB_SOCKET" -uroot ping
 mariadb --no-defaults --socket="$DB_SOCKET" -uroot -e "
     CREATE DATABASE IF NOT EXISTS slurm_acct_db;
     CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
