@@ -33,9 +33,10 @@ Threads, so that starting processes is never serialised behind anything else:
 
 - the main thread reads commands and logs their acceptance;
 - each group has up to ``limit`` *slot* threads, each making the next command's directories
-  and output files, starting its process and waiting for it, as a bare loop of threads would;
-- one *writer* thread logs the events, all that piled up in one write, and one *sender* thread
-  sends them to the engine, so that an engine slow to read never holds up the log.
+  and output files, starting its process and waiting for it, as a bare loop of threads would,
+  and logging and sending its ``started`` and ``exited`` events itself;
+- a *sender* thread sends what the engine's socket would not take at once, so that an engine
+  slow to read never holds up the log or the next process.
 
 The runner outlives the engine: when its input ends it keeps running what it has, logs every
 exit code, and exits once the last process has ended.
@@ -47,6 +48,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -60,7 +62,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 KILL_FILE = "__kill__"
-"""Created in the outputdir by an engine that cannot reach the runner: do not start it."""
+"""Created in the outputdir by a later engine, which cannot reach this runner: do not start it.
+Looked for only once the runner's own engine has gone (until then kills come as commands)."""
 THREAD_STACK = 512 * 1024
 """Bytes of stack per thread: each only starts, waits for and records processes."""
 OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
@@ -129,6 +132,8 @@ class Runner:
     def __init__(self, engine: int) -> None:
         self.engine = engine
         """The socket to the engine, as a blocking file descriptor."""
+        self.engine_socket = socket.socket(fileno=engine)
+        """The same socket, for sends that must not block (``MSG_DONTWAIT``)."""
         self.engine_alive = True
         self.host = os.uname().nodename
         self.pid = os.getpid()
@@ -140,12 +145,10 @@ class Runner:
         self.procs: dict[str, Command] = {}
         self.kill_requested: dict[str, float] = {}
         self.scratch_ids = itertools.count()
-        self.outbox: list[tuple[Group, dict[str, object]]] = []
-        self.outbox_ready = threading.Condition()
         self.unsent = bytearray()
+        self.sending = False
         self.unsent_ready = threading.Condition()
-        spawn_thread(self.writing, "write")
-        spawn_thread(self.sending, "send")
+        spawn_thread(self.send_unsent, "send")
 
     # -- the main thread: commands ----------------------------------------------------------
 
@@ -282,7 +285,7 @@ class Runner:
         or cannot start, wait for it, copy its outputs back, empty a scratch ``cwd`` and tell
         of its end. False when a scratch ``cwd`` could not be emptied."""
         clean = True
-        if take_kill_marker(command.outputdir):
+        if not self.engine_alive and take_kill_marker(command.outputdir):
             self.kill_requested.setdefault(command.key, 0.0)
         if command.key in self.kill_requested:
             self.announce(group, command, None)
@@ -293,7 +296,7 @@ class Runner:
             self.announce(group, command, None, f"cannot start {command.argv[0]}: {exc}")
             return cwd == command.workdir or empty(cwd)
         self.procs[command.key] = command
-        self.send(group, {"ev": "started", "key": command.key, "pid": proc.pid, "t": time.time()})
+        self.record(group, {"ev": "started", "key": command.key, "pid": proc.pid, "t": time.time()})
         if command.key in self.kill_requested:
             self.signal_group(command)
         code = proc.wait()
@@ -313,60 +316,57 @@ class Runner:
                  end: float | None = None) -> None:
         """Log and tell the engine that the command ended; from any thread."""
         killed = self.kill_requested.pop(command.key, None) is not None
-        self.send(group, {"ev": "exited", "key": command.key, "code": code, "killed": killed,
+        self.record(group, {"ev": "exited", "key": command.key, "code": code, "killed": killed,
                           "t": time.time() if end is None else end,
                           "error": None if killed else error})
 
-    # -- the writer thread ------------------------------------------------------------------
+    # -- events: logged, then sent ----------------------------------------------------------
 
-    def send(self, group: Group, event: dict[str, object]) -> None:
-        """Queue an event to log and send, from any thread."""
-        with self.outbox_ready:
-            self.outbox.append((group, event))
-            self.outbox_ready.notify()
-
-    def writing(self) -> None:
-        while True:
-            with self.outbox_ready:
-                while not self.outbox:
-                    self.outbox_ready.wait()
-                batch, self.outbox = self.outbox, []
-            lines: dict[Group, list[bytes]] = {}
-            for group, event in batch:
-                lines.setdefault(group, []).append(encode(event))
-            for group, records in lines.items():
-                group.append(b"".join(records))
-            if self.engine_alive:
-                with self.unsent_ready:
-                    for records in lines.values():
-                        self.unsent += b"".join(records)
+    def record(self, group: Group, event: dict[str, object]) -> None:
+        """Log an event in its group's status log, then tell the engine; from any thread, which
+        does both itself (an append is one write, so lines of several threads never mix) unless
+        the engine reads too slowly: then the sender thread sends what the socket would not
+        take, so that a slow engine never holds up the log or the next process."""
+        line = encode(event)
+        group.append(line)
+        if self.engine_alive:
+            with self.unsent_ready:
+                if not self.unsent and not self.sending:
+                    try:
+                        line = line[self.engine_socket.send(line, socket.MSG_DONTWAIT):]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        self.engine_alive = False
+                        line = b""
+                if line:
+                    self.unsent += line
                     self.unsent_ready.notify()
-            self.ended([group for group, event in batch if event["ev"] == "exited"])
+        if event["ev"] == "exited":
+            self.ended(group)
 
-    def sending(self) -> None:
-        """Send what was logged; on a thread of its own, so that an engine slow to read never
-        holds up the log."""
+    def send_unsent(self) -> None:
+        """The sender thread: send what the socket would not take at once, in order."""
         while True:
             with self.unsent_ready:
+                self.sending = False
                 while not self.unsent:
                     self.unsent_ready.wait()
                 data, self.unsent = bytes(self.unsent), bytearray()
+                self.sending = True
             try:
                 write_all(self.engine, data)
             except OSError:
                 self.engine_alive = False
 
-    def ended(self, groups: list[Group]) -> None:
-        """Count logged ends; the runner may exit once every command's is."""
-        if not groups:
-            return
+    def ended(self, group: Group) -> None:
+        """Count a logged end; the runner may exit once every command's is."""
         with self.lock:
-            for group in groups:
-                group.pending -= 1
-                if not group.pending:
-                    group.close()
-                    if self.groups.get(group.key) is group:
-                        del self.groups[group.key]
+            group.pending -= 1
+            if not group.pending:
+                group.close()
+                if self.groups.get(group.key) is group:
+                    del self.groups[group.key]
             if not self.groups:
                 self.idle.set()
 

@@ -170,6 +170,10 @@ def test_events_wait_for_an_engine_that_reads_slowly(tmp_path: Path) -> None:
         events = slow.events(2 * n)
         assert sorted(e["ev"] for e in events) == ["exited"] * n + ["started"] * n
         assert all(e["code"] == 0 for e in events if e["ev"] == "exited")
+        # Part went straight to the socket, part through the sender thread: still in order.
+        order = [(e["key"], e["ev"]) for e in events]
+        assert all(order.index((key, "started")) < order.index((key, "exited"))
+                   for key, ev in order if ev == "started")
     finally:
         slow.engine.close()
 
