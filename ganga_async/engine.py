@@ -86,6 +86,8 @@ _SHAREREF_CLOSE_TIMEOUT = 60.0
 
 _Chunk = tuple[Job, list[int] | None]
 """A master and the subjob indices to submit (``None``: the master itself, unsplit)."""
+_Ended = tuple[Job, int | None, BackendStatus]
+"""A (sub)job its backend reported ended, and how."""
 
 
 class _Active:
@@ -155,7 +157,7 @@ class Engine:
         self._prepare_send: MemoryObjectSendStream[tuple[Job, MemoryObjectSendStream[Any]]]
         self._split_send: MemoryObjectSendStream[tuple[Job, MemoryObjectSendStream[Any] | None]]
         self._submit_send: MemoryObjectSendStream[_Chunk]
-        self._finalise_send: MemoryObjectSendStream[tuple[Job, int | None, BackendStatus]]
+        self._finalise_send: MemoryObjectSendStream[list[_Ended]]
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class Engine:
                 tuple[Job, MemoryObjectSendStream[Any] | None]](size)
             self._submit_send, submit_recv = anyio.create_memory_object_stream[_Chunk](size)
             self._finalise_send, finalise_recv = anyio.create_memory_object_stream[
-                tuple[Job, int | None, BackendStatus]](size)
+                list[_Ended]](size)
             await tg.start(self._prepare_stage, prepare_recv)
             await tg.start(self._split_stage, split_recv)
             await tg.start(self._submit_stage, submit_recv)
@@ -811,6 +813,7 @@ class Engine:
             await self._apply_news(active, news)
 
     async def _apply_news(self, active: dict[str, _Active], news: Any) -> None:
+        ended: list[_Ended] = []
         for key, status in news.items():
             entry = active.get(key)
             if entry is None:
@@ -830,7 +833,9 @@ class Engine:
                 self._set_status(job, index, self._status_of(job, index), backend_id=status.native_id)
             if new is Status.COMPLETED:
                 self._set_status(job, index, Status.COMPLETING, t=status.started)
-            await self._finalise_send.send((job, index, status))
+            ended.append((job, index, status))
+        if ended:
+            await self._finalise_send.send(ended)
 
     def _catch_up(self, job: Job, index: int | None, status: BackendStatus) -> None:
         """Walk the states a (sub)job went through unseen, so the transition table accepts the
@@ -844,18 +849,17 @@ class Engine:
             self._set_status(job, index, Status.RUNNING, t=status.started)
 
     async def _finalise_stage(
-        self,
-        inbox: MemoryObjectReceiveStream[tuple[Job, int | None, BackendStatus]],
-        *,
-        task_status: TaskStatus[None],
+        self, inbox: MemoryObjectReceiveStream[list[_Ended]], *, task_status: TaskStatus[None]
     ) -> None:
+        """Take the (sub)jobs a backend reported ended, all of one piece of news at once."""
         task_status.started()
         async with inbox:
-            async for job, index, status in inbox:
-                if job._status is Status.REMOVED:
-                    continue
-                self._set_status(job, index, status.status, exitcode=status.exitcode,
-                                 reason=status.reason, t=status.ended)
+            async for ended in inbox:
+                for job, index, status in ended:
+                    if job._status is Status.REMOVED:
+                        continue
+                    self._set_status(job, index, status.status, exitcode=status.exitcode,
+                                     reason=status.reason, t=status.ended)
 
     # -- state ------------------------------------------------------------------------
 

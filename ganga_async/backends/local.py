@@ -147,7 +147,9 @@ class LocalDriver(BackendDriver):
 
     async def _send(self, commands: list[dict[str, object]]) -> None:
         """Write commands to the runner; they are in its hands when this returns."""
-        data = b"".join(json.dumps(c, separators=(",", ":")).encode() + b"\n" for c in commands)
+        await self._send_lines(b"".join(_encode(c) + b"\n" for c in commands))
+
+    async def _send_lines(self, data: bytes) -> None:
         async with self._send_lock:
             if self._stream is None:
                 raise BackendError("the local runner is not running")
@@ -160,10 +162,11 @@ class LocalDriver(BackendDriver):
         pending = b""
         try:
             while True:
-                # Events come in bursts; one receive takes all that arrived.
+                # Events come in bursts; one receive takes all that arrived, one decode reads them.
                 *lines, pending = (pending + await stream.receive()).split(b"\n")
-                for line in lines:
-                    self._on_event(json.loads(line.decode()))
+                if lines:
+                    for event in json.loads(b"[%b]" % b",".join(lines)):
+                        self._on_event(event)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream:
@@ -196,20 +199,29 @@ class LocalDriver(BackendDriver):
 
     async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
         await self._ensure_runner()
-        commands: list[dict[str, object]] = []
         scratch = bool(self._context.config["Local"]["remove_workdir"])
+        lines: list[bytes] = []
+        # The fields the units of a job mostly share are encoded once per run of equal ones.
+        shared_as: tuple[object, ...] = ()
+        shared = b""
         for unit in units:
             self._dispatched.add(unit.key)
             self._state[unit.key] = BackendStatus(Status.SUBMITTED)
-            commands.append({
-                "op": "run", "key": unit.key, "group": str(unit.job_id), "limit": self._limit(unit),
-                "log": str(_status_log(unit.outputdir)), "argv": unit.command.argv,
-                "env": unit.command.env, "workdir": str(unit.workdir),
-                "scratch": str(job_dir_of(unit.outputdir) / "work") if scratch else None,
-                "outputdir": str(unit.outputdir), "inputs": unit.inputfiles, "outputs": unit.outputfiles,
-            })
+            limit = self._limit(unit)
+            these = (unit.job_id, limit, unit.command.env, unit.inputfiles, unit.outputfiles)
+            if these != shared_as:
+                jobdir = job_dir_of(unit.outputdir)
+                shared_as, shared = these, _encode({
+                    "op": "run", "group": str(unit.job_id), "limit": limit,
+                    "log": str(jobdir / STATUS_LOG), "env": unit.command.env,
+                    "scratch": str(jobdir / "work") if scratch else None,
+                    "inputs": unit.inputfiles, "outputs": unit.outputfiles,
+                })[:-1]
+            own = _encode({"key": unit.key, "argv": unit.command.argv, "workdir": str(unit.workdir),
+                           "outputdir": str(unit.outputdir)})
+            lines.append(b"%b,%b\n" % (shared, own[1:]))
         try:
-            await self._send(commands)
+            await self._send_lines(b"".join(lines))
         except BackendError:
             for unit in units:
                 self._dispatched.discard(unit.key)
@@ -288,6 +300,11 @@ class LocalDriver(BackendDriver):
             if self._stream is not None:
                 await self._stream.aclose()
                 self._stream = None
+
+
+def _encode(command: dict[str, object]) -> bytes:
+    """One command as the runner reads it: a JSON object on one line (without the newline)."""
+    return json.dumps(command, separators=(",", ":")).encode()
 
 
 def _start_runner(runner: Path, sock: socket.socket, logdir: Path) -> int:
