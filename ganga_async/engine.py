@@ -145,6 +145,9 @@ class Engine:
         self._jobs: dict[int, Job] = {}
         self._drivers: dict[str, BackendDriver] = {}
         self._active: dict[str, dict[str, _Active]] = {}
+        self._handing_over: dict[str, BackendStatus | None] = {}
+        """Keys of units in a ``bulk_submit`` that has not returned, with the latest news of
+        each that came meanwhile (a process can end before its submission call returns)."""
         self._driver_lock = anyio.Lock()
         self._done: dict[str, anyio.Event] = {}
         self._hub = _Hub()
@@ -710,10 +713,21 @@ class Engine:
             return
         name = job.backend.plugin_name
         driver = await self._driver(name)
-        results = await driver.bulk_submit(units)
+        handing_over = self._handing_over
+        for unit in units:
+            handing_over[unit.key] = None
+        try:
+            results = await driver.bulk_submit(units)
+        except BaseException:
+            for unit in units:
+                handing_over.pop(unit.key, None)
+            raise
         now = time.time()
         late_kills: list[Handle] = []
+        early: dict[str, BackendStatus] = {}
+        active = self._active[name]
         for unit, result in zip(units, results, strict=True):
+            news = handing_over.pop(unit.key, None)
             if isinstance(result, BaseException):
                 self._set_status(job, unit.index, Status.FAILED, reason=f"submission refused: {result}")
                 continue
@@ -721,8 +735,12 @@ class Engine:
             if self._status_of(job, unit.index) is Status.KILLED:
                 late_kills.append(handle)
                 continue
-            self._active[name][unit.key] = _Active(job, unit.index, handle)
+            active[unit.key] = _Active(job, unit.index, handle)
             self._set_status(job, unit.index, Status.SUBMITTED, backend_id=result, t=now)
+            if news is not None:
+                early[unit.key] = news
+        if early:
+            await self._apply_news(active, early)
         if late_kills:
             await driver.kill(late_kills)
 
@@ -817,6 +835,8 @@ class Engine:
         for key, status in news.items():
             entry = active.get(key)
             if entry is None:
+                if key in self._handing_over:  # applied once its submission call returns
+                    self._handing_over[key] = status
                 continue
             job, index = entry.job, entry.index
             new = status.status

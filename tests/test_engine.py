@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from ganga_async import (
     Local,
     Status,
     WaitTimeoutError,
+    _plugins,
 )
-from ganga_async.backends.local import read_status
+from ganga_async.backends import DriverContext, SubmitUnit
+from ganga_async.backends.local import LocalDriver, read_status
 
 pytestmark = pytest.mark.anyio
 
@@ -61,6 +64,42 @@ async def test_thousand_subjobs_complete_with_outputs_kept(gangadir: Path, confi
         assert last.exitcode == 0
         assert last.info.submit_counter == 1
         assert set(last.time) >= {"submitted", "running", "completed"}
+
+
+class _SlowHandOver(LocalDriver):
+    """The Local driver, returning from ``bulk_submit`` only once the engine has been told that
+    every process of the batch ended: as when a large batch is still being written to the
+    runner while its first processes have already come and gone."""
+
+    async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
+        results = await super().bulk_submit(units)
+        with anyio.fail_after(30):
+            # The driver's own state, which has no event to wait on.
+            while any(unit.key in self._dispatched for unit in units) or self._news:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.1)  # the engine's monitor takes the news
+        return results
+
+
+@dataclasses.dataclass(kw_only=True, repr=False)
+class SlowHandOverLocal(Local):
+    @classmethod
+    def make_driver(cls, context: DriverContext) -> LocalDriver:
+        return _SlowHandOver(context)
+
+
+async def test_news_arriving_before_the_submission_call_returns_is_applied_at_once(
+    gangadir: Path, config: Config
+) -> None:
+    _plugins.register("backend", SlowHandOverLocal)
+    config["Monitoring"]["poll_interval"] = 300.0  # no status sweep to fall back on
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/echo"), backend=SlowHandOverLocal(),
+                  splitter=ArgSplitter(args=[[str(i)] for i in range(20)]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert [s.status for s in job.subjobs] == [Status.COMPLETED] * 20
+        assert all(set(s.time) >= {"submitted", "running", "completed"} for s in job.subjobs)
 
 
 async def test_a_failing_exit_code_fails_the_subjob_and_the_master(gangadir: Path, config: Config) -> None:
@@ -383,9 +422,7 @@ async def test_a_subjob_queued_by_an_earlier_engine_can_be_killed(gangadir: Path
 async def test_a_splitter_failing_midway_is_raised_from_submit_and_leaves_the_job_new(
     gangadir: Path, config: Config
 ) -> None:
-    import dataclasses
-
-    from ganga_async import Splitter, _plugins
+    from ganga_async import Splitter
 
     @dataclasses.dataclass(kw_only=True, repr=False)
     class BrokenSplitter(Splitter):
