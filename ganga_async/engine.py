@@ -944,7 +944,7 @@ class Engine:
             self._publish(job, index, old, status, reason)
         if index is not None:
             self._derive_master(job, now)
-        if status in FINAL:
+        if status in FINAL and self._done:
             self._wake(_key(job, index))
             if index is not None and self._is_final(job):
                 self._wake(_key(job, None))
@@ -975,9 +975,8 @@ class Engine:
             event.set()
 
     def _publish(self, job: Job, index: int | None, old: Status, new: Status, reason: str | None) -> None:
-        fqid = _key(job, index)
         if self._hub.subscribers:
-            self._hub.publish(JobEvent(fqid, _jid(job), index, old, new, time.time(), reason))
+            self._hub.publish(JobEvent(_key(job, index), _jid(job), index, old, new, time.time(), reason))
         if index is None:
             log.info("job status", job_id=_jid(job), old=str(old), new=str(new))
 

@@ -52,6 +52,9 @@ KILL_FILE = "__kill__"
 
 log = get_logger(__name__)
 
+_QUEUED = BackendStatus(Status.SUBMITTED)
+"""What the driver knows of a unit the runner has not started yet (frozen, so shared)."""
+
 
 @dataclasses.dataclass(kw_only=True, repr=False)
 class Local(Backend):
@@ -206,7 +209,7 @@ class LocalDriver(BackendDriver):
         shared = b""
         for unit in units:
             self._dispatched.add(unit.key)
-            self._state[unit.key] = BackendStatus(Status.SUBMITTED)
+            self._state[unit.key] = _QUEUED
             limit = self._limit(unit)
             these = (unit.job_id, limit, unit.command.env, unit.inputfiles, unit.outputfiles)
             if these != shared_as:
