@@ -47,7 +47,6 @@ import resource
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -57,7 +56,7 @@ import anyio
 
 from ganga_async import ArgSplitter, Engine, Executable, Job, Local, Status
 from ganga_async._resources import shipped
-from ganga_async.backends.local import STATUS_LOG
+from ganga_async.backends.local import STATUS_LOG, _start_runner
 from ganga_async.job import job_dir_of
 
 from ._harness import (
@@ -150,15 +149,13 @@ def run_runner_alone(root: Path, n: int, width: int) -> Run:
     outputs = [base / str(i) for i in range(n)]
 
     async def main() -> Run:
+        base.mkdir()
         cpu = _rusage()
         start = time.perf_counter()
         ours, theirs = socket.socketpair()
         with theirs:
-            # started as the Local driver starts it: Popen, then wait for its daemonising fork
-            proc = subprocess.Popen([sys.executable, "-I", "-S", str(runner)],  # noqa: ASYNC220
-                                    stdin=theirs.fileno(), stdout=theirs.fileno(),
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
-        await asyncio.to_thread(proc.wait)
+            # started as the Local driver starts it, waiting for its daemonising fork
+            await asyncio.to_thread(_start_runner, runner, theirs, base)
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         writer.write(b"".join(json.dumps({
             "op": "run", "key": f"1.{i}", "group": "1", "limit": width, "log": str(base / STATUS_LOG),

@@ -551,6 +551,8 @@ class Engine:
                         else:
                             sharedir = await self._sharedir(job.application)
                         self._validate(job, sharedir)
+                        if self._tg is not None:  # the backend gets ready while this is persisted
+                            self._tg.start_soon(self._warm_up, job.backend.plugin_name)
                         job._status = Status.SUBMITTING
                         job._info.submit_counter += 1
                         job._times["submitting"] = time.time()
@@ -569,8 +571,6 @@ class Engine:
                         continue
                     self._publish(job, None, Status.NEW, Status.SUBMITTING, None)
                     log.info("job accepted", name=job.name)
-                    if self._tg is not None:
-                        self._tg.start_soon(self._warm_up, job.backend.plugin_name)
                 await self._split_send.send((job, reply))
 
     async def _refuse(self, job: Job, reply: MemoryObjectSendStream[Any] | None,
@@ -774,7 +774,7 @@ class Engine:
         )
 
     async def _warm_up(self, name: str) -> None:
-        """Start the backend's driver and its helpers while a job is split (see
+        """Start the backend's driver and its helpers while a job is persisted and split (see
         :meth:`BackendDriver.warm_up`); a failure here is met again at submission."""
         try:
             await (await self._driver(name)).warm_up()

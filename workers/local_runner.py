@@ -1,8 +1,9 @@
 """The local runner: queues, starts and watches the Local backend's processes for one engine.
 
-Standard library only; shipped inside the wheel and started by the engine as
-``python -I -S local_runner.py`` with a Unix socket as stdin. It reads one JSON command per line
-from the socket and answers on it with one JSON event per line:
+Standard library only; shipped inside the wheel and started by the engine with a Unix socket
+as stdin, as ``python -I -S -c "...; import local_runner; local_runner.main()" .../local_runner.py``
+(imported, so from its cached bytecode; ``python -I -S local_runner.py`` works the same). It
+reads one JSON command per line from the socket and answers on it with one JSON event per line:
 
     {"op": "run", "key": "3.17", "group": "3", "limit": 8, "log": ".../3/__localstatus__.jsonl",
      "argv": [...], "env": {...}, "workdir": ..., "scratch": ".../3/work" or null,

@@ -120,9 +120,9 @@ class BackendDriver(abc.ABC):
 
     async def warm_up(self) -> None:
         """Get ready for a submission that comes soon: the engine calls it in the background
-        as a job is accepted, while the job is split. A driver with helpers to start (the
-        Local backend's runner) starts them here; the default does nothing. Errors are
-        logged, and met again by :meth:`bulk_submit`."""
+        once a job's description is valid, while the job is persisted and split. A driver with
+        helpers to start (the Local backend's runner) starts them here; the default does
+        nothing. Errors are logged, and met again by :meth:`bulk_submit`."""
 
     async def submit(self, unit: SubmitUnit) -> str:
         """Submit one unit and return its native id."""
