@@ -318,8 +318,8 @@ class Runner:
         """Log and tell the engine that the command ended; from any thread."""
         killed = self.kill_requested.pop(command.key, None) is not None
         self.record(group, {"ev": "exited", "key": command.key, "code": code, "killed": killed,
-                          "t": time.time() if end is None else end,
-                          "error": None if killed else error})
+                            "t": time.time() if end is None else end,
+                            "error": None if killed else error})
 
     # -- events: logged, then sent ----------------------------------------------------------
 
