@@ -51,6 +51,7 @@ from ._exceptions import (
     JobNotFoundError,
     JobSpecError,
     JobStateError,
+    PluginError,
     WaitTimeoutError,
 )
 from ._log import bound, get_logger
@@ -197,8 +198,9 @@ class Engine:
             await tg.start(self.credentials.run)
             await self._recover()
         except BaseException:
-            self._tg = None
+            # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)
+            self._tg = None
             raise
         self._stack = stack
         log.debug("engine started", gangadir=str(self.gangadir))
@@ -219,8 +221,10 @@ class Engine:
         self._hub.close()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
-        for stream in (self._prepare_send, self._split_send, self._submit_send, self._finalise_send):
-            stream.close()
+        for name in ("_prepare_send", "_split_send", "_submit_send", "_finalise_send"):
+            stream = getattr(self, name, None)  # absent when the engine failed to open before
+            if stream is not None:
+                stream.close()
         with anyio.CancelScope(shield=True), anyio.move_on_after(_SHAREREF_CLOSE_TIMEOUT):
             try:
                 await self.shareref.aclose()
@@ -1163,7 +1167,12 @@ class Engine:
             return
         pending: dict[str, list[tuple[Job, int | None]]] = {}
         for row in rows:
-            job = self._jobs.get(row.id) or await self._load(row)
+            try:
+                job = self._jobs.get(row.id) or await self._load(row)
+            except GangaAsyncError as exc:  # a plugin it needs is no longer installed
+                log.error("an active job cannot be loaded and stays as it is", job_id=row.id,
+                          error=str(exc))
+                continue
             if job.splitter is not None and row.n_subjobs is None:
                 log.info("resuming an interrupted split", job_id=row.id)
                 await self._split_send.send((job, None))
@@ -1178,30 +1187,57 @@ class Engine:
                 log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
                 self.credentials.hold(_Held(self, job, held, self.credentials.requirements(job)))
         for name, items in pending.items():
-            driver = await self._driver(name)
             entries = {}
             for job, index in items:
                 backend_id = job._backend_id if index is None else _table(job).backend_id[index]
                 key = _key(job, index)
                 handle = Handle(key, backend_id or "", output_dir(job._dir(), index))
                 entries[key] = _Active(job, index, handle)
-            statuses = await driver.status([e.handle for e in entries.values()])
-            resubmit: dict[int, tuple[Job, list[int | None]]] = {}
-            for key, entry in entries.items():
-                status = statuses.get(key)
-                if status is not None and status.status is Status.NEW:
-                    if self._status_of(entry.job, entry.index) is not Status.SUBMITTING:
-                        self._set_status(entry.job, entry.index, Status.SUBMITTING, force=True)
-                    resubmit.setdefault(_jid(entry.job), (entry.job, []))[1].append(entry.index)
-                else:
-                    self._active[name][key] = entry
-            await self._apply_news(self._active[name], {
-                k: s for k, s in statuses.items() if k in self._active[name]
-            })
-            for job, indices in resubmit.values():
-                log.info("resubmitting what never started", job_id=_jid(job), count=len(indices))
-                await self._submit_send.send((job, _indices(indices)))
-            log.info("monitoring resumed", backend=name, active=len(self._active[name]))
+            if not await self._resume(name, entries) and self._tg is not None:
+                self._tg.start_soon(self._resume_later, name, entries)
+
+    async def _resume(self, name: str, entries: dict[str, _Active]) -> bool:
+        """Take over the (sub)jobs an earlier engine left active on backend ``name``: ask the
+        backend about them all at once, monitor again those it has and submit again those it
+        never got. False when the backend could not answer; they keep their status meanwhile."""
+        try:
+            driver = await self._driver(name)
+            with anyio.fail_after(self.config["Monitoring"]["command_timeout"]):
+                statuses = await driver.status([e.handle for e in entries.values()])
+        except PluginError as exc:
+            log.error("jobs of a backend that cannot be loaded stay as they are", backend=name,
+                      count=len(entries), error=str(exc))
+            return True
+        except (GangaAsyncError, TimeoutError, OSError) as exc:
+            log.warning("cannot ask the backend about the jobs an earlier engine left; asking "
+                        "again every poll interval", backend=name, count=len(entries), error=str(exc))
+            return False
+        active = self._active[name]
+        resubmit: dict[int, tuple[Job, list[int | None]]] = {}
+        for key, entry in entries.items():
+            now = self._status_of(entry.job, entry.index)
+            if entry.job._status is Status.REMOVED or (now not in ACTIVE and now is not Status.UNKNOWN):
+                continue  # removed, killed or forced while the backend could not answer
+            status = statuses.get(key)
+            if status is not None and status.status is Status.NEW:
+                if self._status_of(entry.job, entry.index) is not Status.SUBMITTING:
+                    self._set_status(entry.job, entry.index, Status.SUBMITTING, force=True)
+                resubmit.setdefault(_jid(entry.job), (entry.job, []))[1].append(entry.index)
+            else:
+                active[key] = entry
+        await self._apply_news(active, {k: s for k, s in statuses.items() if k in active})
+        for job, indices in resubmit.values():
+            log.info("resubmitting what never started", job_id=_jid(job), count=len(indices))
+            await self._submit_send.send((job, _indices(indices)))
+        log.info("monitoring resumed", backend=name, active=len(active))
+        return True
+
+    async def _resume_later(self, name: str, entries: dict[str, _Active]) -> None:
+        """Retry :meth:`_resume` every poll interval until the backend answers."""
+        while True:
+            await anyio.sleep(self.config["Monitoring"]["poll_interval"])
+            if await self._resume(name, entries):
+                return
 
 
 async def _answer(reply: MemoryObjectSendStream[Any], outcome: BaseException | None) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 
 from ganga_async import (
     ArgSplitter,
+    BackendError,
     Config,
     Engine,
     EngineClosedError,
@@ -29,7 +30,7 @@ from ganga_async import (
     WaitTimeoutError,
     _plugins,
 )
-from ganga_async.backends import DriverContext, SubmitUnit
+from ganga_async.backends import BackendStatus, DriverContext, Handle, SubmitUnit
 from ganga_async.backends.local import LocalDriver, read_status
 
 pytestmark = pytest.mark.anyio
@@ -242,7 +243,10 @@ async def test_wait_timeout_raises_and_kill_terminates_the_process_group(
         await engine.kill(job)
         await engine.wait(job, timeout=10)
         assert job.status is Status.KILLED
-        assert _live_members(pid) == []
+        # The group's other members got the same SIGTERM; each is gone a moment later.
+        with anyio.fail_after(5):
+            while _live_members(pid):  # noqa: ASYNC110 (/proc has nothing to wait on)
+                await anyio.sleep(0.05)
         with pytest.raises(JobStateError, match="nothing to kill"):
             await engine.kill(job)
 
@@ -340,6 +344,73 @@ async def test_local_job_outliving_its_engine_is_adopted_with_its_exit_code(
         await engine.wait(again, timeout=30)
         assert again.status is Status.FAILED
         assert again.exitcode == 4
+
+
+class _Unreachable(LocalDriver):
+    """The Local driver, as a backend whose status query fails while ``down`` is set (a batch
+    system that does not answer when an engine opens)."""
+
+    down = threading.Event()
+
+    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
+        if self.down.is_set():
+            raise BackendError("the backend does not answer")
+        return await super().status(handles)
+
+
+@dataclasses.dataclass(kw_only=True, repr=False)
+class UnreachableLocal(Local):
+    @classmethod
+    def make_driver(cls, context: DriverContext) -> LocalDriver:
+        return _Unreachable(context)
+
+
+async def test_an_engine_opens_while_a_backend_cannot_answer_and_takes_its_jobs_over_later(
+    gangadir: Path, config: Config
+) -> None:
+    _plugins.register("backend", UnreachableLocal)
+    config["Monitoring"]["poll_interval"] = 0.2
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/sh", args=["-c", "sleep 1; exit 3"]),
+                  backend=UnreachableLocal())
+        await engine.submit(job)
+        await until_running(engine, job)
+    _Unreachable.down.set()
+    try:
+        async with Engine(gangadir, config=config) as engine:
+            again = await engine.get(job.id)  # type: ignore[arg-type]
+            await anyio.sleep(1.5)  # the process ends meanwhile; nobody can tell yet
+            assert again.status is Status.RUNNING
+            _Unreachable.down.clear()
+            await engine.wait(again, timeout=10)
+            assert again.status is Status.FAILED
+            assert again.exitcode == 3
+    finally:
+        _Unreachable.down.clear()
+
+
+@dataclasses.dataclass(kw_only=True, repr=False)
+class UninstalledLocal(Local):
+    """Local under a name whose plugin the test takes away."""
+
+
+async def test_an_active_job_whose_backend_is_no_longer_installed_does_not_stop_the_engine(
+    gangadir: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _plugins.register("backend", UninstalledLocal)
+    async with Engine(gangadir, config=config) as engine:
+        gone = sh("sleep 1", backend=UninstalledLocal())
+        await engine.submit(gone)
+        await until_running(engine, gone)
+    monkeypatch.delitem(_plugins._loaded, ("backend", "UninstalledLocal"))
+    with anyio.fail_after(30):
+        async with Engine(gangadir, config=config) as engine:
+            with pytest.raises(JobSpecError, match="unknown backend 'UninstalledLocal'"):
+                await engine.get(gone.id)  # type: ignore[arg-type]
+            job = Job()
+            await engine.submit(job)
+            await engine.wait(job, timeout=30)
+            assert job.status is Status.COMPLETED
 
 
 def _live_members(pgid: int) -> list[int]:
