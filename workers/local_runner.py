@@ -133,8 +133,9 @@ class Runner:
     def __init__(self, engine: int) -> None:
         self.engine = engine
         """The socket to the engine, as a blocking file descriptor."""
-        self.engine_socket = socket.socket(fileno=engine)
-        """The same socket, for sends that must not block (``MSG_DONTWAIT``)."""
+        self.engine_socket = socket_of(engine)
+        """The same socket, for sends that must not block (``MSG_DONTWAIT``); None when the
+        engine's end is not a socket (then the sender thread sends everything)."""
         self.engine_alive = True
         self.host = os.uname().nodename
         self.pid = os.getpid()
@@ -332,7 +333,7 @@ class Runner:
         group.append(line)
         if self.engine_alive:
             with self.unsent_ready:
-                if not self.unsent and not self.sending:
+                if not self.unsent and not self.sending and self.engine_socket is not None:
                     try:
                         line = line[self.engine_socket.send(line, socket.MSG_DONTWAIT):]
                     except BlockingIOError:
@@ -377,6 +378,16 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def socket_of(fd: int) -> socket.socket | None:
+    """A socket object sharing ``fd`` (never closing it), or None if ``fd`` is no socket."""
+    dup = os.dup(fd)
+    try:
+        return socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return None
 
 
 def encode(record: dict[str, object]) -> bytes:
