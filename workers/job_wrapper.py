@@ -16,10 +16,11 @@ own session with ``env`` added to the inherited environment, stdin from /dev/nul
 and stderr written straight into the output directory (so they can be read while it runs),
 then copies the ``outputs`` patterns back into the output directory.
 
-Its record is ``outputdir/__jobstatus__.json``, the format the local runner writes: ``key``,
-``host``, ``batch_id`` and ``start`` first, then ``pid``, and at the end ``end``, ``exitcode``
-(negative: killed by that signal), ``killed`` and ``error`` (why it could not run). While the
-application runs, ``outputdir/__heartbeat__`` holds the time of the last heartbeat.
+Its record is ``outputdir/__jobstatus__.json``, which the batch driver reads
+(``ganga_async/backends/_batch.py``): ``key``, ``host``, ``batch_id`` and ``start`` first, then
+``pid``, and at the end ``end``, ``exitcode`` (negative: killed by that signal), ``killed`` and
+``error`` (why it could not run). While the application runs, ``outputdir/__heartbeat__`` holds
+the time of the last heartbeat.
 
 SIGTERM (``scancel``, a time limit) and SIGINT are forwarded to the application's process
 group and recorded as ``killed``. The wrapper exits with the application's exit code (128 plus

@@ -4,12 +4,12 @@ A batch backend is two small things, kept apart from the IO:
 
 - a :class:`BatchSystem`: builds the argv of each command (submit, query, history, kill,
   find by name, read the configuration) and parses what they print into
-  :class:`Observation` values, through its table of native states;
+  :class:`~ganga_async.backends.BackendStatus` values, through its table of native states;
 - the :class:`BatchDriver` here runs those commands (through :class:`CommandRunner`: no shell,
   a timeout, a per-backend limit on commands at once), writes what the worker nodes read (the
   job wrapper ``workers/job_wrapper.py`` and a JSON Lines manifest of the tasks, next to the
-  job), polls adaptively and turns observations plus the wrapper's status file into
-  :class:`~ganga_async.backends.BackendStatus` values, once for every batch system.
+  job), polls adaptively and decides each job's status from the batch system's view and the
+  wrapper's status file (:func:`resolve`), once for every batch system.
 
 Polling: the driver keeps its own register of the jobs it watches. It sweeps them with one
 query (plus one history query for the jobs that left the queue) ``poll_min`` seconds after a
@@ -34,9 +34,7 @@ import json
 import math
 import os
 import secrets
-import shlex
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -51,12 +49,16 @@ from .._log import get_logger
 from .._resources import shipped
 from ..job import job_dir_of
 from ..states import Status
-from .base import STATUS_FILE, Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
+from .base import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit, final_status
 
 __all__ = [
-    "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "HEARTBEAT_FILE", "Observation",
+    "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "HEARTBEAT_FILE", "STATUS_FILE",
     "SubmitRequest", "compact_ranges", "resolve",
 ]
+
+STATUS_FILE = "__jobstatus__.json"
+"""The job wrapper's record in a (sub)job's outputdir: pid, start, end, exit code, ``killed``
+and ``error`` (the format is described in ``workers/job_wrapper.py``)."""
 
 HEARTBEAT_FILE = "__heartbeat__"
 """Written by the job wrapper in the outputdir while the application runs: the last heartbeat."""
@@ -84,24 +86,9 @@ class CommandResult:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Observation:
-    """A batch system's view of one job or array task, as a parser reads it.
-
-    ``status`` comes from the system's table of native states (``state``); ``reason`` says in
-    words why a final state is not a plain success (``None`` when the exit code tells it).
-    """
-
-    status: Status
-    state: str
-    reason: str | None = None
-    exitcode: int | None = None
-    started: float | None = None
-    ended: float | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class SubmitRequest:
-    """One submission: a single job, or an array when ``array`` is set (``"0-999%10"``)."""
+    """One submission: a single job, or an array when ``array`` holds its task ids as ranges
+    (``"0-999"``, ``"3,17-18"``). ``backend`` is the job's settings, for the system's own options."""
 
     name: str
     script: Path
@@ -115,7 +102,9 @@ class BatchSystem(abc.ABC):
     """The command builders and output parsers of one batch system; no IO of its own.
 
     ``states`` maps each native state name to our status and, for final states that are not a
-    plain success or failure by exit code, the reason in words.
+    plain success or failure by exit code, the reason in words. The parsers give the batch
+    system's view of each job as a :class:`~ganga_async.backends.BackendStatus` (:meth:`observe`),
+    which :func:`resolve` weighs against the job wrapper's status file.
     """
 
     name: ClassVar[str]
@@ -139,14 +128,15 @@ class BatchSystem(abc.ABC):
         """One query of the queue for these jobs (every array task on its own line)."""
 
     @abc.abstractmethod
-    def parse_query(self, result: CommandResult) -> dict[str, Observation]:
-        """Observations keyed by native id (``1234`` or ``1234_17``); {} when none are known."""
+    def parse_query(self, result: CommandResult) -> dict[str, BackendStatus]:
+        """What the query says of each job, keyed by native id (``1234`` or ``1234_17``); {} when
+        none are known."""
 
     def history_argv(self, job_ids: Sequence[str]) -> list[str] | None:
         """The accounting query for jobs that left the queue, or None when there is none."""
         return None
 
-    def parse_history(self, result: CommandResult) -> dict[str, Observation]:
+    def parse_history(self, result: CommandResult) -> dict[str, BackendStatus]:
         return {}
 
     @abc.abstractmethod
@@ -182,10 +172,10 @@ class BatchSystem(abc.ABC):
         return False
 
     def observe(self, state: str, *, exitcode: int | None = None, started: float | None = None,
-                ended: float | None = None) -> Observation:
+                ended: float | None = None) -> BackendStatus:
         """Map a native state through :attr:`states` (an unknown state is ``unknown``)."""
         status, why = self.states.get(state, (Status.UNKNOWN, f"unknown {self.name} state {state}"))
-        return Observation(status, state, why, exitcode, started, ended)
+        return BackendStatus(status, exitcode=exitcode, reason=why, started=started, ended=ended)
 
 
 Runner = Callable[[Sequence[str], float], Awaitable[CommandResult]]
@@ -235,28 +225,10 @@ def compact_ranges(indices: Sequence[int]) -> str:
 def _final_from_record(record: Mapping[str, Any]) -> BackendStatus:
     """A final status from a wrapper's record that has ``end``."""
     code = record.get("exitcode")
-    code = code if isinstance(code, int) else None
-    started, ended = _num(record.get("start")), _num(record.get("end"))
-    if record.get("killed"):
-        return BackendStatus(Status.KILLED, exitcode=code, reason="killed", started=started, ended=ended)
-    if record.get("error"):
-        return BackendStatus(Status.FAILED, exitcode=code, reason=str(record["error"]),
-                             started=started, ended=ended)
-    if code == 0:
-        return BackendStatus(Status.COMPLETED, exitcode=0, started=started, ended=ended)
-    return BackendStatus(Status.FAILED, exitcode=code, reason=_exit_reason(code), started=started,
-                         ended=ended)
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is None:
-        return "ended without an exit code"
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
+    error = record.get("error")
+    return final_status(code if isinstance(code, int) else None, bool(record.get("killed")),
+                        str(error) if error else None, started=_num(record.get("start")),
+                        ended=_num(record.get("end")))
 
 
 def _num(value: Any) -> float | None:
@@ -265,7 +237,7 @@ def _num(value: Any) -> float | None:
 
 def resolve(
     native_id: str,
-    seen: Observation | None,
+    seen: BackendStatus | None,
     record: Mapping[str, Any] | None,
     heartbeat: float | None,
     *,
@@ -291,7 +263,7 @@ def resolve(
             code = seen.exitcode
             reason = seen.reason
             if seen.status is Status.FAILED and reason is None:
-                reason = _exit_reason(code)
+                reason = final_status(code, False, None).reason or "failed with exit code 0"
             if seen.status is Status.KILLED and record is None:
                 reason = f"{reason} before it started" if reason else "cancelled before it started"
             return BackendStatus(seen.status, exitcode=code, reason=reason, started=seen.started,
@@ -446,8 +418,8 @@ class BatchDriver(BackendDriver):
                 self._killed.discard(entry.handle.key)
         return news
 
-    async def _query(self, job_ids: list[str]) -> dict[str, Observation]:
-        found: dict[str, Observation] = {}
+    async def _query(self, job_ids: list[str]) -> dict[str, BackendStatus]:
+        found: dict[str, BackendStatus] = {}
         for start in range(0, len(job_ids), 500):
             result = await self._run(self._system.query_argv(job_ids[start:start + 500]))
             if result.returncode != 0:
@@ -457,10 +429,10 @@ class BatchDriver(BackendDriver):
             found.update(self._system.parse_query(result))
         return found
 
-    async def _history(self, job_ids: list[str]) -> dict[str, Observation]:
+    async def _history(self, job_ids: list[str]) -> dict[str, BackendStatus]:
         if self._no_history:
             return {}
-        found: dict[str, Observation] = {}
+        found: dict[str, BackendStatus] = {}
         for start in range(0, len(job_ids), 500):
             argv = self._system.history_argv(job_ids[start:start + 500])
             if argv is None:
@@ -493,7 +465,6 @@ class BatchDriver(BackendDriver):
         fresh = [h for h in handles if h.key not in self._tracked]
         if not fresh:
             return {}
-        natives = {h.native_id for h in fresh}
         located = await self._locate([h for h in fresh if not h.native_id])
         result: dict[str, BackendStatus] = {}
         entries = []
@@ -514,7 +485,7 @@ class BatchDriver(BackendDriver):
                 news = {}
             for entry in entries:
                 status = news.get(entry.handle.key)
-                if status is None and entry.handle.native_id not in natives:
+                if status is None and entry.handle.key in located:
                     status = BackendStatus(Status.SUBMITTED)
                 if status is not None:
                     entry.last = status
@@ -541,6 +512,10 @@ class BatchDriver(BackendDriver):
             if self._system.is_transient(result):
                 raise BackendUnavailableError(result.message)
             log.warning("cancel reported a problem", backend=self._system.name, error=result.message)
+
+    async def forget(self, handles: Sequence[Handle]) -> None:
+        """Remove the status files the job wrapper wrote in these (sub)jobs' earlier runs."""
+        await anyio.to_thread.run_sync(_remove_status_files, [h.outputdir for h in handles])
 
     async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
         results: list[str | BaseException] = [BackendError("not submitted")] * len(units)
@@ -576,7 +551,8 @@ class BatchDriver(BackendDriver):
     # -- submission -----------------------------------------------------------------------
 
     async def max_array(self) -> int:
-        """How many tasks one array may hold, read from the batch system once."""
+        """How many tasks one array may hold, read from the batch system once (the system's
+        default when it cannot tell)."""
         if self._max_array is None:
             try:
                 result = await self._run(self._system.config_argv())
@@ -584,7 +560,7 @@ class BatchDriver(BackendDriver):
             except (BackendError, ValueError) as exc:
                 log.warning("cannot read the array size limit; using the default",
                             backend=self._system.name, error=str(exc))
-                return self._system.default_max_array
+                self._max_array = self._system.default_max_array
         return self._max_array
 
     async def _submit_group(self, units: list[SubmitUnit]) -> list[str]:
@@ -623,10 +599,7 @@ class BatchDriver(BackendDriver):
                    for unit, task in zip(units, tasks if tasks is not None else [0], strict=True)]
         text = self._system.script(str(self._option("python")), wrapper, manifest, tasks is not None)
         await anyio.to_thread.run_sync(_write_submission, manifest, entries, script, text)
-        array = None
-        if tasks is not None:
-            limit = int(getattr(backend, "max_running", 0) or 0)
-            array = compact_ranges(tasks) + (f"%{limit}" if limit else "")
+        array = compact_ranges(tasks) if tasks is not None else None
         request = SubmitRequest(name=f"ga.{stem}", script=script,
                                 log=folder / (f"{stem}_%a.log" if tasks is not None else f"{stem}.log"),
                                 directory=folder, array=array, backend=backend)
@@ -791,6 +764,9 @@ def _find_in_manifests(folder: Path, keys: set[str]) -> dict[str, tuple[str, int
     return placed
 
 
-def shell_quote(value: str | Path) -> str:
-    """``value`` quoted for a POSIX shell line in a batch script."""
-    return shlex.quote(str(value))
+def _remove_status_files(outputdirs: list[Path]) -> None:
+    for outputdir in outputdirs:
+        try:
+            os.unlink(outputdir / STATUS_FILE)
+        except FileNotFoundError:
+            pass

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import os
+import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -35,12 +35,7 @@ if TYPE_CHECKING:
     from ..credentials.base import Credential
     from ..job import Job
 
-__all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit",
-           "STATUS_FILE"]
-
-STATUS_FILE = "__jobstatus__.json"
-"""The file, in a (sub)job's outputdir, where the process that ran it records pid, start, end
-and exit code (the local runner and the batch job wrapper write the same format)."""
+__all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,6 +84,29 @@ class BackendStatus:
     ended: float | None = None
     native_id: str | None = None
     """Set when the backend's id for the job changed (a local pid once the process starts)."""
+
+
+def final_status(code: int | None, killed: bool, error: str | None, *, started: float | None = None,
+                 ended: float | None = None) -> BackendStatus:
+    """The status of a process that ended with exit code ``code`` (negative: the signal that
+    ended it; None: not known), as the process that watched it recorded it: ``killed`` when it
+    was killed on request, ``error`` when it could not run or its outputs could not be saved."""
+    if killed:
+        return BackendStatus(Status.KILLED, exitcode=code, reason="killed", started=started, ended=ended)
+    if error:
+        return BackendStatus(Status.FAILED, exitcode=code, reason=error, started=started, ended=ended)
+    if code == 0:
+        return BackendStatus(Status.COMPLETED, exitcode=0, started=started, ended=ended)
+    if code is None:
+        reason = "ended without an exit code"
+    elif code < 0:
+        try:
+            reason = f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            reason = f"killed by signal {-code}"
+    else:
+        reason = f"exit code {code}"
+    return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,8 +164,8 @@ class BackendDriver(abc.ABC):
     async def forget(self, handles: Sequence[Handle]) -> None:
         """Drop what the backend kept of these (sub)jobs' earlier runs: the engine is about to
         submit them again, and a restarted engine must never take an old end for the new
-        run's. The default removes the status files in their outputdirs."""
-        await anyio.to_thread.run_sync(_remove_status_files, [h.outputdir for h in handles])
+        run's. The default does nothing, for a backend that keeps no record of its own beside
+        its native ids (those of the new run replace the old ones)."""
 
     async def updates(self) -> Mapping[str, BackendStatus]:
         """Wait for status news the backend pushes by itself, keyed by ``Handle.key``.
@@ -189,11 +207,3 @@ class Backend(Component):
     @abc.abstractmethod
     def make_driver(cls, context: DriverContext) -> BackendDriver:
         """Create the driver that runs every job of this backend in one engine."""
-
-
-def _remove_status_files(outputdirs: list[Path]) -> None:
-    for outputdir in outputdirs:
-        try:
-            os.unlink(outputdir / STATUS_FILE)
-        except FileNotFoundError:
-            pass

@@ -12,7 +12,7 @@ import pytest
 from ganga_async import BackendUnavailableError, Config, Slurm, Status
 from ganga_async.applications.base import Command
 from ganga_async.backends import BackendStatus, DriverContext, Handle, SubmitUnit
-from ganga_async.backends._batch import BatchDriver, CommandResult, Observation, compact_ranges, resolve
+from ganga_async.backends._batch import BatchDriver, CommandResult, compact_ranges, resolve
 from ganga_async.backends.slurm import SlurmSystem
 from ganga_async.job import output_dir, work_dir
 
@@ -73,7 +73,7 @@ def driver(config: Config, tmp_path: Path, runner: ScriptedRunner) -> BatchDrive
 NOW = 1_000_000.0
 
 
-def decide(seen: Observation | None, record: dict[str, object] | None = None,
+def decide(seen: BackendStatus | None, record: dict[str, object] | None = None,
            heartbeat: float | None = None, missing_for: float = 0.0) -> BackendStatus | None:
     return resolve("42_7", seen, record, heartbeat, now=NOW, missing_since=NOW - missing_for,
                    forget_after=600, heartbeat_timeout=90)
@@ -85,7 +85,7 @@ def ended(code: int | None, **extra: object) -> dict[str, object]:
 
 
 def test_the_status_file_has_the_last_word_on_the_exit_code() -> None:
-    status = decide(Observation(Status.FAILED, "FAILED", exitcode=1), ended(3))
+    status = decide(BackendStatus(Status.FAILED, exitcode=1), ended(3))
     assert status == BackendStatus(Status.FAILED, exitcode=3, reason="exit code 3", started=NOW - 50,
                                    ended=NOW - 10)
 
@@ -105,7 +105,7 @@ def test_a_task_cancelled_while_pending_is_killed_before_it_started() -> None:
 
 
 def test_completed_in_slurm_but_outputs_not_copied_back_fails_with_the_wrappers_error() -> None:
-    status = decide(Observation(Status.COMPLETED, "COMPLETED"), ended(0, error="copying failed"))
+    status = decide(BackendStatus(Status.COMPLETED), ended(0, error="copying failed"))
     assert status is not None and (status.status, status.reason) == (Status.FAILED, "copying failed")
 
 
@@ -130,7 +130,7 @@ def test_a_job_slurm_never_knew_fails_only_after_forget_after() -> None:
 
 
 def test_active_states_need_no_status_file() -> None:
-    assert decide(Observation(Status.RUNNING, "RUNNING", started=NOW - 3)) == BackendStatus(
+    assert decide(BackendStatus(Status.RUNNING, started=NOW - 3)) == BackendStatus(
         Status.RUNNING, started=NOW - 3)
 
 

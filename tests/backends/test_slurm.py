@@ -85,10 +85,10 @@ def test_squeue_for_ids_slurm_forgot_means_no_jobs_not_an_error() -> None:
 
 def test_sbatch_argv_carries_the_settings_the_array_and_the_reserved_options() -> None:
     settings = Slurm(partition="debug", account="hep", time="2:00:00", memory="2G", cpus=4,
-                     extra_options=["--qos=short", "--hold"])
+                     extra_options=["--qos=short", "--hold"], max_running=10)
     request = SubmitRequest(name="ga.3-ab12", script=Path("/g/3/slurm/3-ab12.sh"),
                             log=Path("/g/3/slurm/3-ab12_%a.log"), directory=Path("/g/3/slurm"),
-                            array="0-999%10", backend=settings)
+                            array="0-999", backend=settings)
     assert system.submit_argv(request) == [
         "sbatch", "--parsable", "--job-name=ga.3-ab12", "--output=/g/3/slurm/3-ab12_%a.log",
         "--error=/g/3/slurm/3-ab12_%a.log", "--chdir=/g/3/slurm", "--array=0-999%10",
