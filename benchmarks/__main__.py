@@ -20,7 +20,7 @@ from . import local_echo, open_summary, peers, service_rpc, shareref_actor, slur
 from ._harness import Row, fmt_s, print_table
 
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
-    "local_echo": (local_echo.measure, 1000, 7),
+    "local_echo": (local_echo.measure, 1000, local_echo.ROUNDS),
     "split_persist": (split_persist.measure, 100_000, 3),
     "open_summary": (open_summary.measure, 100_000, 5),
     "service_rpc": (service_rpc.measure, 200, 3),

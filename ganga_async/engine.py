@@ -85,6 +85,9 @@ SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", 
 _SHAREREF_CLOSE_TIMEOUT = 60.0
 """Seconds the ShareDir cleanup may take when the engine closes."""
 
+_ON_BACKEND = ACTIVE | {Status.UNKNOWN}
+"""Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
+
 _Chunk = tuple[Job, list[int] | None]
 """A master and the subjob indices to submit (``None``: the master itself, unsplit)."""
 _Ended = tuple[Job, int | None, BackendStatus]
@@ -137,7 +140,7 @@ class Engine:
             flush_interval=self.config["Repository"]["flush_interval"],
         )
         self.workspace = self.gangadir / "workspace" / user
-        self.shared = SharedArea(self.gangadir / "shared" / user)
+        self.shared = SharedArea.for_user(self.gangadir, user)
         self.shareref = ShareRef(self.repository, self.shared, owners=self._prepared_owners,
                                  unprepare=self._unprepare_owners)
         """The reference counts of ShareDirs (:class:`~ganga_async.ShareRef`)."""
@@ -427,7 +430,7 @@ class Engine:
                 self._set_status(master, index, Status.KILLED, reason="killed before submission")
                 count += 1
                 continue
-            if status not in ACTIVE and status is not Status.UNKNOWN:
+            if status not in _ON_BACKEND:
                 continue
             key = _key(master, index)
             for name, active in self._active.items():
@@ -1161,7 +1164,7 @@ class Engine:
         """
         if not self.monitoring:
             return
-        names = [str(s) for s in (*ACTIVE, Status.UNKNOWN, Status.HELD)]
+        names = [str(s) for s in (*_ON_BACKEND, Status.HELD)]
         rows = await self.repository.job_rows(statuses=names)
         if not rows:
             return
@@ -1179,9 +1182,10 @@ class Engine:
                 continue
             held = []
             for index in self._targets(job)[1]:
-                if self._status_of(job, index) is Status.HELD:
+                status = self._status_of(job, index)
+                if status is Status.HELD:
                     held.append(index)
-                elif self._status_of(job, index) in ACTIVE or self._status_of(job, index) is Status.UNKNOWN:
+                elif status in _ON_BACKEND:
                     pending.setdefault(job.backend.plugin_name, []).append((job, index))
             if held:
                 log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
@@ -1215,12 +1219,12 @@ class Engine:
         active = self._active[name]
         resubmit: dict[int, tuple[Job, list[int | None]]] = {}
         for key, entry in entries.items():
-            now = self._status_of(entry.job, entry.index)
-            if entry.job._status is Status.REMOVED or (now not in ACTIVE and now is not Status.UNKNOWN):
+            current = self._status_of(entry.job, entry.index)
+            if entry.job._status is Status.REMOVED or current not in _ON_BACKEND:
                 continue  # removed, killed or forced while the backend could not answer
             status = statuses.get(key)
             if status is not None and status.status is Status.NEW:
-                if self._status_of(entry.job, entry.index) is not Status.SUBMITTING:
+                if current is not Status.SUBMITTING:
                     self._set_status(entry.job, entry.index, Status.SUBMITTING, force=True)
                 resubmit.setdefault(_jid(entry.job), (entry.job, []))[1].append(entry.index)
             else:

@@ -98,6 +98,12 @@ class SharedArea:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @classmethod
+    def for_user(cls, gangadir: Path, user: str) -> SharedArea:
+        """The shared area of ``user`` in ``gangadir``, ``<gangadir>/shared/<user>``: the one an
+        engine (the daemon's too) for that gangadir and user keeps its ShareDirs in."""
+        return cls(gangadir / "shared" / user)
+
     def path(self, name: str) -> Path:
         """The directory of ShareDir ``name``, after checking that it is a ``conf-<uuid>`` name
         and that it does not lead out of the shared area through a symbolic link."""

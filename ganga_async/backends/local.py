@@ -11,6 +11,7 @@ kill_grace`` seconds) reaches its whole process group.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from .base import (
     DriverContext,
     Handle,
     SubmitUnit,
+    final_status,
 )
 
 if TYPE_CHECKING:
@@ -94,11 +96,6 @@ class LocalDriver(BackendDriver):
         self._news_ready = anyio.Event()
         self._logs = _StatusLogs()
 
-    @property
-    def _rundir(self) -> Path:
-        """Where runners write their messages."""
-        return self._context.gangadir / "logs"
-
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
             async with anyio.create_task_group() as tg:
@@ -120,7 +117,7 @@ class LocalDriver(BackendDriver):
                 return
             if self._tg is None:
                 raise BackendError("the Local driver is not running")
-            logdir = self._rundir
+            logdir = self._context.gangadir / "logs"  # the runners' own messages
             await anyio.Path(logdir).mkdir(parents=True, exist_ok=True)
             runner = shipped("workers", "local_runner.py")
             ours, theirs = socket.socketpair()
@@ -190,9 +187,9 @@ class LocalDriver(BackendDriver):
         else:
             self._dispatched.discard(key)
             running = self._state.get(key)
-            status = _final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
-                                   event.get("error"), ended=t,
-                                   started=running.started if running is not None else None)
+            status = final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
+                                  event.get("error"), ended=t,
+                                  started=running.started if running is not None else None)
             self._killed.discard(key)
         self._state[key] = status
         self._news[key] = status
@@ -248,18 +245,19 @@ class LocalDriver(BackendDriver):
                 orphans.append(handle)
         if orphans:
             records = await anyio.to_thread.run_sync(self._logs.records, orphans)
+            is_runner = functools.cache(_is_runner)
             for handle, record in zip(orphans, records, strict=True):
-                await self._kill_orphan(handle, record, grace)
+                await self._kill_orphan(handle, record, grace, is_runner)
         if ours:
             await self._send(ours)
 
     async def _kill_orphan(self, handle: Handle, record: dict[str, object] | None,
-                           grace: float) -> None:
+                           grace: float, is_runner: Callable[[object], bool]) -> None:
         if record is None or "end" in record:
             return
         pid = record.get("pid")
         if not isinstance(pid, int):
-            if _is_runner(record.get("runner_pid")):
+            if is_runner(record.get("runner_pid")):
                 # Queued in an earlier engine's runner: it checks for this file before starting.
                 await anyio.Path(handle.outputdir).mkdir(parents=True, exist_ok=True)
                 await anyio.Path(handle.outputdir / KILL_FILE).touch()
@@ -333,22 +331,6 @@ async def _kill_later(pid: int, grace: float) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _final_status(code: int | None, killed: bool, error: str | None, *, ended: float | None,
-                  started: float | None = None) -> BackendStatus:
-    if killed:
-        return BackendStatus(Status.KILLED, exitcode=code, reason="killed", started=started, ended=ended)
-    if error:
-        return BackendStatus(Status.FAILED, reason=error, started=started, ended=ended)
-    if code == 0:
-        return BackendStatus(Status.COMPLETED, exitcode=0, started=started, ended=ended)
-    if code is not None and code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        reason = f"killed by signal {name}"
-    else:
-        reason = f"exit code {code}"
-    return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended)
 
 
 def _status_log(outputdir: Path) -> Path:
@@ -426,7 +408,7 @@ def _reset_logs(handles: Sequence[Handle]) -> None:
         if not path.exists():
             continue
         with open(path, "ab") as f:
-            f.write(b"".join(json.dumps({"ev": "reset", "key": key}).encode() + b"\n" for key in keys))
+            f.write(b"".join(_encode({"ev": "reset", "key": key}) + b"\n" for key in keys))
 
 
 def _is_runner(pid: object) -> bool:
@@ -457,21 +439,23 @@ def _orphan_statuses(handles: Sequence[Handle], killed: set[str],
                      logs: _StatusLogs | None = None) -> dict[str, BackendStatus]:
     """Statuses of (sub)jobs started by an earlier engine, read from their status logs."""
     records = (logs or _StatusLogs()).records(handles)
+    is_runner = functools.cache(_is_runner)  # the (sub)jobs of a job mostly share one runner
     result: dict[str, BackendStatus] = {}
     for handle, record in zip(handles, records, strict=True):
-        result[handle.key] = _orphan_status(record, handle.key in killed)
+        result[handle.key] = _orphan_status(record, handle.key in killed, is_runner)
     return result
 
 
-def _orphan_status(record: dict[str, Any] | None, killed: bool) -> BackendStatus:
+def _orphan_status(record: dict[str, Any] | None, killed: bool,
+                   is_runner: Callable[[object], bool]) -> BackendStatus:
     if record is None:
         return BackendStatus(Status.NEW, reason="never started")
     started = record.get("start")
     pid = record.get("pid")
     if "end" in record:
-        return _final_status(record.get("exitcode"), bool(record.get("killed")) or killed,
-                             record.get("error"), ended=record.get("end"), started=started)
-    if _is_runner(record.get("runner_pid")):
+        return final_status(record.get("exitcode"), bool(record.get("killed")) or killed,
+                            record.get("error"), ended=record.get("end"), started=started)
+    if is_runner(record.get("runner_pid")):
         status = Status.RUNNING if isinstance(pid, int) else Status.SUBMITTED
         return BackendStatus(status, started=started, native_id=str(pid) if pid else None)
     if not isinstance(pid, int):
