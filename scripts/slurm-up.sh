@@ -43,31 +43,6 @@ fail() {
 
 PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
 
-install_missing() {
-    local missing=() pkg added_policy=0
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    [ ${#missing[@]} = 0 ] && return 0
-    command -v apt-get >/dev/null || fail "missing packages (${missing[*]}) and no apt-get to install them"
-    say "installing from Debian's packages: ${missing[*]} (log: $HOME_DIR/apt.log)"
-    # Package scripts must not start the system-wide munge and MariaDB services.
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        added_policy=1
-    fi
-    local apt=(apt-get -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold)
-    local status=0
-    {
-        DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}" || {
-            "${apt[@]}" update && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "${missing[@]}"
-        }
-    } >"$HOME_DIR/apt.log" 2>&1 || status=$?
-    [ $added_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-    [ $status = 0 ] || { tail -n 20 "$HOME_DIR/apt.log" >&2; fail "apt-get failed"; }
-}
-
 DEADLINE=$(( $(date +%s) + TIMEOUT ))
 # await WHAT DAEMON COMMAND...: retry COMMAND until it succeeds while DAEMON stays up. DAEMON is
 # a pid when this script started the process itself (mariadbd writes its pid file only after
@@ -100,7 +75,9 @@ put() {
 mkdir -p "$HOME_DIR"
 exec 8>"$HOME_DIR/lock"
 flock -w 600 8 || fail "another slurm-up.sh or slurm-down.sh holds $HOME_DIR/lock"
-install_missing
+# apt-install.sh keeps the package scripts from starting the system-wide munge and MariaDB.
+"$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" --log "$HOME_DIR/apt.log" "${PACKAGES[@]}" 8>&- \
+    || fail "could not install ${PACKAGES[*]}"
 mkdir -p "$ETC" "$RUN" "$LOGS" "$HOME_DIR/state" "$HOME_DIR/spool" "$HOME_DIR/munge" "$HOME_DIR/db"
 chmod 755 "$HOME_DIR" "$ETC" "$RUN" "$LOGS"
 chmod 700 "$HOME_DIR/munge" "$HOME_DIR/state" "$HOME_DIR/db"

@@ -30,10 +30,10 @@ class Outcome:
     stdout: str
     stderr: str
 
-    def complaint(self, lines: int = 3) -> str:
-        """The last lines of stderr with anything that looks like a key or token removed."""
+    def complaint(self) -> str:
+        """The last three lines of stderr with anything that looks like a key or token removed."""
         text = scrub(self.stderr).strip().splitlines()
-        return " / ".join(line.strip() for line in text[-lines:] if line.strip())
+        return " / ".join(line.strip() for line in text[-3:] if line.strip())
 
 
 def scrub(text: str) -> str:

@@ -58,11 +58,16 @@ class CredentialInfo:
     problem: str | None = None
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def time_left(self, now: float | None = None) -> float:
+    def time_left(self) -> float:
         """Seconds until it expires; 0 when it is absent, unusable or expired."""
         if self.problem is not None or self.expiry is None:
             return 0.0
-        return max(0.0, self.expiry - (time.time() if now is None else now))
+        return max(0.0, self.expiry - time.time())
+
+    def lasts(self, needed: float) -> bool:
+        """True when it is usable, unexpired and has at least ``needed`` seconds left."""
+        left = self.time_left()
+        return left > 0 and left >= needed
 
     def to_dict(self) -> dict[str, Any]:
         left = self.time_left()
@@ -175,8 +180,7 @@ class Credential(Component):
         """True when it exists, is usable and has at least ``min_time_left`` left (seconds or
         text such as ``"1h"``); an expired one is never valid."""
         needed = parse_duration(min_time_left, "min_time_left")
-        left = await self.timeleft()
-        return left > 0 and left >= needed
+        return (await self.info()).lasts(needed)
 
     async def exists(self) -> bool:
         """True when there is something at its location (valid or not)."""
@@ -200,8 +204,11 @@ class Credential(Component):
             f"{format_duration(info.time_left())} left, {format_duration(needed)} needed"
             if info.exists else f"none found at {info.location}"
         )
-        hint = f"run {self.renew_hint} or {RENEW_CLI}" if self.renew_hint else f"run {RENEW_CLI}"
-        return f"{self.describe()}: {what}: {hint}"
+        return f"{self.describe()}: {what}: {self.advice()}"
+
+    def advice(self) -> str:
+        """What a person does to renew it (the end of :meth:`reason`), for messages."""
+        return f"run {self.renew_hint} or {RENEW_CLI}" if self.renew_hint else f"run {RENEW_CLI}"
 
     # -- helpers for types ---------------------------------------------------------------
 
@@ -227,9 +234,12 @@ class Credential(Component):
                        f"{outcome.returncode} ({complaint})")
         raise RenewalError(message, needs_user=needs_user)
 
-    def _info(self, **fields: Any) -> CredentialInfo:
+    def _info(self, *, location: str | None = None, **fields: Any) -> CredentialInfo:
+        """A reading of a usable credential; ``location`` replaces :attr:`location` when the
+        reading names where it was found (klist names the cache it read)."""
         return CredentialInfo(type=self.plugin_name, description=self.describe(),
-                              location=self.location, exists=True, **fields)
+                              location=self.location if location is None else location,
+                              exists=True, **fields)
 
     def _unusable(self, problem: str, *, exists: bool) -> CredentialInfo:
         return CredentialInfo(type=self.plugin_name, description=self.describe(),

@@ -132,9 +132,8 @@ class KerberosTicket(Credential):
         if tgt is None:
             raise CredentialError(f"the ticket cache {listing.cache} holds no ticket: run kinit")
         details = {"renew_until": tgt.renew_until} if tgt.renew_until else {}
-        return CredentialInfo(type=self.plugin_name, description=self.describe(),
-                              location=listing.cache, exists=True, identity=listing.principal,
-                              expiry=tgt.expires, details=details)
+        return self._info(location=listing.cache, identity=listing.principal, expiry=tgt.expires,
+                          details=details)
 
     async def _renew(self, interactive: bool) -> None:
         command = self.renew_command or self.default_renew_command()

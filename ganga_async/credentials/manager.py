@@ -8,7 +8,7 @@ The engine owns one manager and runs :meth:`CredentialManager.run` in its task g
   credential it needs has enough time left again (a new proxy file, a renewed ticket), looking
   every ``[Credentials] check_interval``;
 - each backend's monitor asks :meth:`~CredentialManager.expired` before a sweep and pauses while
-  a credential its jobs need has expired;
+  a credential its jobs need has expired (answered from the watcher's last readings);
 - the watcher renews a credential once its time left falls under ``min_time_left`` plus
   ``renew_margin``, and publishes :class:`~ganga_async.events.CredentialEvent`\\ s (logged too)
   when it runs short, expires, is renewed, or cannot be.
@@ -93,6 +93,7 @@ class CredentialManager:
         self._flights: dict[str, _Flight] = {}
         self._failed: dict[str, tuple[Hashable, float, bool]] = {}
         self._alerts: dict[str, str] = {}
+        self._readings: dict[str, CredentialInfo] = {}
         self._waiters: list[Waiter] = []
         self._wake = anyio.Event()
         self._swept = anyio.Event()
@@ -142,10 +143,16 @@ class CredentialManager:
         return _shortfall([(need, await need.credential.info()) for need in needs])
 
     async def expired(self, needs: Sequence[Requirement]) -> str | None:
-        """None when no credential in ``needs`` has expired (the monitor's test); else why."""
+        """None when no credential in ``needs`` has expired (the monitor's test); else why.
+
+        Asked before every poll, so it answers from the watcher's last readings: an expiry
+        shows at once (the time left is counted from the reading's expiry), a replaced or
+        renewed credential by the next look, at most ``check_interval`` later. Only a
+        credential the watcher has not read yet is read here.
+        """
         reasons = []
         for need in needs:
-            info = await need.credential.info()
+            info = self._readings.get(need.credential.key()) or await need.credential.info()
             if info.time_left() <= 0:
                 reasons.append(need.credential.reason(info, 1.0))
         return "; ".join(reasons) or None
@@ -193,7 +200,7 @@ class CredentialManager:
         if flight is None:
             flight = self._flights[key] = _Flight()
             try:
-                flight.info = await managed.renew(interactive=interactive)
+                flight.info = self._readings[key] = await managed.renew(interactive=interactive)
                 self._failed.pop(key, None)
                 self._alert(managed, "renewed", flight.info.time_left(),
                             f"renewed: {_left(flight.info)} left", force=True)
@@ -201,7 +208,8 @@ class CredentialManager:
                 flight.error = exc
                 signature = await anyio.to_thread.run_sync(managed._signature)
                 self._failed[key] = (signature, time.monotonic(), exc.needs_user)
-                self._alert(managed, "renewal_failed", await managed.timeleft(), str(exc), force=True)
+                info = self._readings[key] = await managed.info()
+                self._alert(managed, "renewal_failed", info.time_left(), str(exc), force=True)
             finally:
                 del self._flights[key]
                 flight.done.set()
@@ -212,6 +220,21 @@ class CredentialManager:
             raise flight.error
         assert flight.info is not None
         return flight.info
+
+    async def renew_all(
+        self, type_name: str | None = None, *, interactive: bool = False
+    ) -> list[tuple[Credential, CredentialInfo | RenewalError]]:
+        """Renew every credential found (only those of ``type_name`` when given, as
+        :meth:`CredentialStore.renewable` picks them), each through :meth:`renew`: shared with a
+        renewal under way, announced, and waking held work. Return each with its new state or
+        the error that stopped it."""
+        results: list[tuple[Credential, CredentialInfo | RenewalError]] = []
+        for credential in await self.store.renewable(type_name):
+            try:
+                results.append((credential, await self.renew(credential, interactive=interactive)))
+            except RenewalError as exc:
+                results.append((credential, exc))
+        return results
 
     async def _auto_renew(self, credential: Credential) -> None:
         try:
@@ -253,10 +276,9 @@ class CredentialManager:
 
     async def _sweep(self) -> None:
         section = self.config["Credentials"]
-        readings: dict[str, CredentialInfo] = {}
         for key, threshold in list(self._thresholds.items()):
             credential = self._managed[key]
-            info = readings[key] = await credential.info()
+            info = self._readings[key] = await credential.info()
             left = info.time_left()
             if left >= threshold + section["renew_margin"]:
                 self._failed.pop(key, None)
@@ -272,9 +294,10 @@ class CredentialManager:
             elif key not in self._flights:
                 self._alert(credential, "expiring", left,
                             f"{_left(info)} left and it cannot be renewed automatically: "
-                            + credential.reason(info, threshold).rpartition(": ")[2])
+                            + credential.advice())
         for waiter in list(self._waiters):
-            reason = _shortfall([(need, readings.get(need.credential.key()) or await need.credential.info())
+            reason = _shortfall([(need, self._readings.get(need.credential.key())
+                                  or await need.credential.info())
                                  for need in waiter.needs])
             if reason is None:
                 self._waiters.remove(waiter)
@@ -305,8 +328,7 @@ def _shortfall(readings: Iterable[tuple[Requirement, CredentialInfo]]) -> str | 
     """None when every credential read has its need's time left; else why not, and what to do."""
     reasons = []
     for need, info in readings:
-        left = info.time_left()
-        if left <= 0 or left < need.min_time_left:
+        if not info.lasts(need.min_time_left):
             reasons.append(need.credential.reason(info, need.min_time_left))
     return "; ".join(reasons) or None
 

@@ -166,5 +166,4 @@ class CredentialStore:
     def valid_for(self, info: CredentialInfo, backends: Sequence[str] | None = None) -> list[str]:
         """The backends (default: every installed one) for which ``info`` has enough time left."""
         names = _plugins.available("backend") if backends is None else backends
-        left = info.time_left()
-        return [name for name in names if left > 0 and left >= self.min_time_left(name)]
+        return [name for name in names if info.lasts(self.min_time_left(name))]
