@@ -34,14 +34,12 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import queue
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-import anyio
 from anyio.from_thread import BlockingPortal
 
 from . import _blocking
@@ -49,6 +47,7 @@ from . import job as _core
 from ._component import Component
 from ._exceptions import EngineClosedError
 from ._log import get_logger
+from ._portal_thread import PortalThread
 from .applications.base import Application
 from .applications.executable import Executable
 from .backends.base import Backend
@@ -95,24 +94,16 @@ log = get_logger(__name__)
 _CLOSE_TIMEOUT = 10.0
 """Seconds the interpreter waits at exit for the engine to flush and close."""
 
-_Handover = tuple[BlockingPortal, Engine] | BaseException
-
-
 class _Session:
-    """This interpreter's engine, running in a daemon thread, and the portal that reaches it.
-
-    A daemon thread plus an ``atexit`` handler, rather than ``start_blocking_portal``: the
-    latter's thread is joined by threading's shutdown before ``atexit`` handlers run, so nothing
-    would ever tell it to stop and the interpreter would hang at exit.
-    """
+    """This interpreter's engine, running in a :class:`PortalThread` closed at exit, or the
+    engine of the daemon this interpreter is part of (:func:`attach`)."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._lock = threading.Lock()
         self._portal: BlockingPortal | None = None
         self._engine: Engine | None = None
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
+        self._thread: PortalThread[Engine] | None = None
         self._closed = False
 
     def open(self) -> tuple[BlockingPortal, Engine]:
@@ -120,13 +111,16 @@ class _Session:
         with self._lock:
             if self._closed:
                 raise EngineClosedError("the session has ended: the interpreter is exiting")
-            if self._failure is not None:
+            failure = self._thread.failure if self._thread is not None else None
+            if failure is not None:
                 raise EngineClosedError(
-                    f"the engine stopped after an error ({self._failure!r}); "
-                    "start a new Python session"
-                ) from self._failure
+                    f"the engine stopped after an error ({failure!r}); start a new Python session"
+                ) from failure
             if self._portal is None or self._engine is None:
-                self._portal, self._engine = self._start()
+                self._thread = PortalThread(lambda: Engine(config=self._config),
+                                            "ganga-async engine")
+                atexit.register(self.close)
+                self._portal, self._engine = self._thread.portal, self._thread.value
             return self._portal, self._engine
 
     def attach(self, portal: BlockingPortal, engine: Engine) -> None:
@@ -136,55 +130,13 @@ class _Session:
                 raise EngineClosedError("this interpreter already runs its own engine")
             self._portal, self._engine = portal, engine
 
-    def _start(self) -> tuple[BlockingPortal, Engine]:
-        ready: queue.SimpleQueue[_Handover] = queue.SimpleQueue()
-        thread = threading.Thread(
-            target=self._serve, args=(ready,), name="ganga-async engine", daemon=True
-        )
-        thread.start()
-        outcome = ready.get()
-        if isinstance(outcome, BaseException):
-            thread.join()
-            raise outcome
-        self._thread = thread
-        atexit.register(self.close)
-        return outcome
-
-    def _serve(self, ready: queue.SimpleQueue[_Handover]) -> None:
-        handed_over = False
-
-        async def main() -> None:
-            nonlocal handed_over
-            async with BlockingPortal() as portal:
-                async with Engine(config=self._config) as engine:
-                    ready.put((portal, engine))
-                    handed_over = True
-                    await portal.sleep_until_stopped()
-                await portal.stop(cancel_remaining=True)
-
-        try:
-            anyio.run(main, backend="asyncio")
-        except BaseException as exc:
-            if not handed_over:
-                ready.put(exc)
-                return
-            self._failure = exc
-            log.error("the engine stopped after an error", error=repr(exc))
-
     def close(self, timeout: float = _CLOSE_TIMEOUT) -> None:
         """Close the engine (flushing queued writes) and end its thread, waiting at most
         ``timeout`` seconds; later calls raise EngineClosedError."""
         with self._lock:
             self._closed = True
-            portal, thread = self._portal, self._thread
-        if portal is None or thread is None:
-            return
-        try:
-            portal.start_task_soon(portal.stop)
-        except RuntimeError:
-            return
-        thread.join(timeout)
-        if thread.is_alive():
+            thread = self._thread
+        if thread is not None and not thread.close(timeout):
             log.warning("the engine did not close in time; recent status changes may be lost",
                         timeout=timeout)
 
@@ -504,10 +456,11 @@ class CredentialStoreView:
     getCredentials = get_credentials  # noqa: N815 (Ganga's name)
 
     def renew(self, type_name: str | None = None, *, interactive: bool | None = None) -> None:
-        """Renew every credential found (or those of ``type_name``); raise the first failure."""
+        """Renew every credential found (or those of ``type_name``) through the engine's
+        credential manager, as each one's ``renew()`` does; raise the first failure."""
         portal, engine = _session.open()
         asked = sys.stdin.isatty() if interactive is None else interactive
-        results = portal.call(functools.partial(engine.credentials.store.renew, type_name,
+        results = portal.call(functools.partial(engine.credentials.renew_all, type_name,
                                                 interactive=asked))
         for _, outcome in results:
             if isinstance(outcome, BaseException):

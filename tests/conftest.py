@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets its own gangadir and an empty user configuration."""
+"""Shared fixtures: every test gets its own gangadir and an empty user configuration; the
+service's tests get a daemon."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _service_helpers import running_daemon, service_paths
 
 from ganga_async import Config, load_config
+from ganga_async.service._paths import ServicePaths
 
 
 @pytest.fixture
@@ -40,3 +43,17 @@ def config() -> Config:
     cfg["Monitoring"]["poll_interval"] = 0.5
     cfg["Repository"]["flush_interval"] = 0.02
     return cfg
+
+
+@pytest.fixture
+def paths(gangadir: Path) -> ServicePaths:
+    """The service files of the test's gangadir, its daemons configured by
+    :func:`_service_helpers.service_paths` (a module overrides this fixture to add configuration)."""
+    return service_paths(gangadir)
+
+
+@pytest.fixture
+def daemon(paths: ServicePaths) -> Iterator[ServicePaths]:
+    """A daemon started with ``service start``, stopped (or killed) afterwards."""
+    with running_daemon(paths):
+        yield paths

@@ -3,6 +3,7 @@ through the clients, a raw socket, and another user's process."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import select
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import anyio
 import pytest
+from _service_helpers import cli, log_events, stop_daemon
 
 from ganga_async import JobNotFoundError, JobSpecError
 from ganga_async._exceptions import CommandTimeoutError, ServiceError
@@ -27,46 +30,8 @@ from ganga_async.service._paths import ServicePaths
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ganga_async.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def echo(*words: str, name: str = "") -> dict[str, Any]:
     return {"name": name, "application": {"type": "Executable", "exe": "/bin/echo", "args": list(words)}}
-
-
-@pytest.fixture
-def paths(gangadir: Path) -> ServicePaths:
-    """Fast monitoring and a short interruption grace for every daemon of the test."""
-    Path(os.environ["GANGA_ASYNC_CONFIG"]).write_text(
-        "[Monitoring]\npoll_interval = 0.3\n\n[Repository]\nflush_interval = 0.02\n\n"
-        "[Service]\ninterrupt_grace = 0.5\nstop_timeout = 5.0\n")
-    return ServicePaths(gangadir.absolute())
-
-
-@pytest.fixture
-def daemon(paths: ServicePaths) -> Iterator[ServicePaths]:
-    """A daemon started with ``service start``, stopped (or killed) afterwards."""
-    started = cli("service", "start")
-    assert started.returncode == 0, started.stderr + started.stdout
-    try:
-        yield paths
-    finally:
-        stop_daemon(paths)
-
-
-def stop_daemon(paths: ServicePaths) -> None:
-    pid = paths.running_pid()
-    if pid is None:
-        return
-    stopped = cli("service", "stop", timeout=30)
-    if stopped.returncode != 0 and paths.running_pid() == pid:
-        os.kill(pid, signal.SIGKILL)
-
-
-def log_events(paths: ServicePaths) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in paths.log.read_text().splitlines()]
 
 
 # -- start, use, stop ---------------------------------------------------------------------
@@ -137,6 +102,40 @@ def test_the_client_starts_the_daemon_after_prerun_and_keeps_its_environment(pat
         assert paths.running_pid() is None
     finally:
         stop_daemon(paths)
+
+
+def test_closing_a_sync_client_ends_the_call_another_thread_is_blocked_in(daemon: ServicePaths) -> None:
+    observer = GangaService(daemon.gangadir)
+    observer.send_cmd("import threading\nrelease = threading.Event()")
+    gs = GangaService(daemon.gangadir)
+    outcome: list[object] = []
+
+    def blocked() -> None:
+        try:
+            outcome.append(gs.call("send_cmd", code="release.wait()"))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    def client_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "ganga-async service client"}
+
+    before = client_threads()
+    thread = threading.Thread(target=blocked)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while observer.ping()["in_progress"] == 0:
+            assert time.monotonic() < deadline, "the blocked call never reached the daemon"
+            time.sleep(0.05)
+        gs.close()
+        thread.join(10)
+        assert not thread.is_alive(), "close() left the blocked call running"
+        assert len(outcome) == 1 and isinstance(outcome[0], concurrent.futures.CancelledError)
+        assert client_threads() == before, "the client's own thread is still alive"
+    finally:
+        observer.send_cmd("release.set()")
+        observer.close()
+        thread.join(10)
 
 
 # -- send_cmd -------------------------------------------------------------------------------

@@ -9,16 +9,14 @@ Whether a command opened an engine of its own is read from its ``-vv`` log: an e
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _service_helpers import cli as run
+from _service_helpers import start_daemon, stop_daemon
 from test_cli_shareref import prepared_job_in_the_box
-from test_service import paths, stop_daemon  # noqa: F401 (fixtures)
 
 from ganga_async import cli
 from ganga_async.service import GangaService
@@ -31,19 +29,9 @@ TERMINAL = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "100"}
 """Makes rich treat the captured stderr as a terminal, so that the bar is drawn."""
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ganga_async.cli", *args], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **(env or {})})
-
-
 def engine_opened(stderr: str) -> bool:
     """Whether a ``-vv`` command's own process opened an engine."""
     return "ganga_async.engine: engine started" in stderr or '"engine started"' in stderr
-
-
-def start_daemon() -> None:
-    started = run("service", "start")
-    assert started.returncode == 0, started.stderr + started.stdout
 
 
 def test_every_command_that_opens_an_engine_is_served() -> None:
@@ -65,7 +53,7 @@ SHAREREF_COMMANDS = [
 
 
 def test_shareref_and_box_answer_from_the_daemon_exactly_as_in_process(
-    paths: ServicePaths, tmp_path: Path,  # noqa: F811
+    paths: ServicePaths, tmp_path: Path,
 ) -> None:
     name = prepared_job_in_the_box(tmp_path)
     commands = [[word.format(name=name) for word in command] for command in SHAREREF_COMMANDS]
@@ -133,7 +121,7 @@ def failed_report(job_id: int, gangadir: Path) -> str:
 
 
 @pytest.fixture(params=["in-process", "daemon"])
-def where(request: pytest.FixtureRequest, paths: ServicePaths) -> Iterator[str]:  # noqa: F811
+def where(request: pytest.FixtureRequest, paths: ServicePaths) -> Iterator[str]:
     """The bar's two ways: an engine in the command's process, or a running daemon."""
     if request.param == "daemon":
         start_daemon()
@@ -144,7 +132,7 @@ def where(request: pytest.FixtureRequest, paths: ServicePaths) -> Iterator[str]:
 
 
 def test_the_bar_counts_subjobs_as_their_events_come_and_the_report_is_the_same(
-    where: str, paths: ServicePaths, tmp_path: Path,  # noqa: F811
+    where: str, paths: ServicePaths, tmp_path: Path,
 ) -> None:
     submitted = run("-vv", "submit", str(split_job(tmp_path)), "--wait", env=TERMINAL)
     assert submitted.returncode == 1, submitted.stderr
@@ -179,7 +167,7 @@ def test_no_bar_with_json_output_json_logs_or_off_a_terminal(where: str, tmp_pat
 
 
 def test_demo_runs_in_the_daemon_when_one_runs_with_the_same_report(
-    where: str, paths: ServicePaths,  # noqa: F811
+    where: str, paths: ServicePaths,
 ) -> None:
     demo = run("-vv", "demo", "--subjobs", "20", env=TERMINAL)
     assert demo.returncode == 0, demo.stderr

@@ -11,14 +11,13 @@ import pty
 import select
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from _service_helpers import cli, log_events, running_daemon, service_paths
 from credentials.realcreds import make_token, renewals, token_renewer, write_private
-from test_service import log_events, stop_daemon
 
 from ganga_async import RenewalError
 from ganga_async._exceptions import ProtocolError
@@ -42,11 +41,6 @@ ASKS_A_PASS_PHRASE = [sys.executable, "-c",
                       "import getpass, sys; sys.exit(getpass.getpass('Enter pass phrase: ') != 'x')"]
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ganga_async.cli", *args], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, **(env or {})})
-
-
 def toml_list(argv: list[str]) -> str:
     return json.dumps(argv)
 
@@ -64,28 +58,14 @@ def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def configure(extra: str = "") -> None:
-    """Fast monitoring and credential checks; a minute of time left is enough."""
-    Path(os.environ["GANGA_ASYNC_CONFIG"]).write_text(
-        "[Monitoring]\npoll_interval = 0.3\n\n[Repository]\nflush_interval = 0.02\n\n"
-        "[Service]\ninterrupt_grace = 0.5\nstop_timeout = 5.0\n\n"
-        '[Credentials]\nmin_time_left = "60s"\nrenew_margin = 0\ncheck_interval = 0.2\n\n' + extra)
-
-
-def start(gangadir: Path) -> ServicePaths:
-    started = cli("service", "start")
-    assert started.returncode == 0, started.stderr + started.stdout
-    return ServicePaths(gangadir.absolute())
+CREDENTIALS_CONFIG = '\n[Credentials]\nmin_time_left = "60s"\nrenew_margin = 0\ncheck_interval = 0.2\n\n'
+"""Fast credential checks; a minute of time left is enough."""
 
 
 @pytest.fixture
-def daemon(token: Path, gangadir: Path) -> Iterator[ServicePaths]:
-    configure()
-    paths = start(gangadir)
-    try:
-        yield paths
-    finally:
-        stop_daemon(paths)
+def paths(token: Path, gangadir: Path) -> ServicePaths:
+    """The daemon's configuration, with :data:`CREDENTIALS_CONFIG`, once the token is in place."""
+    return service_paths(gangadir, CREDENTIALS_CONFIG)
 
 
 def assert_secret_free(secrets: list[str], *texts: str) -> None:
@@ -194,13 +174,13 @@ async def test_renewal_in_the_daemon_renews_what_it_can_and_sends_a_password_to_
     lab = write_private(tmp_path / "lab-token", make_token(20, sub="lab"))
     sso = write_private(tmp_path / "sso-token", make_token(3600, sub="sso"))
     count = tmp_path / "count"
-    configure(f'[Credentials.defaults.lab]\ntype = "BearerToken"\ntoken_file = "{lab}"\n'
-              f"renew_command = {toml_list(token_renewer(lab, 3600, count))}\n\n"
-              f'[Credentials.defaults.sso]\ntype = "BearerToken"\ntoken_file = "{sso}"\n'
-              f"renew_command = {toml_list(ASKS_A_PASS_PHRASE)}\n")
+    paths = service_paths(gangadir, CREDENTIALS_CONFIG +
+                          f'[Credentials.defaults.lab]\ntype = "BearerToken"\ntoken_file = "{lab}"\n'
+                          f"renew_command = {toml_list(token_renewer(lab, 3600, count))}\n\n"
+                          f'[Credentials.defaults.sso]\ntype = "BearerToken"\ntoken_file = "{sso}"\n'
+                          f"renew_command = {toml_list(ASKS_A_PASS_PHRASE)}\n")
     secrets = [p.read_text().strip() for p in (token, lab, sso)]
-    paths = start(gangadir)
-    try:
+    with running_daemon(paths):
         async with AsyncGangaService(paths.gangadir) as gs, \
                 gs.events(types=["credential"]) as events:
             before = {row["location"]: row for row in await gs.credentials()}
@@ -229,8 +209,6 @@ async def test_renewal_in_the_daemon_renews_what_it_can_and_sends_a_password_to_
                             f"BearerToken token_file={sso}": "renewal_failed"}
             secrets.append(lab.read_text().strip())
             assert_secret_free(secrets, message, json.dumps([before, after]))
-    finally:
-        stop_daemon(paths)
     assert_secret_free(secrets, paths.log.read_text())
 
 

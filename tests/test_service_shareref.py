@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_service import daemon, paths  # noqa: F401 (fixtures)
 
 from ganga_async import ShareDirError
 from ganga_async._exceptions import ProtocolError
@@ -17,7 +16,7 @@ from ganga_async.service._paths import ServicePaths
 pytestmark = [pytest.mark.slow]
 
 
-def test_shareref_and_box_operations_answer_from_the_daemons_actor(daemon: ServicePaths,  # noqa: F811
+def test_shareref_and_box_operations_answer_from_the_daemons_actor(daemon: ServicePaths,
                                                                    tmp_path: Path) -> None:
     script = tmp_path / "analysis.sh"
     script.write_text("#!/bin/sh\necho analysed\n")

@@ -24,11 +24,12 @@ from .._exceptions import ServiceRunningError, WaitTimeoutError
 from .._jobfile import load_job_file
 from ..config import Config, load_config
 from ..events import JobEvent
+from ..sharedir import SharedArea
 from ..shareref import ShareDirInfo
 from ..states import FINAL, Status
 from ._control import connect, spawn_daemon
 from ._paths import ServicePaths
-from .client import AsyncGangaService, Subscription, _job_dict, _process_exit
+from .client import AsyncGangaService, Subscription
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -73,8 +74,7 @@ async def _stop(gangadir: Path, args: argparse.Namespace) -> int:
         _say(args, {"running": False, "stopped": False}, f"no ganga-async service runs for {gangadir}")
         return 0
     async with AsyncGangaService(gangadir, autostart=False) as service:
-        await service.shutdown(wait=False)
-    await _process_exit(pid)
+        await service.shutdown()
     _say(args, {"running": False, "stopped": True, "pid": pid},
          f"ganga-async service for {gangadir} stopped (pid {pid})")
     return 0
@@ -113,7 +113,7 @@ async def _submit(service: AsyncGangaService, args: argparse.Namespace, config: 
     progress = cli.progress_bar(args) if args.wait else None
     async with _transitions(service, progress) as events:
         started = time.monotonic()
-        info = await service.submit(_job_dict(job))
+        info = await service.submit(job)
         return await _follow_up(service, args, info, events, {}, progress, started)
 
 
@@ -182,7 +182,7 @@ async def _demo(service: AsyncGangaService, args: argparse.Namespace, config: Co
     progress = cli.progress_bar(args)
     async with _transitions(service, progress) as events:
         started = time.monotonic()
-        info = await service.submit(_job_dict(job))
+        info = await service.submit(job)
         if not args.json:
             print(cli.demo_banner(str(info["id"]), args.subjobs))
         bar = cli.JobProgress(str(info["id"]), info.get("subjobs", 0), {})
@@ -225,17 +225,15 @@ async def _peek(service: AsyncGangaService, args: argparse.Namespace, config: Co
 
 async def _shareref(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:
     if args.action == "ls":
-        tree = await service.shareref_ls(args.name)
-        return cli.print_sharedir_tree({"name": args.name, "tree": tree.splitlines()}, args)
+        return cli.print_sharedir_tree(await service.call("shareref_ls", name=args.name), args)
     if args.action == "lookup":
-        owners = await service.shareref_lookup(args.name, unprepare=args.unprepare)
-        return cli.print_sharedir_owners(
-            {"name": args.name, "owners": owners, "unprepared": args.unprepare}, args)
+        return cli.print_sharedir_owners(await service.call(
+            "shareref_lookup", name=args.name, unprepare=args.unprepare), args)
     if args.action == "rebuild":
         await service.shareref_rebuild(unprepare=args.unprepare, rmdir=args.rmdir)
     rows = [ShareDirInfo(**row) for row in await service.shareref()]
-    # The daemon's shared area, as its engine names it (the daemon runs for this user).
-    return cli.print_sharedirs(rows, service.gangadir / "shared" / config.user, args)
+    # The daemon runs for this user: its engine's shared area is this one.
+    return cli.print_sharedirs(rows, SharedArea.for_user(service.gangadir, config.user).root, args)
 
 
 async def _box(service: AsyncGangaService, args: argparse.Namespace, config: Config) -> int:

@@ -176,13 +176,11 @@ async def credentials_renew(engine: Engine, args: Arguments) -> list[dict[str, A
     manager = engine.credentials
     renewed: list[dict[str, Any]] = []
     failures: list[RenewalError] = []
-    for credential in await manager.store.renewable(_credential_type(args)):
-        try:
-            info = await manager.renew(credential)
-        except RenewalError as exc:
-            failures.append(exc)
-            continue
-        renewed.append({"renewed": True, **credential_row(info, manager.store)})
+    for _, outcome in await manager.renew_all(_credential_type(args)):
+        if isinstance(outcome, RenewalError):
+            failures.append(outcome)
+        else:
+            renewed.append({"renewed": True, **credential_row(outcome, manager.store)})
     if not failures:
         return renewed
     message = "; ".join(str(exc) for exc in failures)
@@ -248,7 +246,6 @@ OPERATIONS: dict[str, Operation] = {
     "credentials": credentials,
     "credentials_renew": credentials_renew,
 }
-"""Operation name -> implementation. ``wait`` may be cancelled by its client; the others run
-to their end once accepted, even when their client goes away."""
-
-CANCELLABLE = frozenset({"wait"})
+"""Operation name -> implementation. Those in :data:`._protocol.CANCELLABLE` (``wait``) may be
+cancelled by their client; the others run to their end once accepted, even when their client
+goes away."""

@@ -29,9 +29,9 @@ from .. import _exceptions
 from .._exceptions import GangaAsyncError, ProtocolError, ServiceError
 
 __all__ = [
-    "EVENT_TYPES", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "VERSION", "Request", "decode_reply",
-    "decode_request", "encode", "error_reply", "event_message", "exception_from", "ok_reply",
-    "request_message",
+    "CANCELLABLE", "EVENT_TYPES", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "VERSION", "Request",
+    "decode_reply", "decode_request", "encode", "error_reply", "event_message", "exception_from",
+    "ok_reply", "request_message",
 ]
 
 VERSION = 1
@@ -46,6 +46,11 @@ MAX_REPLY_BYTES = 64 << 20
 EVENT_TYPES = ("status", "credential")
 """What an ``events`` stream carries (its events' ``type``): job status transitions and
 credential warnings."""
+
+CANCELLABLE = frozenset({"wait"})
+"""The operations that, like ``events`` streams, belong to their connection: a ``cancel``
+request stops them, and a client cancels them when its caller gives up. The others run to their
+end once accepted."""
 
 RequestId = int | str
 

@@ -20,24 +20,24 @@ and reach it over its Unix socket; every request of one client shares one connec
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
-import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 from anyio.abc import SocketStream, TaskGroup
-from anyio.from_thread import BlockingPortal
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import CommandTimeoutError, ProtocolError, ServiceError
+from .._portal_thread import PortalThread
 from ..config import load_config
 from ..job import Job
 from . import _protocol as protocol
@@ -251,15 +251,16 @@ class AsyncGangaService:
         except ServiceError:
             pass
 
-    async def call(self, op: str, **args: Any) -> Any:
+    async def call(self, /, op: str, **args: Any) -> Any:
         """Send operation ``op`` with ``args`` and return its result: the way to reach
         operations this class has no method for. If the caller is cancelled while a
-        cancellable operation (``wait``) runs, the daemon is told to stop it."""
+        cancellable operation (``wait``, see :data:`._protocol.CANCELLABLE`) runs, the daemon is
+        told to stop it."""
         request_id, pending = await self._request(op, args)
         try:
             await pending.done.wait()
         except BaseException:
-            if op == "wait" and not pending.done.is_set():
+            if op in protocol.CANCELLABLE and not pending.done.is_set():
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                     await self._cancel(request_id)
             raise
@@ -493,54 +494,27 @@ def _job_dict(job: Job) -> JobDescription:
     return data
 
 
-_Handover = tuple[BlockingPortal, AsyncGangaService] | BaseException
+_CLOSE_TIMEOUT = 10.0
+"""Seconds :meth:`GangaService.close` waits for the connection to close and its thread to end."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-class _Loop:
-    """An event loop in a daemon thread holding one AsyncGangaService, reached by a portal.
+def _sync(method: Callable[Concatenate[AsyncGangaService, _P], Awaitable[_R]]
+          ) -> Callable[Concatenate[GangaService, _P], _R]:
+    """``method`` of :class:`AsyncGangaService` as a blocking method of :class:`GangaService`."""
 
-    A daemon thread with a close at exit (``weakref.finalize``), rather than
-    ``start_blocking_portal``, whose thread would be joined before anything told it to stop.
-    """
+    @functools.wraps(method)
+    def blocking(self: GangaService, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        loop = self._open()
 
-    def __init__(self, service: AsyncGangaService) -> None:
-        ready: queue.SimpleQueue[_Handover] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._main, args=(service, ready),
-                                        name="ganga-async service client", daemon=True)
-        self._thread.start()
-        outcome = ready.get()
-        if isinstance(outcome, BaseException):
-            self._thread.join()
-            raise outcome
-        self.portal, self.service = outcome
+        async def call() -> _R:
+            return await method(loop.value, *args, **kwargs)
 
-    @staticmethod
-    def _main(service: AsyncGangaService, ready: queue.SimpleQueue[_Handover]) -> None:
-        async def main() -> None:
-            async with BlockingPortal() as portal:
-                try:
-                    await service.__aenter__()
-                except BaseException as exc:
-                    ready.put(exc)
-                    return
-                ready.put((portal, service))
-                try:
-                    await portal.sleep_until_stopped()
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await service.aclose()
+        return loop.portal.call(call)
 
-        try:
-            anyio.run(main, backend="asyncio")
-        except BaseException as exc:  # noqa: B036 (reported to the waiting caller)
-            ready.put(exc)
-
-    def close(self, timeout: float = 10.0) -> None:
-        try:
-            self.portal.start_task_soon(self.portal.stop)
-        except RuntimeError:
-            return
-        self._thread.join(timeout)
+    return blocking
 
 
 class GangaService:
@@ -569,21 +543,22 @@ class GangaService:
         self.prerun = prerun
         self.gangacmd = gangacmd or default_gangacmd()
         self.autostart = autostart
-        self._loop: _Loop | None = None
+        self._loop: PortalThread[AsyncGangaService] | None = None
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
-    def _open(self) -> _Loop:
+    def _open(self) -> PortalThread[AsyncGangaService]:
         with self._lock:
             if self._loop is None:
-                service = AsyncGangaService(self.gangadir, prerun=self.prerun, gangacmd=self.gangacmd,
-                                            autostart=self.autostart)
-                self._loop = _Loop(service)
-                self._finalizer = weakref.finalize(self, self._loop.close)
+                service = functools.partial(AsyncGangaService, self.gangadir, prerun=self.prerun,
+                                            gangacmd=self.gangacmd, autostart=self.autostart)
+                self._loop = PortalThread(service, "ganga-async service client")
+                self._finalizer = weakref.finalize(self, self._loop.close, _CLOSE_TIMEOUT)
             return self._loop
 
     def close(self) -> None:
-        """Close the connection (the daemon runs on); the next call connects again."""
+        """Close the connection (the daemon runs on); the next call connects again. A call
+        another thread is blocked in is cancelled."""
         with self._lock:
             finalizer, self._loop, self._finalizer = self._finalizer, None, None
         if finalizer is not None:
@@ -595,20 +570,14 @@ class GangaService:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def call(self, op: str, **args: Any) -> Any:
-        """Send operation ``op`` with ``args``; see :meth:`AsyncGangaService.call`."""
-        loop = self._open()
-        return loop.portal.call(lambda: loop.service.call(op, **args))
-
-    def ping(self) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(loop.service.ping)
+    call = _sync(AsyncGangaService.call)
+    ping = _sync(AsyncGangaService.ping)
 
     def send_cmd(self, code: str, timeout: float | None = None) -> str:
         """Run ``code`` in the daemon's namespace and return what it printed (see
         :meth:`AsyncGangaService.send_cmd`)."""
         loop = self._open()
-        command = loop.portal.call(loop.service.start_cmd, code, timeout)
+        command = loop.portal.call(loop.value.start_cmd, code, timeout)
         try:
             return loop.portal.call(command.result)
         except KeyboardInterrupt:
@@ -617,73 +586,21 @@ class GangaService:
 
     sendCmd = send_cmd
 
-    def submit(self, job: JobDescription | Job, *, basedir: str | os.PathLike[str] | None = None
-               ) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(lambda: loop.service.submit(job, basedir=basedir))
-
-    def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
-        loop = self._open()
-        return loop.portal.call(loop.service.jobs, status, name)
-
-    def job(self, job_id: int | str) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(loop.service.job, job_id)
-
-    def kill(self, job_id: int | str) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(loop.service.kill, job_id)
-
-    def resubmit(self, job_id: int | str, statuses: Sequence[str] = ("failed",)) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(loop.service.resubmit, job_id, statuses)
-
-    def remove(self, job_id: int | str) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(loop.service.remove, job_id)
-
-    def peek(self, job_id: int | str, filename: str = "stdout") -> str:
-        loop = self._open()
-        return loop.portal.call(loop.service.peek, job_id, filename)
-
-    def wait(self, job_id: int | str, timeout: float | None = None) -> dict[str, Any]:
-        loop = self._open()
-        return loop.portal.call(loop.service.wait, job_id, timeout)
-
-    def credentials(self, type: str | None = None) -> list[dict[str, Any]]:
-        """The credentials the daemon sees; see :meth:`AsyncGangaService.credentials`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.credentials, type)
-
-    def renew_credentials(self, type: str | None = None) -> list[dict[str, Any]]:
-        """Renew them in the daemon; see :meth:`AsyncGangaService.renew_credentials`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.renew_credentials, type)
-
-    def shareref(self) -> list[dict[str, Any]]:
-        """The shareref table; see :meth:`AsyncGangaService.shareref`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.shareref)
-
-    def shareref_ls(self, name: str) -> str:
-        """The tree of a ShareDir; see :meth:`AsyncGangaService.shareref_ls`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.shareref_ls, name)
-
-    def shareref_lookup(self, name: str, unprepare: bool = False) -> list[str]:
-        """The owners of a ShareDir; see :meth:`AsyncGangaService.shareref_lookup`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.shareref_lookup, name, unprepare)
-
-    def shareref_rebuild(self, unprepare: bool = True, rmdir: bool = False) -> dict[str, int]:
-        """Rebuild the counts; see :meth:`AsyncGangaService.shareref_rebuild`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.shareref_rebuild, unprepare, rmdir)
-
-    def box(self) -> list[dict[str, Any]]:
-        """The box's entries; see :meth:`AsyncGangaService.box`."""
-        loop = self._open()
-        return loop.portal.call(loop.service.box)
+    submit = _sync(AsyncGangaService.submit)
+    jobs = _sync(AsyncGangaService.jobs)
+    job = _sync(AsyncGangaService.job)
+    kill = _sync(AsyncGangaService.kill)
+    resubmit = _sync(AsyncGangaService.resubmit)
+    remove = _sync(AsyncGangaService.remove)
+    peek = _sync(AsyncGangaService.peek)
+    wait = _sync(AsyncGangaService.wait)
+    credentials = _sync(AsyncGangaService.credentials)
+    renew_credentials = _sync(AsyncGangaService.renew_credentials)
+    shareref = _sync(AsyncGangaService.shareref)
+    shareref_ls = _sync(AsyncGangaService.shareref_ls)
+    shareref_lookup = _sync(AsyncGangaService.shareref_lookup)
+    shareref_rebuild = _sync(AsyncGangaService.shareref_rebuild)
+    box = _sync(AsyncGangaService.box)
 
     def events(self, job: int | str | None = None, *, subjobs: bool = True,
                types: Sequence[str] = protocol.EVENT_TYPES) -> Iterator[dict[str, Any]]:
@@ -691,7 +608,7 @@ class GangaService:
         gs.events(job=3): ...``; leave the loop (or close the generator) to stop following.
         The arguments are those of :meth:`AsyncGangaService.events`."""
         loop = self._open()
-        subscription = loop.service.events(job, subjobs=subjobs, types=types)
+        subscription = loop.value.events(job, subjobs=subjobs, types=types)
         with loop.portal.wrap_async_context_manager(subscription) as stream:
             while True:
                 try:
@@ -701,7 +618,7 @@ class GangaService:
 
     def shutdown(self, *, wait: bool = True) -> None:
         loop = self._open()
-        loop.portal.call(lambda: loop.service.shutdown(wait=wait))
+        loop.portal.call(lambda: loop.value.shutdown(wait=wait))
         self.close()
 
     def kill_server(self) -> None:

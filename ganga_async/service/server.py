@@ -57,7 +57,7 @@ from ..engine import Engine
 from ..events import CredentialEvent, EventStream, JobEvent
 from . import _protocol as protocol
 from ._console import Console, Execution, InterruptiblePortal, install_output_router
-from ._operations import CANCELLABLE, OPERATIONS, Arguments
+from ._operations import OPERATIONS, Arguments
 from ._paths import ServicePaths, peer_uid, read_pid
 
 __all__ = ["Server", "configure_logging", "run_daemon"]
@@ -324,7 +324,7 @@ class Server:
             log.info("stop requested by a client", pid=connection.pid)
             await connection.send(protocol.ok_reply(rid, {"pid": os.getpid()}))
             self.stop()
-        elif op == "events" or op in CANCELLABLE:
+        elif op == "events" or op in protocol.CANCELLABLE:
             assert connection.followers is not None
             connection.followers.start_soon(self._follow, connection, request)
         elif op == "send_cmd" or op in OPERATIONS:
@@ -474,8 +474,7 @@ class Server:
                         return
                     reasons.append(reason)
                     execution.interrupt()
-                    if self._work is not None:
-                        self._work.start_soon(self._abandon_later, abandon)
+                    abandon.deadline = anyio.current_time() + self._settings["interrupt_grace"]
 
                 connection.cancellers[request.id] = lambda: interrupt("cancelled by the client")
                 async with anyio.create_task_group() as timer:
@@ -498,10 +497,6 @@ class Server:
     async def _interrupt_after(delay: float, interrupt: Callable[[str], None]) -> None:
         await anyio.sleep(delay)
         interrupt(f"timeout: still running after {delay} s")
-
-    async def _abandon_later(self, abandon: anyio.CancelScope) -> None:
-        await anyio.sleep(self._settings["interrupt_grace"])
-        abandon.cancel()
 
 
 async def _hang_up(stream: SocketStream) -> None:
