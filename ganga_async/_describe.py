@@ -23,11 +23,7 @@ def describe(job: Job) -> dict[str, Any]:
         "master": master.fqid if master is not None else None,
         "name": job.name,
         "comment": job.comment,
-        "application": job.application.to_dict(),
-        "backend": job.backend.to_dict(),
-        "splitter": job.splitter.to_dict() if master is None and job.splitter else None,
-        "inputfiles": job.inputfiles,
-        "outputfiles": job.outputfiles,
+        **job.spec(),  # a subjob's splitter is None
         "backend_id": job.backend_id,
         "exitcode": job.exitcode,
         "reason": job.reason,

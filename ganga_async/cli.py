@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._describe import credential_rows, describe, summarise
+from ._describe import credential_row, credential_rows, describe, summarise
 from ._duration import format_duration
 from ._exceptions import GangaAsyncError
 from ._jobfile import load_job_file
@@ -333,6 +333,8 @@ def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
             value = ", ".join(f"{status} {n}" for status, n in value.items())
         elif isinstance(value, dict) and "type" in value:
             value = _component_text(value)
+        elif key == "credentials":
+            value = ", ".join(_component_text(credential) for credential in value)
         print(f"  {key:<14} {_shorten(str(value))}")
     return 0
 
@@ -397,7 +399,8 @@ async def _credentials(args: argparse.Namespace) -> int:
         results = await store.renew(args.type, interactive=sys.stdin.isatty())
         if args.json:
             _print_json([{"credential": c.describe(), "renewed": not isinstance(r, BaseException),
-                          **({"error": str(r)} if isinstance(r, BaseException) else r.to_dict())}
+                          **({"error": str(r)} if isinstance(r, BaseException)
+                             else credential_row(r, store))}
                          for c, r in results])
         failed = 0
         for credential, outcome in results:
@@ -673,11 +676,6 @@ def progress_bar(args: argparse.Namespace) -> Progress | None:
 
 
 # -- describing jobs ----------------------------------------------------------------------
-
-
-def _report(job: Job, elapsed: float | None, args: argparse.Namespace) -> int:
-    """Print the summary of a final job; the exit code is 0 if it completed, 1 otherwise."""
-    return print_report(summarise(job, elapsed), args)
 
 
 def print_report(info: dict[str, Any], args: argparse.Namespace) -> int:

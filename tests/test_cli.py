@@ -9,24 +9,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _service_helpers import cli
 
 from ganga_async.backends.local import read_status
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ganga_async.cli", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
-    )
 
 
 def show(fqid: object) -> dict[str, Any]:

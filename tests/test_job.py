@@ -1,11 +1,15 @@
 """The Job description: defaults, checked assignments, copies, subjob views."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from ganga_async import (
     ArgSplitter,
+    BearerToken,
+    Config,
+    Engine,
     Executable,
     Job,
     JobSpecError,
@@ -13,6 +17,7 @@ from ganga_async import (
     Local,
     Status,
 )
+from ganga_async._describe import describe
 from ganga_async.job import SubjobTable, make_subjob
 
 
@@ -88,3 +93,17 @@ def test_subjob_view_applies_the_splitters_overrides() -> None:
     assert len(master.subjobs) == 2
     with pytest.raises(IndexError, match="has 2 subjobs"):
         master.subjobs[2]
+
+
+@pytest.mark.anyio
+async def test_describe_shows_the_whole_description_credentials_included(
+    tmp_path: Path, gangadir: Path, config: Config
+) -> None:
+    token = BearerToken(token_file=str(tmp_path / "token"))
+    job = Job(name="x", credentials=[token], splitter=ArgSplitter(args=[["a"]]))
+    async with Engine(gangadir, config=config) as engine:
+        await engine.add(job)
+    info = describe(job)
+    assert info["credentials"] == [token.to_dict()]
+    assert info["splitter"] == job.splitter.to_dict()  # type: ignore[union-attr]
+    assert {k: info[k] for k in job.spec()} == job.spec()
