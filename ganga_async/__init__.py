@@ -13,6 +13,11 @@ The async API::
 The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._exceptions import (
     BackendError,
     BackendUnavailableError,
@@ -35,20 +40,9 @@ from .applications import Application, Command
 from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 from .backends.local import Local
-from .backends.slurm import Slurm
 from .box import Box, BoxEntry
 from .config import Config, load_config
-from .credentials import (
-    AFSToken,
-    BearerToken,
-    Credential,
-    CredentialInfo,
-    CredentialManager,
-    CredentialStore,
-    KerberosTicket,
-    VomsProxy,
-    X509Proxy,
-)
+from .credentials import Credential, CredentialInfo, CredentialManager, CredentialStore
 from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .job import Job, JobInfo, JobTimes
@@ -58,6 +52,10 @@ from .splitters import Splitter
 from .splitters.arg import ArgSplitter
 from .splitters.files import FileSplitter
 from .splitters.generic import GenericSplitter
+
+if TYPE_CHECKING:
+    from .backends.slurm import Slurm
+    from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
 from .states import Status
 
 __version__ = "0.1.0"
@@ -119,3 +117,21 @@ __all__ = [
     "X509Proxy",
     "load_config",
 ]
+
+_LAZY = {"Slurm": ".backends.slurm", "AFSToken": ".credentials", "BearerToken": ".credentials",
+         "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials"}
+"""Plugins imported when first named, as entry points are: the Slurm backend and the credential
+types (importing them all made every ``import ganga_async`` slower by a third)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _plugins
 from .._component import build_component
 from .._exceptions import ConfigError, JobSpecError, RenewalError
-from .afs import AFSToken
 from .base import Credential, CredentialInfo
-from .kerberos import KerberosTicket
-from .token import BearerToken
-from .x509 import VomsProxy, X509Proxy
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -106,16 +102,16 @@ class CredentialStore:
         With ``include_missing`` the configured defaults that are absent are listed too.
         """
         found: list[Credential] = []
-        proxy = self._prepare(X509Proxy())
+        proxy = self._prepare(_builtin("X509Proxy")())
         proxy_info = await proxy.info()
         if proxy_info.exists:
             vo = proxy_info.details.get("vo")
-            found.append(self._prepare(VomsProxy(vo=vo)) if vo else proxy)
-        candidates: list[Credential] = [BearerToken()]
+            found.append(self._prepare(_builtin("VomsProxy")(vo=vo)) if vo else proxy)
+        candidates: list[Credential] = [_builtin("BearerToken")()]
         if shutil.which("klist"):
-            candidates.append(KerberosTicket())
+            candidates.append(_builtin("KerberosTicket")())
         if shutil.which("tokens"):
-            candidates.append(AFSToken())
+            candidates.append(_builtin("AFSToken")())
         for credential in candidates:
             if await self._prepare(credential).exists():
                 found.append(credential)
@@ -167,3 +163,10 @@ class CredentialStore:
         """The backends (default: every installed one) for which ``info`` has enough time left."""
         names = _plugins.available("backend") if backends is None else backends
         return [name for name in names if info.lasts(self.min_time_left(name))]
+
+
+def _builtin(name: str) -> Callable[..., Credential]:
+    """One of the credential types shipped with ganga-async, imported on first use like any
+    plugin (importing them all made every ``import ganga_async`` slower)."""
+    cls: Callable[..., Credential] = _plugins.load("credential", name)
+    return cls
