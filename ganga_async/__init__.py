@@ -15,9 +15,9 @@ The plain-Python interface (Ganga's GPI) is :mod:`ganga_async.gpi`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from . import _plugins
 from ._exceptions import (
     BackendError,
     BackendUnavailableError,
@@ -118,20 +118,9 @@ __all__ = [
     "load_config",
 ]
 
-_LAZY = {"Slurm": ".backends.slurm", "AFSToken": ".credentials", "BearerToken": ".credentials",
-         "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials"}
-"""Plugins imported when first named, as entry points are: the Slurm backend and the credential
-types (importing them all made every ``import ganga_async`` slower by a third)."""
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+# Plugins imported when first named, as entry points are (importing them all made every
+# ``import ganga_async`` slower by a third).
+__getattr__, __dir__ = _plugins.lazy_exports(__name__, {
+    "Slurm": ".backends.slurm", "AFSToken": ".credentials", "BearerToken": ".credentials",
+    "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
+}, globals())

@@ -8,6 +8,8 @@ plugin is used.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -65,3 +67,22 @@ def load(category: str, name: str) -> type:
 def register(category: str, cls: type) -> None:
     """Make a class available under its own name without an entry point (tests, notebooks)."""
     _loaded[(category, cls.__name__)] = cls
+
+
+def lazy_exports(package: str, modules: Mapping[str, str], namespace: dict[str, Any]
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) for names imported from
+    ``modules[name]`` (relative to ``package``) only when first asked for, as plugins are."""
+
+    def getattr_(name: str) -> Any:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    def dir_() -> list[str]:
+        return sorted({*namespace, *modules})
+
+    return getattr_, dir_

@@ -7,9 +7,9 @@ describes the contract, :mod:`.manager` the gate.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .. import _plugins
 from .base import Credential, CredentialInfo
 from .manager import CredentialManager, Requirement
 from .store import CredentialStore
@@ -33,19 +33,8 @@ __all__ = [
     "X509Proxy",
 ]
 
-LAZY = {"AFSToken": ".afs", "BearerToken": ".token", "KerberosTicket": ".kerberos",
-        "VomsProxy": ".x509", "X509Proxy": ".x509"}
-"""The credential types, each imported when first named (as plugins are), by module."""
-
-
-def __getattr__(name: str) -> Any:
-    module = LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *LAZY})
+# The credential types are plugins, imported when first named.
+__getattr__, __dir__ = _plugins.lazy_exports(__name__, {
+    "AFSToken": ".afs", "BearerToken": ".token", "KerberosTicket": ".kerberos",
+    "VomsProxy": ".x509", "X509Proxy": ".x509",
+}, globals())
