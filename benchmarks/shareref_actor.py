@@ -36,9 +36,9 @@ from pathlib import Path
 import anyio
 
 from ganga_async import Engine, Job
-from ganga_async.repository import Repository
-from ganga_async.sharedir import SharedArea
-from ganga_async.shareref import ShareRef
+from ganga_async.persistence.repository import Repository
+from ganga_async.prepared.sharedir import SharedArea
+from ganga_async.prepared.shareref import ShareRef
 
 from ._harness import Row, bench_config, clean_env, common_options, fmt_s, print_table, scratch
 

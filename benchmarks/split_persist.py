@@ -49,7 +49,7 @@ from pathlib import Path
 import anyio
 
 from ganga_async import ArgSplitter, Engine, Executable, Job
-from ganga_async.repository import _SCHEMA
+from ganga_async.persistence.repository import _SCHEMA
 
 from ._harness import (
     Milestones,

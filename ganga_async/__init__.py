@@ -40,14 +40,14 @@ from .applications import Application, Command
 from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
 from .backends.local import Local
-from .box import Box, BoxEntry
 from .config import Config, load_config
 from .credentials import Credential, CredentialInfo, CredentialManager, CredentialStore
 from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
-from .job import Job, JobInfo, JobTimes
-from .sharedir import ShareDir
-from .shareref import ShareDirInfo, ShareRef
+from .model.job import Job, JobInfo, JobTimes
+from .prepared.box import Box, BoxEntry
+from .prepared.sharedir import ShareDir
+from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
 from .splitters.arg import ArgSplitter
 from .splitters.files import FileSplitter

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .job import Job
+from .model.job import Job
 
 if TYPE_CHECKING:
     from .credentials.base import CredentialInfo

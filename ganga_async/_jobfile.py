@@ -41,7 +41,7 @@ from typing import Any
 from ._component import build_component, check_value
 from ._exceptions import JobSpecError
 from .credentials.base import Credential
-from .job import COMPONENT_BASES, FIELDS, Job
+from .model.job import COMPONENT_BASES, FIELDS, Job
 
 __all__ = ["job_from_dict", "load_job_file"]
 

@@ -52,8 +52,8 @@ from .config import Config, load_config
 from .credentials.store import CredentialStore
 from .engine import SUMMARY_COLUMNS, Engine
 from .events import EventStream, JobEvent
-from .job import Job
-from .shareref import ShareDirInfo, holder_label, render_table
+from .model.job import Job
+from .prepared.shareref import ShareDirInfo, holder_label, render_table
 from .splitters.arg import ArgSplitter
 from .states import FINAL, Status
 

@@ -44,7 +44,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _plugins, _preparing
+from . import _plugins
 from ._exceptions import (
     EngineClosedError,
     GangaAsyncError,
@@ -64,14 +64,15 @@ from .backends.base import (
     Handle,
     SubmitUnit,
 )
-from .box import Box
 from .config import Config, load_config
 from .credentials.manager import CredentialManager, Requirement
 from .events import CredentialEvent, EventStream, JobEvent, _Hub
-from .job import Job, JobInfo, SubjobTable, apply_overrides, output_dir, work_dir
-from .repository import JobRow, Repository
-from .sharedir import SharedArea, ShareDir
-from .shareref import ShareRef, holder_label
+from .model.job import Job, JobInfo, SubjobTable, apply_overrides, output_dir, work_dir
+from .persistence.repository import JobRow, Repository
+from .prepared import _preparing
+from .prepared.box import Box
+from .prepared.sharedir import SharedArea, ShareDir
+from .prepared.shareref import ShareRef, holder_label
 from .states import ACTIVE, FINAL, Status, allowed, derive_master_status
 
 __all__ = ["Engine"]

@@ -43,7 +43,6 @@ from typing import Any, cast
 from anyio.from_thread import BlockingPortal
 
 from . import _blocking
-from . import job as _core
 from ._component import Component
 from ._exceptions import EngineClosedError
 from ._log import get_logger
@@ -60,8 +59,9 @@ from .credentials import kerberos as _kerberos
 from .credentials import token as _token
 from .credentials import x509 as _x509
 from .engine import Engine
-from .sharedir import ShareDir
-from .shareref import render_table
+from .model import job as _core
+from .prepared.sharedir import ShareDir
+from .prepared.shareref import render_table
 from .splitters.arg import ArgSplitter
 from .splitters.base import Splitter
 from .splitters.files import FileSplitter

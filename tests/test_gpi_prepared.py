@@ -16,7 +16,7 @@ from ganga_async import load_config
 PREAMBLE = """
 import logging, sys
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="LOG %(message)s")
-for name in ("ganga_async.engine", "ganga_async.backends", "ganga_async.repository"):
+for name in ("ganga_async.engine", "ganga_async.backends", "ganga_async.persistence.repository"):
     logging.getLogger(name).setLevel(logging.WARNING)
 from ganga_async import JobStateError
 from ganga_async.gpi import *

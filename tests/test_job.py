@@ -18,7 +18,7 @@ from ganga_async import (
     Status,
 )
 from ganga_async._describe import describe
-from ganga_async.job import SubjobTable, make_subjob
+from ganga_async.model.job import SubjobTable, make_subjob
 
 
 def test_default_job_is_gangas_hello_world_on_local() -> None:

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from ganga_async import RepositoryError, SchemaVersionError
-from ganga_async.repository import SCHEMA_VERSION, Repository
+from ganga_async.persistence.repository import SCHEMA_VERSION, Repository
 
 pytestmark = pytest.mark.anyio
 

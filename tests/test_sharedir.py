@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ganga_async import ShareDir, ShareDirError
-from ganga_async.sharedir import PARTIAL_PREFIX, SharedArea
+from ganga_async.prepared.sharedir import PARTIAL_PREFIX, SharedArea
 
 pytestmark = pytest.mark.anyio
 

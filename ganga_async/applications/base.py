@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .. import _blocking, _preparing
+from .. import _blocking
 from .._component import Component
 from .._exceptions import JobSpecError, JobStateError
-from ..sharedir import ShareDir
+from ..prepared import _preparing
+from ..prepared.sharedir import ShareDir
 
 __all__ = ["Application", "Command"]
 

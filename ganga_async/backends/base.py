@@ -33,7 +33,7 @@ from ..states import Status
 if TYPE_CHECKING:
     from ..config import Config
     from ..credentials.base import Credential
-    from ..job import Job
+    from ..model.job import Job
 
 __all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit"]
 

@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
 from .._exceptions import BackendError, JobSpecError
 from .._log import get_logger
 from .._resources import shipped
-from ..job import job_dir_of
+from ..model.job import job_dir_of
 from ..states import Status
 from .base import (
     Backend,
@@ -42,7 +42,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from ..model.job import Job
 
 __all__ = ["Local", "LocalDriver", "STATUS_LOG", "KILL_FILE", "read_status"]
 

@@ -33,7 +33,7 @@ from ._batch import ACTIVE_NATIVE, BatchDriver, BatchSystem, CommandResult, Subm
 from .base import Backend, BackendStatus, DriverContext
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from ..model.job import Job
 
 __all__ = ["Slurm", "SlurmSystem"]
 

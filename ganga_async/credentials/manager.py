@@ -40,7 +40,7 @@ from .store import CredentialStore, default_entries
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..job import Job
+    from ..model.job import Job
 
 __all__ = ["CredentialManager", "Requirement", "Waiter", "RETRY_AFTER"]
 

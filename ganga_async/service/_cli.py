@@ -24,8 +24,8 @@ from .._exceptions import ServiceRunningError, WaitTimeoutError
 from .._jobfile import load_job_file
 from ..config import Config, load_config
 from ..events import JobEvent
-from ..sharedir import SharedArea
-from ..shareref import ShareDirInfo
+from ..prepared.sharedir import SharedArea
+from ..prepared.shareref import ShareDirInfo
 from ..states import FINAL, Status
 from ._control import connect, spawn_daemon
 from ._paths import ServicePaths

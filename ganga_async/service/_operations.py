@@ -20,7 +20,7 @@ from .._exceptions import JobSpecError, ProtocolError, RenewalError
 from .._jobfile import job_from_dict
 from ..credentials.base import RENEW_CLI
 from ..engine import Engine
-from ..job import Job
+from ..model.job import Job
 
 __all__ = ["OPERATIONS", "Arguments", "Operation"]
 

@@ -39,7 +39,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._exceptions import CommandTimeoutError, ProtocolError, ServiceError
 from .._portal_thread import PortalThread
 from ..config import load_config
-from ..job import Job
+from ..model.job import Job
 from . import _protocol as protocol
 from ._control import connect, default_gangacmd, start_command
 

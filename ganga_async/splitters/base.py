@@ -11,7 +11,7 @@ from .._component import Component, check_value
 from .._exceptions import JobSpecError
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from ..model.job import Job
 
 __all__ = ["Splitter", "Overrides", "check_path"]
 

@@ -10,7 +10,7 @@ from .._exceptions import JobSpecError
 from .base import Overrides, Splitter, check_path
 
 if TYPE_CHECKING:
-    from ..job import Job
+    from ..model.job import Job
 
 __all__ = ["GenericSplitter"]
 

@@ -14,7 +14,7 @@ from ganga_async.applications.base import Command
 from ganga_async.backends import BackendStatus, DriverContext, Handle, SubmitUnit
 from ganga_async.backends._batch import BatchDriver, CommandResult, compact_ranges, resolve
 from ganga_async.backends.slurm import SlurmSystem
-from ganga_async.job import output_dir, work_dir
+from ganga_async.model.job import output_dir, work_dir
 
 pytestmark = pytest.mark.anyio
 

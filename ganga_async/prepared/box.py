@@ -13,15 +13,15 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._component import Component, build_component
+from .._exceptions import BoxEntryNotFoundError, JobSpecError, RepositoryError
+from ..applications.base import Application
+from ..model.job import COMPONENT_BASES, Job
+from ..persistence.repository import BoxRow
 from . import _preparing
-from ._component import Component, build_component
-from ._exceptions import BoxEntryNotFoundError, JobSpecError, RepositoryError
-from .applications.base import Application
-from .job import COMPONENT_BASES, Job
-from .repository import BoxRow
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["Box", "BoxEntry"]
 

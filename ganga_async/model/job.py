@@ -22,16 +22,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._component import build_component, check_value
-from ._exceptions import JobSpecError, JobStateError
-from .applications.base import Application
-from .backends.base import Backend
-from .credentials.base import Credential
-from .splitters.base import Overrides, Splitter
-from .states import FINAL, Status
+from .._component import build_component, check_value
+from .._exceptions import JobSpecError, JobStateError
+from ..applications.base import Application
+from ..backends.base import Backend
+from ..credentials.base import Credential
+from ..splitters.base import Overrides, Splitter
+from ..states import FINAL, Status
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList"]
 
@@ -194,8 +194,8 @@ class Job:
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[Credential] | None = None,
     ) -> None:
-        from .applications.executable import Executable
-        from .backends.local import Local
+        from ..applications.executable import Executable
+        from ..backends.local import Local
 
         state: dict[str, Any] = {
             "_id": None, "_status": Status.NEW, "_master": None, "_index": None, "_table": None,
@@ -388,7 +388,7 @@ class Job:
         unprepare_on_copy`` of the engine's configuration (or the loaded one).
         """
         if unprepare is None:
-            from .config import load_config
+            from ..config import load_config
 
             config = self._engine.config if self._engine is not None else load_config()
             unprepare = bool(config["Preparable"]["unprepare_on_copy"])

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._exceptions import JobStateError
-from ._log import get_logger
+from .._exceptions import JobStateError
+from .._log import get_logger
 from .sharedir import SharedArea, ShareDir
 
 if TYPE_CHECKING:
-    from .applications.base import Application
+    from ..applications.base import Application
     from .shareref import ShareRef
 
 __all__ = ["holders", "notify", "hold_in_session", "attach", "prepare", "unprepare"]

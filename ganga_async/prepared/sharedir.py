@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from ._exceptions import ShareDirError
+from .._exceptions import ShareDirError
 
 __all__ = ["ShareDir", "SharedArea", "check_name"]
 

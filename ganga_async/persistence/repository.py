@@ -11,7 +11,7 @@ The schema carries a version. A repository written by a newer ganga-async is ref
 :class:`~ganga_async.SchemaVersionError` and never modified; one written by an older version is
 upgraded in place, in one transaction (version 2 added the ShareDir and box tables).
 
-The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.shareref`):
+The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.prepared.shareref`):
 ``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
 holding a reference (a job, a box entry, an application alive in a session).
 """
@@ -30,8 +30,8 @@ import aiosqlite
 import anyio
 from anyio.abc import TaskStatus
 
-from ._exceptions import RepositoryError, SchemaVersionError
-from ._log import get_logger
+from .._exceptions import RepositoryError, SchemaVersionError
+from .._log import get_logger
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "BoxRow", "SCHEMA_VERSION"]
 

@@ -38,10 +38,10 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._exceptions import EngineClosedError, ShareDirError
-from ._log import get_logger
+from .._exceptions import EngineClosedError, ShareDirError
+from .._log import get_logger
+from ..persistence.repository import Repository
 from ._preparing import SESSION
-from .repository import Repository
 from .sharedir import SharedArea, check_name
 
 __all__ = ["ShareRef", "ShareDirInfo", "Owners", "Unprepare", "Probe", "holder_label",
