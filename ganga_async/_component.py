@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
-__all__ = ["Component", "check_value", "build_component"]
+__all__ = ["Component", "check_value", "build_component", "freeze", "thaw"]
 
 C = TypeVar("C", bound="Component")
 
@@ -200,3 +200,14 @@ def build_component(base: type[C], data: Any) -> C:
     if not issubclass(cls, base):
         raise JobSpecError(f"{category}.type", f"{name!r} is not a {base.__name__} plugin")
     return cls.from_fields(fields, where=category)
+
+
+def freeze(component: Component, reason: str) -> None:
+    """Make ``component`` read-only; assignments then fail with ``reason`` (e.g. "job 3 is
+    submitted"). The model freezes a job's components when the job leaves ``new``."""
+    object.__setattr__(component, "_frozen_by", reason)
+
+
+def thaw(component: Component) -> None:
+    """Make ``component`` editable again (its job went back to ``new``)."""
+    object.__setattr__(component, "_frozen_by", None)

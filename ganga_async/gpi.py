@@ -200,12 +200,6 @@ class Job(_core.Job):
         portal, engine = _session.open()
         portal.call(engine.add, self)
 
-    @property
-    def subjobs(self) -> _Subjobs:
-        """The subjobs, built on demand: ``j.subjobs[3]``, ``len(j.subjobs)``, iteration,
-        ``j.subjobs.select(status="failed")``."""
-        return _Subjobs(self)
-
     def submit(self) -> Job:
         """Submit the job; returns once it is validated, stored and accepted.
 
@@ -280,17 +274,6 @@ class Job(_core.Job):
         ``"completed"``, as Ganga's ``force_status``; active ones are killed first."""
         portal, engine = _session.open()
         portal.call(engine.force_status, self, status)
-
-
-class _Subjobs(_core.SubjobList):
-    """A job's subjobs, each a GPI :class:`Job` view built on demand."""
-
-    def __getitem__(self, index: int) -> Job:  # type: ignore[override]
-        return _adopt(super().__getitem__(index))
-
-    def select(self, status: str | Status | None = None) -> list[Job]:  # type: ignore[override]
-        """The subjobs in ``status`` (all when ``None``)."""
-        return [_adopt(sub) for sub in super().select(status)]
 
 
 def _adopt(job: _core.Job) -> Job:

@@ -18,7 +18,9 @@ from ganga_async import (
     Status,
 )
 from ganga_async._describe import describe
-from ganga_async.model.job import SubjobTable, make_subjob
+from ganga_async.config import load_config
+from ganga_async.model.record import JobRecord
+from ganga_async.model.subjobs import SubjobTable
 
 
 def test_default_job_is_gangas_hello_world_on_local() -> None:
@@ -53,10 +55,18 @@ def test_outputfiles_must_stay_inside_the_working_directory() -> None:
         Job(outputfiles=["../escape.txt"])
 
 
+class _Observer:
+    """Stands in for the engine a job is bound to: takes no notice of edits."""
+
+    config = load_config()
+
+    def edited(self, job: Job, name: str, previous: object) -> None:
+        pass
+
+
 def test_submitted_job_is_read_only_except_comment() -> None:
     job = Job()
-    job._status = Status.SUBMITTED
-    job._freeze()
+    job.bind(JobRecord(status=Status.SUBMITTED), _Observer())
     with pytest.raises(JobStateError, match="only comment may change"):
         job.name = "x"
     with pytest.raises(JobStateError, match="read-only"):
@@ -67,8 +77,7 @@ def test_submitted_job_is_read_only_except_comment() -> None:
 
 def test_copy_is_new_and_editable() -> None:
     job = Job(name="a", application=Executable(exe="/bin/echo", args=["1"]))
-    job._status = Status.COMPLETED
-    job._freeze()
+    job.bind(JobRecord(status=Status.COMPLETED), _Observer())
     clone = job.copy()
     assert clone.status is Status.NEW
     clone.application.args = ["2"]
@@ -78,12 +87,11 @@ def test_copy_is_new_and_editable() -> None:
 def test_subjob_view_applies_the_splitters_overrides() -> None:
     master = Job(application=Executable(exe="/bin/echo", args=["base"]),
                  splitter=ArgSplitter(args=[["a"], ["b"]]))
-    master._id = 7
     table = SubjobTable()
     for overrides in master.splitter.split(master):  # type: ignore[union-attr]
         table.append(Status.SUBMITTED, json.dumps(overrides))
-    master._table = table
-    sub = make_subjob(master, 1)
+    master.bind(JobRecord(7, status=Status.SUBMITTED, table=table), _Observer())
+    sub = master.subjobs[1]
     assert sub.fqid == "7.1"
     assert sub.application.args == ["b"]
     assert master.application.args == ["base"]

@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
 from .._exceptions import BackendError, JobSpecError
 from .._log import get_logger
 from .._resources import shipped
-from ..model.job import job_dir_of
+from ..model.workspace import job_dir_of
 from ..states import Status
 from .base import (
     Backend,

@@ -132,7 +132,7 @@ class CredentialManager:
             chosen.setdefault(credential.key(), credential)
         needs = [Requirement(self.managed(c), needed) for c in chosen.values()]
         self._watch(needs)
-        if job._id is not None:
+        if job.id is not None:
             self._job_needs[job] = needs
         return needs
 

@@ -5,9 +5,13 @@ to cut it into subjobs), input files, output file patterns and the credentials i
 submission every field is editable and checked on assignment; once submitted only ``comment``
 may change.
 
-Subjobs are not stored as Job objects. A master keeps a compact :class:`SubjobTable` (status
-codes, backend ids, exit codes, timestamps and the splitter's overrides as JSON text); indexing
+A job's state (status, times, ids, exit code, subjobs) is its
+:class:`~ganga_async.model.record.JobRecord`, which the engine binds to the job when it stores
+or loads it; the job only reads it. Subjobs are not stored as Job objects: a master's record
+keeps a compact :class:`~ganga_async.model.subjobs.SubjobTable`, and indexing
 ``job.subjobs[i]`` builds a read-only Job view of subjob *i* on demand.
+
+Edits of a stored job reach its engine through the :class:`JobObserver` bound with the record.
 """
 
 from __future__ import annotations
@@ -16,24 +20,25 @@ import copy
 import dataclasses
 import json
 import os
-from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from .._component import build_component, check_value
+from .._component import build_component, check_value, freeze, thaw
 from .._exceptions import JobSpecError, JobStateError
 from ..applications.base import Application
 from ..backends.base import Backend
+from ..config import Config, load_config
 from ..credentials.base import Credential
 from ..splitters.base import Overrides, Splitter
-from ..states import FINAL, Status
+from ..states import Status
+from .record import JobRecord
+from .subjobs import SubjobTable
+from .workspace import output_dir, work_dir
 
-if TYPE_CHECKING:
-    from ..engine import Engine
-
-__all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList"]
+__all__ = ["Job", "JobInfo", "JobTimes", "JobObserver", "SubjobList", "apply_overrides",
+           "freeze_description", "thaw_description"]
 
 COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
     "application": Application, "backend": Backend, "splitter": Splitter,
@@ -80,64 +85,14 @@ class JobTimes(Mapping[str, datetime]):
         return f"JobTimes({ {k: v.isoformat(' ', 'seconds') for k, v in self.timestamps.items()} })"
 
 
-class SubjobTable:
-    """The state of a master's subjobs, held in parallel compact arrays (about 150 bytes each).
+class JobObserver(Protocol):
+    """What a job tells the engine that stores it: an edit of a field (``comment``, or the
+    ``application`` of a new job). ``config`` is the engine's configuration."""
 
-    ``counts[status.code]`` is kept in step with ``status`` so the master's derived status
-    costs nothing to recompute.
-    """
+    config: Config
 
-    __slots__ = ("status", "overrides", "backend_id", "exitcode", "reason", "submit_counter",
-                 "t_submitted", "t_running", "t_final", "counts")
-
-    def __init__(self) -> None:
-        self.status = bytearray()
-        self.overrides: list[str | None] = []
-        self.backend_id: list[str | None] = []
-        self.exitcode: list[int | None] = []
-        self.reason: dict[int, str] = {}
-        self.submit_counter = array("H")
-        self.t_submitted = array("d")
-        self.t_running = array("d")
-        self.t_final = array("d")
-        self.counts = [0] * len(Status)
-
-    def __len__(self) -> int:
-        return len(self.status)
-
-    def append(self, status: Status, overrides: str | None, submit_counter: int = 0,
-               backend_id: str | None = None, exitcode: int | None = None, reason: str | None = None,
-               t_submitted: float = 0.0, t_running: float = 0.0, t_final: float = 0.0) -> None:
-        index = len(self.status)
-        self.status.append(status.code)
-        self.counts[status.code] += 1
-        self.overrides.append(overrides)
-        self.backend_id.append(backend_id)
-        self.exitcode.append(exitcode)
-        if reason:
-            self.reason[index] = reason
-        self.submit_counter.append(submit_counter)
-        self.t_submitted.append(t_submitted)
-        self.t_running.append(t_running)
-        self.t_final.append(t_final)
-
-    def get_status(self, index: int) -> Status:
-        return Status.from_code(self.status[index])
-
-    def set_status(self, index: int, status: Status) -> Status:
-        """Record ``status`` for subjob ``index`` and return the previous one."""
-        old = self.status[index]
-        self.status[index] = status.code
-        self.counts[old] -= 1
-        self.counts[status.code] += 1
-        return Status.from_code(old)
-
-    def indices(self, statuses: frozenset[Status] | set[Status]) -> list[int]:
-        codes = bytes(s.code for s in statuses)
-        return [i for i, code in enumerate(self.status) if code in codes]
-
-    def all_final(self) -> bool:
-        return sum(self.counts[s.code] for s in FINAL) == len(self.status)
+    def edited(self, job: Job, name: str, previous: Any) -> None:
+        """Field ``name`` of stored ``job`` changed from ``previous``; called from any thread."""
 
 
 class Job:
@@ -169,18 +124,10 @@ class Job:
     outputfiles: list[str]
     credentials: list[Credential]
 
-    _id: int | None
-    _status: Status
+    _record: JobRecord
+    _observer: JobObserver | None
     _master: Job | None
     _index: int | None
-    _table: SubjobTable | None
-    _times: dict[str, float]
-    _info: JobInfo
-    _backend_id: str | None
-    _exitcode: int | None
-    _reason: str | None
-    _workspace: Path | None
-    _engine: Engine | None
 
     def __init__(
         self,
@@ -197,12 +144,8 @@ class Job:
         from ..applications.executable import Executable
         from ..backends.local import Local
 
-        state: dict[str, Any] = {
-            "_id": None, "_status": Status.NEW, "_master": None, "_index": None, "_table": None,
-            "_times": {}, "_info": JobInfo(), "_backend_id": None, "_exitcode": None,
-            "_reason": None, "_workspace": None, "_engine": None,
-        }
-        for key, value in state.items():
+        for key, value in (("_record", JobRecord()), ("_observer", None), ("_master", None),
+                           ("_index", None)):
             object.__setattr__(self, key, value)
         self.name = name
         self.comment = comment
@@ -225,9 +168,9 @@ class Job:
             return
         if name not in self._TYPES:
             raise JobSpecError(name, f"Job has no attribute {name!r}; valid: {', '.join(FIELDS)}")
-        if self._status is not Status.NEW and name not in _EDITABLE_WHEN_SUBMITTED:
+        if self._record.status is not Status.NEW and name not in _EDITABLE_WHEN_SUBMITTED:
             raise JobStateError(
-                f"job {self.fqid} is {self._status}: only comment may change; "
+                f"job {self.fqid} is {self._record.status}: only comment may change; "
                 "make an editable copy with job.copy()"
             )
         if self._master is not None:
@@ -242,55 +185,56 @@ class Job:
                         f"{pattern!r} must be a pattern relative to the working directory",
                     )
         object.__setattr__(self, name, value)
-        if name == "comment" and self._engine is not None:
-            self._engine._on_comment(self)
-        elif name == "application" and self._engine is not None and previous is not value:
-            self._engine._on_application(self, previous)
+        if self._observer is not None and previous is not value:
+            self._observer.edited(self, name, previous)
+
+    def bind(self, record: JobRecord, observer: JobObserver) -> None:
+        """Attach the state an engine keeps for this job when it stores or loads it (the
+        engine's business: a user never calls this). A job is bound once; its description is
+        read-only unless the record says ``new``."""
+        if self._record.id is not None or self._master is not None:
+            raise JobStateError(f"job {self.fqid} already belongs to an engine")
+        object.__setattr__(self, "_record", record)
+        object.__setattr__(self, "_observer", observer)
+        if record.status is not Status.NEW:
+            freeze_description(self)
 
     # -- identity and state -------------------------------------------------------------
 
     @property
     def id(self) -> int | None:
         """The repository id (``None`` until the job is added to an engine); a subjob's index."""
-        return self._index if self._master is not None else self._id
+        return self._index if self._master is not None else self._record.id
 
     @property
     def fqid(self) -> str:
         """The fully qualified id: ``"3"``, or ``"3.17"`` for subjob 17 of job 3."""
         if self._master is not None:
             return f"{self._master.fqid}.{self._index}"
-        return "?" if self._id is None else str(self._id)
+        return "?" if self._record.id is None else str(self._record.id)
 
     @property
     def master(self) -> Job | None:
         return self._master
 
-    def _subjob_row(self) -> tuple[SubjobTable, int] | None:
-        """The master's table and this subjob's index, or None for a master."""
-        if self._master is None or self._index is None:
-            return None
-        table = self._master._table
-        if table is None:
-            raise JobStateError(f"job {self._master.fqid} has no subjobs")
-        return table, self._index
-
     @property
     def status(self) -> Status:
-        row = self._subjob_row()
-        return self._status if row is None else row[0].get_status(row[1])
+        return self._record.status_of(self._index)
 
     @property
     def info(self) -> JobInfo:
-        row = self._subjob_row()
-        return self._info if row is None else JobInfo(submit_counter=row[0].submit_counter[row[1]])
+        record, i = self._record, self._index
+        if i is None or record.table is None:
+            return JobInfo(submit_counter=record.submit_counter)
+        return JobInfo(submit_counter=record.table.submit_counter[i])
 
     @property
     def time(self) -> JobTimes:
-        row = self._subjob_row()
-        if row is None or self._master is None:
-            return JobTimes(self._times)
-        table, i = row
-        master_new = self._master._times.get("new")
+        record, i = self._record, self._index
+        if i is None or record.table is None:
+            return JobTimes(record.times)
+        table = record.table
+        master_new = record.times.get("new")
         stamps = {"new": master_new} if master_new else {}
         if table.t_submitted[i]:
             stamps["submitted"] = table.t_submitted[i]
@@ -302,56 +246,61 @@ class Job:
 
     @property
     def backend_id(self) -> str | None:
-        row = self._subjob_row()
-        return self._backend_id if row is None else row[0].backend_id[row[1]]
+        record, i = self._record, self._index
+        return record.backend_id if i is None or record.table is None else record.table.backend_id[i]
 
     @property
     def exitcode(self) -> int | None:
-        row = self._subjob_row()
-        return self._exitcode if row is None else row[0].exitcode[row[1]]
+        record, i = self._record, self._index
+        return record.exitcode if i is None or record.table is None else record.table.exitcode[i]
 
     @property
     def reason(self) -> str | None:
-        row = self._subjob_row()
-        return self._reason if row is None else row[0].reason.get(row[1])
+        record, i = self._record, self._index
+        return record.reason if i is None or record.table is None else record.table.reason.get(i)
 
     @property
     def subjobs(self) -> SubjobList:
         """The subjobs, built on demand: ``job.subjobs[0]``, ``len(job.subjobs)``, iteration."""
-        return SubjobList(self)
+        if self._master is not None:
+            return SubjobList(self.fqid, None, self._subjob)
+        return SubjobList(self.fqid, self._record.table, self._subjob)
+
+    def _subjob(self, index: int) -> Job:
+        """A read-only view of subjob ``index``, of the master's own class: the master's
+        fields with the splitter's overrides applied, reading its state from the master's
+        record."""
+        table = self._record.table
+        if table is None:
+            raise JobStateError(f"job {self.fqid} has no subjobs")
+        raw = table.overrides[index]
+        fields = apply_overrides(self, json.loads(raw) if raw else {})
+        sub = type(self).__new__(type(self))
+        for key, value in (("_record", self._record), ("_observer", self._observer),
+                           ("_master", self), ("_index", index), ("splitter", None),
+                           *fields.items()):
+            object.__setattr__(sub, key, value)
+        return sub
 
     # -- directories --------------------------------------------------------------------
-
-    def _dir(self) -> Path:
-        if self._master is not None:
-            return self._master._dir() / str(self._index)
-        if self._workspace is None or self._id is None:
-            raise JobStateError("the job has no workspace until it is added to an engine")
-        return self._workspace / str(self._id)
 
     @property
     def inputdir(self) -> Path:
         """Where the job's input sandbox is kept; subjobs share their master's."""
-        if self._master is not None:
-            return self._master.inputdir
-        return self._dir() / "input"
+        return self._record.jobdir / "input"
 
     @property
     def outputdir(self) -> Path:
         """Where stdout, stderr and the copied-back output files are kept: a subjob's own
         directory (``3/17``), or ``output`` in a job's directory (``3/output``)."""
-        if self._master is not None:
-            return output_dir(self._master._dir(), self._index)
-        return output_dir(self._dir(), None)
+        return output_dir(self._record.jobdir, self._index)
 
     @property
     def workdir(self) -> Path:
         """Where the (sub)job's working directory is kept when its backend keeps it (Slurm;
         Local with ``[Local] remove_workdir = false``). Otherwise a (sub)job runs in a scratch
         directory under its job's ``work/``, emptied once its outputs are copied back."""
-        if self._master is not None:
-            return work_dir(self._master._dir(), self._index)
-        return work_dir(self._dir(), None)
+        return work_dir(self._record.jobdir, self._index)
 
     # -- description --------------------------------------------------------------------
 
@@ -388,9 +337,7 @@ class Job:
         unprepare_on_copy`` of the engine's configuration (or the loaded one).
         """
         if unprepare is None:
-            from ..config import load_config
-
-            config = self._engine.config if self._engine is not None else load_config()
+            config = self._observer.config if self._observer is not None else load_config()
             unprepare = bool(config["Preparable"]["unprepare_on_copy"])
         source = self._master if self._master is not None else self
         clone = type(self).__new__(type(self))
@@ -407,15 +354,6 @@ class Job:
         )
         return clone
 
-    def _freeze(self) -> None:
-        reason = f"job {self.fqid} is {self._status}"
-        self.application._freeze(reason)
-        self.backend._freeze(reason)
-        if self.splitter is not None:
-            self.splitter._freeze(reason)
-        for credential in self.credentials:
-            credential._freeze(reason)
-
     def __repr__(self) -> str:
         parts = [f"fqid={self.fqid}", f"status={self.status}"]
         if self.name:
@@ -427,20 +365,25 @@ class Job:
         return f"Job({', '.join(parts)})"
 
 
-def output_dir(jobdir: Path, index: int | None) -> Path:
-    """The outputdir of the job whose directory is ``jobdir`` (index None) or of its subjob
-    ``index``, without building the subjob."""
-    return jobdir / ("output" if index is None else str(index))
+def freeze_description(job: Job) -> None:
+    """Make a job's components read-only: it left ``new`` (the fields of the job itself are
+    guarded by its status)."""
+    reason = f"job {job.fqid} is {job.status}"
+    for component in _components(job):
+        freeze(component, reason)
 
 
-def work_dir(jobdir: Path, index: int | None) -> Path:
-    """The kept working directory of the job in ``jobdir`` (index None) or of its subjob."""
-    return (jobdir if index is None else jobdir / str(index)) / "work"
+def thaw_description(job: Job) -> None:
+    """Make a job's components editable again: it went back to ``new``."""
+    for component in _components(job):
+        thaw(component)
 
 
-def job_dir_of(outputdir: Path) -> Path:
-    """The directory of the job an outputdir (of the job or of one of its subjobs) belongs to."""
-    return outputdir.parent
+def _components(job: Job) -> list[Any]:
+    found: list[Any] = [job.application, job.backend, *job.credentials]
+    if job.splitter is not None:
+        found.append(job.splitter)
+    return found
 
 
 def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
@@ -475,36 +418,16 @@ def _shallow_copy(component: Any) -> Any:
     return twin
 
 
-def make_subjob(master: Job, index: int) -> Job:
-    """A read-only Job view of subjob ``index`` of ``master``."""
-    table = master._table
-    if table is None:
-        raise JobStateError(f"job {master.fqid} has no subjobs")
-    raw = table.overrides[index]
-    fields = apply_overrides(master, json.loads(raw) if raw else {})
-    sub = Job.__new__(Job)
-    state: dict[str, Any] = {
-        "_id": master._id, "_status": Status.NEW, "_master": master, "_index": index,
-        "_table": None, "_times": {}, "_info": JobInfo(), "_backend_id": None, "_exitcode": None,
-        "_reason": None, "_workspace": master._workspace, "_engine": master._engine,
-        "splitter": None,
-    }
-    for key, value in state.items():
-        object.__setattr__(sub, key, value)
-    for key, value in fields.items():
-        object.__setattr__(sub, key, value)
-    return sub
-
-
 class SubjobList(Sequence[Job]):
     """The subjobs of a master, each built on demand from the compact table."""
 
-    def __init__(self, master: Job) -> None:
-        self._master = master
+    def __init__(self, fqid: str, table: SubjobTable | None, build: Callable[[int], Job]) -> None:
+        self._fqid = fqid
+        self._table = table
+        self._build = build
 
     def __len__(self) -> int:
-        table = self._master._table
-        return 0 if table is None else len(table)
+        return 0 if self._table is None else len(self._table)
 
     def __getitem__(self, index: int) -> Job:  # type: ignore[override]
         size = len(self)
@@ -513,30 +436,27 @@ class SubjobList(Sequence[Job]):
         if index < 0:
             index += size
         if not 0 <= index < size:
-            raise IndexError(f"job {self._master.fqid} has {size} subjobs; no subjob {index}")
-        return make_subjob(self._master, index)
+            raise IndexError(f"job {self._fqid} has {size} subjobs; no subjob {index}")
+        return self._build(index)
 
     def counts(self) -> dict[str, int]:
         """How many subjobs are in each status (``{"completed": 998, "failed": 2}``), at no cost."""
-        table = self._master._table
-        if table is None:
+        if self._table is None:
             return {}
-        return {str(Status.from_code(code)): n for code, n in enumerate(table.counts) if n}
+        return {str(Status.from_code(code)): n for code, n in enumerate(self._table.counts) if n}
 
     def select(self, status: str | Status | None = None) -> list[Job]:
         """The subjobs in ``status`` (all when ``None``)."""
-        table = self._master._table
-        if table is None:
+        if self._table is None:
             return []
         if status is None:
             return list(self)
         wanted = Status.parse(status).code
-        return [make_subjob(self._master, i) for i, c in enumerate(table.status) if c == wanted]
+        return [self._build(i) for i, c in enumerate(self._table.status) if c == wanted]
 
     def __repr__(self) -> str:
-        table = self._master._table
+        table = self._table
         if table is None or not len(table):
             return "[]"
         summary = ", ".join(f"{Status.from_code(c)}: {n}" for c, n in enumerate(table.counts) if n)
-        return f"<{len(table)} subjobs of job {self._master.fqid}: {summary}>"
-
+        return f"<{len(table)} subjobs of job {self._fqid}: {summary}>"

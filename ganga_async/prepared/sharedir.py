@@ -25,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from .._exceptions import ShareDirError
+from .._exceptions import JobSpecError, ShareDirError
 
 __all__ = ["ShareDir", "SharedArea", "check_name"]
 
@@ -116,6 +116,19 @@ class SharedArea:
                 f"{self.root} itself. It was left untouched; remove the link by hand"
             )
         return candidate
+
+    async def existing(self, sharedir: ShareDir) -> Path:
+        """The path of a prepared application's ShareDir (its ``subdir`` in it), checked to be
+        one of this area that exists: a JobSpecError naming ``application.is_prepared`` and
+        the fix otherwise."""
+        path = self.path(sharedir.name)
+        if not await anyio.Path(path).is_dir():
+            raise JobSpecError(
+                "application.is_prepared",
+                f"ShareDir {sharedir.name} does not exist in {self.root}; unprepare the "
+                "application (app.unprepare()) and prepare it again",
+            )
+        return path / sharedir.subdir
 
     async def create(self, sources: Mapping[str, str]) -> ShareDir:
         """A new ShareDir holding copies of the local files ``sources`` (``{name the

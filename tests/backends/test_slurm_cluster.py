@@ -74,7 +74,7 @@ async def test_a_200_subjob_master_is_one_array_and_completes_with_outputs(
         assert record["batch_id"] == f"{array}_199"
         assert record["exitcode"] == 0 and record["end"] >= record["start"]
         assert set(last.time) >= {"submitted", "running", "completed"}
-        folder = job._dir() / "slurm"
+        folder = job.outputdir.parent / "slurm"
         assert len(list(folder.glob("*.jsonl"))) == 1
         assert len((next(folder.glob("*.jsonl"))).read_text().splitlines()) == 200
 

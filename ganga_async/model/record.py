@@ -1,0 +1,66 @@
+"""The state the engine keeps for a stored job: its record.
+
+A :class:`JobRecord` is created by the engine when a job is stored or loaded and bound to the
+:class:`~ganga_async.model.job.Job` the user holds, which reads it and never writes it. Whoever
+holds the record may change it, and in the engine that is the state machine
+(:mod:`ganga_async.model.machine`) for everything about status; the job object offers no way
+to reach it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._exceptions import JobStateError
+from ..states import Status
+from .subjobs import SubjobTable
+from .workspace import job_dir
+
+__all__ = ["JobRecord"]
+
+
+class JobRecord:
+    """A job's state: id, status, the time it entered each status, submissions, the backend's
+    id, exit code, reason (why it failed or waits) and, for a master, its subjob table."""
+
+    __slots__ = ("id", "status", "times", "submit_counter", "backend_id", "exitcode", "reason",
+                 "table", "workspace")
+
+    def __init__(self, job_id: int | None = None, workspace: Path | None = None, *,
+                 status: Status = Status.NEW, times: dict[str, float] | None = None,
+                 submit_counter: int = 0, backend_id: str | None = None,
+                 exitcode: int | None = None, reason: str | None = None,
+                 table: SubjobTable | None = None) -> None:
+        self.id = job_id
+        self.workspace = workspace
+        self.status = status
+        self.times: dict[str, float] = times if times is not None else {}
+        self.submit_counter = submit_counter
+        self.backend_id = backend_id
+        self.exitcode = exitcode
+        self.reason = reason
+        self.table = table
+
+    @property
+    def jobdir(self) -> Path:
+        """The job's directory in its workspace."""
+        if self.workspace is None or self.id is None:
+            raise JobStateError("the job has no workspace until it is added to an engine")
+        return job_dir(self.workspace, self.id)
+
+    @property
+    def split(self) -> bool:
+        """Whether the job has subjobs."""
+        return self.table is not None and len(self.table) > 0
+
+    def key(self, index: int | None) -> str:
+        """The fqid of the job (index None) or of its subjob ``index``."""
+        return str(self.id) if index is None else f"{self.id}.{index}"
+
+    def status_of(self, index: int | None) -> Status:
+        """The status of the job (index None) or of its subjob ``index``."""
+        if index is None:
+            return self.status
+        if self.table is None:
+            raise JobStateError(f"job {self.id} has no subjobs")
+        return self.table.get_status(index)

@@ -1,0 +1,76 @@
+"""The compact table in which a master keeps the state of its subjobs."""
+
+from __future__ import annotations
+
+from array import array
+
+from ..states import FINAL, Status
+
+__all__ = ["SubjobTable"]
+
+
+class SubjobTable:
+    """The state of a master's subjobs, held in parallel compact arrays (about 150 bytes each).
+
+    ``counts[status.code]`` is kept in step with ``status`` so the master's derived status
+    costs nothing to recompute. Only the state machine (:mod:`ganga_async.model.machine`)
+    changes a status; the split stage appends rows.
+    """
+
+    __slots__ = ("status", "overrides", "backend_id", "exitcode", "reason", "submit_counter",
+                 "t_submitted", "t_running", "t_final", "counts")
+
+    def __init__(self) -> None:
+        self.status = bytearray()
+        self.overrides: list[str | None] = []
+        self.backend_id: list[str | None] = []
+        self.exitcode: list[int | None] = []
+        self.reason: dict[int, str] = {}
+        self.submit_counter = array("H")
+        self.t_submitted = array("d")
+        self.t_running = array("d")
+        self.t_final = array("d")
+        self.counts = [0] * len(Status)
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def append(self, status: Status, overrides: str | None, submit_counter: int = 0,
+               backend_id: str | None = None, exitcode: int | None = None, reason: str | None = None,
+               t_submitted: float = 0.0, t_running: float = 0.0, t_final: float = 0.0) -> None:
+        index = len(self.status)
+        self.status.append(status.code)
+        self.counts[status.code] += 1
+        self.overrides.append(overrides)
+        self.backend_id.append(backend_id)
+        self.exitcode.append(exitcode)
+        if reason:
+            self.reason[index] = reason
+        self.submit_counter.append(submit_counter)
+        self.t_submitted.append(t_submitted)
+        self.t_running.append(t_running)
+        self.t_final.append(t_final)
+
+    def get_status(self, index: int) -> Status:
+        return Status.from_code(self.status[index])
+
+    def set_status(self, index: int, status: Status) -> Status:
+        """Record ``status`` for subjob ``index`` and return the previous one."""
+        old = self.status[index]
+        self.status[index] = status.code
+        self.counts[old] -= 1
+        self.counts[status.code] += 1
+        return Status.from_code(old)
+
+    def indices(self, statuses: frozenset[Status] | set[Status]) -> list[int]:
+        codes = bytes(s.code for s in statuses)
+        return [i for i, code in enumerate(self.status) if code in codes]
+
+    def all_final(self) -> bool:
+        return sum(self.counts[s.code] for s in FINAL) == len(self.status)
+
+    def row(self, index: int) -> tuple[int, str | None, int | None, str | None, int, float, float, float]:
+        """Subjob ``index`` as the repository stores it (all but its overrides)."""
+        return (self.status[index], self.backend_id[index], self.exitcode[index],
+                self.reason.get(index), self.submit_counter[index], self.t_submitted[index],
+                self.t_running[index], self.t_final[index])

@@ -1,0 +1,127 @@
+"""The accept stage: prepare and validate a job, then persist the intent to submit it.
+
+``Engine.submit`` returns once this stage (and the split stage) accepted the job, and raises the
+stage's error otherwise: the job then stays ``new``, as if never submitted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .. import _plugins
+from .._exceptions import JobSpecError
+from .._log import bound
+from ..applications.base import Application
+from ..model import machine
+from ..model.job import Job, freeze_description, thaw_description
+from ..prepared import _preparing
+from ..prepared.sharedir import SharedArea
+from .context import Context, Live, engine_log
+
+__all__ = ["AcceptStage", "answer", "refuse", "sharedir_path"]
+
+log = engine_log
+
+
+class AcceptStage:
+    """Takes ``(job, reply)`` from ``Engine.submit``: prepares the application if it is not
+    (its files copied into a ShareDir), validates the description (inputs exist, the executable
+    resolves, the splitter fits the application), moves the job to ``submitting`` and passes
+    it to the split stage, which answers ``reply``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run(self, inbox: MemoryObjectReceiveStream[tuple[Live, MemoryObjectSendStream[Any]]],
+                  *, task_status: TaskStatus[None]) -> None:
+        ctx = self.ctx
+        task_status.started()
+        async with inbox, ctx.split_soon() as outbox:
+            async for live, reply in inbox:
+                with bound(job_id=live.id):
+                    if await self._accept(live, reply):
+                        await outbox.send((live, reply))
+
+    async def _accept(self, live: Live, reply: MemoryObjectSendStream[Any]) -> bool:
+        ctx, job = self.ctx, live.job
+        prepared_here = job.application.is_prepared is None
+        try:
+            if prepared_here:
+                made = await _preparing.prepare(job.application, ctx.shared, ctx.shareref)
+                sharedir: Path | None = ctx.shared.root / made.name / made.subdir
+            else:
+                sharedir = await sharedir_path(ctx.shared, job.application)
+            validate(job, sharedir)
+            if ctx.tg is not None:  # the backend gets ready while this is persisted
+                ctx.tg.start_soon(ctx.backends.warm_up, job.backend.plugin_name)
+            changes = machine.Changes()
+            machine.accept(changes, live.record, time.time())
+            freeze_description(job)
+            ctx.commit(changes)
+            ctx.repository.queue_job(live.id, name=job.name, comment=job.comment,
+                                     application=job.application.plugin_name,
+                                     backend=job.backend.plugin_name, spec=job.spec())
+            await ctx.repository.flush()
+        except BaseException as exc:
+            if (prepared_here and isinstance(exc, Exception)
+                    and _preparing.unprepare(job.application)):
+                await ctx.shareref.flush()
+            await refuse(ctx, live, reply, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        log.info("job accepted", name=job.name)
+        return True
+
+
+async def refuse(ctx: Context, live: Live, reply: MemoryObjectSendStream[Any] | None,
+                 exc: BaseException) -> None:
+    """Put a job whose submission failed before reaching a backend back to ``new``, and
+    answer its ``submit()`` with the error."""
+    changes = machine.Changes()
+    if machine.refuse(changes, live.record, str(exc)):
+        thaw_description(live.job)
+        ctx.commit(changes)
+    if reply is not None:
+        await answer(reply, exc)
+
+
+async def answer(reply: MemoryObjectSendStream[Any], outcome: BaseException | None) -> None:
+    """Answer a ``submit()``; one that was cancelled meanwhile no longer listens, and its job
+    goes on all the same."""
+    with reply:
+        try:
+            await reply.send(outcome)
+        except anyio.BrokenResourceError:
+            pass
+
+
+def validate(job: Job, sharedir: Path | None) -> None:
+    """Check that the job can run: its inputs exist (made absolute), the application, the
+    backend and the splitter accept it, and the backend's plugin loads."""
+    inputs = []
+    for i, path in enumerate(job.inputfiles):
+        full = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(full):
+            raise JobSpecError(f"inputfiles[{i}]", f"{full} does not exist; fix the path")
+        inputs.append(full)
+    job.inputfiles = inputs
+    job.application.validate(inputs, sharedir)
+    job.backend.validate(job)
+    if job.splitter is not None:
+        job.splitter.validate(job)
+    _plugins.load("backend", job.backend.plugin_name)
+
+
+async def sharedir_path(shared: SharedArea, app: Application) -> Path | None:
+    """The path of a prepared application's ShareDir, checked to exist in ``shared``; None
+    for an unprepared application."""
+    sharedir = app.is_prepared
+    return None if sharedir is None else await shared.existing(sharedir)

@@ -1,0 +1,175 @@
+"""What the stages share: the live jobs, the recorder of state changes, and the streams between them."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .._exceptions import JobNotFoundError, JobStateError
+from .._log import get_logger
+from ..backends.base import BackendStatus
+from ..config import Config
+from ..credentials.manager import CredentialManager
+from ..events import JobEvent, _Hub
+from ..model.job import Job
+from ..model.machine import Changes, is_final
+from ..model.record import JobRecord
+from ..persistence.repository import Repository
+from ..prepared.sharedir import SharedArea
+from ..prepared.shareref import ShareRef
+from ..states import FINAL
+
+if TYPE_CHECKING:
+    from .monitor import Backends
+
+__all__ = ["engine_log", "Context", "Live", "Registry", "Recorder", "Chunk", "Ended", "indices_of"]
+
+engine_log = log = get_logger("ganga_async.engine")
+"""The engine's log, whichever stage writes to it: users follow one logger, ``ganga_async.engine``."""
+
+Chunk = tuple["Live", list[int] | None]
+"""A job and the subjob indices to submit (``None``: the job itself, unsplit)."""
+Ended = tuple["Live", int | None, BackendStatus]
+"""A (sub)job its backend is done with, and how it ended."""
+
+
+class Live:
+    """A stored job this engine holds: the user's object and the record the engine keeps."""
+
+    __slots__ = ("job", "record")
+
+    def __init__(self, job: Job, record: JobRecord) -> None:
+        self.job = job
+        self.record = record
+
+    @property
+    def id(self) -> int:
+        job_id = self.record.id
+        if job_id is None:
+            raise JobStateError("the job was never added to an engine")
+        return job_id
+
+
+class Registry:
+    """The stored jobs in memory by id, and the events of those waiting for (sub)jobs to end."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, Live] = {}
+        self.waiters: dict[str, anyio.Event] = {}
+
+    def find(self, job: Job) -> tuple[Live, int | None]:
+        """The live job behind ``job`` (a job of this engine or a view of one of its subjobs)
+        and the subjob index (None for the job itself)."""
+        master = job.master if job.master is not None else job
+        job_id = master.id
+        live = self.jobs.get(job_id) if job_id is not None else None
+        if live is None or live.job is not master:
+            if job_id is None:
+                raise JobStateError("the job was never added to an engine")
+            raise JobNotFoundError(f"job {job.fqid} is not one of this engine's jobs; use engine.get()")
+        return live, (job.id if job.master is not None else None)
+
+    def wake(self, key: str) -> None:
+        """Wake whoever waits for the (sub)job ``key``."""
+        event = self.waiters.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def wake_all(self) -> None:
+        for event in self.waiters.values():
+            event.set()
+        self.waiters.clear()
+
+
+class Recorder:
+    """Carries out what the state machine decided: queue the repository writes of the rows it
+    changed, publish each transition to subscribers and wake the waiters of what ended."""
+
+    def __init__(self, repository: Repository, hub: _Hub, registry: Registry) -> None:
+        self.repository = repository
+        self.hub = hub
+        self.registry = registry
+
+    def commit(self, changes: Changes) -> None:
+        repository = self.repository
+        for record, index in changes.rows:
+            job_id = record.id
+            assert job_id is not None
+            if index is None:
+                table = record.table
+                repository.queue_job(
+                    job_id, status=str(record.status), times=record.times,
+                    backend_id=record.backend_id, exitcode=record.exitcode, reason=record.reason,
+                    submit_counter=record.submit_counter,
+                    n_subjobs=len(table) if table is not None else None,
+                )
+            else:
+                assert record.table is not None
+                repository.queue_subjob(job_id, index, record.table.row(index))
+        if not changes.transitions:
+            return
+        publish = bool(self.hub.subscribers)
+        waiting = bool(self.registry.waiters)
+        now = time.time()
+        for change in changes.transitions:
+            record, index = change.record, change.index
+            assert record.id is not None
+            if publish:
+                self.hub.publish(JobEvent(record.key(index), record.id, index, change.old,
+                                          change.new, now, change.reason))
+            if index is None:
+                log.info("job status", job_id=record.id, old=str(change.old), new=str(change.new))
+            if waiting and change.new in FINAL:
+                self.registry.wake(record.key(index))
+                if index is not None and is_final(record):
+                    self.registry.wake(record.key(None))
+
+
+@dataclasses.dataclass
+class Context:
+    """What every stage may use. The streams are set when the engine starts its stages."""
+
+    config: Config
+    gangadir: Path
+    workspace: Path
+    monitoring: bool
+    repository: Repository
+    shared: SharedArea
+    shareref: ShareRef
+    credentials: CredentialManager
+    hub: _Hub
+    registry: Registry
+    recorder: Recorder
+    backends: Backends = dataclasses.field(init=False)
+    tg: TaskGroup | None = None
+    to_split: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]] | None = None
+    to_submit: MemoryObjectSendStream[Chunk] | None = None
+    to_finalise: MemoryObjectSendStream[list[Ended]] | None = None
+
+    def submit_soon(self) -> MemoryObjectSendStream[Chunk]:
+        """The submit stage's inlet (the engine is running)."""
+        if self.to_submit is None:
+            raise JobStateError("the engine is not running")
+        return self.to_submit
+
+    def split_soon(self) -> MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]]:
+        """The split stage's inlet (the engine is running)."""
+        if self.to_split is None:
+            raise JobStateError("the engine is not running")
+        return self.to_split
+
+    def commit(self, changes: Changes) -> None:
+        """Carry out the state machine's decisions (see :class:`Recorder`)."""
+        if changes:
+            self.recorder.commit(changes)
+
+
+def indices_of(chosen: list[int | None]) -> list[int] | None:
+    """The chunk form of a selection: ``None`` for an unsplit job, else subjob indices."""
+    return None if chosen == [None] else [i for i in chosen if i is not None]

@@ -1,0 +1,228 @@
+"""Monitoring: one driver and one monitor task per backend, the news they bring applied by the
+state machine, and the finalise stage that puts ended (sub)jobs into their final status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .. import _plugins
+from .._exceptions import EngineClosedError, GangaAsyncError
+from ..backends.base import Backend, BackendDriver, BackendStatus, DriverContext, Handle
+from ..credentials.manager import Requirement
+from ..model import machine
+from ..model.job import Job
+from ..states import Status
+from .context import Context, Ended, Live, engine_log
+
+__all__ = ["Active", "Backends", "FinaliseStage"]
+
+log = engine_log
+
+
+class Active:
+    """A (sub)job its backend is working on."""
+
+    __slots__ = ("live", "index", "handle")
+
+    def __init__(self, live: Live, index: int | None, handle: Handle) -> None:
+        self.live = live
+        self.index = index
+        self.handle = handle
+
+
+class Backends:
+    """The drivers of the backends in use, started on first use with a monitor task each,
+    and the (sub)jobs each is working on (``active[name][fqid]``)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.drivers: dict[str, BackendDriver] = {}
+        self.active: dict[str, dict[str, Active]] = {}
+        self.handing_over: dict[str, BackendStatus | None] = {}
+        """Keys of units in a ``bulk_submit`` that has not returned, with the latest news of
+        each that came meanwhile (a process can end before its submission call returns)."""
+        self._lock = anyio.Lock()
+
+    async def driver(self, name: str) -> BackendDriver:
+        """The driver of backend ``name``, started (with its monitor) on first use."""
+        driver = self.drivers.get(name)
+        if driver is not None:
+            return driver
+        async with self._lock:
+            driver = self.drivers.get(name)
+            if driver is None:
+                ctx = self.ctx
+                tg = ctx.tg
+                if tg is None:
+                    raise EngineClosedError("the engine is not running")
+                cls: type[Backend] = _plugins.load("backend", name)
+                driver = cls.make_driver(DriverContext(config=ctx.config, gangadir=ctx.gangadir))
+                await tg.start(driver.run)
+                self.active[name] = {}
+                self.drivers[name] = driver
+                if ctx.monitoring:
+                    await tg.start(self._monitor, name, driver)
+        return driver
+
+    async def warm_up(self, name: str) -> None:
+        """Start the backend's driver and its helpers while a job is persisted and split (see
+        :meth:`BackendDriver.warm_up`); a failure here is met again at submission."""
+        try:
+            await (await self.driver(name)).warm_up()
+        except Exception as exc:
+            log.warning("backend not ready", backend=name, error=str(exc))
+
+    def handles(self, live: Live, indices: list[int | None]) -> dict[str, list[Handle]]:
+        """The handles of those (sub)jobs a backend is working on, by backend."""
+        found: dict[str, list[Handle]] = {}
+        for index in indices:
+            key = live.record.key(index)
+            for name, active in self.active.items():
+                entry = active.get(key)
+                if entry is not None:
+                    found.setdefault(name, []).append(entry.handle)
+        return found
+
+    def drop(self, live: Live, indices: list[int | None] | None = None) -> None:
+        """Stop watching the (sub)jobs (all of the job's when ``indices`` is None)."""
+        for active in self.active.values():
+            if indices is None:
+                for key in [k for k, e in active.items() if e.live is live]:
+                    del active[key]
+            else:
+                for index in indices:
+                    active.pop(live.record.key(index), None)
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for driver in self.drivers.values():
+                await driver.aclose()
+
+    async def _monitor(self, name: str, driver: BackendDriver, *, task_status: TaskStatus[None]) -> None:
+        """Apply the driver's pushed news as it comes, and poll all active jobs every interval."""
+        task_status.started()
+        monitoring = self.ctx.config["Monitoring"]
+        active = self.active[name]
+        last_poll = time.monotonic()
+        gate = MonitorGate(self.ctx, name, active)
+        while True:
+            if await gate.paused():
+                last_poll = 0.0
+                continue
+            news: Mapping[str, BackendStatus] | None = None
+            wait = last_poll + monitoring["poll_interval"] - time.monotonic()
+            with anyio.move_on_after(max(wait, 0)):
+                news = await driver.updates()
+            if news is None:
+                last_poll = time.monotonic()
+                handles = [entry.handle for entry in active.values()]
+                if not handles:
+                    continue
+                try:
+                    with anyio.fail_after(monitoring["command_timeout"]):
+                        news = await driver.status(handles)
+                except (GangaAsyncError, TimeoutError, OSError) as exc:
+                    log.warning("status sweep failed; retrying next sweep", backend=name, error=str(exc))
+                    continue
+            await self.apply_news(active, news)
+
+    async def apply_news(self, active: dict[str, Active], news: Mapping[str, BackendStatus]) -> None:
+        """Have the state machine apply a backend's news; what ended goes to the finalise stage."""
+        ended: list[Ended] = []
+        changes = machine.Changes()
+        now = time.time()
+        for key, status in news.items():
+            entry = active.get(key)
+            if entry is None:
+                if key in self.handing_over:  # applied once its submission call returns
+                    self.handing_over[key] = status
+                continue
+            end = machine.apply_news(changes, entry.live.record, entry.index, status, now)
+            if end is not None:
+                del active[key]
+                ended.append((entry.live, entry.index, end))
+        self.ctx.commit(changes)
+        if ended and self.ctx.to_finalise is not None:
+            await self.ctx.to_finalise.send(ended)
+
+
+class FinaliseStage:
+    """Takes the (sub)jobs a backend reported ended, all of one piece of news at once, into
+    their final status."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run(self, inbox: MemoryObjectReceiveStream[list[Ended]], *,
+                  task_status: TaskStatus[None]) -> None:
+        task_status.started()
+        async with inbox:
+            async for ended in inbox:
+                changes = machine.Changes()
+                now = time.time()
+                for live, index, end in ended:
+                    if live.record.status is Status.REMOVED:
+                        continue
+                    machine.finish(changes, live.record, index, end, now)
+                self.ctx.commit(changes)
+
+
+class MonitorGate:
+    """Pauses a backend's monitoring while a credential its active jobs need has expired."""
+
+    def __init__(self, ctx: Context, name: str, active: dict[str, Active]) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.active = active
+        self._size = -1
+        self._collected = 0.0
+        self._needs: list[Requirement] = []
+        self._reason: str | None = None
+
+    def _collect(self) -> list[Requirement]:
+        """The credentials the active jobs need, worked out again when the set of active jobs
+        changed, at most once per ``check_interval`` (it walks every active job)."""
+        credentials = self.ctx.credentials
+        if not credentials.in_use:
+            return []
+        now = time.monotonic()
+        interval = self.ctx.config["Credentials"]["check_interval"]
+        if len(self.active) != self._size and (self._size < 0 or now - self._collected >= interval):
+            self._size = len(self.active)
+            self._collected = now
+            masters: dict[int, Job] = {}
+            last = None
+            for entry in self.active.values():
+                if entry.live is not last:
+                    last = entry.live
+                    masters[id(last)] = last.job
+            needs: dict[str, Requirement] = {}
+            for job in masters.values():
+                for need in credentials.requirements(job):
+                    needs.setdefault(need.credential.key(), need)
+            self._needs = list(needs.values())
+        return self._needs
+
+    async def paused(self) -> bool:
+        """False when monitoring may go on; else wait for the credential manager's next look
+        and return True (the caller asks again)."""
+        needs = self._collect()
+        if not needs:
+            return False
+        reason = await self.ctx.credentials.expired(needs)
+        if reason is None:
+            if self._reason is not None:
+                log.info("monitoring resumed", backend=self.name)
+                self._reason = None
+            return False
+        if self._reason != reason:
+            log.warning("monitoring paused: jobs keep their last status", backend=self.name,
+                        reason=reason)
+            self._reason = reason
+        await self.ctx.credentials.next_sweep()
+        return True

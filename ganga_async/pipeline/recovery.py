@@ -1,0 +1,127 @@
+"""Recovery: what an earlier engine left is resumed when an engine opens.
+
+Interrupted splits are split again, (sub)jobs left with a backend are monitored again (those
+the backend never received are submitted again, so nothing runs twice), and jobs held for
+credentials wait at the gate again. A backend that cannot answer is asked again every poll
+interval; the jobs keep their status meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from .._exceptions import GangaAsyncError, PluginError
+from ..backends.base import Handle
+from ..model import machine
+from ..model.workspace import output_dir
+from ..states import ACTIVE, Status
+from .context import Context, Live, engine_log, indices_of
+from .monitor import Active
+from .store import JobStore
+from .submit import Held
+
+__all__ = ["recover", "ON_BACKEND"]
+
+log = engine_log
+
+ON_BACKEND = ACTIVE | {Status.UNKNOWN}
+"""Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
+
+
+async def recover(ctx: Context, store: JobStore) -> None:
+    """Resume what an earlier engine left: finish submissions, monitor active jobs again.
+
+    An engine with ``monitoring=False`` resumes nothing: it must not submit to a backend,
+    nor load every active job (seconds for a master of 100,000 subjobs) to leave it alone.
+    """
+    if not ctx.monitoring:
+        return
+    names = [str(s) for s in (*ON_BACKEND, Status.HELD)]
+    rows = await ctx.repository.job_rows(statuses=names)
+    if not rows:
+        return
+    pending: dict[str, list[tuple[Live, int | None]]] = {}
+    for row in rows:
+        try:
+            live = await store.load(row)
+        except GangaAsyncError as exc:  # a plugin it needs is no longer installed
+            log.error("an active job cannot be loaded and stays as it is", job_id=row.id,
+                      error=str(exc))
+            continue
+        if live.job.splitter is not None and row.n_subjobs is None:
+            log.info("resuming an interrupted split", job_id=row.id)
+            await ctx.split_soon().send((live, None))
+            continue
+        held = []
+        for index in machine.targets(live.record):
+            status = live.record.status_of(index)
+            if status is Status.HELD:
+                held.append(index)
+            elif status in ON_BACKEND:
+                pending.setdefault(live.job.backend.plugin_name, []).append((live, index))
+        if held:
+            log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
+            ctx.credentials.hold(Held(ctx, live, held, ctx.credentials.requirements(live.job)))
+    for name, items in pending.items():
+        entries = {}
+        for live, index in items:
+            record = live.record
+            backend_id = record.backend_id if index is None or record.table is None else (
+                record.table.backend_id[index])
+            key = record.key(index)
+            handle = Handle(key, backend_id or "", output_dir(record.jobdir, index))
+            entries[key] = Active(live, index, handle)
+        if not await _resume(ctx, name, entries) and ctx.tg is not None:
+            ctx.tg.start_soon(_resume_later, ctx, name, entries)
+
+
+async def _resume(ctx: Context, name: str, entries: dict[str, Active]) -> bool:
+    """Take over the (sub)jobs an earlier engine left active on backend ``name``: ask the
+    backend about them all at once, monitor again those it has and submit again those it
+    never got. False when the backend could not answer; they keep their status meanwhile."""
+    backends = ctx.backends
+    try:
+        driver = await backends.driver(name)
+        with anyio.fail_after(ctx.config["Monitoring"]["command_timeout"]):
+            statuses = await driver.status([e.handle for e in entries.values()])
+    except PluginError as exc:
+        log.error("jobs of a backend that cannot be loaded stay as they are", backend=name,
+                  count=len(entries), error=str(exc))
+        return True
+    except (GangaAsyncError, TimeoutError, OSError) as exc:
+        log.warning("cannot ask the backend about the jobs an earlier engine left; asking "
+                    "again every poll interval", backend=name, count=len(entries), error=str(exc))
+        return False
+    active = backends.active[name]
+    resubmit: dict[int, tuple[Live, list[int | None]]] = {}
+    changes = machine.Changes()
+    now = time.time()
+    for key, entry in entries.items():
+        record = entry.live.record
+        current = record.status_of(entry.index)
+        if record.status is Status.REMOVED or current not in ON_BACKEND:
+            continue  # removed, killed or forced while the backend could not answer
+        status = statuses.get(key)
+        if status is not None and status.status is Status.NEW:
+            if current is not Status.SUBMITTING:
+                machine.set_status(changes, record, entry.index, Status.SUBMITTING, now, force=True)
+            resubmit.setdefault(entry.live.id, (entry.live, []))[1].append(entry.index)
+        else:
+            active[key] = entry
+    ctx.commit(changes)
+    await backends.apply_news(active, {k: s for k, s in statuses.items() if k in active})
+    for live, indices in resubmit.values():
+        log.info("resubmitting what never started", job_id=live.id, count=len(indices))
+        await ctx.submit_soon().send((live, indices_of(indices)))
+    log.info("monitoring resumed", backend=name, active=len(active))
+    return True
+
+
+async def _resume_later(ctx: Context, name: str, entries: dict[str, Active]) -> None:
+    """Retry :func:`_resume` every poll interval until the backend answers."""
+    while True:
+        await anyio.sleep(ctx.config["Monitoring"]["poll_interval"])
+        if await _resume(ctx, name, entries):
+            return

@@ -1,0 +1,174 @@
+"""The stored jobs an engine holds: adding and loading them, binding each to its record, and
+the ShareDir references their prepared applications hold (``job:<id>`` holders)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..applications.base import Application
+from ..config import Config
+from ..model.job import Job
+from ..model.record import JobRecord
+from ..model.subjobs import SubjobTable
+from ..persistence.repository import JobRow
+from ..prepared import _preparing
+from ..prepared.box import Box
+from ..prepared.shareref import holder_label
+from ..states import Status
+from .accept import sharedir_path
+from .context import Context, Live, engine_log
+
+__all__ = ["JobStore"]
+
+log = engine_log
+
+
+class JobStore:
+    """Adds new jobs to the repository and loads stored ones, each bound to the record the
+    engine keeps (the :class:`~ganga_async.model.job.JobObserver` of every job it binds).
+    Edits a user makes to a stored job (its comment, a new job's application) reach the
+    repository and the ShareRef actor from whatever thread they are made in."""
+
+    def __init__(self, ctx: Context, loop: asyncio.AbstractEventLoop, box: Box) -> None:
+        self.ctx = ctx
+        self.config: Config = ctx.config
+        self.box = box
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self.open = False
+
+    async def add(self, job: Job) -> Live:
+        """Store a new job (status ``new``) and bind it: it gets its id."""
+        ctx = self.ctx
+        if job.application.is_prepared is not None:
+            await sharedir_path(ctx.shared, job.application)
+        record = JobRecord(workspace=ctx.workspace, times={"new": time.time()})
+        record.id = await ctx.repository.insert_job({
+            "name": job.name, "comment": job.comment, "status": str(Status.NEW),
+            "application": job.application.plugin_name, "backend": job.backend.plugin_name,
+            "spec": job.spec(), "times": record.times,
+        })
+        live = self._bind(job, record)
+        _preparing.attach(job.application, _holder(live.id),
+                          functools.partial(self._prepared_changed, live), ctx.shareref,
+                          announce=job.application.is_prepared is not None)
+        log.info("job added", job_id=live.id)
+        if job.application.is_prepared is not None:
+            await ctx.shareref.flush()
+        return live
+
+    async def load(self, row: JobRow) -> Live:
+        """The stored job of ``row``, from memory if it is there."""
+        live = self.ctx.registry.jobs.get(row.id)
+        if live is not None:
+            return live
+        job = Job.from_spec(row.spec, name=row.name, comment=row.comment)
+        record = JobRecord(row.id, self.ctx.workspace, status=Status.parse(row.status),
+                           times=dict(row.times), submit_counter=row.submit_counter,
+                           backend_id=row.backend_id, exitcode=row.exitcode, reason=row.reason)
+        if row.n_subjobs:
+            table = SubjobTable()
+            for (_, code, overrides, backend_id, exitcode, reason, counter, t_sub, t_run,
+                 t_fin) in await self.ctx.repository.subjob_rows(row.id):
+                table.append(Status.from_code(code), overrides, counter, backend_id, exitcode,
+                             reason, t_sub, t_run, t_fin)
+            record.table = table
+        live = self._bind(job, record)
+        _preparing.attach(job.application, _holder(live.id),
+                          functools.partial(self._prepared_changed, live), self.ctx.shareref,
+                          announce=False)
+        return live
+
+    def _bind(self, job: Job, record: JobRecord) -> Live:
+        job.bind(record, self)
+        live = Live(job, record)
+        self.ctx.registry.jobs[live.id] = live
+        return live
+
+    # -- the JobObserver --------------------------------------------------------------
+
+    def edited(self, job: Job, name: str, previous: Any) -> None:
+        """A stored job's field changed (from any thread): persist a comment; follow a new
+        job's application to another object for its ShareDir reference."""
+        if name == "comment":
+            self._call_soon(self._store_comment, job)
+        elif name == "application":
+            self._call_soon(self._application_replaced, job, previous)
+
+    def _call_soon(self, callback: Any, *args: Any) -> None:
+        if not self.open:
+            return
+        if threading.get_ident() == self._loop_thread:
+            callback(*args)
+            return
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            pass  # the loop has closed
+
+    def _store_comment(self, job: Job) -> None:
+        if self.open and job.id is not None:
+            self.ctx.repository.queue_job(job.id, comment=job.comment)
+
+    def _application_replaced(self, job: Job, previous: Application | None) -> None:
+        live = self.ctx.registry.jobs.get(job.id) if job.id is not None else None
+        if live is None or live.job is not job:
+            return
+        if previous is not None:
+            _preparing.detach(previous, _holder(live.id))
+        _preparing.attach(job.application, _holder(live.id),
+                          functools.partial(self._prepared_changed, live), self.ctx.shareref)
+
+    def _prepared_changed(self, live: Live) -> None:
+        """A stored job's application was prepared or unprepared (called from any thread):
+        store its description and have the ShareRef actor re-read the job's reference."""
+        self._call_soon(self._store_prepared, live)
+
+    def _store_prepared(self, live: Live) -> None:
+        if not self.open or self.ctx.registry.jobs.get(live.id) is not live:
+            return
+        if live.record.status is Status.REMOVED:
+            return
+        self.ctx.repository.queue_job(live.id, spec=live.job.spec())
+        self.ctx.shareref.refresh_soon(_holder(live.id), functools.partial(self.stored_sharedir, live.id))
+
+    def stored_sharedir(self, job_id: int) -> str | None:
+        """The ShareDir stored job ``job_id`` references now (none once removed)."""
+        live = self.ctx.registry.jobs.get(job_id)
+        if live is None or live.record.status is Status.REMOVED:
+            return None
+        sharedir = live.job.application.is_prepared
+        return None if sharedir is None else sharedir.name
+
+    async def prepared_owners(self) -> list[tuple[str, str]]:
+        """Every stored owner of a ShareDir reference, for a ShareRef rebuild."""
+        await self.ctx.repository.flush()
+        return await self.ctx.repository.prepared_owners()
+
+    async def unprepare_owners(self, holders: Sequence[str]) -> None:
+        """Unprepare the applications of stored jobs and box entries (``job:3``, ``box:x``),
+        whatever their status: their ShareDir is gone."""
+        for holder in holders:
+            kind, ident = holder_label(holder)
+            if kind == "box":
+                await self.box.unprepare(ident)
+                continue
+            live = self.ctx.registry.jobs.get(int(ident))
+            if live is None:
+                rows = await self.ctx.repository.job_rows(ids=[int(ident)])
+                if not rows:
+                    continue
+                live = await self.load(rows[0])
+            _preparing.unprepare(live.job.application)
+        await self.ctx.repository.flush()
+        await self.ctx.shareref.flush()
+
+
+def _holder(job_id: int) -> str:
+    """The ShareRef holder name of a stored job."""
+    return f"job:{job_id}"
