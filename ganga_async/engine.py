@@ -120,7 +120,7 @@ class Engine:
             shareref=self.shareref, credentials=self.credentials, hub=self._hub,
             registry=registry, recorder=Recorder(self.repository, self._hub, registry),
         )
-        self._ctx.backends = Backends(self._ctx)
+        self._backends = Backends(self._ctx)
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -154,12 +154,12 @@ class Engine:
                 tuple[Live, MemoryObjectSendStream[Any] | None]](size)
             ctx.to_submit, submit_recv = anyio.create_memory_object_stream[Chunk](size)
             ctx.to_finalise, finalise_recv = anyio.create_memory_object_stream[list[Ended]](size)
-            await tg.start(AcceptStage(ctx).run, accept_recv)
+            await tg.start(AcceptStage(ctx, self._backends).run, accept_recv)
             await tg.start(SplitStage(ctx).run, split_recv)
-            await tg.start(SubmitStage(ctx).run, submit_recv)
+            await tg.start(SubmitStage(ctx, self._backends).run, submit_recv)
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
             await tg.start(self.credentials.run)
-            await recover(ctx, self._store)
+            await recover(ctx, self._store, self._backends)
         except BaseException:
             # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)
@@ -200,7 +200,7 @@ class Engine:
         self._ctx.tg = None
         if self._store is not None:
             self._store.open = False
-        await self._ctx.backends.aclose()
+        await self._backends.aclose()
         self._ctx.registry.wake_all()
         log.debug("engine stopped", gangadir=str(self.gangadir))
 
@@ -375,7 +375,7 @@ class Engine:
             elif status in ON_BACKEND:
                 on_backend.append(target)
         self._ctx.commit(changes)
-        backends = self._ctx.backends
+        backends = self._backends
         by_backend = backends.handles(live, on_backend)
         count += sum(len(handles) for handles in by_backend.values())
         if not count:
@@ -397,7 +397,7 @@ class Engine:
         if not chosen:
             names = ", ".join(sorted(str(s) for s in wanted))
             raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
-        driver = await self._ctx.backends.driver(live.job.backend.plugin_name)
+        driver = await self._backends.driver(live.job.backend.plugin_name)
         jobdir = record.jobdir
         await driver.forget([Handle(record.key(i), "", output_dir(jobdir, i)) for i in chosen])
         changes = machine.Changes()
@@ -424,7 +424,7 @@ class Engine:
             await self.kill(job)
         except JobStateError:
             pass
-        self._ctx.backends.drop(live)
+        self._backends.drop(live)
         await self.repository.delete_job(live.id)
         await anyio.to_thread.run_sync(shutil.rmtree, live.record.jobdir, True)
         changes = machine.Changes()
@@ -453,7 +453,7 @@ class Engine:
         except JobStateError:
             pass
         chosen = machine.targets(live.record, index)
-        self._ctx.backends.drop(live, chosen)
+        self._backends.drop(live, chosen)
         changes = machine.Changes()
         now = time.time()
         for each in chosen:

@@ -24,6 +24,7 @@ from ..model.job import Job, freeze_description, thaw_description
 from ..prepared import _preparing
 from ..prepared.sharedir import SharedArea
 from .context import Context, Live, engine_log
+from .monitor import Backends
 
 __all__ = ["AcceptStage", "answer", "refuse", "sharedir_path"]
 
@@ -36,8 +37,9 @@ class AcceptStage:
     resolves, the splitter fits the application), moves the job to ``submitting`` and passes
     it to the split stage, which answers ``reply``."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, backends: Backends) -> None:
         self.ctx = ctx
+        self.backends = backends
 
     async def run(self, inbox: MemoryObjectReceiveStream[tuple[Live, MemoryObjectSendStream[Any]]],
                   *, task_status: TaskStatus[None]) -> None:
@@ -60,7 +62,7 @@ class AcceptStage:
                 sharedir = await sharedir_path(ctx.shared, job.application)
             validate(job, sharedir)
             if ctx.tg is not None:  # the backend gets ready while this is persisted
-                ctx.tg.start_soon(ctx.backends.warm_up, job.backend.plugin_name)
+                ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
             machine.accept(changes, live.record, time.time())
             freeze_description(job)

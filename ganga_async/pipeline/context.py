@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -24,9 +24,6 @@ from ..persistence.repository import Repository
 from ..prepared.sharedir import SharedArea
 from ..prepared.shareref import ShareRef
 from ..states import FINAL
-
-if TYPE_CHECKING:
-    from .monitor import Backends
 
 __all__ = ["engine_log", "Context", "Live", "Registry", "Recorder", "Chunk", "Ended", "indices_of"]
 
@@ -146,7 +143,6 @@ class Context:
     hub: _Hub
     registry: Registry
     recorder: Recorder
-    backends: Backends = dataclasses.field(init=False)
     tg: TaskGroup | None = None
     to_split: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]] | None = None
     to_submit: MemoryObjectSendStream[Chunk] | None = None

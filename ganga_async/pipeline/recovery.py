@@ -18,7 +18,7 @@ from ..model import machine
 from ..model.workspace import output_dir
 from ..states import ACTIVE, Status
 from .context import Context, Live, engine_log, indices_of
-from .monitor import Active
+from .monitor import Active, Backends
 from .store import JobStore
 from .submit import Held
 
@@ -30,7 +30,7 @@ ON_BACKEND = ACTIVE | {Status.UNKNOWN}
 """Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
 
 
-async def recover(ctx: Context, store: JobStore) -> None:
+async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
     """Resume what an earlier engine left: finish submissions, monitor active jobs again.
 
     An engine with ``monitoring=False`` resumes nothing: it must not submit to a backend,
@@ -73,15 +73,14 @@ async def recover(ctx: Context, store: JobStore) -> None:
             key = record.key(index)
             handle = Handle(key, backend_id or "", output_dir(record.jobdir, index))
             entries[key] = Active(live, index, handle)
-        if not await _resume(ctx, name, entries) and ctx.tg is not None:
-            ctx.tg.start_soon(_resume_later, ctx, name, entries)
+        if not await _resume(ctx, backends, name, entries) and ctx.tg is not None:
+            ctx.tg.start_soon(_resume_later, ctx, backends, name, entries)
 
 
-async def _resume(ctx: Context, name: str, entries: dict[str, Active]) -> bool:
+async def _resume(ctx: Context, backends: Backends, name: str, entries: dict[str, Active]) -> bool:
     """Take over the (sub)jobs an earlier engine left active on backend ``name``: ask the
     backend about them all at once, monitor again those it has and submit again those it
     never got. False when the backend could not answer; they keep their status meanwhile."""
-    backends = ctx.backends
     try:
         driver = await backends.driver(name)
         with anyio.fail_after(ctx.config["Monitoring"]["command_timeout"]):
@@ -119,9 +118,10 @@ async def _resume(ctx: Context, name: str, entries: dict[str, Active]) -> bool:
     return True
 
 
-async def _resume_later(ctx: Context, name: str, entries: dict[str, Active]) -> None:
+async def _resume_later(ctx: Context, backends: Backends, name: str,
+                        entries: dict[str, Active]) -> None:
     """Retry :func:`_resume` every poll interval until the backend answers."""
     while True:
         await anyio.sleep(ctx.config["Monitoring"]["poll_interval"])
-        if await _resume(ctx, name, entries):
+        if await _resume(ctx, backends, name, entries):
             return

@@ -23,7 +23,7 @@ from ..model.job import apply_overrides
 from ..model.workspace import output_dir, work_dir
 from ..states import Status
 from .context import Chunk, Context, Live, engine_log, indices_of
-from .monitor import Active
+from .monitor import Active, Backends
 
 __all__ = ["SubmitStage", "Held"]
 
@@ -36,8 +36,9 @@ class SubmitStage:
     then submits what is ``submitting`` in it. A chunk that fails as a whole fails its
     (sub)jobs with the reason; the stage goes on."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, backends: Backends) -> None:
         self.ctx = ctx
+        self.backends = backends
 
     async def run(self, inbox: MemoryObjectReceiveStream[Chunk], *, task_status: TaskStatus[None]) -> None:
         task_status.started()
@@ -99,7 +100,7 @@ class SubmitStage:
         ctx.commit(changes)
         if not units:
             return
-        backends = ctx.backends
+        backends = self.backends
         name = live.job.backend.plugin_name
         driver = await backends.driver(name)
         handing_over = backends.handing_over
