@@ -22,6 +22,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ganga_async workers tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check-module-size
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
