@@ -281,9 +281,9 @@ class Engine:
     async def wait(self, job: Job, timeout: float | None = None) -> Job:  # noqa: ASYNC109 (Ganga's API)
         """Wait until the job (and every subjob) is final; raise WaitTimeoutError after ``timeout``."""
         self._check_open()
-        live, index = self._ctx.registry.find(job)
-        if live.record.status is Status.NEW:
+        if job.status is Status.NEW:
             raise JobStateError(f"job {job.fqid} is new: submit it before waiting for it")
+        live, index = self._ctx.registry.find(job)
         waiters = self._ctx.registry.waiters
         try:
             with anyio.fail_after(timeout):
