@@ -32,13 +32,12 @@ flushed); Local jobs still running keep running and the next session picks them 
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from anyio.from_thread import BlockingPortal
 
@@ -58,9 +57,9 @@ from .credentials import base as _credentials
 from .credentials import kerberos as _kerberos
 from .credentials import token as _token
 from .credentials import x509 as _x509
-from .engine import Engine
+from .engine import SUMMARY_COLUMNS, Engine
 from .model import job as _core
-from .prepared.sharedir import ShareDir
+from .prepared.sharedir import SharedArea, ShareDir
 from .prepared.shareref import render_table
 from .splitters.arg import ArgSplitter
 from .splitters.base import Splitter
@@ -148,6 +147,14 @@ the session starts."""
 
 _session = _Session(config)
 
+_T = TypeVar("_T")
+
+
+def _run(call: Callable[[Engine], Awaitable[_T]]) -> _T:
+    """``await call(engine)`` in the session's engine thread; its result."""
+    portal, engine = _session.open()
+    return portal.call(call, engine)
+
 
 def attach(portal: BlockingPortal, engine: Engine) -> None:
     """Make this interface use ``engine``, run by its owner and reached through ``portal``,
@@ -197,8 +204,7 @@ class Job(_core.Job):
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
             credentials=credentials,
         )
-        portal, engine = _session.open()
-        portal.call(engine.add, self)
+        _run(lambda engine: engine.add(self))
 
     def submit(self) -> Job:
         """Submit the job; returns once it is validated, stored and accepted.
@@ -206,8 +212,7 @@ class Job(_core.Job):
         An invalid description (a missing executable, an input file that does not exist)
         raises :class:`~ganga_async.JobSpecError` and the job stays ``new``, editable.
         """
-        portal, engine = _session.open()
-        portal.call(engine.submit, self)
+        _run(lambda engine: engine.submit(self))
         return self
 
     def wait(self, timeout: float | None = None) -> Job:
@@ -216,8 +221,7 @@ class Job(_core.Job):
         Raises :class:`~ganga_async.WaitTimeoutError` once ``timeout`` seconds have passed; the
         job carries on regardless. Monitoring runs in the background whether or not you wait.
         """
-        portal, engine = _session.open()
-        portal.call(engine.wait, self, timeout)
+        _run(lambda engine: engine.wait(self, timeout))
         return self
 
     def kill(self) -> None:
@@ -225,20 +229,17 @@ class Job(_core.Job):
 
         Raises :class:`~ganga_async.JobStateError` when nothing is active.
         """
-        portal, engine = _session.open()
-        portal.call(engine.kill, self)
+        _run(lambda engine: engine.kill(self))
 
     def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
         unsplit job or subjob. Raises :class:`~ganga_async.JobStateError` when none qualifies."""
-        portal, engine = _session.open()
-        portal.call(functools.partial(engine.resubmit, statuses=statuses), self)
+        _run(lambda engine: engine.resubmit(self, statuses=statuses))
         return self
 
     def remove(self) -> None:
         """Kill the job if it is active, then delete it and its workspace; it leaves ``jobs``."""
-        portal, engine = _session.open()
-        portal.call(engine.remove, self)
+        _run(lambda engine: engine.remove(self))
 
     def copy(self, unprepare: bool | None = None) -> Job:
         """A new job with the same description (deep-copied), stored at once with status
@@ -246,34 +247,29 @@ class Job(_core.Job):
         the same ShareDir; ``unprepare=True`` gives an unprepared copy (``None``:
         ``config["Preparable"]["unprepare_on_copy"]``)."""
         clone = _adopt(super().copy(unprepare))
-        portal, engine = _session.open()
-        portal.call(engine.add, clone)
+        _run(lambda engine: engine.add(clone))
         return clone
 
     def prepare(self, force: bool = False) -> Job:
         """Prepare the job's application (as ``j.application.prepare()``): copy the files it
         needs into a new ShareDir. Submitting prepares an unprepared job by itself."""
-        portal, engine = _session.open()
-        portal.call(functools.partial(engine.prepare, self, force=force))
+        _run(lambda engine: engine.prepare(self, force=force))
         return self
 
     def unprepare(self) -> Job:
         """Unprepare the job's application, releasing its ShareDir reference."""
-        portal, engine = _session.open()
-        portal.call(engine.unprepare, self)
+        _run(lambda engine: engine.unprepare(self))
         return self
 
     def peek(self, filename: str = "stdout") -> str:
         """The text of ``filename`` in the output (or working) directory: ``j.peek()`` is what
         the job printed, ``j.peek("stderr")`` its errors, ``j.peek("")`` lists the files."""
-        portal, engine = _session.open()
-        return _Text(portal.call(engine.peek, self, filename))
+        return _Text(_run(lambda engine: engine.peek(self, filename)))
 
     def force_status(self, status: str | Status) -> None:
         """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
         ``"completed"``, as Ganga's ``force_status``; active ones are killed first."""
-        portal, engine = _session.open()
-        portal.call(engine.force_status, self, status)
+        _run(lambda engine: engine.force_status(self, status))
 
 
 def _adopt(job: _core.Job) -> Job:
@@ -284,7 +280,7 @@ def _adopt(job: _core.Job) -> Job:
     return cast(Job, job)
 
 
-_COLUMNS = ("fqid", "status", "name", "subjobs", "application", "backend", "backend_id", "comment")
+_HEADERS = tuple("fqid" if column == "id" else column for column in SUMMARY_COLUMNS)
 
 
 class JobRegistry:
@@ -298,37 +294,33 @@ class JobRegistry:
     def __call__(self, job_id: int | str) -> Job:
         """The job with this id, or the subjob with this fqid (``"3.17"``); raises
         :class:`~ganga_async.JobNotFoundError` when there is none."""
-        portal, engine = _session.open()
-        return _adopt(portal.call(engine.get, job_id))
+        return _adopt(_run(lambda engine: engine.get(job_id)))
 
     def select(self, status: str | Status | None = None, name: str | None = None) -> list[Job]:
         """The jobs in ``status`` and/or with ``name`` (all jobs when neither is given)."""
-        portal, engine = _session.open()
-        return [_adopt(job) for job in portal.call(engine.jobs, status, name)]
+        return [_adopt(job) for job in _run(lambda engine: engine.jobs(status, name))]
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.select())
 
     def __len__(self) -> int:
-        portal, engine = _session.open()
-        return len(portal.call(engine.summary))
+        return len(_run(lambda engine: engine.summary()))
 
     def __repr__(self) -> str:
-        portal, engine = _session.open()
-        summary = portal.call(engine.summary)
-        rows = [[_cell(column, entry) for column in _COLUMNS] for entry in summary]
-        widths = [max(len(cell) for cell in column) for column in zip(_COLUMNS, *rows, strict=True)]
+        summary = _run(lambda engine: engine.summary())
+        rows = [[_cell(column, entry) for column in SUMMARY_COLUMNS] for entry in summary]
+        widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=True)]
 
         def line(cells: Sequence[str]) -> str:
             return " | ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
 
-        header = line(_COLUMNS)
+        header = line(_HEADERS)
         title = f"Registry: jobs ({len(rows)} {'job' if len(rows) == 1 else 'jobs'})"
         return "\n".join([title, header, "-" * len(header), *(line(row) for row in rows)])
 
 
 def _cell(column: str, entry: dict[str, Any]) -> str:
-    value = entry["id"] if column == "fqid" else entry[column]
+    value = entry[column]
     if value is None or (column == "subjobs" and not value):
         return ""
     return str(value)
@@ -343,12 +335,7 @@ jobs = JobRegistry()
 def _call(credential: _credentials.Credential, method: str, *args: Any) -> Any:
     """Run the async ``method`` of the engine's own instance of ``credential`` (shared with the
     credential gate, so readings and renewals are shared too) and return its result."""
-    portal, engine = _session.open()
-
-    async def call() -> Any:
-        return await getattr(engine.credentials.managed(credential), method)(*args)
-
-    return portal.call(call)
+    return _run(lambda engine: getattr(engine.credentials.managed(credential), method)(*args))
 
 
 class _Blocking(_credentials.Credential):
@@ -385,9 +372,8 @@ class _Blocking(_credentials.Credential):
     def renew(self, *, interactive: bool | None = None) -> _credentials.CredentialInfo:  # type: ignore[override]
         """Renew it (raises :class:`~ganga_async.RenewalError` when that fails). ``interactive``
         (default: when stdin is a terminal) lets the command ask for a password."""
-        portal, engine = _session.open()
         asked = sys.stdin.isatty() if interactive is None else interactive
-        return portal.call(functools.partial(engine.credentials.renew, self, interactive=asked))
+        return _run(lambda engine: engine.credentials.renew(self, interactive=asked))
 
 
 class X509Proxy(_Blocking, _x509.X509Proxy):
@@ -433,18 +419,16 @@ class CredentialStoreView:
 
     def get_credentials(self) -> list[_credentials.Credential]:
         """The credentials found in the default places and the configured defaults that exist."""
-        portal, engine = _session.open()
-        return [_as_blocking(c) for c in portal.call(engine.credentials.store.get_credentials)]
+        found = _run(lambda engine: engine.credentials.store.get_credentials())
+        return [_as_blocking(c) for c in found]
 
     getCredentials = get_credentials  # noqa: N815 (Ganga's name)
 
     def renew(self, type_name: str | None = None, *, interactive: bool | None = None) -> None:
         """Renew every credential found (or those of ``type_name``) through the engine's
         credential manager, as each one's ``renew()`` does; raise the first failure."""
-        portal, engine = _session.open()
         asked = sys.stdin.isatty() if interactive is None else interactive
-        results = portal.call(functools.partial(engine.credentials.renew_all, type_name,
-                                                interactive=asked))
+        results = _run(lambda engine: engine.credentials.renew_all(type_name, interactive=asked))
         for _, outcome in results:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -456,8 +440,7 @@ class CredentialStoreView:
         return len(self.get_credentials())
 
     def __repr__(self) -> str:
-        portal, engine = _session.open()
-        infos = [portal.call(c.info) for c in portal.call(engine.credentials.store.get_credentials)]
+        infos = _run(_credential_infos)
         if not infos:
             return "Credentials: none found"
         rows = [(i.description, i.identity or "", i.location, _left(i), i.problem or "") for i in infos]
@@ -466,6 +449,10 @@ class CredentialStoreView:
         lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                  for r in [head, *rows]]
         return "\n".join([f"Credentials ({len(rows)})", lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+async def _credential_infos(engine: Engine) -> list[_credentials.CredentialInfo]:
+    return [await c.info() for c in await engine.credentials.store.get_credentials()]
 
 
 def _left(info: _credentials.CredentialInfo) -> str:
@@ -489,29 +476,26 @@ class ShareRefRegistry:
 
     def counts(self) -> dict[str, int]:
         """``{ShareDir name: reference count}``."""
-        portal, engine = _session.open()
-        return portal.call(engine.shareref.counts)
+        return _run(lambda engine: engine.shareref.counts())
 
     def ls(self, name: str) -> str:
         """The tree of the ShareDir ``name`` (``conf-<uuid>``)."""
-        portal, engine = _session.open()
-        return _Text(portal.call(engine.shareref.ls, name))
+        return _Text(_run(lambda engine: engine.shareref.ls(name)))
 
     def rebuild(self, unprepare: bool = True, rmdir: bool = False) -> dict[str, int]:
         """Rebuild the table from the jobs and the box; see
         :meth:`ganga_async.ShareRef.rebuild`. Returns the new counts."""
-        portal, engine = _session.open()
-        return portal.call(engine.shareref.rebuild, unprepare, rmdir)
+        return _run(lambda engine: engine.shareref.rebuild(unprepare, rmdir))
 
     def lookup(self, name: str, unprepare: bool = False) -> list[str]:
         """Log and return the stored jobs and box entries referencing ShareDir ``name``
         (``job:3``, ``box:analysis``); ``unprepare=True`` unprepares them."""
-        portal, engine = _session.open()
-        return portal.call(engine.shareref.lookup, name, unprepare)
+        return _run(lambda engine: engine.shareref.lookup(name, unprepare))
 
     def __repr__(self) -> str:
-        portal, engine = _session.open()
-        return render_table(portal.call(engine.shareref.table), engine.shared.root)
+        rows = _run(lambda engine: engine.shareref.table())
+        _, engine = _session.open()
+        return render_table(rows, SharedArea.for_user(engine.gangadir, engine.config.user).root)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
@@ -532,22 +516,18 @@ class BoxRegistry:
 
     def add(self, obj: _core.Job | Component, name: str) -> None:
         """Keep a copy of ``obj`` (a job, an application, a backend or a splitter) as ``name``."""
-        portal, engine = _session.open()
-        portal.call(engine.box.add, obj, name)
+        _run(lambda engine: engine.box.add(obj, name))
 
     def __getitem__(self, name: str) -> Job | Component:
-        portal, engine = _session.open()
-        obj = portal.call(engine.box.get, name)
+        obj = _run(lambda engine: engine.box.get(name))
         return _adopt(obj) if isinstance(obj, _core.Job) else obj
 
     def remove(self, name: str) -> None:
         """Delete the entry ``name``."""
-        portal, engine = _session.open()
-        portal.call(engine.box.remove, name)
+        _run(lambda engine: engine.box.remove(name))
 
     def _names(self) -> list[str]:
-        portal, engine = _session.open()
-        return [entry.name for entry in portal.call(engine.box.entries)]
+        return [entry.name for entry in _run(lambda engine: engine.box.entries())]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())
@@ -559,8 +539,7 @@ class BoxRegistry:
         return name in self._names()
 
     def __repr__(self) -> str:
-        portal, engine = _session.open()
-        entries = portal.call(engine.box.entries)
+        entries = _run(lambda engine: engine.box.entries())
         rows = [["name", "kind", "type", "sharedir"]]
         rows += [[e.name, e.kind, e.type, e.sharedir or ""] for e in entries]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -578,8 +557,7 @@ box = BoxRegistry()
 
 
 def _run_on_engine(method: str, *args: Any, **kwargs: Any) -> Any:
-    portal, engine = _session.open()
-    return portal.call(functools.partial(getattr(engine, method), *args, **kwargs))
+    return _run(lambda engine: getattr(engine, method)(*args, **kwargs))
 
 
 _blocking.install(_run_on_engine)

@@ -19,8 +19,8 @@ from _service_helpers import start_daemon, stop_daemon
 from test_cli_shareref import prepared_job_in_the_box
 
 from ganga_async import cli
+from ganga_async.commands import COMMANDS, SERVED
 from ganga_async.service import GangaService
-from ganga_async.service._cli import _COMMANDS
 from ganga_async.service._paths import ServicePaths
 
 pytestmark = [pytest.mark.slow]
@@ -35,11 +35,10 @@ def engine_opened(stderr: str) -> bool:
 
 
 def test_every_command_that_opens_an_engine_is_served() -> None:
-    parser = cli._parser()
-    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    commands = cli.parser().commands
     assert commands.choices is not None
-    assert set(commands.choices) - cli._SERVED == {"credentials", "service"}
-    assert cli._SERVED == set(_COMMANDS)
+    assert set(commands.choices) - SERVED == {"credentials", "service"}
+    assert SERVED == set(COMMANDS)
 
 
 SHAREREF_COMMANDS = [

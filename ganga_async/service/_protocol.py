@@ -27,11 +27,12 @@ from typing import Any
 
 from .. import _exceptions
 from .._exceptions import GangaAsyncError, ProtocolError, ServiceError
+from ..events import CredentialEvent, JobEvent
 
 __all__ = [
     "CANCELLABLE", "EVENT_TYPES", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "VERSION", "Request",
-    "decode_reply", "decode_request", "encode", "error_reply", "event_message", "exception_from",
-    "ok_reply", "request_message",
+    "credential_event", "decode_reply", "decode_request", "encode", "error_reply", "event_message",
+    "exception_from", "ok_reply", "request_message", "status_event",
 ]
 
 VERSION = 1
@@ -82,6 +83,23 @@ def ok_reply(request_id: RequestId | None, result: Any) -> dict[str, Any]:
 
 def event_message(request_id: RequestId, event: dict[str, Any]) -> dict[str, Any]:
     return {"v": VERSION, "id": request_id, "event": event}
+
+
+def status_event(event: JobEvent, job_id: int | None = None, subjobs: bool = True
+                 ) -> dict[str, Any] | None:
+    """A status transition as an ``events`` stream carries it; None when the subscription
+    filters it out (another job than ``job_id``, or a subjob's own one without ``subjobs``)."""
+    if (job_id is not None and event.job_id != job_id) or (not subjobs and event.index is not None):
+        return None
+    return {"type": "status", "fqid": event.fqid, "job_id": event.job_id, "index": event.index,
+            "old": str(event.old), "new": str(event.new), "time": event.time,
+            "reason": event.reason}
+
+
+def credential_event(event: CredentialEvent) -> dict[str, Any]:
+    """A credential warning as an ``events`` stream carries it."""
+    return {"type": "credential", "kind": event.kind, "credential": event.credential,
+            "time_left": event.time_left, "time": event.time, "message": event.message}
 
 
 def error_reply(request_id: RequestId | None, exc: BaseException) -> dict[str, Any]:

@@ -39,16 +39,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._exceptions import CommandTimeoutError, ProtocolError, ServiceError
 from .._portal_thread import PortalThread
 from ..config import load_config
-from ..model.job import Job
 from . import _protocol as protocol
 from ._control import connect, default_gangacmd, start_command
+from ._methods import JobDescription, OperationMethods
 
 __all__ = ["AsyncGangaService", "GangaService", "JobDescription"]
-
-JobDescription = dict[str, Any]
-"""A job as a dict with the fields of a job file: ``name``, ``comment``, ``inputfiles``,
-``outputfiles`` and the tables ``application``, ``backend``, ``splitter`` (each with ``type``)."""
-
 
 class _Pending:
     """A request waiting for its reply; a stream's items arrive on ``items``."""
@@ -99,7 +94,7 @@ class Subscription:
         """Stop following; returns once the daemon confirmed."""
         if not self._pending.done.is_set():
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await self._service._cancel(self._id)
+                await self._service.cancel(self._id)
                 await self._pending.done.wait()
         self._receive.close()
 
@@ -110,7 +105,7 @@ class Subscription:
         await self.aclose()
 
 
-class AsyncGangaService:
+class AsyncGangaService(OperationMethods):
     """A connection to the gangadir's daemon, for async code: ``async with AsyncGangaService()
     as gs: ...``.
 
@@ -121,7 +116,9 @@ class AsyncGangaService:
     because the user asks for it).
 
     Errors the daemon reports are raised as the same exception classes as in-process
-    (``JobSpecError`` naming the field, ``JobNotFoundError``, ...).
+    (``JobSpecError`` naming the field, ``JobNotFoundError``, ...). The typed operations
+    (``submit``, ``jobs``, ``job``, ``kill``, ...) are those of
+    :class:`~ganga_async.service._methods.OperationMethods`, over :meth:`call`.
     """
 
     def __init__(
@@ -149,6 +146,8 @@ class AsyncGangaService:
     # -- connection -------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncGangaService:
+        if self._stack is not None:
+            return self
         self.gangadir = self.gangadir.expanduser().absolute()
         stream = await connect(self.gangadir)
         if stream is None and self.autostart:
@@ -158,6 +157,15 @@ class AsyncGangaService:
             raise ServiceError(f"no ganga-async service runs for {self.gangadir}; start one with: "
                                f"ganga-async --gangadir {self.gangadir} service start")
         return await self._attach(stream)
+
+    @classmethod
+    async def running(cls, gangadir: str | os.PathLike[str]) -> AsyncGangaService | None:
+        """A client connected to the daemon that runs for ``gangadir``, or None when none runs
+        (none is started). Close it with :meth:`aclose`, or ``async with`` it."""
+        client = cls(gangadir, autostart=False)
+        client.gangadir = client.gangadir.expanduser().absolute()
+        stream = await connect(client.gangadir)
+        return None if stream is None else await client._attach(stream)
 
     async def _attach(self, stream: SocketStream) -> AsyncGangaService:
         """Serve this client over ``stream``, a connection :func:`connect` made to the daemon."""
@@ -245,7 +253,9 @@ class AsyncGangaService:
                 raise ServiceError(f"the connection to the daemon was lost: {exc}") from exc
         return request_id, pending
 
-    async def _cancel(self, request_id: int) -> None:
+    async def cancel(self, request_id: int) -> None:
+        """Ask the daemon to stop request ``request_id`` of this connection (an ``events``
+        stream, a ``wait``, a ``send_cmd``); a connection already lost is no error."""
         try:
             await self._request("cancel", {"id": request_id})
         except ServiceError:
@@ -262,7 +272,7 @@ class AsyncGangaService:
         except BaseException:
             if op in protocol.CANCELLABLE and not pending.done.is_set():
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                    await self._cancel(request_id)
+                    await self.cancel(request_id)
             raise
         return pending.result()
 
@@ -296,94 +306,6 @@ class AsyncGangaService:
         """Start ``send_cmd`` code and return its :class:`Command` at once."""
         request_id, pending = await self._request("send_cmd", {"code": code, "timeout": timeout})
         return Command(self, request_id, pending)
-
-    async def submit(self, job: JobDescription | Job, *, basedir: str | os.PathLike[str] | None = None
-                     ) -> dict[str, Any]:
-        """Submit a job given as a dict of job-file fields (or a new :class:`~ganga_async.Job`);
-        returns ``{"id", "status", ...}`` once the daemon accepted it. Relative ``inputfiles``
-        are relative to ``basedir``, by default this process's working directory."""
-        data = _job_dict(job) if isinstance(job, Job) else job
-        base = _absolute(basedir if basedir is not None else ".")
-        result: dict[str, Any] = await self.call("submit", job=data, basedir=base)
-        return result
-
-    async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
-        """One summary per master job (``id``, ``status``, ``name``, ``subjobs``, ...), filtered."""
-        result: list[dict[str, Any]] = await self.call("jobs", **_given(status=status, name=name))
-        return result
-
-    async def job(self, job_id: int | str) -> dict[str, Any]:
-        """Everything about a job or subjob (``3`` or ``"3.17"``), as ``show --json`` prints it."""
-        result: dict[str, Any] = await self.call("job", id=job_id)
-        return result
-
-    async def kill(self, job_id: int | str) -> dict[str, Any]:
-        """Kill a job (every active subjob) or one subjob."""
-        result: dict[str, Any] = await self.call("kill", id=job_id)
-        return result
-
-    async def resubmit(self, job_id: int | str, statuses: Sequence[str] = ("failed",)) -> dict[str, Any]:
-        """Submit again the subjobs in ``statuses``, or a finished unsplit job or subjob."""
-        result: dict[str, Any] = await self.call("resubmit", id=job_id, statuses=list(statuses))
-        return result
-
-    async def remove(self, job_id: int | str) -> dict[str, Any]:
-        """Kill the job if active, then delete it and its workspace."""
-        result: dict[str, Any] = await self.call("remove", id=job_id)
-        return result
-
-    async def peek(self, job_id: int | str, filename: str = "stdout") -> str:
-        """The text of a file of the job's output directory (``""`` lists the files)."""
-        result: dict[str, Any] = await self.call("peek", id=job_id, file=filename)
-        return str(result["content"])
-
-    async def wait(self, job_id: int | str, timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
-        """Until the job is final (``WaitTimeoutError`` after ``timeout``); its summary."""
-        result: dict[str, Any] = await self.call("wait", id=job_id, timeout=timeout)
-        return result
-
-    async def credentials(self, type: str | None = None) -> list[dict[str, Any]]:
-        """The credentials the daemon sees (those of ``type`` only, e.g. ``"BearerToken"``), as
-        ``ganga-async credentials --json`` prints them: ``type``, ``credential``, ``identity``,
-        ``location``, ``time_left``, ``expiry``, ``problem``, ``valid_for`` (backends)."""
-        result: list[dict[str, Any]] = await self.call("credentials", **_given(type=type))
-        return result
-
-    async def renew_credentials(self, type: str | None = None) -> list[dict[str, Any]]:
-        """Renew the credentials the daemon sees (those of ``type`` only) without a terminal;
-        each one renewed with its new state. :class:`~ganga_async.RenewalError` when one
-        cannot be renewed (``needs_user`` when it wants a password: run ``ganga-async
-        credentials renew`` in a terminal)."""
-        result: list[dict[str, Any]] = await self.call("credentials_renew", **_given(type=type))
-        return result
-
-    async def shareref(self) -> list[dict[str, Any]]:
-        """The shareref table: one row per ShareDir, oldest first (``name``, ``created``,
-        ``count``, ``exists``), as :meth:`ShareRef.table <ganga_async.ShareRef.table>`."""
-        result: list[dict[str, Any]] = await self.call("shareref")
-        return result
-
-    async def shareref_ls(self, name: str) -> str:
-        """The tree of ShareDir ``name`` (``conf-<uuid>``), one entry a line."""
-        result: dict[str, Any] = await self.call("shareref_ls", name=name)
-        return "\n".join(result["tree"])
-
-    async def shareref_lookup(self, name: str, unprepare: bool = False) -> list[str]:
-        """The owners referencing ShareDir ``name`` (``job:3``, ``box:NAME``); with
-        ``unprepare=True`` the daemon unprepares their applications."""
-        result: dict[str, Any] = await self.call("shareref_lookup", name=name, unprepare=unprepare)
-        return list(result["owners"])
-
-    async def shareref_rebuild(self, unprepare: bool = True, rmdir: bool = False) -> dict[str, int]:
-        """Rebuild the counts from the jobs and the box in the daemon (see
-        :meth:`ShareRef.rebuild <ganga_async.ShareRef.rebuild>`); the new ``{name: count}``."""
-        result: dict[str, int] = await self.call("shareref_rebuild", unprepare=unprepare, rmdir=rmdir)
-        return result
-
-    async def box(self) -> list[dict[str, Any]]:
-        """The box: one row per entry (``name``, ``kind``, ``type``, ``sharedir``, ``created``)."""
-        result: list[dict[str, Any]] = await self.call("box")
-        return result
 
     @asynccontextmanager
     async def events(self, job: int | str | None = None, *, subjobs: bool = True,
@@ -448,7 +370,7 @@ class Command:
         """Raise KeyboardInterrupt in the code and return its output once the daemon answered
         (None if it did not within the grace period and a few seconds)."""
         if not self._pending.done.is_set():
-            await self._service._cancel(self.id)
+            await self._service.cancel(self.id)
         with anyio.move_on_after(30):
             await self._pending.done.wait()
             try:
@@ -457,14 +379,6 @@ class Command:
                 return None
             return str(outcome["output"])
         return None
-
-
-def _given(**args: Any) -> dict[str, Any]:
-    return {name: value for name, value in args.items() if value is not None}
-
-
-def _absolute(path: str | os.PathLike[str]) -> str:
-    return os.path.abspath(path)
 
 
 async def _process_exit(pid: int) -> None:
@@ -477,21 +391,6 @@ async def _process_exit(pid: int) -> None:
         await anyio.wait_readable(fd)
     finally:
         os.close(fd)
-
-
-def _job_dict(job: Job) -> JobDescription:
-    """A new Job as the dict of job-file fields the daemon builds its own from."""
-    if job.id is not None:
-        raise ServiceError(f"job {job.fqid} belongs to another engine; submit a new Job or a dict")
-    spec = job.spec()
-    data: JobDescription = {"name": job.name, "comment": job.comment,
-                            "application": spec["application"], "backend": spec["backend"],
-                            "inputfiles": spec["inputfiles"], "outputfiles": spec["outputfiles"]}
-    if spec["splitter"] is not None:
-        data["splitter"] = spec["splitter"]
-    if spec["credentials"]:
-        data["credentials"] = spec["credentials"]
-    return data
 
 
 _CLOSE_TIMEOUT = 10.0

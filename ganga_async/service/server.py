@@ -54,7 +54,7 @@ from .._exceptions import (
 from .._log import JsonFormatter, get_logger
 from ..config import Config
 from ..engine import Engine
-from ..events import CredentialEvent, EventStream, JobEvent
+from ..events import EventStream, JobEvent
 from . import _protocol as protocol
 from ._console import Console, Execution, InterruptiblePortal, install_output_router
 from ._operations import OPERATIONS, Arguments
@@ -414,16 +414,7 @@ class Server:
         job_id = int(job) if job is not None else None
 
         def status(event: JobEvent) -> dict[str, Any] | None:
-            if (job_id is not None and event.job_id != job_id) or \
-                    (not subjobs and event.index is not None):
-                return None
-            return {"type": "status", "fqid": event.fqid, "job_id": event.job_id,
-                    "index": event.index, "old": str(event.old), "new": str(event.new),
-                    "time": event.time, "reason": event.reason}
-
-        def credential(event: CredentialEvent) -> dict[str, Any] | None:
-            return {"type": "credential", "kind": event.kind, "credential": event.credential,
-                    "time_left": event.time_left, "time": event.time, "message": event.message}
+            return protocol.status_event(event, job_id, subjobs)
 
         assert self._engine is not None
         streams: list[EventStream[Any]] = []
@@ -437,7 +428,8 @@ class Server:
             async with anyio.create_task_group() as tg:
                 for stream in streams:
                     tg.start_soon(self._forward, connection, request.id, stream,
-                                  status if stream.kind is JobEvent else credential, tg.cancel_scope)
+                                  status if stream.kind is JobEvent else protocol.credential_event,
+                                  tg.cancel_scope)
             return {"lost": sum(stream.lost for stream in streams)}
         finally:
             for stream in streams:

@@ -1,0 +1,51 @@
+"""The commands of ``ganga-async``, each written once, whatever answers it.
+
+A command is ``async def command(session, args, config) -> exit code`` over a
+:class:`~.session.Session`: the daemon's client when a daemon runs for the gangadir, otherwise
+an engine of the command's own (:func:`~.session.open_session`). :mod:`.jobs` and
+:mod:`.prepared` hold them, :mod:`.render` everything they print, :mod:`.credentials` and
+:mod:`.service` the two commands that need neither a daemon nor an engine of their own.
+:func:`run` runs one from a parsed command line; :mod:`ganga_async.cli` parses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..config import Config, load_config
+from . import jobs, prepared
+from .credentials import credentials
+from .in_process import EngineSession
+from .service import service_command
+from .session import Session, open_session
+
+__all__ = ["COMMANDS", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
+           "service_command"]
+
+Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, int]]
+
+COMMANDS: dict[str, Command] = {
+    "submit": jobs.submit, "jobs": jobs.jobs, "show": jobs.show, "wait": jobs.wait,
+    "kill": jobs.kill, "resubmit": jobs.resubmit, "remove": jobs.remove, "peek": jobs.peek,
+    "demo": jobs.demo, "shareref": prepared.shareref, "box": prepared.box,
+}
+"""The commands that open a session, by name."""
+
+SERVED = frozenset(COMMANDS)
+"""The commands a running daemon serves: every one that opens an engine, so that two engines
+never monitor one repository. Without a daemon they open an engine of their own."""
+
+READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
+"""The commands whose engine never contacts a backend (``monitoring=False``)."""
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the parsed command line ``args`` (any command but ``service``); its exit code."""
+    config = load_config()
+    if args.command == "credentials":
+        return await credentials(args, config)
+    monitoring = args.command not in READ_ONLY
+    async with open_session(args.gangadir, config, monitoring=monitoring) as session:
+        return await COMMANDS[args.command](session, args, config)

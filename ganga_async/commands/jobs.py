@@ -1,0 +1,177 @@
+"""The commands about jobs: ``submit``, ``jobs``, ``show``, ``wait``, ``kill``, ``resubmit``,
+``remove``, ``peek`` and ``demo``, each written once against a :class:`~.session.Session`.
+
+Each is ``async def command(session, args, config) -> exit code``: it asks the session (the
+daemon's client, or the command's own engine) and hands the results to
+:mod:`~ganga_async.commands.render`. A command that follows a job subscribes to the session's
+status events before it acts, so that its progress bar misses nothing. Without a daemon,
+``submit`` and ``resubmit`` return once the backend took the job, because the engine closes
+with the command; a daemon monitors the job itself, so they return at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import WaitTimeoutError
+from .._jobfile import load_job_file
+from ..applications.executable import Executable
+from ..backends.local import Local
+from ..config import Config
+from ..model.job import Job
+from ..splitters.arg import ArgSplitter
+from ..states import FINAL, Status
+from . import render
+from .session import Session
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+__all__ = ["demo", "demo_job", "jobs", "kill", "kill_patience", "peek", "remove", "resubmit",
+           "show", "submit", "wait"]
+
+Events = AsyncIterator[dict[str, Any]]
+
+
+async def submit(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``submit FILE.toml [--wait]``."""
+    job = load_job_file(args.file)
+    return await _submitted(session, args, lambda: session.submit(job), None)
+
+
+async def resubmit(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``resubmit ID [--wait]``."""
+    return await _submitted(session, args, lambda: session.resubmit(args.id), args.id)
+
+
+async def _submitted(session: Session, args: argparse.Namespace,
+                     submission: Callable[[], Awaitable[dict[str, Any]]], job_id: str | None) -> int:
+    """Run ``submission`` (of job ``job_id``, None for a new one), then with ``--wait`` follow
+    the job and summarise it; otherwise report the handover."""
+    progress = render.progress_bar(args) if args.wait else None
+    handover = not args.wait and session.daemon_pid is None
+    async with _transitions(session, progress, job_id, handover) as events:
+        before: dict[str, int] = {}
+        if progress is not None and job_id is not None:
+            before = (await session.job(job_id)).get("subjob_counts", {})
+        started = time.monotonic()
+        info = await submission()
+        if args.wait:
+            bar = render.JobProgress(str(info["id"]), info.get("subjobs", 0), before)
+            final = await bar.follow(progress, events, lambda: session.wait(info["id"]))
+            final["elapsed"] = round(time.monotonic() - started, 3)
+            return render.print_report(final, args)
+        if handover and events is not None:
+            info = await _handed_over(session, info, events)
+    return render.print_handed_over(info, args, by_daemon=session.daemon_pid is not None)
+
+
+async def _handed_over(session: Session, info: dict[str, Any], events: Events) -> dict[str, Any]:
+    """The job of ``info`` once the backend took it (it left ``submitting``): ``{"id",
+    "status", "subjobs"}``. A Local job then runs on, queue included, after the engine closes."""
+    fqid = str(info["id"])
+    if info["status"] == str(Status.SUBMITTING):
+        async for event in events:
+            if event["fqid"] == fqid and event["new"] != str(Status.SUBMITTING):
+                break
+    now = await session.job(fqid)
+    return {"id": info["id"], "status": now["status"], "subjobs": now.get("subjobs", 0)}
+
+
+@asynccontextmanager
+async def _transitions(session: Session, progress: Progress | None, job_id: str | None = None,
+                       handover: bool = False) -> AsyncIterator[Events | None]:
+    """The session's status transitions from now on (those of job ``job_id``'s master, when it
+    names one), for a ``progress`` bar, or only those of masters and unsplit jobs (and of
+    ``job_id`` if it is a subjob) to see a ``handover``; None when neither is wanted."""
+    if progress is None and not handover:
+        yield None
+        return
+    master = (job_id or "").partition(".")[0]
+    subjobs = progress is not None or "." in (job_id or "")
+    async with session.events(int(master) if master.isdigit() else None, subjobs=subjobs,
+                              types=["status"]) as events:
+        yield events
+
+
+async def wait(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``wait ID``."""
+    progress = render.progress_bar(args)
+    async with _transitions(session, progress, args.id) as events:
+        job = await session.job(args.id)
+        bar = render.JobProgress(job["fqid"], job.get("subjobs", 0), job.get("subjob_counts", {}))
+        return render.print_report(await bar.follow(progress, events, lambda: session.wait(args.id)),
+                                   args)
+
+
+async def jobs(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``jobs [--status S]``."""
+    return render.print_jobs(await session.jobs(status=args.status), args, session.gangadir)
+
+
+async def show(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``show ID``."""
+    return render.print_show(await session.job(args.id), args)
+
+
+async def kill(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``kill ID``: the kill, then a few seconds for the backend to confirm it."""
+    killed = await session.kill(args.id)
+    status = killed["status"]
+    if Status(status) not in FINAL:
+        try:
+            status = (await session.wait(args.id, timeout=kill_patience(config)))["status"]
+        except WaitTimeoutError:
+            status = (await session.job(args.id))["status"]
+    return render.print_killed(str(killed["id"]), status, args)
+
+
+def kill_patience(config: Config) -> float:
+    """Seconds ``kill`` waits for the killed job to be seen final: the grace a Local job has to
+    end, and a poll of its backend."""
+    return float(config["Local"]["kill_grace"] + config["Monitoring"]["poll_interval"] + 1)
+
+
+async def remove(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``remove ID``."""
+    return render.print_removed(await session.remove(args.id), args)
+
+
+async def peek(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``peek ID [FILE]``."""
+    return render.print_peek(await session.call("peek", id=args.id, file=args.file), args)
+
+
+async def demo(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``demo [--subjobs N]``: :func:`demo_job` with a progress bar and a report."""
+    progress = render.progress_bar(args)
+    async with _transitions(session, progress) as events:
+        started = time.monotonic()
+        info = await session.submit(demo_job(args.subjobs))
+        if not args.json:
+            print(render.demo_banner(str(info["id"]), args.subjobs))
+        bar = render.JobProgress(str(info["id"]), info.get("subjobs", 0), {})
+        final = await bar.follow(progress, events, lambda: session.wait(info["id"]))
+    elapsed = round(time.monotonic() - started, 3)
+    first = f"{info['id']}.0"
+    try:
+        sample: str | None = (await session.peek(first)).strip()
+    except FileNotFoundError:
+        sample = None
+    report = {"id": final["id"], "status": final["status"], "elapsed": elapsed, **final}
+    return render.print_demo(report, first, sample, args)
+
+
+def demo_job(count: int) -> Job:
+    """The main job: ``count`` subjobs of ``/bin/echo`` on Local, 8 at a time."""
+    return Job(
+        name="demo",
+        comment=f"ganga-async demo: {count} subjobs of /bin/echo",
+        application=Executable(exe="/bin/echo", args=[]),
+        backend=Local(max_concurrent=8),
+        splitter=ArgSplitter(args=[[f"hello from subjob {i}"] for i in range(count)]),
+    )

@@ -1,0 +1,421 @@
+"""Everything the command line prints: tables, JSON documents, reports and the progress bar.
+
+The commands hand over the JSON-able results of the daemon's operations (the same whether the
+daemon or the command's own engine answered) and the parsed command line, whose ``json``
+option chooses one JSON document on stdout instead of text. Each ``print_*`` function returns
+the command's exit code. :class:`JobProgress` draws a job's bar from the ``events`` stream's
+status dicts. rich is imported only to draw a table or a bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._describe import credential_row
+from .._duration import format_duration
+from .._log import EVENT_ATTR, JsonFormatter
+from ..engine import SUMMARY_COLUMNS
+from ..prepared.shareref import ShareDirInfo, holder_label, render_table
+from ..states import FINAL, Status
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from ..credentials.base import Credential, CredentialInfo
+    from ..credentials.store import CredentialStore
+
+__all__ = [
+    "JobProgress", "demo_banner", "print_box", "print_credentials", "print_demo", "print_error",
+    "print_handed_over", "print_jobs", "print_json", "print_killed", "print_peek",
+    "print_removed", "print_renewals", "print_report", "print_sharedir_owners",
+    "print_sharedir_tree", "print_sharedirs", "print_show", "progress_bar", "say",
+]
+
+_STATUS_STYLES = {"completed": "green", "failed": "red", "killed": "magenta", "running": "cyan",
+                  "submitted": "blue", "submitting": "blue", "completing": "cyan",
+                  "unknown": "yellow"}
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout."""
+    print(json.dumps(data, default=str))
+
+
+def print_error(message: str, *, as_json: bool) -> None:
+    """One line on stderr: ``error: ...``, or a JSON log object among the other JSON lines."""
+    if not as_json:
+        print(f"error: {message}", file=sys.stderr)
+        return
+    record = logging.makeLogRecord({
+        "name": "ganga_async.cli", "levelno": logging.ERROR, "levelname": "ERROR", "msg": message,
+        EVENT_ATTR: {"event": "error", "error": message},
+    })
+    print(JsonFormatter().format(record), file=sys.stderr)
+
+
+def say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    """A ``service`` command's answer: ``text``, or ``data`` as compact JSON with ``--json``."""
+    print(json.dumps(data) if args.json else text)
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: Path) -> int:
+    """Print job summaries as ``jobs`` does: a table, or JSON with ``--json``."""
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        which = f"{args.status} jobs" if args.status else "jobs"
+        print(f"no {which} in {gangadir}")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [["" if row[c] is None else str(row[c]) for c in SUMMARY_COLUMNS] for row in rows]
+    table = Table(box=None, header_style="bold")
+    for i, column in enumerate(SUMMARY_COLUMNS):
+        header = "fqid" if column == "id" else column
+        width = max(len(header), *(len(line[i]) for line in cells))
+        # On a narrow terminal the name and the comment give way; ids and statuses never do.
+        table.add_column(header, no_wrap=True, overflow="ellipsis",
+                         min_width={"comment": None, "name": min(width, 16)}.get(column, width),
+                         justify="right" if column in ("id", "subjobs") else "left")
+    for row, line in zip(rows, cells, strict=True):
+        style = _STATUS_STYLES.get(row["status"], "")
+        table.add_row(*[Text(cell, style=style if column == "status" else "")
+                        for column, cell in zip(SUMMARY_COLUMNS, line, strict=True)])
+    Console().print(table)
+    return 0
+
+
+def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print a job as ``show`` does, from :func:`~ganga_async._describe.describe`'s dict."""
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"job {info['fqid']}: {info['status']}")
+    for key, value in info.items():
+        if key in ("fqid", "status") or value in (None, "", [], {}):
+            continue
+        if key == "time":
+            print("  time")
+            for status, stamp in value.items():
+                print(f"    {status:<12} {stamp}")
+            continue
+        if key == "subjob_counts":
+            value = ", ".join(f"{status} {n}" for status, n in value.items())
+        elif isinstance(value, dict) and "type" in value:
+            value = _component_text(value)
+        elif key == "credentials":
+            value = ", ".join(_component_text(credential) for credential in value)
+        print(f"  {key:<14} {_shorten(str(value))}")
+    return 0
+
+
+def print_handed_over(info: dict[str, Any], args: argparse.Namespace, *, by_daemon: bool) -> int:
+    """Print a (re)submitted job its backend (or the daemon, ``by_daemon``) took over:
+    ``{"id", "status", "subjobs"}``."""
+    fqid = info["id"]
+    if args.json:
+        print_json({"id": fqid, "status": info["status"], "subjobs": info.get("subjobs", 0)})
+        return 0
+    print(fqid)
+    if by_daemon:
+        print(f"the service monitors job {fqid}; follow it with: ganga-async wait {fqid}",
+              file=sys.stderr)
+    elif Status(info["status"]) not in FINAL:
+        print(f"job {fqid} is {info['status']}; follow it with: ganga-async wait {fqid}",
+              file=sys.stderr)
+    return 0
+
+
+def print_report(info: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print :func:`~ganga_async._describe.summarise`'s dict of a final job; the exit code is
+    0 if it completed, 1 otherwise."""
+    elapsed = info.get("elapsed")
+    if args.json:
+        print_json(info)
+    else:
+        took = f" in {elapsed:.1f} s" if elapsed is not None else ""
+        print(f"job {info['id']} {info['status']}{took}")
+        for status, n in info.get("subjob_counts", {}).items():
+            print(f"  {status:<10} {n}")
+        if info.get("exitcode") is not None:
+            print(f"  {'exit code':<10} {info['exitcode']}")
+        if info.get("reason"):
+            print(f"  {'reason':<10} {info['reason']}")
+        print(f"  {'outputs':<10} {info['outputs']}")
+    return 0 if info["status"] == str(Status.COMPLETED) else 1
+
+
+def print_killed(fqid: str, status: str, args: argparse.Namespace) -> int:
+    """Print the outcome of ``kill``: the job's status once killed, or that it is on its way."""
+    if args.json:
+        print_json({"id": fqid, "status": status})
+    elif Status(status) in FINAL:
+        print(f"job {fqid} {status}")
+    else:
+        print(f"kill of job {fqid} requested; it is still {status} "
+              f"(check with: ganga-async show {fqid})")
+    return 0
+
+
+def print_removed(removed: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print the outcome of ``remove``: ``{"id", "status"}``."""
+    if args.json:
+        print_json(removed)
+    else:
+        print(f"job {removed['id']} removed")
+    return 0
+
+
+def print_peek(peeked: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print a file of a job's output: ``{"id", "file", "content"}``."""
+    if args.json:
+        print_json(peeked)
+        return 0
+    text = peeked["content"]
+    sys.stdout.write(text)
+    if text and not text.endswith("\n"):
+        sys.stdout.write("\n")
+    return 0
+
+
+def demo_banner(fqid: str, count: int) -> str:
+    """The demo's first line: which job runs what."""
+    return f"job {fqid}: {count} subjobs of /bin/echo on Local(max_concurrent=8)"
+
+
+def print_demo(info: dict[str, Any], first: str, sample: str | None, args: argparse.Namespace) -> int:
+    """The demo's report: the job's summary, its rate and the stdout of its first subjob."""
+    count = sum(info.get("subjob_counts", {}).values())
+    rate = count / info["elapsed"] if info.get("elapsed") else 0.0
+    if args.json:
+        print_json({**info, "rate": round(rate, 1), "sample": {"id": first, "stdout": sample}})
+        return 0 if info["status"] == str(Status.COMPLETED) else 1
+    code = print_report(info, args)
+    print(f"  {'rate':<10} {rate:.1f} subjobs/s")
+    print(f"  {'stdout of ' + first}: {sample if sample is not None else '(none)'}")
+    print(f"  look closer: ganga-async show {info['id']}; ganga-async peek {first}")
+    return code
+
+
+def _component_text(data: dict[str, Any]) -> str:
+    fields = ", ".join(f"{k}={v!r}" for k, v in data.items() if k != "type")
+    return f"{data['type']}({fields})"
+
+
+def _shorten(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- prepared state -----------------------------------------------------------------------
+
+
+def print_sharedir_tree(listing: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print ``shareref ls``: ``{"name", "tree": [line, ...]}``."""
+    if args.json:
+        print_json(listing)
+    else:
+        print("\n".join(listing["tree"]))
+    return 0
+
+
+def print_sharedir_owners(found: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print ``shareref lookup``: ``{"name", "owners": ["job:3", "box:NAME"], "unprepared"}``,
+    in Ganga's words."""
+    if args.json:
+        print_json(found)
+        return 0
+    name, holders = found["name"], found["owners"]
+    for holder in holders:
+        kind, ident = holder_label(holder)
+        print(f"ShareDir {name} is referenced by item #{ident} in {kind} repository")
+    print(f"{len(holders)} item(s) found referencing ShareDir {name}"
+          + ("; unprepared" if found["unprepared"] and holders else ""))
+    return 0
+
+
+def print_sharedirs(rows: Sequence[ShareDirInfo], root: Path, args: argparse.Namespace) -> int:
+    """Print the shareref table (``root`` is the shared area), or ``{ShareDir: count}`` in
+    the table's order with ``--json``."""
+    if args.json:
+        print_json({row.name: row.count for row in rows})
+    else:
+        print(render_table(rows, root))
+    return 0
+
+
+def print_box(entries: list[dict[str, Any]], gangadir: Path, args: argparse.Namespace) -> int:
+    """Print the box's entries (``name``, ``kind``, ``type``, ``sharedir``, ...) as a table, or
+    as JSON with ``--json``."""
+    if args.json:
+        print_json(entries)
+        return 0
+    if not entries:
+        print(f"the box of {gangadir} is empty")
+        return 0
+    rows = [("name", "kind", "type", "sharedir")]
+    rows += [(e["name"], e["kind"], e["type"], e["sharedir"] or "") for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+# -- credentials --------------------------------------------------------------------------
+
+
+def print_credentials(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    """Print :func:`~ganga_async._describe.credential_rows` as a table, or as JSON."""
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no credentials found (grid proxy, Kerberos ticket, AFS token, bearer token)")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for header in ("type", "identity", "location", "time left", "valid for"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        usable = row["exists"] and not row["problem"]
+        left = ("expired" if not row["time_left"] else format_duration(row["time_left"])
+                ) if usable else "-"
+        valid = ", ".join(row["valid_for"]) or ("none: " + (row["problem"] or "too short")
+                                                if row["exists"] else "none: not found")
+        table.add_row(row["credential"], row["identity"] or "", row["location"], left, valid)
+    Console().print(table)
+    return 0
+
+
+def print_renewals(results: Sequence[tuple[Credential, CredentialInfo | BaseException]],
+                   store: CredentialStore, args: argparse.Namespace) -> int:
+    """Print what ``credentials renew`` did: one line per credential (failures as ``error:``
+    lines on stderr), or one JSON row each; the exit code is 2 when any failed."""
+    if args.json:
+        print_json([{"credential": c.describe(), "renewed": not isinstance(r, BaseException),
+                     **({"error": str(r)} if isinstance(r, BaseException)
+                        else credential_row(r, store))}
+                    for c, r in results])
+    failed = 0
+    for credential, outcome in results:
+        if isinstance(outcome, BaseException):
+            failed += 1
+            if not args.json:
+                print(f"error: {outcome}", file=sys.stderr)
+        elif not args.json:
+            left = format_duration(outcome.time_left())
+            problem = f" ({outcome.problem})" if outcome.problem else ""
+            print(f"{credential.describe()}: renewed, {left} left{problem}")
+    return 2 if failed else 0
+
+
+# -- the progress bar ---------------------------------------------------------------------
+
+
+class JobProgress:
+    """How far a job is, drawn as a progress bar: how many of its subjobs (or the job itself,
+    unsplit) are final and how many failed, counted from its status transitions (the
+    ``"status"`` dicts of an ``events`` stream).
+    """
+
+    def __init__(self, fqid: str, subjobs: int, counts: Mapping[str, int]) -> None:
+        """``subjobs`` is the job's number of subjobs (0 if it is not split) and ``counts``
+        its subjobs per status when its transitions began to be followed."""
+        self.fqid = fqid
+        self.split = subjobs > 0
+        self.total = subjobs or 1
+        self.done = sum(n for status, n in counts.items() if Status(status) in FINAL)
+        self.failed = counts.get("failed", 0)
+
+    def count(self, event: Mapping[str, Any]) -> bool:
+        """Count ``event`` if it is a transition of one of the job's subjobs (of the job
+        itself if it is not split); whether it was."""
+        fqid = str(event["fqid"])
+        owner = fqid.rpartition(".")[0] if self.split else fqid
+        if owner != self.fqid:
+            return False
+        old, new = Status(event["old"]), Status(event["new"])
+        self.done += (new in FINAL) - (old in FINAL)
+        self.failed += (new is Status.FAILED) - (old is Status.FAILED)
+        return True
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """Take the exact counts from the final job's :func:`~ganga_async._describe.summarise`
+        (events may have been dropped on the way)."""
+        self.done = self.total
+        if self.split:
+            self.failed = summary.get("subjob_counts", {}).get("failed", 0)
+        else:
+            self.failed = int(summary["status"] == str(Status.FAILED))
+
+    async def follow(self, progress: Progress | None,
+                     events: AsyncIterable[Mapping[str, Any]] | None,
+                     wait: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """Return what ``wait()`` returns (the final job's summary), drawing the ``progress``
+        bar meanwhile from ``events``; no bar without either."""
+        if progress is None or events is None:
+            return await wait()
+        with progress:
+            task = progress.add_task(f"job {self.fqid}", total=self.total, completed=self._done(),
+                                     failed=max(0, self.failed))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._draw, progress, task, events)
+                summary = await wait()
+                tg.cancel_scope.cancel()
+            self.finish(summary)
+            self._show(progress, task)
+        return summary
+
+    async def _draw(self, progress: Progress, task: TaskID,
+                    events: AsyncIterable[Mapping[str, Any]]) -> None:
+        async for event in events:
+            if self.count(event):
+                self._show(progress, task)
+
+    def _show(self, progress: Progress, task: TaskID) -> None:
+        progress.update(task, completed=self._done(), failed=max(0, self.failed))
+
+    def _done(self) -> int:
+        # Clamped: a daemon's counts at the start may already include an event still on its way.
+        return max(0, min(self.done, self.total))
+
+
+def progress_bar(args: argparse.Namespace) -> Progress | None:
+    """A progress bar on stderr; none for JSON output or JSON log lines, nor off a terminal."""
+    if args.json or args.log_json:
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return None
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+    )
