@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
-__all__ = ["Component", "check_value", "build_component"]
+__all__ = ["Component", "check_value", "build_component", "build_plugin"]
 
 C = TypeVar("C", bound="Component")
 
@@ -175,7 +175,16 @@ def build_component(base: type[C], data: Any) -> C:
     names the entry-point group. Every mistake (not a table, no or an unknown ``type``, a plugin
     of another kind, an unknown field, a wrong type) is a JobSpecError naming the field.
     """
-    category = base.category
+    return _build(base.category, base, data)
+
+
+def build_plugin(category: str, data: Any) -> Component:
+    """:func:`build_component` for code that knows only the category (``"credential"``), not
+    the plugin base class: the foundation modules, which import no plugin package."""
+    return _build(category, Component, data)
+
+
+def _build(category: str, base: type[C], data: Any) -> C:
     available = _plugins.available(category)
     listed = ", ".join(available) or "none installed"
     example = f'type = "{available[0] if available else "..."}"'
@@ -197,6 +206,7 @@ def build_component(base: type[C], data: Any) -> C:
         raise JobSpecError(
             f"{category}.type", f"unknown {category} {name!r}; available: {listed}"
         ) from None
-    if not issubclass(cls, base):
-        raise JobSpecError(f"{category}.type", f"{name!r} is not a {base.__name__} plugin")
+    if not issubclass(cls, base) or cls.category != category:
+        kind = category if base is Component else base.__name__
+        raise JobSpecError(f"{category}.type", f"{name!r} is not a {kind} plugin")
     return cls.from_fields(fields, where=category)

@@ -25,11 +25,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ._component import Component, build_plugin
 from ._duration import parse_duration
-from ._exceptions import ConfigError, GangaAsyncError
+from ._exceptions import ConfigError, GangaAsyncError, JobSpecError
 from ._resources import shipped
 
-__all__ = ["Config", "Section", "load_config"]
+__all__ = ["Config", "Section", "credential_default", "load_config"]
 
 ENV_PREFIX = "GANGA_ASYNC_"
 _NOT_OPTIONS = {"GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"}
@@ -41,10 +42,41 @@ def _duration_table(value: Any) -> dict[str, float]:
     return {str(key): parse_duration(item, f"[{key!r}]") for key, item in value.items()}
 
 
-def _credential_defaults(value: Any) -> dict[str, dict[str, Any]]:
-    from .credentials.store import check_default_entries
+_SCOPES = ("backends", "applications")
 
-    return check_default_entries(value)
+
+def credential_default(name: str, data: Any) -> tuple[Component, dict[str, tuple[str, ...]]]:
+    """Check entry ``name`` of ``[Credentials] defaults`` and build its credential; return it
+    with the names it applies to (``{"backends": (...), "applications": (...)}``, empty for
+    all). Raise ConfigError naming the entry and the fix."""
+    where = f"defaults.{name}"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table with `type` and the credential's arguments, e.g. "
+                          '{type = "VomsProxy", vo = "lhcb", backends = ["Dirac"]}')
+    fields = dict(data)
+    scopes: dict[str, tuple[str, ...]] = {}
+    for scope in _SCOPES:
+        value = fields.pop(scope, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{scope} must be a list of {scope[:-1]} names, e.g. "
+                              f'{scope} = ["{"Local" if scope == "backends" else "Executable"}"]')
+        scopes[scope] = tuple(value)
+    try:
+        credential = build_plugin("credential", fields)
+    except JobSpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return credential, scopes
+
+
+def _credential_defaults(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a table of named entries, e.g. [Credentials.defaults.lhcb] with "
+                          'type = "VomsProxy" and vo = "lhcb"')
+    checked = {}
+    for name, data in value.items():
+        credential_default(str(name), data)
+        checked[str(name)] = dict(data)
+    return checked
 
 
 _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
