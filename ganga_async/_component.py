@@ -13,12 +13,13 @@ import dataclasses
 import os
 import types
 import typing
-from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
-__all__ = ["Component", "check_value", "build_component", "build_plugin"]
+__all__ = ["Component", "JobView", "check_value", "build_component", "build_plugin"]
 
 C = TypeVar("C", bound="Component")
 
@@ -129,6 +130,11 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
     def _thaw(self) -> None:
         self._frozen_by = None
 
+    @classmethod
+    def field_type(cls, name: str) -> Any:
+        """The annotation of field ``name`` (what :func:`check_value` checks a value against)."""
+        return cls._hints()[name]
+
     @property
     def plugin_name(self) -> str:
         return type(self).__name__
@@ -166,6 +172,42 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.field_names())
         return f"{type(self).__name__}({args})"
+
+
+class JobView(Protocol):
+    """What a plugin sees of a job: its description, read-only.
+
+    Splitters (``split(job)``, ``validate(job)``), ``Backend.validate(job)`` and the credential
+    manager are given the :class:`~ganga_async.Job` itself, which has all of these; the
+    plugins are written against this view so that they never depend on the job model. A
+    plugin that annotates ``job: Job`` instead, or not at all, works the same at run time.
+
+    ``id`` is the job's repository id (None until it is stored; a subjob's index).
+    """
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def application(self) -> Component: ...
+
+    @property
+    def backend(self) -> Component: ...
+
+    @property
+    def splitter(self) -> Component | None: ...
+
+    @property
+    def inputfiles(self) -> Sequence[str]: ...
+
+    @property
+    def outputfiles(self) -> Sequence[str]: ...
+
+    @property
+    def credentials(self) -> Sequence[Component]: ...
 
 
 def build_component(base: type[C], data: Any) -> C:

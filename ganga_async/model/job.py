@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._component import build_component, check_value
 from .._exceptions import JobSpecError, JobStateError
+from .._workspace import output_dir, work_dir
 from ..applications.base import Application
 from ..backends.base import Backend
 from ..credentials.base import Credential
@@ -33,7 +34,7 @@ from ..states import FINAL, Status
 if TYPE_CHECKING:
     from ..engine import Engine
 
-__all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList"]
+__all__ = ["Job", "JobInfo", "JobTimes", "SubjobTable", "SubjobList", "output_dir", "work_dir"]
 
 COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
     "application": Application, "backend": Backend, "splitter": Splitter,
@@ -425,22 +426,6 @@ class Job:
         if self._master is None and self.splitter is not None:
             parts.append(f"splitter={type(self.splitter).__name__}, subjobs={len(self.subjobs)}")
         return f"Job({', '.join(parts)})"
-
-
-def output_dir(jobdir: Path, index: int | None) -> Path:
-    """The outputdir of the job whose directory is ``jobdir`` (index None) or of its subjob
-    ``index``, without building the subjob."""
-    return jobdir / ("output" if index is None else str(index))
-
-
-def work_dir(jobdir: Path, index: int | None) -> Path:
-    """The kept working directory of the job in ``jobdir`` (index None) or of its subjob."""
-    return (jobdir if index is None else jobdir / str(index)) / "work"
-
-
-def job_dir_of(outputdir: Path) -> Path:
-    """The directory of the job an outputdir (of the job or of one of its subjobs) belongs to."""
-    return outputdir.parent
 
 
 def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
