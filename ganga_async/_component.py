@@ -19,7 +19,8 @@ from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
-__all__ = ["Component", "JobView", "check_value", "build_component", "build_plugin"]
+__all__ = ["Component", "JobView", "build_component", "build_plugin", "check_value", "freeze",
+           "frozen_by", "thaw"]
 
 C = TypeVar("C", bound="Component")
 
@@ -124,12 +125,6 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
         value = check_value(value, self._hints()[name], f"{self.category}.{name}")
         object.__setattr__(self, name, value)
 
-    def _freeze(self, reason: str) -> None:
-        self._frozen_by = reason
-
-    def _thaw(self) -> None:
-        self._frozen_by = None
-
     @classmethod
     def field_type(cls, name: str) -> Any:
         """The annotation of field ``name`` (what :func:`check_value` checks a value against)."""
@@ -166,12 +161,29 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
         import copy as _copy
 
         clone = _copy.deepcopy(self)
-        clone._thaw()
+        thaw(clone)
         return clone
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.field_names())
         return f"{type(self).__name__}({args})"
+
+
+def freeze(component: Component, reason: str) -> None:
+    """Make ``component`` read-only because of ``reason`` (``"job 3 is submitted"``, shown in
+    the error an assignment gets). The job model calls it on its components when it is
+    submitted; copies are never frozen."""
+    component._frozen_by = reason  # noqa: SLF001 (this module keeps Component's freeze)
+
+
+def thaw(component: Component) -> None:
+    """Make ``component`` editable again (its job went back to ``new``)."""
+    component._frozen_by = None  # noqa: SLF001 (this module keeps Component's freeze)
+
+
+def frozen_by(component: Component) -> str | None:
+    """Why ``component`` is read-only, or None when it is editable."""
+    return component._frozen_by  # noqa: SLF001 (this module keeps Component's freeze)
 
 
 class JobView(Protocol):

@@ -45,6 +45,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _plugins
+from ._component import thaw
 from ._exceptions import (
     EngineClosedError,
     GangaAsyncError,
@@ -1047,7 +1048,7 @@ class Engine:
     def _thaw(self, job: Job) -> None:
         for component in (job.application, job.backend, job.splitter, *job.credentials):
             if component is not None:
-                component._thaw()
+                thaw(component)
 
     async def _sharedir(self, app: Application) -> Path | None:
         """The path of a prepared application's ShareDir, checked to be one of this shared

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._component import build_component, check_value
+from .._component import build_component, check_value, freeze
 from .._exceptions import JobSpecError, JobStateError
 from .._workspace import output_dir, work_dir
 from ..applications.base import Application
@@ -410,12 +410,12 @@ class Job:
 
     def _freeze(self) -> None:
         reason = f"job {self.fqid} is {self._status}"
-        self.application._freeze(reason)
-        self.backend._freeze(reason)
+        freeze(self.application, reason)
+        freeze(self.backend, reason)
         if self.splitter is not None:
-            self.splitter._freeze(reason)
+            freeze(self.splitter, reason)
         for credential in self.credentials:
-            credential._freeze(reason)
+            freeze(credential, reason)
 
     def __repr__(self) -> str:
         parts = [f"fqid={self.fqid}", f"status={self.status}"]
