@@ -146,7 +146,7 @@ class Engine:
         self.shareref = ShareRef(self.repository, self.shared, owners=self._prepared_owners,
                                  unprepare=self._unprepare_owners)
         """The reference counts of ShareDirs (:class:`~ganga_async.ShareRef`)."""
-        self.box = Box(self)
+        self.box = Box(self.repository, self.shareref, self.shared, self._check_open)
         """Named jobs and applications kept in the repository (:class:`~ganga_async.Box`)."""
         self._jobs: dict[int, Job] = {}
         self._drivers: dict[str, BackendDriver] = {}
@@ -1054,16 +1054,7 @@ class Engine:
         """The path of a prepared application's ShareDir, checked to be one of this shared
         area that exists; None for an unprepared application."""
         sharedir = app.is_prepared
-        if sharedir is None:
-            return None
-        path = self.shared.path(sharedir.name)
-        if not await anyio.Path(path).is_dir():
-            raise JobSpecError(
-                "application.is_prepared",
-                f"ShareDir {sharedir.name} does not exist in {self.shared.root}; unprepare the "
-                "application (app.unprepare()) and prepare it again",
-            )
-        return path / sharedir.subdir
+        return None if sharedir is None else await self.shared.existing(sharedir)
 
     def _prepared_changed(self, job: Job) -> None:
         """A stored job's application was prepared or unprepared (called from any thread):
@@ -1116,7 +1107,7 @@ class Engine:
         for holder in holders:
             kind, ident = holder_label(holder)
             if kind == "box":
-                await self.box._unprepare(ident)
+                await self.box.unprepare(ident)
                 continue
             job = self._jobs.get(int(ident))
             if job is None:

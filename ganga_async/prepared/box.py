@@ -11,19 +11,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from .._component import Component, build_component
 from .._exceptions import BoxEntryNotFoundError, JobSpecError, RepositoryError
 from ..applications.base import Application
 from ..model.job import COMPONENT_BASES, Job
-from ..persistence.repository import BoxRow
+from ..persistence.repository import BoxRow, Repository
 from . import _preparing
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .sharedir import SharedArea
+from .shareref import ShareRef
 
 __all__ = ["Box", "BoxEntry"]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BoxEntry:
@@ -39,18 +40,26 @@ class BoxEntry:
 
 
 class Box:
-    """Named jobs and components kept in the repository; available as ``engine.box``."""
+    """Named jobs and components kept in the repository; available as ``engine.box``.
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    It keeps its entries in ``repository``, their references in ``shareref``, checks their
+    ShareDirs in ``area``, and calls ``check_open`` (which raises EngineClosedError) before
+    each call while the engine is not running.
+    """
+
+    def __init__(self, repository: Repository, shareref: ShareRef, area: SharedArea,
+                 check_open: Callable[[], None]) -> None:
+        self._repository = repository
+        self._shareref = shareref
+        self._area = area
+        self._check_open = check_open
         self._held: dict[str, str | None] = {}
 
     async def add(self, obj: Job | Component, name: str) -> None:
         """Keep a copy of ``obj`` (a job's description, an application, a backend or a
         splitter) under ``name``. Raises JobSpecError if the name is taken or ``obj`` is of
         another kind."""
-        engine = self._engine
-        engine._check_open()
+        self._check_open()
         _check_name(name)
         app: Application | None
         if isinstance(obj, Job):
@@ -66,12 +75,12 @@ class Box:
             )
         sharedir = None
         if app is not None and app.is_prepared is not None:
-            await engine._sharedir(app)
+            await self._area.existing(app.is_prepared)
             sharedir = app.is_prepared.name
         try:
-            await engine.repository.box_insert(BoxRow(name, kind, data, sharedir, time.time()))
+            await self._repository.box_insert(BoxRow(name, kind, data, sharedir, time.time()))
         except RepositoryError:
-            if await engine.repository.box_rows(name):
+            if await self._repository.box_rows(name):
                 raise JobSpecError(
                     "box.add", f"the box already has an entry {name!r}; remove it first "
                     f"(box.remove({name!r})) or choose another name"
@@ -79,12 +88,12 @@ class Box:
             raise
         self._held[name] = sharedir
         if sharedir is not None:
-            await engine.shareref.refresh(_holder(name), functools.partial(self._held.get, name))
+            await self._shareref.refresh(_holder(name), functools.partial(self._held.get, name))
 
     async def get(self, name: str) -> Job | Component:
         """A new copy of the entry ``name``: an unsubmitted job, or a component. A prepared
         application in it references the entry's ShareDir while the copy lives."""
-        self._engine._check_open()
+        self._check_open()
         row = await self._row(name)
         data = dict(row.object)
         obj: Job | Component
@@ -96,27 +105,26 @@ class Box:
             obj = build_component(COMPONENT_BASES[row.kind], data)
             app = obj if isinstance(obj, Application) else None
         if app is not None:
-            _preparing.hold_in_session(app, self._engine.shareref)
+            _preparing.hold_in_session(app, self._shareref)
         return obj
 
     async def remove(self, name: str) -> None:
         """Delete the entry ``name``, releasing its ShareDir reference."""
-        engine = self._engine
-        engine._check_open()
-        if not await engine.repository.box_delete(name):
+        self._check_open()
+        if not await self._repository.box_delete(name):
             raise self._missing(name, await self.entries())
         self._held[name] = None
-        await engine.shareref.refresh(_holder(name), functools.partial(self._held.get, name))
+        await self._shareref.refresh(_holder(name), functools.partial(self._held.get, name))
 
     async def entries(self) -> list[BoxEntry]:
         """Every entry, by name."""
-        self._engine._check_open()
+        self._check_open()
         return [BoxEntry(row.name, row.kind, str(row.object.get("type") or _job_type(row.object)),
                          row.sharedir, row.created)
-                for row in await self._engine.repository.box_rows()]
+                for row in await self._repository.box_rows()]
 
     async def _row(self, name: str) -> BoxRow:
-        rows = await self._engine.repository.box_rows(name)
+        rows = await self._repository.box_rows(name)
         if not rows:
             raise self._missing(name, await self.entries())
         return rows[0]
@@ -126,18 +134,21 @@ class Box:
         listed = ", ".join(repr(e.name) for e in entries) or "none"
         return BoxEntryNotFoundError(f"the box has no entry {name!r}; entries: {listed}")
 
-    async def _unprepare(self, name: str) -> None:
-        """Unprepare the application stored in entry ``name`` (its ShareDir is gone)."""
-        rows = await self._engine.repository.box_rows(name)
+    async def unprepare(self, name: str) -> None:
+        """Unprepare the application stored in entry ``name`` and release its reference (what
+        ``shareref.rebuild()`` and ``shareref.lookup(name, unprepare=True)`` do to entries
+        whose ShareDir is gone). Works while the engine closes too; nothing if there is no
+        such entry."""
+        rows = await self._repository.box_rows(name)
         if not rows:
             return
         data = dict(rows[0].object)
         app = data.get("application") if rows[0].kind == "job" else data
         if isinstance(app, dict) and app.get("is_prepared") is not None:
             app["is_prepared"] = None
-            await self._engine.repository.box_update(name, data, None)
+            await self._repository.box_update(name, data, None)
         self._held[name] = None
-        self._engine.shareref.refresh_soon(_holder(name), functools.partial(self._held.get, name))
+        self._shareref.refresh_soon(_holder(name), functools.partial(self._held.get, name))
 
 
 def _holder(name: str) -> str:
