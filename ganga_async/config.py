@@ -141,39 +141,34 @@ def _coerce(section: str, option: str, default: Any, value: Any, source: str) ->
     return value
 
 
+def _check_option(section: str, defaults: Mapping[str, Any], option: str) -> None:
+    if option not in defaults:
+        valid = ", ".join(sorted(defaults))
+        raise ConfigError(f"[{section}] has no option {option!r}; valid options: {valid}")
+
+
 class Section(Mapping[str, Any]):
     """One configuration section; ``section[option] = value`` validates the option and type."""
 
-    def __init__(self, config: Config, name: str) -> None:
-        self._config = config
+    def __init__(self, name: str, defaults: dict[str, Any], values: dict[str, Any]) -> None:
         self.name = name
-
-    def _defaults(self) -> dict[str, Any]:
-        return self._config._defaults[self.name]
-
-    def _check_option(self, option: str) -> None:
-        if option not in self._defaults():
-            valid = ", ".join(sorted(self._defaults()))
-            raise ConfigError(
-                f"[{self.name}] has no option {option!r}; valid options: {valid}"
-            )
+        self._defaults = defaults
+        self._values = values
 
     def __getitem__(self, option: str) -> Any:
-        self._check_option(option)
-        return self._config._values[self.name][option]
+        _check_option(self.name, self._defaults, option)
+        return self._values[option]
 
     def __setitem__(self, option: str, value: Any) -> None:
-        self._check_option(option)
-        default = self._defaults()[option]
-        self._config._values[self.name][option] = _coerce(
-            self.name, option, default, value, "runtime assignment"
-        )
+        _check_option(self.name, self._defaults, option)
+        default = self._defaults[option]
+        self._values[option] = _coerce(self.name, option, default, value, "runtime assignment")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._defaults())
+        return iter(self._defaults)
 
     def __len__(self) -> int:
-        return len(self._defaults())
+        return len(self._defaults)
 
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.items())
@@ -189,7 +184,7 @@ class Config(Mapping[str, Section]):
                 defaults[section][option] = check(defaults[section][option])
         self._defaults = defaults
         self._values = {name: dict(options) for name, options in defaults.items()}
-        self._sections = {name: Section(self, name) for name in defaults}
+        self._sections = {name: Section(name, defaults[name], self._values[name]) for name in defaults}
 
     def __getitem__(self, name: str) -> Section:
         try:
@@ -212,7 +207,7 @@ class Config(Mapping[str, Section]):
             if not isinstance(options, Mapping):
                 raise ConfigError(f"[{name}] in {source} must be a table of options")
             for option, value in options.items():
-                section._check_option(option)
+                _check_option(section.name, self._defaults[name], option)
                 default = self._defaults[name][option]
                 staged.append((name, option, _coerce(name, option, default, value, source)))
         for name, option, value in staged:
@@ -241,7 +236,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _env_layer(config: Config, environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     names = {
         f"{ENV_PREFIX}{section.upper()}_{option.upper()}": (section, option)
-        for section, options in config._defaults.items()
+        for section, options in config.items()
         for option in options
     }
     layer: dict[str, dict[str, str]] = {}

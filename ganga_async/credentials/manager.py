@@ -118,7 +118,7 @@ class CredentialManager:
             cls: type[Credential] = _plugins.load("credential", credential.plugin_name)
             data = credential.to_dict()
             data.pop("type")
-            found = self.store._prepare(cls.from_fields(data, where="credentials"))
+            found = self.store.configured(cls.from_fields(data, where="credentials"))
             self._managed[key] = found
         return found
 
@@ -217,7 +217,7 @@ class CredentialManager:
                             f"renewed: {_left(flight.info)} left", force=True)
             except RenewalError as exc:
                 flight.error = exc
-                signature = await anyio.to_thread.run_sync(managed._signature)
+                signature = await anyio.to_thread.run_sync(managed.signature)
                 self._failed[key] = (signature, time.monotonic(), exc.needs_user)
                 info = self._readings[key] = await managed.info()
                 self._alert(managed, "renewal_failed", info.time_left(), str(exc), force=True)
@@ -263,7 +263,7 @@ class CredentialManager:
             return True
         signature, when, needs_user = failed
         if needs_user:
-            now_signature = await anyio.to_thread.run_sync(credential._signature)
+            now_signature = await anyio.to_thread.run_sync(credential.signature)
             return now_signature is not None and now_signature != signature
         return time.monotonic() - when >= RETRY_AFTER
 

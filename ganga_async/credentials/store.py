@@ -58,8 +58,10 @@ class CredentialStore:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config if config is not None else load_config()
 
-    def _prepare(self, credential: Credential) -> Credential:
-        credential._timeout = self.config["Credentials"]["command_timeout"]
+    def configured(self, credential: Credential) -> Credential:
+        """``credential``, set up with this store's configuration (``[Credentials]
+        command_timeout``) and returned."""
+        credential.set_command_timeout(self.config["Credentials"]["command_timeout"])
         return credential
 
     async def get_credentials(self, *, include_missing: bool = False) -> list[Credential]:
@@ -68,22 +70,22 @@ class CredentialStore:
         With ``include_missing`` the configured defaults that are absent are listed too.
         """
         found: list[Credential] = []
-        proxy = self._prepare(_builtin("X509Proxy")())
+        proxy = self.configured(_builtin("X509Proxy")())
         proxy_info = await proxy.info()
         if proxy_info.exists:
             vo = proxy_info.details.get("vo")
-            found.append(self._prepare(_builtin("VomsProxy")(vo=vo)) if vo else proxy)
+            found.append(self.configured(_builtin("VomsProxy")(vo=vo)) if vo else proxy)
         candidates: list[Credential] = [_builtin("BearerToken")()]
         if shutil.which("klist"):
             candidates.append(_builtin("KerberosTicket")())
         if shutil.which("tokens"):
             candidates.append(_builtin("AFSToken")())
         for credential in candidates:
-            if await self._prepare(credential).exists():
+            if await self.configured(credential).exists():
                 found.append(credential)
         keys = {c.key() for c in found}
         for entry in default_entries(self.config):
-            credential = self._prepare(entry.credential)
+            credential = self.configured(entry.credential)
             if credential.key() in keys:
                 continue
             if include_missing or await credential.exists():
@@ -116,7 +118,7 @@ class CredentialStore:
                   if type_name is None or c.plugin_name == type_name]
         if not chosen and type_name is not None:
             cls: type[Credential] = _plugins.load("credential", type_name)
-            chosen = [self._prepare(cls())]
+            chosen = [self.configured(cls())]
         return chosen
 
     def min_time_left(self, backend: str) -> float:
