@@ -56,8 +56,8 @@ import anyio
 
 from ganga_async import ArgSplitter, Engine, Executable, Job, Local, Status
 from ganga_async._resources import shipped
+from ganga_async._workspace import job_dir_of
 from ganga_async.backends.local import STATUS_LOG, _start_runner
-from ganga_async.model.workspace import job_dir_of
 
 from ._harness import (
     Row,

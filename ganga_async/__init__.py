@@ -36,6 +36,7 @@ from ._exceptions import (
     ShareDirError,
     WaitTimeoutError,
 )
+from ._sharedir import ShareDir
 from .applications import Application, Command
 from .applications.executable import Executable
 from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
@@ -46,7 +47,6 @@ from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .model.job import Job, JobInfo, JobTimes
 from .prepared.box import Box, BoxEntry
-from .prepared.sharedir import ShareDir
 from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
 from .splitters.arg import ArgSplitter

@@ -13,12 +13,14 @@ import dataclasses
 import os
 import types
 import typing
-from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
-__all__ = ["Component", "check_value", "build_component", "freeze", "thaw"]
+__all__ = ["Component", "JobView", "build_component", "build_plugin", "check_value", "freeze",
+           "frozen_by", "thaw"]
 
 C = TypeVar("C", bound="Component")
 
@@ -123,11 +125,10 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
         value = check_value(value, self._hints()[name], f"{self.category}.{name}")
         object.__setattr__(self, name, value)
 
-    def _freeze(self, reason: str) -> None:
-        self._frozen_by = reason
-
-    def _thaw(self) -> None:
-        self._frozen_by = None
+    @classmethod
+    def field_type(cls, name: str) -> Any:
+        """The annotation of field ``name`` (what :func:`check_value` checks a value against)."""
+        return cls._hints()[name]
 
     @property
     def plugin_name(self) -> str:
@@ -160,12 +161,65 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
         import copy as _copy
 
         clone = _copy.deepcopy(self)
-        clone._thaw()
+        thaw(clone)
         return clone
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.field_names())
         return f"{type(self).__name__}({args})"
+
+
+def freeze(component: Component, reason: str) -> None:
+    """Make ``component`` read-only because of ``reason`` (``"job 3 is submitted"``, shown in
+    the error an assignment gets). The job model calls it on its components when it is
+    submitted; copies are never frozen."""
+    component._frozen_by = reason  # noqa: SLF001 (this module keeps Component's freeze)
+
+
+def thaw(component: Component) -> None:
+    """Make ``component`` editable again (its job went back to ``new``)."""
+    component._frozen_by = None  # noqa: SLF001 (this module keeps Component's freeze)
+
+
+def frozen_by(component: Component) -> str | None:
+    """Why ``component`` is read-only, or None when it is editable."""
+    return component._frozen_by  # noqa: SLF001 (this module keeps Component's freeze)
+
+
+class JobView(Protocol):
+    """What a plugin sees of a job: its description, read-only.
+
+    Splitters (``split(job)``, ``validate(job)``), ``Backend.validate(job)`` and the credential
+    manager are given the :class:`~ganga_async.Job` itself, which has all of these; the
+    plugins are written against this view so that they never depend on the job model. A
+    plugin that annotates ``job: Job`` instead, or not at all, works the same at run time.
+
+    ``id`` is the job's repository id (None until it is stored; a subjob's index).
+    """
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def application(self) -> Component: ...
+
+    @property
+    def backend(self) -> Component: ...
+
+    @property
+    def splitter(self) -> Component | None: ...
+
+    @property
+    def inputfiles(self) -> Sequence[str]: ...
+
+    @property
+    def outputfiles(self) -> Sequence[str]: ...
+
+    @property
+    def credentials(self) -> Sequence[Component]: ...
 
 
 def build_component(base: type[C], data: Any) -> C:
@@ -175,7 +229,16 @@ def build_component(base: type[C], data: Any) -> C:
     names the entry-point group. Every mistake (not a table, no or an unknown ``type``, a plugin
     of another kind, an unknown field, a wrong type) is a JobSpecError naming the field.
     """
-    category = base.category
+    return _build(base.category, base, data)
+
+
+def build_plugin(category: str, data: Any) -> Component:
+    """:func:`build_component` for code that knows only the category (``"credential"``), not
+    the plugin base class: the foundation modules, which import no plugin package."""
+    return _build(category, Component, data)
+
+
+def _build(category: str, base: type[C], data: Any) -> C:
     available = _plugins.available(category)
     listed = ", ".join(available) or "none installed"
     example = f'type = "{available[0] if available else "..."}"'
@@ -197,17 +260,7 @@ def build_component(base: type[C], data: Any) -> C:
         raise JobSpecError(
             f"{category}.type", f"unknown {category} {name!r}; available: {listed}"
         ) from None
-    if not issubclass(cls, base):
-        raise JobSpecError(f"{category}.type", f"{name!r} is not a {base.__name__} plugin")
+    if not issubclass(cls, base) or cls.category != category:
+        kind = category if base is Component else base.__name__
+        raise JobSpecError(f"{category}.type", f"{name!r} is not a {kind} plugin")
     return cls.from_fields(fields, where=category)
-
-
-def freeze(component: Component, reason: str) -> None:
-    """Make ``component`` read-only; assignments then fail with ``reason`` (e.g. "job 3 is
-    submitted"). The model freezes a job's components when the job leaves ``new``."""
-    object.__setattr__(component, "_frozen_by", reason)
-
-
-def thaw(component: Component) -> None:
-    """Make ``component`` editable again (its job went back to ``new``)."""
-    object.__setattr__(component, "_frozen_by", None)

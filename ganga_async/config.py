@@ -25,11 +25,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ._component import Component, build_plugin
 from ._duration import parse_duration
-from ._exceptions import ConfigError, GangaAsyncError
+from ._exceptions import ConfigError, GangaAsyncError, JobSpecError
 from ._resources import shipped
 
-__all__ = ["Config", "Section", "load_config"]
+__all__ = ["Config", "Section", "credential_default", "load_config"]
 
 ENV_PREFIX = "GANGA_ASYNC_"
 _NOT_OPTIONS = {"GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"}
@@ -41,10 +42,41 @@ def _duration_table(value: Any) -> dict[str, float]:
     return {str(key): parse_duration(item, f"[{key!r}]") for key, item in value.items()}
 
 
-def _credential_defaults(value: Any) -> dict[str, dict[str, Any]]:
-    from .credentials.store import check_default_entries
+_SCOPES = ("backends", "applications")
 
-    return check_default_entries(value)
+
+def credential_default(name: str, data: Any) -> tuple[Component, dict[str, tuple[str, ...]]]:
+    """Check entry ``name`` of ``[Credentials] defaults`` and build its credential; return it
+    with the names it applies to (``{"backends": (...), "applications": (...)}``, empty for
+    all). Raise ConfigError naming the entry and the fix."""
+    where = f"defaults.{name}"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table with `type` and the credential's arguments, e.g. "
+                          '{type = "VomsProxy", vo = "lhcb", backends = ["Dirac"]}')
+    fields = dict(data)
+    scopes: dict[str, tuple[str, ...]] = {}
+    for scope in _SCOPES:
+        value = fields.pop(scope, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{scope} must be a list of {scope[:-1]} names, e.g. "
+                              f'{scope} = ["{"Local" if scope == "backends" else "Executable"}"]')
+        scopes[scope] = tuple(value)
+    try:
+        credential = build_plugin("credential", fields)
+    except JobSpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return credential, scopes
+
+
+def _credential_defaults(value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a table of named entries, e.g. [Credentials.defaults.lhcb] with "
+                          'type = "VomsProxy" and vo = "lhcb"')
+    checked = {}
+    for name, data in value.items():
+        credential_default(str(name), data)
+        checked[str(name)] = dict(data)
+    return checked
 
 
 _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
@@ -109,39 +141,34 @@ def _coerce(section: str, option: str, default: Any, value: Any, source: str) ->
     return value
 
 
+def _check_option(section: str, defaults: Mapping[str, Any], option: str) -> None:
+    if option not in defaults:
+        valid = ", ".join(sorted(defaults))
+        raise ConfigError(f"[{section}] has no option {option!r}; valid options: {valid}")
+
+
 class Section(Mapping[str, Any]):
     """One configuration section; ``section[option] = value`` validates the option and type."""
 
-    def __init__(self, config: Config, name: str) -> None:
-        self._config = config
+    def __init__(self, name: str, defaults: dict[str, Any], values: dict[str, Any]) -> None:
         self.name = name
-
-    def _defaults(self) -> dict[str, Any]:
-        return self._config._defaults[self.name]
-
-    def _check_option(self, option: str) -> None:
-        if option not in self._defaults():
-            valid = ", ".join(sorted(self._defaults()))
-            raise ConfigError(
-                f"[{self.name}] has no option {option!r}; valid options: {valid}"
-            )
+        self._defaults = defaults
+        self._values = values
 
     def __getitem__(self, option: str) -> Any:
-        self._check_option(option)
-        return self._config._values[self.name][option]
+        _check_option(self.name, self._defaults, option)
+        return self._values[option]
 
     def __setitem__(self, option: str, value: Any) -> None:
-        self._check_option(option)
-        default = self._defaults()[option]
-        self._config._values[self.name][option] = _coerce(
-            self.name, option, default, value, "runtime assignment"
-        )
+        _check_option(self.name, self._defaults, option)
+        default = self._defaults[option]
+        self._values[option] = _coerce(self.name, option, default, value, "runtime assignment")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._defaults())
+        return iter(self._defaults)
 
     def __len__(self) -> int:
-        return len(self._defaults())
+        return len(self._defaults)
 
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.items())
@@ -157,7 +184,7 @@ class Config(Mapping[str, Section]):
                 defaults[section][option] = check(defaults[section][option])
         self._defaults = defaults
         self._values = {name: dict(options) for name, options in defaults.items()}
-        self._sections = {name: Section(self, name) for name in defaults}
+        self._sections = {name: Section(name, defaults[name], self._values[name]) for name in defaults}
 
     def __getitem__(self, name: str) -> Section:
         try:
@@ -180,7 +207,7 @@ class Config(Mapping[str, Section]):
             if not isinstance(options, Mapping):
                 raise ConfigError(f"[{name}] in {source} must be a table of options")
             for option, value in options.items():
-                section._check_option(option)
+                _check_option(section.name, self._defaults[name], option)
                 default = self._defaults[name][option]
                 staged.append((name, option, _coerce(name, option, default, value, source)))
         for name, option, value in staged:
@@ -209,7 +236,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _env_layer(config: Config, environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     names = {
         f"{ENV_PREFIX}{section.upper()}_{option.upper()}": (section, option)
-        for section, options in config._defaults.items()
+        for section, options in config.items()
         for option in options
     }
     layer: dict[str, dict[str, str]] = {}

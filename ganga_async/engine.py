@@ -35,6 +35,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import get_logger
+from ._workspace import output_dir
 from .applications.base import Application
 from .backends.base import Handle
 from .config import Config, load_config
@@ -43,7 +44,6 @@ from .events import CredentialEvent, EventStream, JobEvent, _Hub
 from .model import machine
 from .model.job import Job
 from .model.record import JobRecord
-from .model.workspace import output_dir
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of

@@ -8,7 +8,7 @@ import math
 from typing import Any, Generic, TypeVar
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._log import get_logger
 from .states import Status
@@ -59,23 +59,20 @@ class EventStream(Generic[E]):
     """
 
     def __init__(self, hub: _Hub, size: float, kind: type[E]) -> None:
-        self._send: MemoryObjectSendStream[E]
-        self._receive: MemoryObjectReceiveStream[E]
-        self._send, self._receive = anyio.create_memory_object_stream[E](size)
+        send, self._receive = anyio.create_memory_object_stream[E](size)
+        self._subscription = _Subscription(send, kind)
         self._hub = hub
-        self.kind = kind
-        self.lost = 0
-        hub.subscribers.add(self)
+        hub.subscribers.add(self._subscription)
 
-    def _offer(self, event: object) -> None:
-        if not isinstance(event, self.kind):
-            return
-        try:
-            self._send.send_nowait(event)
-        except anyio.WouldBlock:
-            self.lost += 1
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._hub.subscribers.discard(self)
+    @property
+    def kind(self) -> type[E]:
+        """The type of the events it receives."""
+        return self._subscription.kind
+
+    @property
+    def lost(self) -> int:
+        """How many events were dropped because the queue was full."""
+        return self._subscription.lost
 
     def __aiter__(self) -> EventStream[E]:
         return self
@@ -88,8 +85,8 @@ class EventStream(Generic[E]):
             raise StopAsyncIteration from None
 
     def close(self) -> None:
-        self._hub.subscribers.discard(self)
-        self._send.close()
+        self._hub.subscribers.discard(self._subscription)
+        self._subscription.send.close()
         self._receive.close()
 
     async def aclose(self) -> None:
@@ -105,20 +102,43 @@ class EventStream(Generic[E]):
         self.close()
 
 
+class _Subscription(Generic[E]):
+    """The hub's side of one EventStream: where its events go, and how many were lost."""
+
+    def __init__(self, send: MemoryObjectSendStream[E], kind: type[E]) -> None:
+        self.send = send
+        self.kind = kind
+        self.lost = 0
+
+    def offer(self, event: object) -> bool:
+        """Queue ``event`` if it is of this subscription's kind; False once the subscriber
+        has gone."""
+        if not isinstance(event, self.kind):
+            return True
+        try:
+            self.send.send_nowait(event)
+        except anyio.WouldBlock:
+            self.lost += 1
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False
+        return True
+
+
 class _Hub:
     """The engine's fan-out of events to its subscribers."""
 
     def __init__(self) -> None:
-        self.subscribers: set[EventStream[Any]] = set()
+        self.subscribers: set[_Subscription[Any]] = set()
 
     def publish(self, event: JobEvent | CredentialEvent) -> None:
         for subscriber in list(self.subscribers):
-            subscriber._offer(event)
+            if not subscriber.offer(event):
+                self.subscribers.discard(subscriber)
 
     def subscribe(self, size: int, kind: type[E]) -> EventStream[E]:
         return EventStream(self, size if size > 0 else math.inf, kind)
 
     def close(self) -> None:
         for subscriber in list(self.subscribers):
-            subscriber._send.close()
+            subscriber.send.close()
         self.subscribers.clear()

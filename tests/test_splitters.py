@@ -1,8 +1,22 @@
 """Splitters yield only what each subjob changes, and refuse what cannot be split."""
 
+import dataclasses
+import types
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
-from ganga_async import ArgSplitter, Executable, FileSplitter, GenericSplitter, Job, JobSpecError
+from ganga_async import (
+    ArgSplitter,
+    Executable,
+    FileSplitter,
+    GenericSplitter,
+    Job,
+    JobSpecError,
+    Local,
+    Splitter,
+)
 
 
 def test_argsplitter_replaces_args() -> None:
@@ -72,3 +86,27 @@ def test_file_splitter_groups_inputfiles() -> None:
 def test_file_splitter_needs_inputfiles() -> None:
     with pytest.raises(JobSpecError, match="inputfiles: is empty"):
         FileSplitter().validate(Job())
+
+
+def test_splitters_see_a_job_only_through_its_description() -> None:
+    view = types.SimpleNamespace(
+        id=None, name="", application=Executable(), backend=Local(), splitter=None,
+        inputfiles=["a", "b", "c"], outputfiles=[], credentials=[],
+    )
+    splitter = GenericSplitter(attribute="application.args", values=[["1"]])
+    splitter.validate(view)
+    assert list(FileSplitter(files_per_subjob=2).split(view)) == [
+        {"inputfiles": ["a", "b"]}, {"inputfiles": ["c"]},
+    ]
+
+
+def test_a_plugin_annotated_with_job_still_splits_a_job() -> None:
+    class OnePerFile(Splitter):
+        def split(self, job: Job) -> Iterator[dict[str, Any]]:
+            for path in job.inputfiles:
+                yield {"inputfiles": [path]}
+
+    splitter = dataclasses.dataclass(kw_only=True, repr=False)(OnePerFile)()
+    assert list(splitter.split(Job(inputfiles=["a", "b"]))) == [
+        {"inputfiles": ["a"]}, {"inputfiles": ["b"]},
+    ]

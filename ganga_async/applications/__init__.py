@@ -1,5 +1,5 @@
 """Applications: what a job runs. :class:`Application` is the plugin contract."""
 
-from .base import Application, Command
+from .base import Application, Command, PreparedListener
 
-__all__ = ["Application", "Command"]
+__all__ = ["Application", "Command", "PreparedListener"]

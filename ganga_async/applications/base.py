@@ -7,21 +7,36 @@ import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .. import _blocking
 from .._component import Component
 from .._exceptions import JobSpecError, JobStateError
-from ..prepared import _preparing
-from ..prepared.sharedir import ShareDir
+from .._log import get_logger
+from .._sharedir import ShareDir
 
-__all__ = ["Application", "Command"]
+__all__ = ["Application", "Command", "PreparedListener"]
+
+log = get_logger(__name__)
 
 A = TypeVar("A", bound="Application")
 
-_NOT_COPIED = frozenset({"_holders", "_frozen_by"})
-"""Private state a copy does not inherit: who holds references through the original, and
+_NOT_COPIED = frozenset({"_prepared_listeners", "_frozen_by"})
+"""Private state a copy does not inherit: who listens to the original's prepared state, and
 the original job's freeze."""
+
+
+class PreparedListener(Protocol):
+    """Told about an application's prepared state: the engine's bookkeeping of who references
+    its ShareDir registers one with :meth:`Application.add_prepared_listener`. Application
+    plugins never need it. Calls come from whichever thread changed the application; a
+    listener must not block."""
+
+    def prepared_changed(self, app: Application) -> None:
+        """``app.is_prepared`` changed: it was prepared, or unprepared."""
+
+    def copied(self, original: Application, clone: Application) -> None:
+        """``original.copy()`` made ``clone``, which references the same ShareDir."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,7 +70,9 @@ class Application(Component):
     :class:`~ganga_async.ShareDir` and the fields named in ``protected`` are read-only until
     :meth:`unprepare` (or ``is_prepared = None``). Submitting a job prepares its application
     first. In the plain-Python interface ``app.prepare()`` prepares at once; with the async
-    API use ``await engine.prepare(app)``.
+    API use ``await engine.prepare(app)``. The engine counts the references to ShareDirs
+    through a :class:`PreparedListener` (:meth:`add_prepared_listener`,
+    :meth:`mark_prepared`): engine-facing methods that plugins neither call nor override.
 
     Register a new application under the ``ganga_async.applications`` entry-point group.
     """
@@ -94,7 +111,8 @@ class Application(Component):
             )
         if value is None and current is not None:
             super().__setattr__("is_prepared", current)  # the freeze check
-            _preparing.unprepare(self)
+            log.info("Unpreparing application.")
+            self.mark_prepared(None)
 
     def _protects(self, name: str) -> bool:
         """Whether protected field ``name`` is read-only in this prepared application."""
@@ -114,6 +132,31 @@ class Application(Component):
     def unprepare(self) -> None:
         """Leave the prepared state and release the reference to the ShareDir."""
         self.is_prepared = None
+
+    def mark_prepared(self, sharedir: ShareDir | None) -> None:
+        """Engine-facing: record ``sharedir`` as the ShareDir this application runs from
+        (``None``: not prepared), whatever its job's status, and tell the listeners. Users
+        call :meth:`prepare` and :meth:`unprepare` instead."""
+        object.__setattr__(self, "is_prepared", sharedir)
+        for listener in self.prepared_listeners():
+            listener.prepared_changed(self)
+
+    def add_prepared_listener(self, listener: PreparedListener) -> None:
+        """Engine-facing: have ``listener`` told when this application is prepared,
+        unprepared or copied. A copy does not inherit the listeners."""
+        listeners: list[PreparedListener] = self.__dict__.setdefault("_prepared_listeners", [])
+        if listener not in listeners:
+            listeners.append(listener)
+
+    def remove_prepared_listener(self, listener: PreparedListener) -> None:
+        """Engine-facing: stop telling ``listener`` (nothing if it was not listening)."""
+        listeners: list[PreparedListener] = self.__dict__.get("_prepared_listeners", [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def prepared_listeners(self) -> tuple[PreparedListener, ...]:
+        """Engine-facing: the listeners of this application's prepared state."""
+        return tuple(self.__dict__.get("_prepared_listeners", ()))
 
     def preparable_files(self) -> dict[str, str]:
         """The local files preparing copies into the ShareDir: ``{name as this application
@@ -172,5 +215,6 @@ class Application(Component):
         if unprepare:
             object.__setattr__(clone, "is_prepared", None)
         elif clone.is_prepared is not None:
-            _preparing.hold_in_session(clone)
+            for listener in self.prepared_listeners():
+                listener.copied(self, clone)
         return clone

@@ -47,7 +47,7 @@ from anyio.abc import TaskStatus
 from .._exceptions import BackendError, BackendUnavailableError
 from .._log import get_logger
 from .._resources import shipped
-from ..model.workspace import job_dir_of
+from .._workspace import job_dir_of
 from ..states import Status
 from .base import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit, final_status
 

@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, ClassVar
 import anyio
 from anyio.abc import TaskStatus
 
-from .._component import Component
+from .._component import Component, JobView
 from ..applications.base import Command
 from ..states import Status
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..credentials.base import Credential
-    from ..model.job import Job
 
 __all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit"]
 
@@ -194,7 +193,7 @@ class Backend(Component):
     """Subjobs handed to one :meth:`BackendDriver.bulk_submit` call; 0 means ``[Pipeline]
     submit_batch``. A backend with job arrays asks for more, so a master becomes one array."""
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         """Raise JobSpecError when these settings cannot run ``job``."""
 
     def required_credentials(self) -> list[Credential]:

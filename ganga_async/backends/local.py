@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
 from .._exceptions import BackendError, JobSpecError
 from .._log import get_logger
 from .._resources import shipped
-from ..model.workspace import job_dir_of
+from .._workspace import job_dir_of
 from ..states import Status
 from .base import (
     Backend,
@@ -42,7 +42,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..model.job import Job
+    from .._component import JobView
 
 __all__ = ["Local", "LocalDriver", "STATUS_LOG", "KILL_FILE", "read_status"]
 
@@ -70,7 +70,7 @@ class Local(Backend):
 
     max_concurrent: int = 0
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         if self.max_concurrent < 0:
             raise JobSpecError("backend.max_concurrent", "must be 0 (the configured default) or more")
 

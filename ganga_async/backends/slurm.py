@@ -33,7 +33,7 @@ from ._batch import ACTIVE_NATIVE, BatchDriver, BatchSystem, CommandResult, Subm
 from .base import Backend, BackendStatus, DriverContext
 
 if TYPE_CHECKING:
-    from ..model.job import Job
+    from .._component import JobView
 
 __all__ = ["Slurm", "SlurmSystem"]
 
@@ -70,7 +70,7 @@ class Slurm(Backend):
     extra_options: list[str] = dataclasses.field(default_factory=list)
     max_running: int = 0
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         if self.cpus < 0:
             raise JobSpecError("backend.cpus", "must be 0 (Slurm's default) or more")
         if self.max_running < 0:

@@ -80,7 +80,7 @@ class AFSToken(Credential):
     def kerberos(self) -> KerberosTicket:
         """The Kerberos ticket its renewal goes through."""
         ticket = KerberosTicket(ccache=self.ccache, principal=self.principal, keytab=self.keytab)
-        ticket._timeout = self._timeout
+        ticket.set_command_timeout(self._timeout)
         return ticket
 
     def default_renew_command(self) -> list[str]:

@@ -124,6 +124,16 @@ class Credential(Component):
 
     # -- the interface -----------------------------------------------------------------
 
+    def signature(self) -> Hashable | None:
+        """What the type's ``_signature`` gives: something that changes whenever the
+        credential does, or None. It may block: call it in a worker thread."""
+        return self._signature()
+
+    def set_command_timeout(self, seconds: float) -> None:
+        """How long each command run for this credential (reading, renewal) may take; the
+        store sets ``[Credentials] command_timeout``."""
+        self._timeout = seconds
+
     def describe(self) -> str:
         """``"VomsProxy vo=lhcb"``: the type and the fields that differ from their defaults."""
         parts = [self.plugin_name]

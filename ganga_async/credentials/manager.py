@@ -25,14 +25,15 @@ import dataclasses
 import time
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import _plugins
+from .._component import JobView
 from .._duration import format_duration
-from .._exceptions import RenewalError
+from .._exceptions import JobSpecError, RenewalError
 from .._log import get_logger
 from ..events import CredentialEvent
 from .base import Credential, CredentialInfo
@@ -40,7 +41,6 @@ from .store import CredentialStore, default_entries
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..model.job import Job
 
 __all__ = ["CredentialManager", "Requirement", "Waiter", "RETRY_AFTER"]
 
@@ -56,6 +56,13 @@ class Requirement:
 
     credential: Credential
     min_time_left: float
+
+
+@runtime_checkable
+class _RequiresCredentials(Protocol):
+    """A component naming credentials its jobs need: a backend (``Backend.required_credentials``)."""
+
+    def required_credentials(self) -> Sequence[Credential]: ...
 
 
 class Waiter(Protocol):
@@ -97,7 +104,7 @@ class CredentialManager:
         self._waiters: list[Waiter] = []
         self._wake = anyio.Event()
         self._swept = anyio.Event()
-        self._job_needs: weakref.WeakKeyDictionary[Job, list[Requirement]] = weakref.WeakKeyDictionary()
+        self._job_needs: weakref.WeakKeyDictionary[JobView, list[Requirement]] = weakref.WeakKeyDictionary()
         self._tg: TaskGroup | None = None
 
     # -- what jobs need ---------------------------------------------------------------
@@ -111,13 +118,13 @@ class CredentialManager:
             cls: type[Credential] = _plugins.load("credential", credential.plugin_name)
             data = credential.to_dict()
             data.pop("type")
-            found = self.store._prepare(cls.from_fields(data, where="credentials"))
+            found = self.store.configured(cls.from_fields(data, where="credentials"))
             self._managed[key] = found
         return found
 
-    def requirements(self, job: Job) -> list[Requirement]:
+    def requirements(self, job: JobView) -> list[Requirement]:
         """What ``job`` needs: its own ``credentials``, its backend's, and the configured
-        defaults for its backend and application, each once. Worked out once per submitted job
+        defaults for its backend and application, each once. Worked out once per stored job
         (kept with the job object: a removed job's id may be given to a new one)."""
         known = self._job_needs.get(job)
         if known is not None:
@@ -125,10 +132,14 @@ class CredentialManager:
         backend = job.backend
         needed = self.store.min_time_left(backend.plugin_name)
         chosen: dict[str, Credential] = {}
-        candidates = [*job.credentials, *backend.required_credentials()]
+        candidates = list(job.credentials)
+        if isinstance(backend, _RequiresCredentials):
+            candidates += backend.required_credentials()
         candidates += [entry.credential for entry in default_entries(self.config)
                        if entry.applies(backend.plugin_name, job.application.plugin_name)]
         for credential in candidates:
+            if not isinstance(credential, Credential):
+                raise JobSpecError("credentials", f"{credential!r} is not a credential")
             chosen.setdefault(credential.key(), credential)
         needs = [Requirement(self.managed(c), needed) for c in chosen.values()]
         self._watch(needs)
@@ -206,7 +217,7 @@ class CredentialManager:
                             f"renewed: {_left(flight.info)} left", force=True)
             except RenewalError as exc:
                 flight.error = exc
-                signature = await anyio.to_thread.run_sync(managed._signature)
+                signature = await anyio.to_thread.run_sync(managed.signature)
                 self._failed[key] = (signature, time.monotonic(), exc.needs_user)
                 info = self._readings[key] = await managed.info()
                 self._alert(managed, "renewal_failed", info.time_left(), str(exc), force=True)
@@ -252,7 +263,7 @@ class CredentialManager:
             return True
         signature, when, needs_user = failed
         if needs_user:
-            now_signature = await anyio.to_thread.run_sync(credential._signature)
+            now_signature = await anyio.to_thread.run_sync(credential.signature)
             return now_signature is not None and now_signature != signature
         return time.monotonic() - when >= RETRY_AFTER
 

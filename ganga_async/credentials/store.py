@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import _plugins
-from .._component import build_component
-from .._exceptions import ConfigError, JobSpecError, RenewalError
+from .._exceptions import ConfigError, RenewalError
+from ..config import Config, credential_default, load_config
 from .base import Credential, CredentialInfo
 
-if TYPE_CHECKING:
-    from ..config import Config
-
-__all__ = ["CredentialStore", "DefaultCredential", "check_default_entries", "default_entries"]
-
-_SCOPES = ("backends", "applications")
+__all__ = ["CredentialStore", "DefaultCredential", "default_entries"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,35 +37,10 @@ class DefaultCredential:
 
 
 def _entry(name: str, data: Any) -> DefaultCredential:
-    where = f"defaults.{name}"
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a table with `type` and the credential's arguments, e.g. "
-                          '{type = "VomsProxy", vo = "lhcb", backends = ["Dirac"]}')
-    fields = dict(data)
-    scopes: dict[str, tuple[str, ...]] = {}
-    for scope in _SCOPES:
-        value = fields.pop(scope, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}.{scope} must be a list of {scope[:-1]} names, e.g. "
-                              f'{scope} = ["{"Local" if scope == "backends" else "Executable"}"]')
-        scopes[scope] = tuple(value)
-    try:
-        credential = build_component(Credential, fields)
-    except JobSpecError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    credential, scopes = credential_default(name, data)
+    if not isinstance(credential, Credential):
+        raise ConfigError(f"defaults.{name}: {credential.plugin_name} is not a credential type")
     return DefaultCredential(name, credential, scopes["backends"], scopes["applications"])
-
-
-def check_default_entries(value: Any) -> dict[str, dict[str, Any]]:
-    """Validate a ``[Credentials] defaults`` table; raise ConfigError naming the bad entry."""
-    if not isinstance(value, Mapping):
-        raise ConfigError("must be a table of named entries, e.g. [Credentials.defaults.lhcb] with "
-                          'type = "VomsProxy" and vo = "lhcb"')
-    checked = {}
-    for name, data in value.items():
-        _entry(str(name), data)
-        checked[str(name)] = dict(data)
-    return checked
 
 
 def default_entries(config: Config) -> list[DefaultCredential]:
@@ -86,14 +56,12 @@ class CredentialStore:
     """
 
     def __init__(self, config: Config | None = None) -> None:
-        if config is None:
-            from ..config import load_config
+        self.config = config if config is not None else load_config()
 
-            config = load_config()
-        self.config = config
-
-    def _prepare(self, credential: Credential) -> Credential:
-        credential._timeout = self.config["Credentials"]["command_timeout"]
+    def configured(self, credential: Credential) -> Credential:
+        """``credential``, set up with this store's configuration (``[Credentials]
+        command_timeout``) and returned."""
+        credential.set_command_timeout(self.config["Credentials"]["command_timeout"])
         return credential
 
     async def get_credentials(self, *, include_missing: bool = False) -> list[Credential]:
@@ -102,22 +70,22 @@ class CredentialStore:
         With ``include_missing`` the configured defaults that are absent are listed too.
         """
         found: list[Credential] = []
-        proxy = self._prepare(_builtin("X509Proxy")())
+        proxy = self.configured(_builtin("X509Proxy")())
         proxy_info = await proxy.info()
         if proxy_info.exists:
             vo = proxy_info.details.get("vo")
-            found.append(self._prepare(_builtin("VomsProxy")(vo=vo)) if vo else proxy)
+            found.append(self.configured(_builtin("VomsProxy")(vo=vo)) if vo else proxy)
         candidates: list[Credential] = [_builtin("BearerToken")()]
         if shutil.which("klist"):
             candidates.append(_builtin("KerberosTicket")())
         if shutil.which("tokens"):
             candidates.append(_builtin("AFSToken")())
         for credential in candidates:
-            if await self._prepare(credential).exists():
+            if await self.configured(credential).exists():
                 found.append(credential)
         keys = {c.key() for c in found}
         for entry in default_entries(self.config):
-            credential = self._prepare(entry.credential)
+            credential = self.configured(entry.credential)
             if credential.key() in keys:
                 continue
             if include_missing or await credential.exists():
@@ -150,7 +118,7 @@ class CredentialStore:
                   if type_name is None or c.plugin_name == type_name]
         if not chosen and type_name is not None:
             cls: type[Credential] = _plugins.load("credential", type_name)
-            chosen = [self._prepare(cls())]
+            chosen = [self.configured(cls())]
         return chosen
 
     def min_time_left(self, backend: str) -> float:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 from .._component import build_component, check_value, freeze, thaw
 from .._exceptions import JobSpecError, JobStateError
+from .._workspace import output_dir, work_dir
 from ..applications.base import Application
 from ..backends.base import Backend
 from ..config import Config, load_config
@@ -35,7 +36,6 @@ from ..splitters.base import Overrides, Splitter
 from ..states import Status
 from .record import JobRecord
 from .subjobs import SubjobTable
-from .workspace import output_dir, work_dir
 
 __all__ = ["Job", "JobInfo", "JobTimes", "JobObserver", "SubjobList", "apply_overrides",
            "freeze_description", "thaw_description"]

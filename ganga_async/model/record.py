@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._exceptions import JobStateError
+from .._workspace import job_dir
 from ..states import Status
 from .subjobs import SubjobTable
-from .workspace import job_dir
 
 __all__ = ["JobRecord"]
 

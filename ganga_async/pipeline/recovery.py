@@ -13,9 +13,9 @@ import time
 import anyio
 
 from .._exceptions import GangaAsyncError, PluginError
+from .._workspace import output_dir
 from ..backends.base import Handle
 from ..model import machine
-from ..model.workspace import output_dir
 from ..states import ACTIVE, Status
 from .context import Context, Live, engine_log, indices_of
 from .monitor import Active, Backends

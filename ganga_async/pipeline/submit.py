@@ -16,11 +16,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._exceptions import GangaAsyncError
 from .._log import bound
+from .._workspace import output_dir, work_dir
 from ..backends.base import BackendStatus, Handle, SubmitUnit
 from ..credentials.manager import Requirement
 from ..model import machine
 from ..model.job import apply_overrides
-from ..model.workspace import output_dir, work_dir
 from ..states import Status
 from .context import Chunk, Context, Live, engine_log, indices_of
 from .monitor import Active, Backends

@@ -1,9 +1,11 @@
 """Preparing and unpreparing applications, and who holds references through them.
 
-An application keeps, in ``_holders``, a callback for each holder that references its ShareDir
-through it: its session holder while it belongs to no persisted owner, and each stored job it
-is the application of. Whenever ``is_prepared`` changes every callback runs; callbacks never
-block and may run in any thread, and the ShareRef actor then re-reads each holder.
+Each application the engine has seen gets one :class:`Holders`, registered as its
+:class:`~ganga_async.applications.PreparedListener`: a callback for each holder that
+references its ShareDir through it (its session holder while it belongs to no persisted
+owner, and each stored job it is the application of), and the ShareRef actor they post to.
+Whenever ``is_prepared`` changes every callback runs; callbacks never block and may run in
+any thread, and the ShareRef actor then re-reads each holder.
 """
 
 from __future__ import annotations
@@ -15,42 +17,77 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._component import frozen_by
 from .._exceptions import JobStateError
 from .._log import get_logger
 from .sharedir import SharedArea, ShareDir
+from .shareref import SESSION, ShareRef
 
 if TYPE_CHECKING:
     from ..applications.base import Application
-    from .shareref import ShareRef
 
-__all__ = ["holders", "notify", "hold_in_session", "attach", "prepare", "unprepare"]
+__all__ = ["Holders", "hold_in_session", "attach", "detach", "prepare", "unprepare"]
 
 log = get_logger(__name__)
 
-SESSION = "session:"
+
+class Holders:
+    """The holders referencing a ShareDir through one application (its prepared-state
+    listener): ``callbacks`` by holder name, and the ShareRef actor of the engine that
+    last took the application in."""
+
+    def __init__(self, shareref: ShareRef) -> None:
+        self.shareref = shareref
+        self.callbacks: dict[str, Callable[[], None]] = {}
+
+    def notify(self) -> None:
+        """Tell every holder that the prepared state or the owners changed."""
+        for callback in list(self.callbacks.values()):
+            callback()
+
+    def owned(self) -> bool:
+        """Whether a persisted owner (not only the session) holds through the application."""
+        return any(not key.startswith(SESSION) for key in list(self.callbacks))
+
+    def hold_in_session(self, app: Application) -> None:
+        """Give ``app`` a session holder, counted for as long as it lives."""
+        key = self.shareref.new_session_holder()
+        probe = functools.partial(_session_sharedir, weakref.ref(app))
+        self.callbacks[key] = functools.partial(self.shareref.refresh_soon, key, probe)
+        weakref.finalize(app, self.shareref.refresh_soon, key, probe)
+
+    def prepared_changed(self, app: Application) -> None:
+        self.notify()
+
+    def copied(self, original: Application, clone: Application) -> None:
+        hold_in_session(clone, self.shareref)
 
 
-def holders(app: Application) -> dict[str, Callable[[], None]]:
-    """The holders referencing a ShareDir through ``app`` (key: holder name)."""
-    found: dict[str, Callable[[], None]] = app.__dict__.setdefault("_holders", {})
-    return found
+def _find(app: Application) -> Holders | None:
+    for listener in app.prepared_listeners():
+        if isinstance(listener, Holders):
+            return listener
+    return None
 
 
-def notify(app: Application) -> None:
-    """Tell every holder of ``app`` that its prepared state changed."""
-    for callback in list(holders(app).values()):
-        callback()
-
-
-def _owned(app: Application) -> bool:
-    return any(not key.startswith(SESSION) for key in list(holders(app)))
+def _track(app: Application, shareref: ShareRef) -> Holders:
+    """The holders of ``app``, registered now if it had none; they post to ``shareref``."""
+    holders = _find(app)
+    if holders is None:
+        holders = Holders(shareref)
+        app.add_prepared_listener(holders)
+    holders.shareref = shareref
+    return holders
 
 
 def _session_sharedir(ref: weakref.ref[Application]) -> str | None:
     """What a session holder references: its application's ShareDir while the application is
     alive, prepared and not part of a persisted owner."""
     app = ref()
-    if app is None or _owned(app):
+    if app is None:
+        return None
+    holders = _find(app)
+    if holders is not None and holders.owned():
         return None
     sharedir = app.is_prepared
     return sharedir.name if sharedir is not None else None
@@ -61,31 +98,32 @@ def hold_in_session(app: Application, shareref: ShareRef | None = None) -> None:
     then tell every holder of ``app`` that its prepared state or its owners changed.
 
     An application with holders already has its session holder, or an owner; a session holder
-    is added when it has neither.
+    is added when it has neither. ``shareref`` defaults to the one ``app`` was last seen by.
     """
-    shareref = shareref or app.__dict__.get("_shareref")
+    holders = _find(app)
+    shareref = shareref or (holders.shareref if holders is not None else None)
     if shareref is not None and app.is_prepared is not None:
-        object.__setattr__(app, "_shareref", shareref)
-        if not holders(app):
-            key = shareref.new_session_holder()
-            probe = functools.partial(_session_sharedir, weakref.ref(app))
-            holders(app)[key] = functools.partial(shareref.refresh_soon, key, probe)
-            weakref.finalize(app, shareref.refresh_soon, key, probe)
-    notify(app)
+        holders = _track(app, shareref)
+        if not holders.callbacks:
+            holders.hold_in_session(app)
+    if holders is not None:
+        holders.notify()
 
 
 def attach(app: Application, key: str, callback: Callable[[], None], shareref: ShareRef,
            *, announce: bool = True) -> None:
     """Make persisted owner ``key`` hold its reference through ``app``."""
-    object.__setattr__(app, "_shareref", shareref)
-    holders(app)[key] = callback
+    holders = _track(app, shareref)
+    holders.callbacks[key] = callback
     if announce:
-        notify(app)
+        holders.notify()
 
 
 def detach(app: Application, key: str) -> None:
     """``app`` stopped being the application of owner ``key``: it counts for the session again."""
-    holders(app).pop(key, None)
+    holders = _find(app)
+    if holders is not None:
+        holders.callbacks.pop(key, None)
     hold_in_session(app)
 
 
@@ -93,9 +131,10 @@ async def prepare(app: Application, area: SharedArea, shareref: ShareRef, *,
                   force: bool = False) -> ShareDir:
     """Copy what ``app`` needs into a new ShareDir, make ``app`` prepared and return once its
     reference is committed. On failure nothing is left: no directory and no count."""
-    if app._frozen_by is not None:
+    reason = frozen_by(app)
+    if reason is not None:
         raise JobStateError(
-            f"the application is read-only: {app._frozen_by}; make an editable copy with job.copy()"
+            f"the application is read-only: {reason}; make an editable copy with job.copy()"
         )
     previous = app.is_prepared
     if previous is not None and not force:
@@ -107,13 +146,14 @@ async def prepare(app: Application, area: SharedArea, shareref: ShareRef, *,
     log.info(f"Preparing {app.plugin_name} application.")
     sharedir = await area.create(sources)
     log.info(f"Created shared directory: {area.root / sharedir.name}")
-    object.__setattr__(app, "is_prepared", sharedir)
     try:
-        hold_in_session(app, shareref)
+        holders = _track(app, shareref)
+        if not holders.callbacks:
+            holders.hold_in_session(app)
+        app.mark_prepared(sharedir)
         await shareref.flush()
     except BaseException:
-        object.__setattr__(app, "is_prepared", previous)
-        notify(app)
+        app.mark_prepared(previous)
         with anyio.CancelScope(shield=True):
             await area.remove(sharedir.name)
         raise
@@ -126,6 +166,5 @@ def unprepare(app: Application) -> bool:
     if app.is_prepared is None:
         return False
     log.info("Unpreparing application.")
-    object.__setattr__(app, "is_prepared", None)
-    notify(app)
+    app.mark_prepared(None)
     return True

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._component import Component, build_component
 from .._exceptions import BoxEntryNotFoundError, JobSpecError, RepositoryError
@@ -20,12 +20,11 @@ from ..applications.base import Application
 from ..model.job import COMPONENT_BASES, Job
 from ..persistence.repository import BoxRow, Repository
 from . import _preparing
-
-if TYPE_CHECKING:
-    from .sharedir import SharedArea
-    from .shareref import ShareRef
+from .sharedir import SharedArea
+from .shareref import ShareRef
 
 __all__ = ["Box", "BoxEntry"]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BoxEntry:
@@ -41,13 +40,18 @@ class BoxEntry:
 
 
 class Box:
-    """Named jobs and components kept in the repository; available as ``engine.box``."""
+    """Named jobs and components kept in the repository; available as ``engine.box``.
 
-    def __init__(self, repository: Repository, shareref: ShareRef, shared: SharedArea,
+    It keeps its entries in ``repository``, their references in ``shareref``, checks their
+    ShareDirs in ``area``, and calls ``check_open`` (which raises EngineClosedError) before
+    each call while the engine is not running.
+    """
+
+    def __init__(self, repository: Repository, shareref: ShareRef, area: SharedArea,
                  check_open: Callable[[], None]) -> None:
         self._repository = repository
         self._shareref = shareref
-        self._shared = shared
+        self._area = area
         self._check_open = check_open
         self._held: dict[str, str | None] = {}
 
@@ -71,7 +75,7 @@ class Box:
             )
         sharedir = None
         if app is not None and app.is_prepared is not None:
-            await self._shared.existing(app.is_prepared)
+            await self._area.existing(app.is_prepared)
             sharedir = app.is_prepared.name
         try:
             await self._repository.box_insert(BoxRow(name, kind, data, sharedir, time.time()))
@@ -131,7 +135,10 @@ class Box:
         return BoxEntryNotFoundError(f"the box has no entry {name!r}; entries: {listed}")
 
     async def unprepare(self, name: str) -> None:
-        """Unprepare the application stored in entry ``name`` (its ShareDir is gone)."""
+        """Unprepare the application stored in entry ``name`` and release its reference (what
+        ``shareref.rebuild()`` and ``shareref.lookup(name, unprepare=True)`` do to entries
+        whose ShareDir is gone). Works while the engine closes too; nothing if there is no
+        such entry."""
         rows = await self._repository.box_rows(name)
         if not rows:
             return

@@ -1,8 +1,9 @@
 """Shared directories: where a prepared application keeps the files it needs.
 
 A :class:`ShareDir` names one directory ``<gangadir>/shared/<user>/conf-<uuid>``; it is what a
-prepared application holds in ``is_prepared``. :class:`SharedArea` is the directory that holds
-them all. It refuses every name that is not a ``conf-<uuid>`` directory of its own (``../..``,
+prepared application holds in ``is_prepared`` (so it is defined below the applications, in
+``ganga_async._sharedir``, and re-exported here). :class:`SharedArea` is the directory that
+holds them all. It refuses every name that is not a ``conf-<uuid>`` directory of its own (``../..``,
 an absolute path, a symbolic link leading elsewhere), so nothing outside the shared area is ever
 read or deleted.
 
@@ -13,9 +14,7 @@ missing file, a full disk) removes the partial directory and raises.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
 import shutil
 import time
 import uuid
@@ -26,66 +25,13 @@ from typing import Any
 import anyio
 
 from .._exceptions import JobSpecError, ShareDirError
+from .._sharedir import NAME_PATTERN, ShareDir, check_name
 
 __all__ = ["ShareDir", "SharedArea", "check_name"]
 
-_NAME = re.compile(r"conf-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PARTIAL_PREFIX = ".partial-"
 _STALE_PARTIAL = 3600.0
 """Seconds after which a partial directory is taken for the leftover of a crashed prepare."""
-
-
-def check_name(name: object) -> str:
-    """Return ``name`` if it is a ShareDir name (``conf-<uuid>``), else raise ShareDirError."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ShareDirError(
-            f"{name!r} is not a ShareDir name: expected conf-<uuid> as shown by shareref "
-            "(e.g. conf-0f6c3b8e-1d2a-4c5b-9e8f-7a6b5c4d3e2f), not a path"
-        )
-    return name
-
-
-@dataclasses.dataclass(frozen=True)
-class ShareDir:
-    """A prepared application's shared directory: ``ShareDir(name='conf-<uuid>', subdir='.')``.
-
-    ``name`` is the directory's name in the shared area, never a path. ``files`` maps each
-    file of the application that was copied (as the application names it, e.g. its ``exe``)
-    to its place inside the directory; a prepared job runs those copies.
-    """
-
-    name: str
-    subdir: str = "."
-    files: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        check_name(self.name)
-        _check_relative(self.subdir, "subdir")
-        for original, copied in self.files.items():
-            if not isinstance(original, str):
-                raise ShareDirError(f"ShareDir.files: {original!r} is not a file name")
-            _check_relative(copied, f"files[{original!r}]")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The serialised form stored with the application."""
-        return {"name": self.name, "subdir": self.subdir, "files": dict(self.files)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ShareDir:
-        """Build from :meth:`to_dict`'s form; a wrong shape is a ShareDirError."""
-        unknown = set(data) - {"name", "subdir", "files"}
-        if unknown:
-            raise ShareDirError(f"ShareDir has no field {sorted(unknown)[0]!r}; fields: name, subdir")
-        files = data.get("files", {})
-        if not isinstance(files, Mapping):
-            raise ShareDirError("ShareDir.files must be a table of file names")
-        return cls(name=data.get("name", ""), subdir=data.get("subdir", "."), files=dict(files))
-
-
-def _check_relative(path: object, field: str) -> None:
-    if (not isinstance(path, str) or not path or os.path.isabs(path)
-            or ".." in Path(path).parts):
-        raise ShareDirError(f"ShareDir.{field}: {path!r} must be a relative path inside the ShareDir")
 
 
 class SharedArea:
@@ -118,9 +64,8 @@ class SharedArea:
         return candidate
 
     async def existing(self, sharedir: ShareDir) -> Path:
-        """The path of a prepared application's ShareDir (its ``subdir`` in it), checked to be
-        one of this area that exists: a JobSpecError naming ``application.is_prepared`` and
-        the fix otherwise."""
+        """The directory a prepared application with ``sharedir`` runs its copies from, after
+        checking that the ShareDir exists in this area; JobSpecError (naming the fix) if not."""
         path = self.path(sharedir.name)
         if not await anyio.Path(path).is_dir():
             raise JobSpecError(
@@ -174,7 +119,7 @@ class SharedArea:
         except FileNotFoundError:
             return []
         return sorted(e.name for e in entries
-                      if _NAME.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
+                      if NAME_PATTERN.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
 
     async def created(self, names: Sequence[str]) -> dict[str, float]:
         """When each existing ShareDir was made (its change time), by name."""
@@ -201,7 +146,8 @@ class SharedArea:
             return removed
         now = time.time()
         for entry in entries:
-            if (entry.name.startswith(PARTIAL_PREFIX) and _NAME.fullmatch(entry.name[len(PARTIAL_PREFIX):])
+            if (entry.name.startswith(PARTIAL_PREFIX)
+                    and NAME_PATTERN.fullmatch(entry.name[len(PARTIAL_PREFIX):])
                     and entry.is_dir(follow_symlinks=False)
                     and now - entry.stat(follow_symlinks=False).st_mtime > _STALE_PARTIAL):
                 shutil.rmtree(entry.path, ignore_errors=True)

@@ -41,13 +41,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._exceptions import EngineClosedError, ShareDirError
 from .._log import get_logger
 from ..persistence.repository import Repository
-from ._preparing import SESSION
 from .sharedir import SharedArea, check_name
 
-__all__ = ["ShareRef", "ShareDirInfo", "Owners", "Unprepare", "Probe", "holder_label",
+__all__ = ["ShareRef", "ShareDirInfo", "Owners", "Unprepare", "Probe", "SESSION", "holder_label",
            "render_table"]
 
 log = get_logger(__name__)
+
+SESSION = "session:"
+"""The prefix of the holders that stand for applications alive in a session."""
 
 Probe = Callable[[], "str | None"]
 """Returns the name of the ShareDir a holder references now, or None."""

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from .._component import JobView
 from .._exceptions import JobSpecError
 from .base import Overrides, Splitter
-
-if TYPE_CHECKING:
-    from ..model.job import Job
 
 __all__ = ["ArgSplitter"]
 
@@ -26,7 +23,7 @@ class ArgSplitter(Splitter):
     args: list[list[str]] = dataclasses.field(default_factory=list)
     append: bool = False
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         if not self.args:
             raise JobSpecError("splitter.args", "is empty; give one argument list per subjob")
         if "args" not in job.application.field_names():
@@ -35,7 +32,7 @@ class ArgSplitter(Splitter):
                 f"ArgSplitter sets application.args but {type(job.application).__name__} has none",
             )
 
-    def split(self, job: Job) -> Iterator[Overrides]:
+    def split(self, job: JobView) -> Iterator[Overrides]:
         base: list[str] = list(job.application.args) if self.append else []  # type: ignore[attr-defined]
         for entry in self.args:
             yield {"application.args": base + entry if base else entry}

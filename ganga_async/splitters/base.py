@@ -5,13 +5,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from .._component import Component, check_value
+from .._component import Component, JobView, check_value
 from .._exceptions import JobSpecError
-
-if TYPE_CHECKING:
-    from ..model.job import Job
 
 __all__ = ["Splitter", "Overrides", "check_path"]
 
@@ -39,15 +36,15 @@ class Splitter(Component):
 
     category: ClassVar[str] = "splitter"
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         """Raise JobSpecError when this splitter cannot split ``job``."""
 
     @abc.abstractmethod
-    def split(self, job: Job) -> Iterator[Overrides]:
+    def split(self, job: JobView) -> Iterator[Overrides]:
         """Yield the overrides of each subjob, in order."""
 
 
-def check_path(job: Job, path: str, value: Any, where: str) -> Any:
+def check_path(job: JobView, path: str, value: Any, where: str) -> Any:
     """Check that ``path`` names a field a splitter may set on ``job`` and that ``value`` fits it."""
     head, _, rest = path.partition(".")
     if not rest:
@@ -63,4 +60,4 @@ def check_path(job: Job, path: str, value: Any, where: str) -> Any:
     if rest not in component.field_names():
         valid = ", ".join(f"{head}.{f}" for f in component.field_names())
         raise JobSpecError(where, f"{type(component).__name__} has no field {rest!r}; valid: {valid}")
-    return check_value(value, component._hints()[rest], f"{where} value for {path}")
+    return check_value(value, component.field_type(rest), f"{where} value for {path}")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
+from .._component import JobView
 from .._exceptions import JobSpecError
 from .base import Overrides, Splitter
-
-if TYPE_CHECKING:
-    from ..model.job import Job
 
 __all__ = ["FileSplitter"]
 
@@ -26,7 +23,7 @@ class FileSplitter(Splitter):
     files_per_subjob: int = 1
     max_files: int | None = None
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         if self.files_per_subjob < 1:
             raise JobSpecError("splitter.files_per_subjob", "must be at least 1")
         if self.max_files is not None and self.max_files < 1:
@@ -34,7 +31,7 @@ class FileSplitter(Splitter):
         if not job.inputfiles:
             raise JobSpecError("inputfiles", "is empty; FileSplitter needs input files to share out")
 
-    def split(self, job: Job) -> Iterator[Overrides]:
+    def split(self, job: JobView) -> Iterator[Overrides]:
         files = job.inputfiles if self.max_files is None else job.inputfiles[: self.max_files]
         step = self.files_per_subjob
         for start in range(0, len(files), step):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .._component import JobView
 from .._exceptions import JobSpecError
 from .base import Overrides, Splitter, check_path
-
-if TYPE_CHECKING:
-    from ..model.job import Job
 
 __all__ = ["GenericSplitter"]
 
@@ -42,7 +40,7 @@ class GenericSplitter(Splitter):
             )
         return {self.attribute: self.values}
 
-    def validate(self, job: Job) -> None:
+    def validate(self, job: JobView) -> None:
         columns = self._columns()
         lengths = {path: len(values) for path, values in columns.items()}
         if len(set(lengths.values())) > 1:
@@ -55,7 +53,7 @@ class GenericSplitter(Splitter):
             for i, value in enumerate(values):
                 check_path(job, path, value, f"splitter[{path}][{i}]")
 
-    def split(self, job: Job) -> Iterator[Overrides]:
+    def split(self, job: JobView) -> Iterator[Overrides]:
         columns = self._columns()
         paths = list(columns)
         for row in zip(*columns.values(), strict=True):

@@ -1,15 +1,15 @@
-"""Where a job's files live: pure functions of its directory ``<workspace>/<id>``.
+"""Where a job's files are kept in its workspace, ``<gangadir>/workspace/<user>/<id>/``.
 
-A job's directory holds ``input/`` (its sandbox), ``output/`` (an unsplit job's stdout, stderr
-and copied-back files) and ``work/``; subjob ``i`` of a master has its own directory ``<i>/``,
-which is its outputdir, with ``<i>/work`` as its kept working directory.
+A job's directory holds ``input/`` (the input sandbox), ``output/`` or, once split, one
+directory per subjob (``0/``, ``1/``, ...) for stdout, stderr and the copied-back output files,
+and ``work/`` for working directories. The model and the backends both follow this layout.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["job_dir", "output_dir", "work_dir", "job_dir_of"]
+__all__ = ["job_dir", "job_dir_of", "output_dir", "work_dir"]
 
 
 def job_dir(workspace: Path, job_id: int) -> Path:
