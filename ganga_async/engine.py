@@ -16,9 +16,10 @@
   is held, and the :class:`~ganga_async.credentials.CredentialManager` resumes it by itself),
   resolves each subjob (master plus the splitter's overrides) into a
   :class:`~ganga_async.backends.SubmitUnit` and hands batches to the backend's driver.
-- **monitor** (one task per backend) waits for news the driver pushes and, every poll interval,
-  asks the driver about all of its active jobs in one bulk query; it pauses while a credential
-  its jobs need has expired.
+- **monitor** (one task per backend) applies the news the driver's one stream brings and asks
+  it for one bulk status sweep on the engine's schedule (the driver's shortest interval after
+  news, a submission or a kill, growing by half up to its longest while sweeps find nothing);
+  it pauses while a credential its jobs need has expired.
 - **finalise** puts finished (sub)jobs into their final status.
 
 Every status change goes through one method, which checks the transition table, updates the
@@ -35,7 +36,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,14 @@ _Ended = tuple[Job, int | None, BackendStatus]
 class _Active:
     """A (sub)job its backend is working on."""
 
-    __slots__ = ("job", "index", "handle")
+    __slots__ = ("job", "index", "handle", "recovered")
 
-    def __init__(self, job: Job, index: int | None, handle: Handle) -> None:
+    def __init__(self, job: Job, index: int | None, handle: Handle, recovered: bool = False) -> None:
         self.job = job
         self.index = index
         self.handle = handle
+        self.recovered = recovered
+        """Taken over from an earlier engine: ``NEW`` news means submit it again."""
 
 
 class Engine:
@@ -150,6 +153,7 @@ class Engine:
         self._jobs: dict[int, Job] = {}
         self._drivers: dict[str, BackendDriver] = {}
         self._active: dict[str, dict[str, _Active]] = {}
+        self._cadences: dict[str, _Cadence] = {}
         self._handing_over: dict[str, BackendStatus | None] = {}
         """Keys of units in a ``bulk_submit`` that has not returned, with the latest news of
         each that came meanwhile (a process can end before its submission call returns)."""
@@ -443,6 +447,8 @@ class Engine:
             raise JobStateError(f"job {job.fqid} is {job.status}: there is nothing to kill")
         for name, handles in by_backend.items():
             await self._drivers[name].kill(handles)
+            if (cadence := self._cadences.get(name)) is not None:
+                cadence.soon()
         log.info("kill requested", job_id=_jid(master), count=count)
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
@@ -479,9 +485,11 @@ class Engine:
             await self.kill(job)
         except JobStateError:
             pass
-        for active in self._active.values():
-            for key in [k for k, e in active.items() if e.job is job]:
+        for name, active in self._active.items():
+            keys = [k for k, e in active.items() if e.job is job]
+            for key in keys:
                 del active[key]
+            self._drivers[name].untrack(keys)
         await self.repository.delete_job(_jid(job))
         await anyio.to_thread.run_sync(shutil.rmtree, job._dir(), True)
         old = job._status
@@ -510,8 +518,9 @@ class Engine:
             pass
         for index in indices:
             key = _key(master, index)
-            for active in self._active.values():
-                active.pop(key, None)
+            for name, active in self._active.items():
+                if active.pop(key, None) is not None:
+                    self._drivers[name].untrack([key])
             if self._status_of(master, index) is not target:
                 self._set_status(master, index, target, reason="forced by the user", force=True)
 
@@ -730,6 +739,8 @@ class Engine:
             for unit in units:
                 handing_over.pop(unit.key, None)
             raise
+        if (cadence := self._cadences.get(name)) is not None:
+            cadence.soon()
         now = time.time()
         late_kills: list[Handle] = []
         early: dict[str, BackendStatus] = {}
@@ -811,35 +822,33 @@ class Engine:
     async def _monitor(
         self, name: str, driver: BackendDriver, *, task_status: TaskStatus[None]
     ) -> None:
-        """Apply the driver's pushed news as it comes, and poll all active jobs every interval."""
-        task_status.started()
+        """Apply the driver's news as they come, and ask it for a sweep on the engine's schedule."""
         monitoring = self.config["Monitoring"]
         active = self._active[name]
-        last_poll = time.monotonic()
         gate = _MonitorGate(self, name, active)
+        cadence = self._cadences[name] = _Cadence(driver)
+        task_status.started()
         while True:
             if await gate.paused():
-                last_poll = 0.0
+                cadence.now()
                 continue
-            news = None
-            wait = last_poll + monitoring["poll_interval"] - time.monotonic()
-            with anyio.move_on_after(max(wait, 0)):
-                news = await driver.updates()
-            if news is None:
-                last_poll = time.monotonic()
-                handles = [entry.handle for entry in active.values()]
-                if not handles:
-                    continue
+            news = await cadence.news()
+            if news is not None:
+                cadence.soon()
+                await self._apply_news(active, news)
+                continue
+            found = 0
+            if active:
                 try:
                     with anyio.fail_after(monitoring["command_timeout"]):
-                        news = await driver.status(handles)
+                        found = await driver.sweep()
                 except (GangaAsyncError, TimeoutError, OSError) as exc:
                     log.warning("status sweep failed; retrying next sweep", backend=name, error=str(exc))
-                    continue
-            await self._apply_news(active, news)
+            cadence.swept(found)
 
-    async def _apply_news(self, active: dict[str, _Active], news: Any) -> None:
+    async def _apply_news(self, active: dict[str, _Active], news: Mapping[str, BackendStatus]) -> None:
         ended: list[_Ended] = []
+        resubmit: dict[int, tuple[Job, list[int | None]]] = {}
         for key, status in news.items():
             entry = active.get(key)
             if entry is None:
@@ -848,6 +857,15 @@ class Engine:
                 continue
             job, index = entry.job, entry.index
             new = status.status
+            if new is Status.NEW and entry.recovered:
+                del active[key]
+                current = self._status_of(job, index)
+                if current not in _ON_BACKEND:
+                    continue  # killed before it was submitted again
+                if current is not Status.SUBMITTING:
+                    self._set_status(job, index, Status.SUBMITTING, force=True)
+                resubmit.setdefault(_jid(job), (job, []))[1].append(index)
+                continue
             if new is Status.NEW:
                 new, status = Status.FAILED, BackendStatus(
                     Status.FAILED, reason="the backend has no record of this job")
@@ -864,6 +882,9 @@ class Engine:
             ended.append((job, index, status))
         if ended:
             await self._finalise_send.send(ended)
+        for job, indices in resubmit.values():
+            log.info("resubmitting what never started", job_id=_jid(job), count=len(indices))
+            await self._submit_send.send((job, _indices(indices)))
 
     def _catch_up(self, job: Job, index: int | None, status: BackendStatus) -> None:
         """Walk the states a (sub)job went through unseen, so the transition table accepts the
@@ -1197,18 +1218,28 @@ class Engine:
                 backend_id = job._backend_id if index is None else _table(job).backend_id[index]
                 key = _key(job, index)
                 handle = Handle(key, backend_id or "", output_dir(job._dir(), index))
-                entries[key] = _Active(job, index, handle)
+                entries[key] = _Active(job, index, handle, recovered=True)
             if not await self._resume(name, entries) and self._tg is not None:
                 self._tg.start_soon(self._resume_later, name, entries)
 
     async def _resume(self, name: str, entries: dict[str, _Active]) -> bool:
-        """Take over the (sub)jobs an earlier engine left active on backend ``name``: ask the
-        backend about them all at once, monitor again those it has and submit again those it
-        never got. False when the backend could not answer; they keep their status meanwhile."""
+        """Take over the (sub)jobs an earlier engine left active on backend ``name``: monitor
+        them again, the backend tracking them and sweeping them at once; the news say which it
+        has, and those it never got (``NEW``) are submitted again. False when the backend could
+        not answer; they keep their status meanwhile."""
         try:
             driver = await self._driver(name)
+            active = self._active[name]
+            handles = []
+            for key, entry in entries.items():
+                current = self._status_of(entry.job, entry.index)
+                if entry.job._status is Status.REMOVED or current not in _ON_BACKEND:
+                    continue  # removed, killed or forced while the backend could not answer
+                active[key] = entry
+                handles.append(entry.handle)
             with anyio.fail_after(self.config["Monitoring"]["command_timeout"]):
-                statuses = await driver.status([e.handle for e in entries.values()])
+                await driver.track(handles)
+                await driver.sweep()
         except PluginError as exc:
             log.error("jobs of a backend that cannot be loaded stay as they are", backend=name,
                       count=len(entries), error=str(exc))
@@ -1217,31 +1248,17 @@ class Engine:
             log.warning("cannot ask the backend about the jobs an earlier engine left; asking "
                         "again every poll interval", backend=name, count=len(entries), error=str(exc))
             return False
-        active = self._active[name]
-        resubmit: dict[int, tuple[Job, list[int | None]]] = {}
-        for key, entry in entries.items():
-            current = self._status_of(entry.job, entry.index)
-            if entry.job._status is Status.REMOVED or current not in _ON_BACKEND:
-                continue  # removed, killed or forced while the backend could not answer
-            status = statuses.get(key)
-            if status is not None and status.status is Status.NEW:
-                if current is not Status.SUBMITTING:
-                    self._set_status(entry.job, entry.index, Status.SUBMITTING, force=True)
-                resubmit.setdefault(_jid(entry.job), (entry.job, []))[1].append(entry.index)
-            else:
-                active[key] = entry
-        await self._apply_news(active, {k: s for k, s in statuses.items() if k in active})
-        for job, indices in resubmit.values():
-            log.info("resubmitting what never started", job_id=_jid(job), count=len(indices))
-            await self._submit_send.send((job, _indices(indices)))
         log.info("monitoring resumed", backend=name, active=len(active))
         return True
 
     async def _resume_later(self, name: str, entries: dict[str, _Active]) -> None:
-        """Retry :meth:`_resume` every poll interval until the backend answers."""
+        """Retry :meth:`_resume` every poll interval until the backend answers, for the
+        (sub)jobs still waiting for it (not those its news ended or sent to submission)."""
         while True:
             await anyio.sleep(self.config["Monitoring"]["poll_interval"])
-            if await self._resume(name, entries):
+            active = self._active.get(name, {})
+            entries = {k: e for k, e in entries.items() if active.get(k) is e}
+            if not entries or await self._resume(name, entries):
                 return
 
 
@@ -1347,6 +1364,48 @@ class _MonitorGate:
             self._reason = reason
         await self.engine.credentials.next_sweep()
         return True
+
+
+class _Cadence:
+    """When a backend's monitor sweeps next: the driver's shortest interval after news, a
+    submission or a kill; half as long again after each sweep that found nothing, up to its
+    longest (:meth:`BackendDriver.poll_bounds`)."""
+
+    def __init__(self, driver: BackendDriver) -> None:
+        self.driver = driver
+        self.interval = driver.poll_bounds()[0]
+        self.due = anyio.current_time() + self.interval
+        self._waiting: anyio.CancelScope | None = None
+
+    async def news(self) -> Mapping[str, BackendStatus] | None:
+        """The driver's next news, or None once a sweep is due."""
+        with anyio.CancelScope(deadline=self.due) as scope:
+            self._waiting = scope
+            try:
+                return await self.driver.news()
+            finally:
+                self._waiting = None
+        return None
+
+    def _set(self, due: float) -> None:
+        self.due = due
+        if self._waiting is not None:
+            self._waiting.deadline = due
+
+    def soon(self) -> None:
+        """Back to the shortest interval, counted from now unless a sweep is due sooner."""
+        self.interval = self.driver.poll_bounds()[0]
+        self._set(min(self.due, anyio.current_time() + self.interval))
+
+    def now(self) -> None:
+        """Sweep at once (monitoring resumed after a pause)."""
+        self._set(anyio.current_time())
+
+    def swept(self, found: int) -> None:
+        """A sweep ended, with news of ``found`` (sub)jobs."""
+        shortest, longest = self.driver.poll_bounds()
+        self.interval = shortest if found else min(self.interval * 1.5, longest)
+        self._set(anyio.current_time() + self.interval)
 
 
 def _indices(chosen: list[int | None]) -> list[int] | None:
