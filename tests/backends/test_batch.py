@@ -292,3 +292,47 @@ async def test_a_submission_an_earlier_engine_never_made_is_looked_up_once_for_a
     assert {key: status.status for key, status in news.items()} == dict.fromkeys(
         ["5.0", "5.1", "5.2"], Status.NEW)
     assert len(runner.of("squeue")) == len(runner.of("sacct")) == 1
+
+
+async def test_a_sweep_that_finds_nothing_changed_is_no_news(config: Config, tmp_path: Path) -> None:
+    runner = ScriptedRunner({"scontrol": [config_with(1001)], "sbatch": [ok("60")],
+                             "squeue": [ok("60_0|PENDING|N/A|N/A\n60_1|PENDING|N/A|N/A\n")]})
+    batch = driver(config, tmp_path, runner)
+    await batch.bulk_submit([unit(tmp_path / "5", i) for i in range(2)])
+    assert set(batch.tracked) == {"5.0", "5.1"}
+    assert await batch.sweep() == 0
+    assert await news_now(batch) == {}
+    assert len(runner.of("squeue")) == 1
+
+
+async def test_a_killed_task_ends_killed_and_its_tracking_with_it(config: Config, tmp_path: Path) -> None:
+    runner = ScriptedRunner({
+        "scontrol": [config_with(1001)], "sbatch": [ok("60")], "scancel": [ok()],
+        "squeue": [ok("60_0|FAILED|2026-11-21T11:30:08|2026-11-21T11:30:09\n60_1|RUNNING|N/A|N/A\n")],
+    })
+    batch = driver(config, tmp_path, runner)
+    units = [unit(tmp_path / "5", i) for i in range(2)]
+    await batch.bulk_submit(units)
+    await batch.kill([Handle("5.0", "60_0", units[0].outputdir)])
+    assert await batch.sweep() == 2
+    news = await news_now(batch)
+    assert (news["5.0"].status, news["5.0"].reason) == (Status.KILLED, "killed")
+    assert news["5.1"].status is Status.RUNNING
+    assert set(batch.tracked) == {"5.1"}
+
+
+async def test_untracked_and_forgotten_jobs_are_not_swept(config: Config, tmp_path: Path) -> None:
+    runner = ScriptedRunner({"scontrol": [config_with(1001)], "sbatch": [ok("60")], "squeue": [ok()]})
+    batch = driver(config, tmp_path, runner)
+    units = [unit(tmp_path / "5", i) for i in range(2)]
+    await batch.bulk_submit(units)
+    batch.untrack(["5.0"])
+    await batch.forget([Handle("5.1", "60_1", units[1].outputdir)])
+    assert await batch.sweep() == 0
+    assert runner.of("squeue") == []
+
+
+async def test_the_sweep_interval_bounds_are_poll_min_and_poll_max(config: Config, tmp_path: Path) -> None:
+    config["Slurm"]["poll_min"] = 2.0
+    config["Slurm"]["poll_max"] = 40.0
+    assert driver(config, tmp_path, ScriptedRunner({})).poll_bounds() == (2.0, 40.0)
