@@ -1,9 +1,9 @@
 """``Null``: a backend that accepts every unit and runs nothing, for measuring the engine alone.
 
-``bulk_submit`` returns an id per unit and does nothing else; ``status`` knows of nothing. With
-``Null(complete=True)`` every accepted unit is reported completed at once through
-:meth:`NullDriver.updates`, so the engine finalises it the way it finalises real jobs (used to
-build a repository whose master is finished).
+``bulk_submit`` returns an id per unit and does nothing else; a ``sweep`` finds nothing. With
+``Null(complete=True)`` every accepted unit is reported completed at once through the driver's
+news, so the engine finalises it the way it finalises real jobs (used to build a repository
+whose master is finished).
 
 Importing this module registers the class with ``ganga_async._plugins`` under the name
 ``Null``, which is how an engine, including one in a fresh interpreter that imports this
@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import anyio
 from anyio.abc import TaskStatus
 
 from ganga_async import (
     Backend,
-    BackendDriver,
     BackendStatus,
     DriverContext,
     Handle,
     Status,
     _plugins,
 )
-from ganga_async.backends.base import SubmitUnit
+from ganga_async.backends.base import SubmitUnit, Tracked, TrackingDriver
 
 __all__ = ["Null", "NullDriver"]
 
@@ -41,15 +40,12 @@ class Null(Backend):
 
     @classmethod
     def make_driver(cls, context: DriverContext) -> NullDriver:
-        return NullDriver()
+        return NullDriver(context)
 
 
-class NullDriver(BackendDriver):
-    """The runtime of :class:`Null`: ids out, nothing else (but completions when asked)."""
-
-    def __init__(self) -> None:
-        self._news: dict[str, BackendStatus] = {}
-        self._news_ready = anyio.Event()
+class NullDriver(TrackingDriver[Tracked]):
+    """The runtime of :class:`Null`: ids out, nothing else (but completions when asked). It
+    tracks nothing: nothing it accepted ever changes but by a completion it reports at once."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -60,21 +56,17 @@ class NullDriver(BackendDriver):
         if finished:
             now = time.time()
             done = BackendStatus(Status.COMPLETED, exitcode=0, started=now, ended=now)
-            self._news.update(dict.fromkeys(finished, done))
-            self._news_ready.set()
+            self.publish(dict.fromkeys(finished, done))
         return ids
+
+    async def track(self, handles: Sequence[Handle]) -> None:
+        """Nothing to watch: what an earlier engine left keeps its status."""
 
     async def kill(self, handles: Sequence[Handle]) -> None:
         """Nothing runs, so there is nothing to stop."""
 
-    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
-        return {}
-
-    async def updates(self) -> Mapping[str, BackendStatus]:
-        await self._news_ready.wait()
-        self._news_ready = anyio.Event()
-        news, self._news = self._news, {}
-        return news
+    async def sweep(self) -> int:
+        return 0
 
 
 _plugins.register("backend", Null)

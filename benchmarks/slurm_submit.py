@@ -17,8 +17,8 @@ What is measured, interleaved over ``--rounds`` rounds:
   as a backend without arrays submits (Ganga's Slurm backend runs one ``sbatch`` per subjob);
   every printed id is checked.
 
-Then, with the engine's ``n`` array tasks pending, one monitoring sweep (``BatchDriver.poll``,
-the sweep the poller runs): the number of Slurm commands it ran and the CPU time of this
+Then, with the engine's ``n`` array tasks pending, one monitoring sweep (``BatchDriver.sweep``,
+the sweep the engine's monitor asks for): the number of Slurm commands it ran and the CPU time of this
 process (all threads) and its wall time; the sweep must have found every task (nothing
 changed, no command failed).
 
@@ -104,11 +104,11 @@ def run_engine(root: Path, n: int, sweeps: SweepFigures) -> float:
                 try:
                     assert ids == [f"{array}_{i}" for i in range(n)], "a subjob lacks its task id"
                     assert job.status is Status.SUBMITTED
-                    driver = engine._drivers["Slurm"]
+                    driver = engine._backends.drivers["Slurm"]
                     assert isinstance(driver, BatchDriver) and isinstance(driver.runner, CommandRunner)
                     calls = driver.runner.calls
                     cpu, wall = time.process_time(), time.perf_counter()
-                    changed = await driver.poll()
+                    changed = await driver.sweep()
                     sweeps.cpu.values.append(time.process_time() - cpu)
                     sweeps.wall.values.append(time.perf_counter() - wall)
                     sweeps.commands.append(driver.runner.calls - calls)

@@ -43,12 +43,13 @@ from .credentials.manager import CredentialManager
 from .events import CredentialEvent, EventStream, JobEvent, _Hub
 from .model import machine
 from .model.job import Job
+from .model.machine import ON_BACKEND
 from .model.record import JobRecord
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
 from .pipeline.monitor import Backends, FinaliseStage
-from .pipeline.recovery import ON_BACKEND, recover
+from .pipeline.recovery import recover
 from .pipeline.split import SplitStage
 from .pipeline.store import JobStore
 from .pipeline.submit import SubmitStage
@@ -382,6 +383,7 @@ class Engine:
             raise JobStateError(f"job {job.fqid} is {job.status}: there is nothing to kill")
         for name, handles in by_backend.items():
             await backends.drivers[name].kill(handles)
+            backends.soon(name)
         log.info("kill requested", job_id=live.id, count=count)
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ganga_async import (
     WaitTimeoutError,
     _plugins,
 )
-from ganga_async.backends import BackendStatus, DriverContext, Handle, SubmitUnit
+from ganga_async.backends import DriverContext, SubmitUnit
 from ganga_async.backends.local import LocalDriver, read_status
 
 pytestmark = pytest.mark.anyio
@@ -355,10 +355,10 @@ class _Unreachable(LocalDriver):
 
     down = threading.Event()
 
-    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
+    async def sweep(self) -> int:
         if self.down.is_set():
             raise BackendError("the backend does not answer")
-        return await super().status(handles)
+        return await super().sweep()
 
 
 @dataclasses.dataclass(kw_only=True, repr=False)

@@ -17,7 +17,7 @@ and stderr written straight into the output directory (so they can be read while
 then copies the ``outputs`` patterns back into the output directory.
 
 Its record is ``outputdir/__jobstatus__.json``, which the batch driver reads
-(``ganga_async/backends/_batch.py``): ``key``, ``host``, ``batch_id`` and ``start`` first, then
+(``ganga_async/backends/_batch/status.py``): ``key``, ``host``, ``batch_id`` and ``start`` first, then
 ``pid``, and at the end ``end``, ``exitcode`` (negative: killed by that signal), ``killed`` and
 ``error`` (why it could not run). While the application runs, ``outputdir/__heartbeat__`` holds
 the time of the last heartbeat.

@@ -9,9 +9,10 @@ A backend comes in two parts:
   many subjobs at once (job arrays) and ask for the status of every active job in one query.
 
 The engine does the bookkeeping once for all backends: it persists the intent before calling
-:meth:`BackendDriver.bulk_submit`, records the native ids it returns, polls
-:meth:`BackendDriver.status` with every active handle in one call per sweep, applies the state
-transitions, and finalises jobs. Drivers only talk to their system.
+:meth:`BackendDriver.bulk_submit`, records the native ids it returns, calls
+:meth:`BackendDriver.sweep` on one schedule for every backend, applies the news that
+:meth:`BackendDriver.news` brings, and finalises jobs. Drivers only talk to their system;
+:class:`TrackingDriver` gives them the watched (sub)jobs and the news stream they all need.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from __future__ import annotations
 import abc
 import dataclasses
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -34,7 +35,10 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..credentials.base import Credential
 
-__all__ = ["Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit"]
+__all__ = [
+    "Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit", "Tracked",
+    "TrackingDriver",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,29 +121,50 @@ class DriverContext:
 
 
 class BackendDriver(abc.ABC):
-    """The runtime of one backend inside one engine.
+    """The runtime of one backend inside one engine: what the engine asks of every backend.
 
     Lifecycle: the engine calls ``await task_group.start(driver.run)`` and later
     :meth:`aclose`. Every method may be called concurrently from several tasks.
+
+    The verbs:
+
+    - :meth:`bulk_submit` hands units over; every unit the backend accepts is *tracked* from
+      then on, and :meth:`track` adds (sub)jobs an earlier engine submitted;
+    - :meth:`news` is the one stream of status news, keyed by ``Handle.key``: what the backend
+      pushes by itself (the Local runner's events, a scheduler's callbacks) and what
+      :meth:`sweep` finds;
+    - :meth:`sweep` is one bulk status query over everything tracked (one ``squeue`` for all,
+      never one per job), whose news go into the stream. The engine calls it on its own
+      schedule: every :meth:`poll_bounds` ``[0]`` seconds after news, a submission or a kill,
+      growing by half while sweeps find nothing, up to ``[1]``; and not at all while a
+      credential the backend's jobs need has expired;
+    - :meth:`untrack` and :meth:`forget` end the tracking of (sub)jobs the engine no longer
+      cares about; :meth:`kill` stops them, their final status following as news.
+
+    A driver stops tracking a (sub)job once it reported a final status (or ``NEW``) for it.
+    :class:`TrackingDriver` does that bookkeeping and the news stream for its subclasses.
     """
+
+    def __init__(self, context: DriverContext) -> None:
+        self._context = context
 
     @abc.abstractmethod
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Run the driver's background work; call ``task_status.started()`` once ready."""
-
-    @abc.abstractmethod
-    async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
-        """Submit many units at once; return, in order, each unit's native id or its error.
-
-        A unit whose error is returned was not accepted by the backend. Raise only when
-        nothing was submitted.
-        """
 
     async def warm_up(self) -> None:
         """Get ready for a submission that comes soon: the engine calls it in the background
         once a job's description is valid, while the job is persisted and split. A driver with
         helpers to start (the Local backend's runner) starts them here; the default does
         nothing. Errors are logged, and met again by :meth:`bulk_submit`."""
+
+    @abc.abstractmethod
+    async def bulk_submit(self, units: Sequence[SubmitUnit]) -> list[str | BaseException]:
+        """Submit many units at once; return, in order, each unit's native id or its error.
+
+        A unit whose error is returned was not accepted by the backend; every other one is
+        tracked from now on. Raise only when nothing was submitted.
+        """
 
     async def submit(self, unit: SubmitUnit) -> str:
         """Submit one unit and return its native id."""
@@ -149,34 +174,117 @@ class BackendDriver(abc.ABC):
         return result
 
     @abc.abstractmethod
-    async def kill(self, handles: Sequence[Handle]) -> None:
-        """Ask the backend to stop these (sub)jobs; their status follows through :meth:`status`."""
+    async def track(self, handles: Sequence[Handle]) -> None:
+        """Watch (sub)jobs an earlier engine submitted (recovery after a restart).
+
+        A handle's ``native_id`` is empty when that engine died before recording it; the
+        driver then looks the (sub)job up by what it wrote before submitting. Their news,
+        including ``BackendStatus(Status.NEW)`` for one the backend never received (the
+        engine submits it again), come through :meth:`news`. Handles already tracked are
+        left as they are. Raise :class:`~ganga_async.BackendUnavailableError` when the
+        backend cannot be asked now; the engine tries again later.
+        """
 
     @abc.abstractmethod
-    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
-        """One bulk status query for all these handles, keyed by ``Handle.key``.
+    def untrack(self, keys: Iterable[str]) -> None:
+        """Stop watching these (sub)jobs: the engine no longer cares (removed, forced)."""
 
-        Handles may come from an earlier engine (after a restart). A handle missing from the
-        result has no news.
-        """
+    @abc.abstractmethod
+    async def kill(self, handles: Sequence[Handle]) -> None:
+        """Ask the backend to stop these (sub)jobs; their final status follows as news."""
 
     async def forget(self, handles: Sequence[Handle]) -> None:
-        """Drop what the backend kept of these (sub)jobs' earlier runs: the engine is about to
-        submit them again, and a restarted engine must never take an old end for the new
-        run's. The default does nothing, for a backend that keeps no record of its own beside
-        its native ids (those of the new run replace the old ones)."""
+        """Stop tracking these (sub)jobs and drop what the backend kept of their earlier runs:
+        the engine is about to submit them again, and a restarted engine must never take an
+        old end for the new run's. The default only untracks them, for a backend that keeps
+        no record of its own beside its native ids (those of the new run replace the old ones)."""
+        self.untrack(handle.key for handle in handles)
 
-    async def updates(self) -> Mapping[str, BackendStatus]:
-        """Wait for status news the backend pushes by itself, keyed by ``Handle.key``.
+    @abc.abstractmethod
+    async def sweep(self) -> int:
+        """One bulk status query over every (sub)job tracked; put what changed into the news
+        stream and return for how many (sub)jobs. A failed query raises and changes nothing."""
 
-        A backend without any keeps the default, which waits forever: the engine then relies
-        on :meth:`status` every poll interval.
-        """
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
+    @abc.abstractmethod
+    async def news(self) -> Mapping[str, BackendStatus]:
+        """Wait for the next batch of news, keyed by ``Handle.key``: statuses the backend
+        pushed or a :meth:`sweep` found since the last call."""
+
+    def poll_bounds(self) -> tuple[float, float]:
+        """The shortest and the longest seconds between two sweeps; by default ``[Monitoring]
+        poll_interval`` for both. Read again before each sweep, so a change applies at once."""
+        interval = float(self._context.config["Monitoring"]["poll_interval"])
+        return interval, interval
 
     async def aclose(self) -> None:
         """Release the driver's resources. Jobs it submitted keep running."""
+
+
+class Tracked:
+    """A (sub)job a driver watches: its handle, the last status reported to the engine, and
+    whether the engine asked to kill it (so that the end it meets is reported ``killed``)."""
+
+    __slots__ = ("handle", "last", "killed")
+
+    def __init__(self, handle: Handle, last: BackendStatus | None = None) -> None:
+        self.handle = handle
+        self.last = last
+        self.killed = False
+
+
+TrackedT = TypeVar("TrackedT", bound=Tracked)
+
+_ACTIVE = frozenset({Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN})
+
+
+class TrackingDriver(BackendDriver, Generic[TrackedT]):
+    """A driver with the bookkeeping every backend shares: the (sub)jobs it tracks and the
+    stream of news.
+
+    :attr:`tracked` maps each watched key to its :class:`Tracked` entry (a subclass of it for
+    a driver's own fields). A driver hands what it learns to :meth:`publish`, which keeps
+    only real news (a status other than the last one reported), stops tracking what ended,
+    and wakes :meth:`news`. :meth:`untrack` and :meth:`forget` drop entries.
+    """
+
+    def __init__(self, context: DriverContext) -> None:
+        super().__init__(context)
+        self.tracked: dict[str, TrackedT] = {}
+        self._news: dict[str, BackendStatus] = {}
+        self._news_ready = anyio.Event()
+
+    def publish(self, news: Mapping[str, BackendStatus]) -> int:
+        """Put news into the stream and return how many there were. A tracked (sub)job's
+        status equal to the last one reported is no news; a final one (or ``NEW``) ends its
+        tracking. A key not tracked is passed on as it is (``NEW`` for one never received)."""
+        count = 0
+        pending = self._news
+        tracked = self.tracked
+        for key, status in news.items():
+            entry = tracked.get(key)
+            if entry is not None:
+                if status == entry.last:
+                    continue
+                if status.status in _ACTIVE:
+                    entry.last = status
+                else:
+                    del tracked[key]
+            pending[key] = status
+            count += 1
+        if count:
+            self._news_ready.set()
+        return count
+
+    async def news(self) -> Mapping[str, BackendStatus]:
+        await self._news_ready.wait()
+        self._news_ready = anyio.Event()
+        news, self._news = self._news, {}
+        return news
+
+    def untrack(self, keys: Iterable[str]) -> None:
+        tracked = self.tracked
+        for key in keys:
+            tracked.pop(key, None)
 
 
 @dataclasses.dataclass(kw_only=True, repr=False)

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,12 @@ from .._workspace import job_dir_of
 from ..states import Status
 from .base import (
     Backend,
-    BackendDriver,
     BackendStatus,
     DriverContext,
     Handle,
     SubmitUnit,
+    Tracked,
+    TrackingDriver,
     final_status,
 )
 
@@ -79,21 +80,24 @@ class Local(Backend):
         return LocalDriver(context)
 
 
-class LocalDriver(BackendDriver):
+class LocalDriver(TrackingDriver[Tracked]):
     """Hands units to the local runner (which queues them within each job's limit) and turns the
-    runner's events into status news."""
+    runner's events into news.
+
+    The units this engine's runner holds (``_dispatched``) get their news pushed by it as they
+    start and end. The others it tracks (an earlier engine's, or this engine's once the
+    connection to its runner was lost) are answered by :meth:`sweep` from their job's status
+    log: whether the runner that accepted them still lives, and what it wrote.
+    """
 
     def __init__(self, context: DriverContext) -> None:
-        self._context = context
+        super().__init__(context)
         self._tg: TaskGroup | None = None
         self._stream: UNIXSocketStream | None = None
         self._runner_lock = anyio.Lock()
         self._send_lock = anyio.Lock()
+        self._sweep_lock = anyio.Lock()
         self._dispatched: set[str] = set()
-        self._state: dict[str, BackendStatus] = {}
-        self._killed: set[str] = set()
-        self._news: dict[str, BackendStatus] = {}
-        self._news_ready = anyio.Event()
         self._logs = _StatusLogs()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -165,35 +169,32 @@ class LocalDriver(BackendDriver):
                 # Events come in bursts; one receive takes all that arrived, one decode reads them.
                 *lines, pending = (pending + await stream.receive()).split(b"\n")
                 if lines:
+                    news: dict[str, BackendStatus] = {}
                     for event in json.loads(b"[%b]" % b",".join(lines)):
-                        self._on_event(event)
+                        self._on_event(event, news)
+                    self.publish(news)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream:
+            # What it held stays tracked, and sweeps read it from the status logs from now on.
             log.warning("local runner connection lost; its processes are checked through status logs")
             self._stream = None
-            for key in list(self._dispatched):
-                self._state.pop(key, None)
             self._dispatched.clear()
-            self._news_ready.set()
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: dict[str, Any], news: dict[str, BackendStatus]) -> None:
         key = str(event["key"])
-        if key not in self._dispatched:
+        entry = self.tracked.get(key)
+        if entry is None or key not in self._dispatched:
             return
         t = float(event["t"])
         if event["ev"] == "started":
-            status = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
-        else:
-            self._dispatched.discard(key)
-            running = self._state.get(key)
-            status = final_status(event.get("code"), bool(event.get("killed")) or key in self._killed,
-                                  event.get("error"), ended=t,
-                                  started=running.started if running is not None else None)
-            self._killed.discard(key)
-        self._state[key] = status
-        self._news[key] = status
-        self._news_ready.set()
+            news[key] = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
+            return
+        self._dispatched.discard(key)
+        running = news.get(key) or entry.last
+        news[key] = final_status(event.get("code"), bool(event.get("killed")) or entry.killed,
+                                 event.get("error"), ended=t,
+                                 started=running.started if running is not None else None)
 
     # -- the contract -----------------------------------------------------------------
 
@@ -204,9 +205,10 @@ class LocalDriver(BackendDriver):
         # The fields the units of a job mostly share are encoded once per run of equal ones.
         shared_as: tuple[object, ...] = ()
         shared = b""
+        tracked = self.tracked
         for unit in units:
             self._dispatched.add(unit.key)
-            self._state[unit.key] = _QUEUED
+            tracked[unit.key] = Tracked(Handle(unit.key, unit.key, unit.outputdir), _QUEUED)
             limit = self._limit(unit)
             these = (unit.job_id, limit, unit.command.env, unit.inputfiles, unit.outputfiles)
             if these != shared_as:
@@ -223,9 +225,7 @@ class LocalDriver(BackendDriver):
         try:
             await self._send_lines(b"".join(lines))
         except BackendError:
-            for unit in units:
-                self._dispatched.discard(unit.key)
-                self._state.pop(unit.key, None)
+            self.untrack(unit.key for unit in units)
             raise
         return [unit.key for unit in units]
 
@@ -238,7 +238,9 @@ class LocalDriver(BackendDriver):
         ours: list[dict[str, object]] = []
         orphans: list[Handle] = []
         for handle in handles:
-            self._killed.add(handle.key)
+            entry = self.tracked.get(handle.key)
+            if entry is not None:
+                entry.killed = True
             if handle.key in self._dispatched and self._stream is not None:
                 ours.append({"op": "kill", "key": handle.key, "grace": grace})
             else:
@@ -269,32 +271,34 @@ class LocalDriver(BackendDriver):
         if self._tg is not None:
             self._tg.start_soon(_kill_later, pid, grace)
 
-    async def status(self, handles: Sequence[Handle]) -> Mapping[str, BackendStatus]:
-        result: dict[str, BackendStatus] = {}
-        orphans: list[Handle] = []
+    async def track(self, handles: Sequence[Handle]) -> None:
+        tracked = self.tracked
         for handle in handles:
-            known = self._state.get(handle.key)
-            if known is not None:
-                result[handle.key] = known
-            else:
-                orphans.append(handle)
-        if orphans:
-            killed = set(self._killed)
-            found = await anyio.to_thread.run_sync(_orphan_statuses, orphans, killed, self._logs)
-            result.update(found)
-        return result
+            if handle.key not in tracked:
+                tracked[handle.key] = Tracked(handle)
+
+    def untrack(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        super().untrack(keys)
+        self._dispatched.difference_update(keys)
+
+    async def sweep(self) -> int:
+        """Read the status logs of the tracked (sub)jobs this engine's runner does not hold."""
+        async with self._sweep_lock:
+            if len(self.tracked) == len(self._dispatched):
+                return 0
+            orphans = {key: entry for key, entry in self.tracked.items() if key not in self._dispatched}
+            killed = {key for key, entry in orphans.items() if entry.killed}
+            found = await anyio.to_thread.run_sync(
+                _orphan_statuses, [entry.handle for entry in orphans.values()], killed, self._logs)
+            # Untracked, or submitted again to this engine's runner, while the logs were read.
+            news = {key: status for key, status in found.items()
+                    if self.tracked.get(key) is orphans[key] and key not in self._dispatched}
+            return self.publish(news)
 
     async def forget(self, handles: Sequence[Handle]) -> None:
+        self.untrack(handle.key for handle in handles)
         await anyio.to_thread.run_sync(_reset_logs, handles)
-
-    async def updates(self) -> Mapping[str, BackendStatus]:
-        await self._news_ready.wait()
-        self._news_ready = anyio.Event()
-        news, self._news = self._news, {}
-        for key, status in news.items():
-            if status.status not in (Status.SUBMITTED, Status.RUNNING):
-                self._state.pop(key, None)
-        return news
 
     async def aclose(self) -> None:
         async with self._send_lock:

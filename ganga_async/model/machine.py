@@ -14,11 +14,15 @@ The transition table is :mod:`ganga_async.states`; a change it does not allow is
 from __future__ import annotations
 
 from ..backends.base import BackendStatus
-from ..states import FINAL, Status, allowed, derive_master_status
+from ..states import ACTIVE, FINAL, Status, allowed, derive_master_status
 from .record import JobRecord
 
-__all__ = ["Changes", "Transition", "set_status", "accept", "refuse", "apply_news", "finish",
-           "reset_for_submission", "remove", "is_final", "targets"]
+__all__ = ["ON_BACKEND", "Changes", "Transition", "set_status", "accept", "refuse", "apply_news",
+           "never_received", "finish", "reset_for_submission", "resume_held", "remove", "is_final",
+           "targets"]
+
+ON_BACKEND = ACTIVE | {Status.UNKNOWN}
+"""Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
 
 _MOVING = (Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN)
 """Backend news that leaves a (sub)job with its backend."""
@@ -173,6 +177,19 @@ def apply_news(changes: Changes, record: JobRecord, index: int | None, news: Bac
     if new is Status.COMPLETED:
         set_status(changes, record, index, Status.COMPLETING, now, t=news.started)
     return news
+
+
+def never_received(changes: Changes, record: JobRecord, index: int | None, now: float) -> bool:
+    """The backend never received a (sub)job an earlier engine left with it (that engine died
+    between recording the submission and handing it over): it goes back to ``submitting`` to be
+    submitted again, which cannot run it twice. False when it is no longer with its backend
+    (killed or forced meanwhile)."""
+    current = record.status_of(index)
+    if current not in ON_BACKEND:
+        return False
+    if current is not Status.SUBMITTING:
+        set_status(changes, record, index, Status.SUBMITTING, now, force=True)
+    return True
 
 
 def finish(changes: Changes, record: JobRecord, index: int | None, end: BackendStatus,

@@ -17,22 +17,24 @@ from ..credentials.manager import Requirement
 from ..model import machine
 from ..model.job import Job
 from ..states import Status
-from .context import Context, Ended, Live, engine_log
+from .context import Context, Ended, Live, engine_log, indices_of
 
-__all__ = ["Active", "Backends", "FinaliseStage"]
+__all__ = ["Active", "Backends", "Cadence", "FinaliseStage", "MonitorGate"]
 
 log = engine_log
 
 
 class Active:
-    """A (sub)job its backend is working on."""
+    """A (sub)job its backend is working on; ``recovered`` when taken over from an earlier
+    engine, whose ``NEW`` news means: never received, submit it again."""
 
-    __slots__ = ("live", "index", "handle")
+    __slots__ = ("live", "index", "handle", "recovered")
 
-    def __init__(self, live: Live, index: int | None, handle: Handle) -> None:
+    def __init__(self, live: Live, index: int | None, handle: Handle, recovered: bool = False) -> None:
         self.live = live
         self.index = index
         self.handle = handle
+        self.recovered = recovered
 
 
 class Backends:
@@ -43,6 +45,7 @@ class Backends:
         self.ctx = ctx
         self.drivers: dict[str, BackendDriver] = {}
         self.active: dict[str, dict[str, Active]] = {}
+        self.cadences: dict[str, Cadence] = {}
         self.handing_over: dict[str, BackendStatus | None] = {}
         """Keys of units in a ``bulk_submit`` that has not returned, with the latest news of
         each that came meanwhile (a process can end before its submission call returns)."""
@@ -89,14 +92,23 @@ class Backends:
         return found
 
     def drop(self, live: Live, indices: list[int | None] | None = None) -> None:
-        """Stop watching the (sub)jobs (all of the job's when ``indices`` is None)."""
-        for active in self.active.values():
+        """Stop watching the (sub)jobs (all of the job's when ``indices`` is None), here and
+        in their drivers."""
+        for name, active in self.active.items():
             if indices is None:
-                for key in [k for k, e in active.items() if e.live is live]:
-                    del active[key]
+                keys = [k for k, e in active.items() if e.live is live]
             else:
-                for index in indices:
-                    active.pop(live.record.key(index), None)
+                keys = [k for k in map(live.record.key, indices) if k in active]
+            for key in keys:
+                del active[key]
+            if keys:
+                self.drivers[name].untrack(keys)
+
+    def soon(self, name: str) -> None:
+        """Sweep backend ``name`` soon: something was submitted to it or killed there."""
+        cadence = self.cadences.get(name)
+        if cadence is not None:
+            cadence.soon()
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -104,36 +116,35 @@ class Backends:
                 await driver.aclose()
 
     async def _monitor(self, name: str, driver: BackendDriver, *, task_status: TaskStatus[None]) -> None:
-        """Apply the driver's pushed news as it comes, and poll all active jobs every interval."""
-        task_status.started()
+        """Apply the driver's news as they come, and ask it for a sweep on the engine's schedule."""
         monitoring = self.ctx.config["Monitoring"]
         active = self.active[name]
-        last_poll = time.monotonic()
         gate = MonitorGate(self.ctx, name, active)
+        cadence = self.cadences[name] = Cadence(driver)
+        task_status.started()
         while True:
             if await gate.paused():
-                last_poll = 0.0
+                cadence.now()
                 continue
-            news: Mapping[str, BackendStatus] | None = None
-            wait = last_poll + monitoring["poll_interval"] - time.monotonic()
-            with anyio.move_on_after(max(wait, 0)):
-                news = await driver.updates()
-            if news is None:
-                last_poll = time.monotonic()
-                handles = [entry.handle for entry in active.values()]
-                if not handles:
-                    continue
+            news = await cadence.news()
+            if news is not None:
+                cadence.soon()
+                await self.apply_news(active, news)
+                continue
+            found = 0
+            if active:
                 try:
                     with anyio.fail_after(monitoring["command_timeout"]):
-                        news = await driver.status(handles)
+                        found = await driver.sweep()
                 except (GangaAsyncError, TimeoutError, OSError) as exc:
                     log.warning("status sweep failed; retrying next sweep", backend=name, error=str(exc))
-                    continue
-            await self.apply_news(active, news)
+            cadence.swept(found)
 
     async def apply_news(self, active: dict[str, Active], news: Mapping[str, BackendStatus]) -> None:
-        """Have the state machine apply a backend's news; what ended goes to the finalise stage."""
+        """Have the state machine apply a backend's news; what ended goes to the finalise stage,
+        what an earlier engine left and the backend never received back to submission."""
         ended: list[Ended] = []
+        resubmit: dict[int, tuple[Live, list[int | None]]] = {}
         changes = machine.Changes()
         now = time.time()
         for key, status in news.items():
@@ -142,13 +153,22 @@ class Backends:
                 if key in self.handing_over:  # applied once its submission call returns
                     self.handing_over[key] = status
                 continue
-            end = machine.apply_news(changes, entry.live.record, entry.index, status, now)
+            record = entry.live.record
+            if status.status is Status.NEW and entry.recovered:
+                del active[key]
+                if machine.never_received(changes, record, entry.index, now):
+                    resubmit.setdefault(entry.live.id, (entry.live, []))[1].append(entry.index)
+                continue
+            end = machine.apply_news(changes, record, entry.index, status, now)
             if end is not None:
                 del active[key]
                 ended.append((entry.live, entry.index, end))
         self.ctx.commit(changes)
         if ended and self.ctx.to_finalise is not None:
             await self.ctx.to_finalise.send(ended)
+        for live, indices in resubmit.values():
+            log.info("resubmitting what never started", job_id=live.id, count=len(indices))
+            await self.ctx.submit_soon().send((live, indices_of(indices)))
 
 
 class FinaliseStage:
@@ -226,3 +246,45 @@ class MonitorGate:
             self._reason = reason
         await self.ctx.credentials.next_sweep()
         return True
+
+
+class Cadence:
+    """When a backend's monitor sweeps next: the driver's shortest interval after news, a
+    submission or a kill; half as long again after each sweep that found nothing, up to its
+    longest (:meth:`BackendDriver.poll_bounds`)."""
+
+    def __init__(self, driver: BackendDriver) -> None:
+        self.driver = driver
+        self.interval = driver.poll_bounds()[0]
+        self.due = anyio.current_time() + self.interval
+        self._waiting: anyio.CancelScope | None = None
+
+    async def news(self) -> Mapping[str, BackendStatus] | None:
+        """The driver's next news, or None once a sweep is due."""
+        with anyio.CancelScope(deadline=self.due) as scope:
+            self._waiting = scope
+            try:
+                return await self.driver.news()
+            finally:
+                self._waiting = None
+        return None
+
+    def _set(self, due: float) -> None:
+        self.due = due
+        if self._waiting is not None:
+            self._waiting.deadline = due
+
+    def soon(self) -> None:
+        """Back to the shortest interval, counted from now unless a sweep is due sooner."""
+        self.interval = self.driver.poll_bounds()[0]
+        self._set(min(self.due, anyio.current_time() + self.interval))
+
+    def now(self) -> None:
+        """Sweep at once (monitoring resumed after a pause)."""
+        self._set(anyio.current_time())
+
+    def swept(self, found: int) -> None:
+        """A sweep ended, with news of ``found`` (sub)jobs."""
+        shortest, longest = self.driver.poll_bounds()
+        self.interval = shortest if found else min(self.interval * 1.5, longest)
+        self._set(anyio.current_time() + self.interval)

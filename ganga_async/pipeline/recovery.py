@@ -8,26 +8,22 @@ interval; the jobs keep their status meanwhile.
 
 from __future__ import annotations
 
-import time
-
 import anyio
 
 from .._exceptions import GangaAsyncError, PluginError
 from .._workspace import output_dir
 from ..backends.base import Handle
 from ..model import machine
-from ..states import ACTIVE, Status
-from .context import Context, Live, engine_log, indices_of
+from ..model.machine import ON_BACKEND
+from ..states import Status
+from .context import Context, Live, engine_log
 from .monitor import Active, Backends
 from .store import JobStore
 from .submit import Held
 
-__all__ = ["recover", "ON_BACKEND"]
+__all__ = ["recover"]
 
 log = engine_log
-
-ON_BACKEND = ACTIVE | {Status.UNKNOWN}
-"""Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
 
 
 async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
@@ -72,19 +68,29 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
                 record.table.backend_id[index])
             key = record.key(index)
             handle = Handle(key, backend_id or "", output_dir(record.jobdir, index))
-            entries[key] = Active(live, index, handle)
+            entries[key] = Active(live, index, handle, recovered=True)
         if not await _resume(ctx, backends, name, entries) and ctx.tg is not None:
             ctx.tg.start_soon(_resume_later, ctx, backends, name, entries)
 
 
 async def _resume(ctx: Context, backends: Backends, name: str, entries: dict[str, Active]) -> bool:
-    """Take over the (sub)jobs an earlier engine left active on backend ``name``: ask the
-    backend about them all at once, monitor again those it has and submit again those it
-    never got. False when the backend could not answer; they keep their status meanwhile."""
+    """Take over the (sub)jobs an earlier engine left active on backend ``name``: monitor them
+    again, the driver tracking them and sweeping them at once; the news say which it has, and
+    those it never received (``NEW``) are submitted again. False when the backend could not
+    answer; they keep their status meanwhile."""
     try:
         driver = await backends.driver(name)
+        active = backends.active[name]
+        handles = []
+        for key, entry in entries.items():
+            record = entry.live.record
+            if record.status is Status.REMOVED or record.status_of(entry.index) not in ON_BACKEND:
+                continue  # removed, killed or forced while the backend could not answer
+            active[key] = entry
+            handles.append(entry.handle)
         with anyio.fail_after(ctx.config["Monitoring"]["command_timeout"]):
-            statuses = await driver.status([e.handle for e in entries.values()])
+            await driver.track(handles)
+            await driver.sweep()
     except PluginError as exc:
         log.error("jobs of a backend that cannot be loaded stay as they are", backend=name,
                   count=len(entries), error=str(exc))
@@ -93,35 +99,17 @@ async def _resume(ctx: Context, backends: Backends, name: str, entries: dict[str
         log.warning("cannot ask the backend about the jobs an earlier engine left; asking "
                     "again every poll interval", backend=name, count=len(entries), error=str(exc))
         return False
-    active = backends.active[name]
-    resubmit: dict[int, tuple[Live, list[int | None]]] = {}
-    changes = machine.Changes()
-    now = time.time()
-    for key, entry in entries.items():
-        record = entry.live.record
-        current = record.status_of(entry.index)
-        if record.status is Status.REMOVED or current not in ON_BACKEND:
-            continue  # removed, killed or forced while the backend could not answer
-        status = statuses.get(key)
-        if status is not None and status.status is Status.NEW:
-            if current is not Status.SUBMITTING:
-                machine.set_status(changes, record, entry.index, Status.SUBMITTING, now, force=True)
-            resubmit.setdefault(entry.live.id, (entry.live, []))[1].append(entry.index)
-        else:
-            active[key] = entry
-    ctx.commit(changes)
-    await backends.apply_news(active, {k: s for k, s in statuses.items() if k in active})
-    for live, indices in resubmit.values():
-        log.info("resubmitting what never started", job_id=live.id, count=len(indices))
-        await ctx.submit_soon().send((live, indices_of(indices)))
     log.info("monitoring resumed", backend=name, active=len(active))
     return True
 
 
 async def _resume_later(ctx: Context, backends: Backends, name: str,
                         entries: dict[str, Active]) -> None:
-    """Retry :func:`_resume` every poll interval until the backend answers."""
+    """Retry :func:`_resume` every poll interval until the backend answers, for the (sub)jobs
+    still waiting for it (not those its news ended or sent back to submission)."""
     while True:
         await anyio.sleep(ctx.config["Monitoring"]["poll_interval"])
-        if await _resume(ctx, backends, name, entries):
+        active = backends.active.get(name, {})
+        entries = {k: e for k, e in entries.items() if active.get(k) is e}
+        if not entries or await _resume(ctx, backends, name, entries):
             return

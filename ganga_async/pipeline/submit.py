@@ -112,6 +112,7 @@ class SubmitStage:
             for unit in units:
                 handing_over.pop(unit.key, None)
             raise
+        backends.soon(name)
         now = time.time()
         late_kills: list[Handle] = []
         early: dict[str, BackendStatus] = {}

@@ -1,12 +1,13 @@
-"""The shared batch machinery: state decisions, and the driver's submission, polling and kill logic
-with a scripted command runner injected in place of the real Slurm commands."""
+"""The shared batch machinery: state decisions, and the driver's submission, tracking, sweeps and
+kill logic with a scripted command runner injected in place of the real Slurm commands."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ganga_async import BackendUnavailableError, Config, Slurm, Status
@@ -66,6 +67,13 @@ def unit(jobdir: Path, index: int | None, backend: Slurm | None = None) -> Submi
 def driver(config: Config, tmp_path: Path, runner: ScriptedRunner) -> BatchDriver:
     config["Slurm"]["submit_retry"] = 30.0
     return BatchDriver(DriverContext(config=config, gangadir=tmp_path), SlurmSystem(), "Slurm", runner)
+
+
+async def news_now(batch: BatchDriver) -> Mapping[str, BackendStatus]:
+    """The news waiting in the driver's stream, {} when there are none."""
+    with anyio.move_on_after(0.1):
+        return await batch.news()
+    return {}
 
 
 # -- deciding a state ---------------------------------------------------------------------
@@ -210,7 +218,12 @@ async def test_a_timed_out_sbatch_is_found_by_its_name_not_submitted_twice(
 async def test_a_failed_query_is_no_news_and_never_fails_a_job(config: Config, tmp_path: Path) -> None:
     runner = ScriptedRunner({"squeue": [err("slurm_load_jobs error: Unable to contact slurm controller")]})
     handle = Handle("5.0", "90_0", tmp_path / "5" / "0" / "output")
-    assert await driver(config, tmp_path, runner).status([handle]) == {}
+    batch = driver(config, tmp_path, runner)
+    await batch.track([handle])
+    with pytest.raises(BackendUnavailableError):
+        await batch.sweep()
+    assert not await news_now(batch)
+    assert set(batch.tracked) == {"5.0"}
 
 
 async def test_a_job_slurm_and_accounting_forgot_is_resolved_from_its_status_file(
@@ -223,8 +236,12 @@ async def test_a_job_slurm_and_accounting_forgot_is_resolved_from_its_status_fil
     outputdir = tmp_path / "5" / "0" / "output"
     outputdir.mkdir(parents=True)
     (outputdir / "__jobstatus__.json").write_text(json.dumps(ended(4)))
-    news = await driver(config, tmp_path, runner).status([Handle("5.0", "90_0", outputdir)])
+    batch = driver(config, tmp_path, runner)
+    await batch.track([Handle("5.0", "90_0", outputdir)])
+    assert await batch.sweep() == 1
+    news = await news_now(batch)
     assert news["5.0"].status is Status.FAILED and news["5.0"].exitcode == 4
+    assert not batch.tracked
 
 
 async def test_kill_cancels_a_whole_array_at_once_or_only_the_listed_tasks(
@@ -250,11 +267,15 @@ async def test_a_submission_an_earlier_engine_never_recorded_is_found_from_its_m
     units = [unit(tmp_path / "5", i) for i in range(2)]
     await driver(config, tmp_path, runner).bulk_submit(units)
     later = driver(config, tmp_path, runner)
-    news = await later.status([Handle(u.key, "", u.outputdir) for u in units])
+    await later.track([Handle(u.key, "", u.outputdir) for u in units])
+    await later.sweep()
+    news = await news_now(later)
     assert (news["5.0"].status, news["5.0"].native_id) == (Status.SUBMITTED, "70_0")
     assert (news["5.1"].status, news["5.1"].native_id) == (Status.RUNNING, "70_1")
-    unknown = await later.status([Handle("6", "", tmp_path / "6" / "output")])
+    await later.track([Handle("6", "", tmp_path / "6" / "output")])
+    unknown = await news_now(later)
     assert unknown["6"].status is Status.NEW
+    assert set(later.tracked) == {"5.0", "5.1"}
 
 
 async def test_a_submission_an_earlier_engine_never_made_is_looked_up_once_for_all_its_tasks(
@@ -265,7 +286,53 @@ async def test_a_submission_an_earlier_engine_never_made_is_looked_up_once_for_a
                              "squeue": [ok()], "sacct": [ok()]})
     units = [unit(tmp_path / "5", i) for i in range(3)]
     await driver(config, tmp_path, runner).bulk_submit(units)
-    news = await driver(config, tmp_path, runner).status([Handle(u.key, "", u.outputdir) for u in units])
+    later = driver(config, tmp_path, runner)
+    await later.track([Handle(u.key, "", u.outputdir) for u in units])
+    news = await news_now(later)
     assert {key: status.status for key, status in news.items()} == dict.fromkeys(
         ["5.0", "5.1", "5.2"], Status.NEW)
     assert len(runner.of("squeue")) == len(runner.of("sacct")) == 1
+
+
+async def test_a_sweep_that_finds_nothing_changed_is_no_news(config: Config, tmp_path: Path) -> None:
+    runner = ScriptedRunner({"scontrol": [config_with(1001)], "sbatch": [ok("60")],
+                             "squeue": [ok("60_0|PENDING|N/A|N/A\n60_1|PENDING|N/A|N/A\n")]})
+    batch = driver(config, tmp_path, runner)
+    await batch.bulk_submit([unit(tmp_path / "5", i) for i in range(2)])
+    assert set(batch.tracked) == {"5.0", "5.1"}
+    assert await batch.sweep() == 0
+    assert await news_now(batch) == {}
+    assert len(runner.of("squeue")) == 1
+
+
+async def test_a_killed_task_ends_killed_and_its_tracking_with_it(config: Config, tmp_path: Path) -> None:
+    runner = ScriptedRunner({
+        "scontrol": [config_with(1001)], "sbatch": [ok("60")], "scancel": [ok()],
+        "squeue": [ok("60_0|FAILED|2026-11-21T11:30:08|2026-11-21T11:30:09\n60_1|RUNNING|N/A|N/A\n")],
+    })
+    batch = driver(config, tmp_path, runner)
+    units = [unit(tmp_path / "5", i) for i in range(2)]
+    await batch.bulk_submit(units)
+    await batch.kill([Handle("5.0", "60_0", units[0].outputdir)])
+    assert await batch.sweep() == 2
+    news = await news_now(batch)
+    assert (news["5.0"].status, news["5.0"].reason) == (Status.KILLED, "killed")
+    assert news["5.1"].status is Status.RUNNING
+    assert set(batch.tracked) == {"5.1"}
+
+
+async def test_untracked_and_forgotten_jobs_are_not_swept(config: Config, tmp_path: Path) -> None:
+    runner = ScriptedRunner({"scontrol": [config_with(1001)], "sbatch": [ok("60")], "squeue": [ok()]})
+    batch = driver(config, tmp_path, runner)
+    units = [unit(tmp_path / "5", i) for i in range(2)]
+    await batch.bulk_submit(units)
+    batch.untrack(["5.0"])
+    await batch.forget([Handle("5.1", "60_1", units[1].outputdir)])
+    assert await batch.sweep() == 0
+    assert runner.of("squeue") == []
+
+
+async def test_the_sweep_interval_bounds_are_poll_min_and_poll_max(config: Config, tmp_path: Path) -> None:
+    config["Slurm"]["poll_min"] = 2.0
+    config["Slurm"]["poll_max"] = 40.0
+    assert driver(config, tmp_path, ScriptedRunner({})).poll_bounds() == (2.0, 40.0)
