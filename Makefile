@@ -1,4 +1,5 @@
-# Two entry points: `make demo` and `make test`. Both bootstrap .venv themselves.
+# Two entry points: `make demo` and `make test` (which runs `make lint` first). Both bootstrap .venv
+# themselves.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ganga-async demo
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -40,7 +40,7 @@ from .applications.base import Application
 from .backends.base import Handle
 from .config import Config, load_config
 from .credentials.manager import CredentialManager
-from .events import CredentialEvent, EventStream, JobEvent, _Hub
+from .events import CredentialEvent, EventHub, EventStream, JobEvent
 from .model import machine
 from .model.job import Job
 from .model.machine import ON_BACKEND
@@ -112,7 +112,7 @@ class Engine:
         """The reference counts of ShareDirs (:class:`~ganga_async.ShareRef`)."""
         self.box = Box(self.repository, self.shareref, self.shared, self._check_open)
         """Named jobs and applications kept in the repository (:class:`~ganga_async.Box`)."""
-        self._hub = _Hub()
+        self._hub = EventHub()
         self.credentials = CredentialManager(self.config, publish=self._hub.publish)
         registry = Registry()
         self._ctx = Context(

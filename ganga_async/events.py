@@ -13,7 +13,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._log import get_logger
 from .states import Status
 
-__all__ = ["JobEvent", "CredentialEvent", "EventStream"]
+__all__ = ["JobEvent", "CredentialEvent", "EventStream", "EventHub"]
 log = get_logger(__name__)
 
 E = TypeVar("E")
@@ -58,7 +58,7 @@ class EventStream(Generic[E]):
     the engine closes.
     """
 
-    def __init__(self, hub: _Hub, size: float, kind: type[E]) -> None:
+    def __init__(self, hub: EventHub, size: float, kind: type[E]) -> None:
         send, self._receive = anyio.create_memory_object_stream[E](size)
         self._subscription = _Subscription(send, kind)
         self._hub = hub
@@ -124,7 +124,7 @@ class _Subscription(Generic[E]):
         return True
 
 
-class _Hub:
+class EventHub:
     """The engine's fan-out of events to its subscribers."""
 
     def __init__(self) -> None:

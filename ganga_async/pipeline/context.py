@@ -16,7 +16,7 @@ from .._log import get_logger
 from ..backends.base import BackendStatus
 from ..config import Config
 from ..credentials.manager import CredentialManager
-from ..events import JobEvent, _Hub
+from ..events import EventHub, JobEvent
 from ..model.job import Job
 from ..model.machine import Changes, is_final
 from ..model.record import JobRecord
@@ -88,7 +88,7 @@ class Recorder:
     """Carries out what the state machine decided: queue the repository writes of the rows it
     changed, publish each transition to subscribers and wake the waiters of what ended."""
 
-    def __init__(self, repository: Repository, hub: _Hub, registry: Registry) -> None:
+    def __init__(self, repository: Repository, hub: EventHub, registry: Registry) -> None:
         self.repository = repository
         self.hub = hub
         self.registry = registry
@@ -140,7 +140,7 @@ class Context:
     shared: SharedArea
     shareref: ShareRef
     credentials: CredentialManager
-    hub: _Hub
+    hub: EventHub
     registry: Registry
     recorder: Recorder
     tg: TaskGroup | None = None
