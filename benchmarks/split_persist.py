@@ -106,7 +106,7 @@ def run_engine(root: Path, n: int, *, memory: bool = False,
             if memory:
                 run.peak = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
-                run.table_at_split = retained_size(job.subjobs)
+                run.table_at_split = retained_size(job._record.table)
 
         milestones = Milestones(at_split)
         async with Engine(gangadir, config=config) as engine:
@@ -125,7 +125,7 @@ def run_engine(root: Path, n: int, *, memory: bool = False,
             run.split_stage = milestones.split_seconds
             run.submitted = milestones.submitted_at - start
             if memory:
-                run.table_submitted = retained_size(job.subjobs)
+                run.table_submitted = retained_size(job._record.table)
             stored = count_subjob_rows(engine.repository.path, job.id)
             if len(job.subjobs) != n or stored != n:
                 raise RuntimeError(f"expected {n} subjobs, found {len(job.subjobs)} in memory "

@@ -59,7 +59,7 @@ from .credentials import token as _token
 from .credentials import x509 as _x509
 from .engine import SUMMARY_COLUMNS, Engine
 from .model import job as _core
-from .prepared.sharedir import SharedArea, ShareDir
+from .prepared.sharedir import ShareDir
 from .prepared.shareref import render_table
 from .splitters.arg import ArgSplitter
 from .splitters.base import Splitter
@@ -495,7 +495,7 @@ class ShareRefRegistry:
     def __repr__(self) -> str:
         rows = _run(lambda engine: engine.shareref.table())
         _, engine = _session.open()
-        return render_table(rows, SharedArea.for_user(engine.gangadir, engine.config.user).root)
+        return render_table(rows, engine.shared.root)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
