@@ -408,7 +408,7 @@ class Engine:
             machine.reset_for_submission(changes, record, target, now)
         self._ctx.commit(changes)
         await self.repository.flush()
-        await self._ctx.submit_soon().send((live, indices_of(chosen)))
+        await self._ctx.submit_inbox().send((live, indices_of(chosen)))
         log.info("job resubmitted", job_id=live.id, count=len(chosen))
         return job
 

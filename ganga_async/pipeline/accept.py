@@ -45,7 +45,7 @@ class AcceptStage:
                   *, task_status: TaskStatus[None]) -> None:
         ctx = self.ctx
         task_status.started()
-        async with inbox, ctx.split_soon() as outbox:
+        async with inbox, ctx.split_inbox() as outbox:
             async for live, reply in inbox:
                 with bound(job_id=live.id):
                     if await self._accept(live, reply):

@@ -148,13 +148,13 @@ class Context:
     to_submit: MemoryObjectSendStream[Chunk] | None = None
     to_finalise: MemoryObjectSendStream[list[Ended]] | None = None
 
-    def submit_soon(self) -> MemoryObjectSendStream[Chunk]:
+    def submit_inbox(self) -> MemoryObjectSendStream[Chunk]:
         """The submit stage's inlet (the engine is running)."""
         if self.to_submit is None:
             raise JobStateError("the engine is not running")
         return self.to_submit
 
-    def split_soon(self) -> MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]]:
+    def split_inbox(self) -> MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]]:
         """The split stage's inlet (the engine is running)."""
         if self.to_split is None:
             raise JobStateError("the engine is not running")

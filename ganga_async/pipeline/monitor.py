@@ -168,7 +168,7 @@ class Backends:
             await self.ctx.to_finalise.send(ended)
         for live, indices in resubmit.values():
             log.info("resubmitting what never started", job_id=live.id, count=len(indices))
-            await self.ctx.submit_soon().send((live, indices_of(indices)))
+            await self.ctx.submit_inbox().send((live, indices_of(indices)))
 
 
 class FinaliseStage:

@@ -48,7 +48,7 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
             continue
         if live.job.splitter is not None and row.n_subjobs is None:
             log.info("resuming an interrupted split", job_id=row.id)
-            await ctx.split_soon().send((live, None))
+            await ctx.split_inbox().send((live, None))
             continue
         held = []
         for index in machine.targets(live.record):

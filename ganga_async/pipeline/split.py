@@ -34,7 +34,7 @@ class SplitStage:
     async def run(self, inbox: MemoryObjectReceiveStream[tuple[Live, MemoryObjectSendStream[Any] | None]],
                   *, task_status: TaskStatus[None]) -> None:
         task_status.started()
-        async with inbox, self.ctx.submit_soon() as outbox:
+        async with inbox, self.ctx.submit_inbox() as outbox:
             async for live, reply in inbox:
                 with bound(job_id=live.id):
                     await self._split(live, reply, outbox)

@@ -197,7 +197,7 @@ class Held:
         self.ctx.commit(changes)
         log.info("credentials valid again: resuming", job_id=live.id, count=len(chosen))
         try:
-            await self.ctx.submit_soon().send((live, indices_of(chosen)))
+            await self.ctx.submit_inbox().send((live, indices_of(chosen)))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass  # the engine is closing; the next one submits them (they are `submitting`)
 
