@@ -516,10 +516,17 @@ def _application_of(target: Job | Application, verb: str) -> Application:
     return target.application
 
 
+_MAX_ID = 2**63 - 1
+"""The largest id the repository can hold (SQLite's integers)."""
+
+
 def _parse_fqid(value: int | str) -> tuple[int, int | None]:
-    text = str(value)
-    head, _, tail = text.partition(".")
-    try:
-        return int(head), (int(tail) if tail else None)
-    except ValueError:
-        raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17") from None
+    """A job id (``3``, ``"3"``) or subjob fqid (``"3.17"``) as (job id, subjob index)."""
+    head, _, tail = str(value).partition(".")
+    if isinstance(value, bool) or not head.isdecimal() or not (tail.isdecimal() or not tail) or (
+            "." in str(value) and not tail):
+        raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17")
+    job_id, index = int(head), (int(tail) if tail else None)
+    if job_id > _MAX_ID or (index is not None and index > _MAX_ID):
+        raise JobNotFoundError(f"no job {value}: ids go up to {_MAX_ID}")
+    return job_id, index

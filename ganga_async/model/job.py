@@ -152,9 +152,9 @@ class Job:
         self.application = application if application is not None else Executable()
         self.backend = backend if backend is not None else Local()
         self.splitter = splitter
-        self.inputfiles = [os.fspath(path) for path in inputfiles or []]
-        self.outputfiles = list(outputfiles or [])
-        self.credentials = list(credentials or [])
+        self.inputfiles = _as_list(inputfiles)
+        self.outputfiles = _as_list(outputfiles)
+        self.credentials = _as_list(credentials)
 
     _TYPES: ClassVar[dict[str, Any]] = {
         "name": str, "comment": str, "application": Application, "backend": Backend,
@@ -363,6 +363,14 @@ class Job:
         if self._master is None and self.splitter is not None:
             parts.append(f"splitter={type(self.splitter).__name__}, subjobs={len(self.subjobs)}")
         return f"Job({', '.join(parts)})"
+
+
+def _as_list(value: Any) -> Any:
+    """A list field as given to the constructor: None is empty, a sequence a new list, and
+    anything else (a lone string, a number) is left for the field's check to refuse by name."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 def freeze_description(job: Job) -> None:

@@ -79,7 +79,10 @@ def _check_relative(data: dict[str, Any], basedir: str | None) -> None:
     needs the directory it is relative to."""
     if basedir is not None and os.path.isabs(basedir):
         return
-    for i, path in enumerate(data.get("inputfiles") or []):
+    inputfiles = data.get("inputfiles") or []
+    if not isinstance(inputfiles, list):
+        return  # not a list: refused by name when the job is built
+    for i, path in enumerate(inputfiles):
         if isinstance(path, str) and not os.path.isabs(os.path.expanduser(path)):
             raise JobSpecError(f"inputfiles[{i}]", f"{path!r} is relative: give an absolute path, "
                                "or the absolute directory it is relative to as 'basedir'")

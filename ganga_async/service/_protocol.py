@@ -41,6 +41,10 @@ VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
 """The largest request line, newline excluded (1 MiB): enough for any job description or code."""
 
+MAX_DEPTH = 32
+"""The deepest nesting of arrays and objects a request may have: far more than any job
+description needs, and shallow enough that nothing handling it can run out of stack."""
+
 MAX_REPLY_BYTES = 64 << 20
 """The largest reply line (64 MiB); a larger answer is replaced by an error saying so."""
 
@@ -148,6 +152,10 @@ def decode_reply(line: bytes) -> dict[str, Any]:
 
 
 def _load(line: bytes) -> dict[str, Any]:
+    depth = _nesting(line)
+    if depth > MAX_DEPTH:
+        raise ProtocolError("too_deep", f"a message may nest arrays and objects {MAX_DEPTH} "
+                            f"levels deep, not {depth}")
     try:
         message = json.loads(line)
     except UnicodeDecodeError:
@@ -158,6 +166,32 @@ def _load(line: bytes) -> dict[str, Any]:
         raise ProtocolError("malformed", "a message must be a JSON object, not "
                             f"{type(message).__name__}")
     return message
+
+
+def _nesting(line: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings not counted),
+    found without parsing it, so a hostile message cannot exhaust the stack."""
+    opened = line.count(b"[") + line.count(b"{")
+    if opened <= MAX_DEPTH:
+        return opened  # never deeper than the brackets it has
+    deepest = depth = 0
+    in_string = escaped = False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def exception_from(error: dict[str, Any]) -> Exception:

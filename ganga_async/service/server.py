@@ -75,6 +75,8 @@ class _Connection:
         self.pid = pid
         self.closed = False
         self.cancellers: dict[protocol.RequestId, Callable[[], None]] = {}
+        self.in_flight: set[protocol.RequestId] = set()
+        """Ids of this connection's requests not answered yet: an id is refused while in use."""
         self.unanswered = 0
         self.answered = anyio.Event()
         self.followers: TaskGroup | None = None
@@ -306,11 +308,19 @@ class Server:
     # -- requests ---------------------------------------------------------------------
 
     async def _dispatch(self, connection: _Connection, request: protocol.Request) -> None:
+        """Start or answer one request. Nothing it raises may end the connection or the
+        daemon: a failure here is the request's error reply."""
+        try:
+            await self._start(connection, request)
+        except Exception as exc:
+            await connection.send(self._failure(request, exc))
+
+    async def _start(self, connection: _Connection, request: protocol.Request) -> None:
         rid, op = request.id, request.op
         if op == "cancel":
             await connection.send(protocol.ok_reply(rid, self._cancel(connection, request)))
             return
-        if rid in connection.cancellers:
+        if rid in connection.in_flight:
             await connection.send(protocol.error_reply(rid, ProtocolError(
                 "duplicate_id", f"request id {rid!r} is already in use on this connection")))
             return
@@ -326,9 +336,11 @@ class Server:
             self.stop()
         elif op == "events" or op in protocol.CANCELLABLE:
             assert connection.followers is not None
+            connection.in_flight.add(rid)
             connection.followers.start_soon(self._follow, connection, request)
         elif op == "send_cmd" or op in OPERATIONS:
             self._accepted(connection)
+            connection.in_flight.add(rid)
             assert self._work is not None
             self._work.start_soon(self._run, connection, request)
         else:
@@ -368,6 +380,7 @@ class Server:
         try:
             await connection.send(reply)
         finally:
+            connection.in_flight.discard(request.id)
             self._finished(connection)
 
     async def _follow(self, connection: _Connection, request: protocol.Request) -> None:
@@ -379,7 +392,10 @@ class Server:
             reply = protocol.error_reply(request.id, ServiceError(
                 "the daemon is stopping" if self._stopping else "cancelled by the client"))
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await connection.send(reply)
+            try:
+                await connection.send(reply)
+            finally:
+                connection.in_flight.discard(request.id)
 
     async def _answer(self, connection: _Connection, request: protocol.Request) -> dict[str, Any]:
         """The reply to a request the daemon runs: its result, or the error that ended it."""
@@ -411,6 +427,9 @@ class Server:
         job = args.get("job", (int, str), None)
         subjobs = args.get("subjobs", bool, True)
         types = _event_types(args)
+        if job is not None and (isinstance(job, bool) or not str(job).isdecimal()):
+            raise ProtocolError("bad_args", f"events: argument 'job' must be a job id such as 3, "
+                                f"not {job!r}")
         job_id = int(job) if job is not None else None
 
         def status(event: JobEvent) -> dict[str, Any] | None:

@@ -115,3 +115,13 @@ async def test_describe_shows_the_whole_description_credentials_included(
     assert info["credentials"] == [token.to_dict()]
     assert info["splitter"] == job.splitter.to_dict()  # type: ignore[union-attr]
     assert {k: info[k] for k in job.spec()} == job.spec()
+
+
+@pytest.mark.parametrize(("fields", "named"), [
+    ({"inputfiles": 5}, r"inputfiles: expected list\[str\], got int 5"),
+    ({"outputfiles": "res.txt"}, r"outputfiles: expected list\[str\], got str 'res.txt'"),
+    ({"credentials": "VomsProxy"}, r"credentials: expected list\[Credential\]"),
+])
+def test_a_list_field_given_something_else_is_refused_by_name(fields: dict[str, object], named: str) -> None:
+    with pytest.raises(JobSpecError, match=named):
+        Job(**fields)  # type: ignore[arg-type]
