@@ -8,7 +8,8 @@
     ├── BoxEntryNotFoundError no box entry of that name
     ├── PluginError           an application, splitter or backend that cannot be found or imported
     ├── RepositoryError       the repository cannot be opened or written
-    │   └── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
+    │   ├── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
+    │   └── RepositoryLockedError  another engine already works on this gangadir
     ├── ShareDirError         a ShareDir name or path that is not a directory of this shared area
     ├── BackendError          a backend refused or failed an operation
     │   └── BackendUnavailableError  the batch system did not answer (down, restarting, timed out); retried
@@ -68,6 +69,15 @@ class RepositoryError(GangaAsyncError):
 
 class SchemaVersionError(RepositoryError):
     """The repository was written by a newer ganga-async."""
+
+
+class RepositoryLockedError(RepositoryError):
+    """Another engine (``pid``, when known) holds the gangadir: only one may submit to
+    backends and monitor its jobs."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class ShareDirError(GangaAsyncError):

@@ -45,6 +45,7 @@ from .model import machine
 from .model.job import Job
 from .model.machine import ON_BACKEND
 from .model.record import JobRecord
+from .persistence.lock import EngineLock
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
@@ -105,6 +106,7 @@ class Engine:
             self.gangadir / "repository" / user / "jobs.sqlite",
             flush_interval=self.config["Repository"]["flush_interval"],
         )
+        self._lock = EngineLock(self.repository.path.parent / "engine.lock")
         self.workspace = self.gangadir / "workspace" / user
         self.shared = SharedArea.for_user(self.gangadir, user)
         self.shareref = ShareRef(self.repository, self.shared, owners=self._prepared_owners,
@@ -121,7 +123,7 @@ class Engine:
             shareref=self.shareref, credentials=self.credentials, hub=self._hub,
             registry=registry, recorder=Recorder(self.repository, self._hub, registry),
         )
-        self._backends = Backends(self._ctx)
+        self._backends = Backends(self._ctx, self._lock)
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -137,6 +139,9 @@ class Engine:
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
+            stack.callback(self._lock.release)
+            if self.monitoring:
+                await self._lock.acquire()
             await self.repository.open()
             stack.push_async_callback(self.repository.aclose)
             stack.push_async_callback(self._release)
@@ -210,6 +215,13 @@ class Engine:
         if self._ctx.tg is None or self._closing or self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
 
+    async def _working(self) -> None:
+        """Guard of the calls that submit, kill or delete: the engine runs and holds the
+        gangadir's lock (an engine opened with ``monitoring=False`` takes it now, or raises
+        RepositoryLockedError while another engine works on the gangadir)."""
+        self._check_open()
+        await self._lock.acquire()
+
     def _running_store(self) -> JobStore:
         self._check_open()
         assert self._store is not None
@@ -257,7 +269,7 @@ class Engine:
         e.g. a missing executable or a splitter that fails, and :class:`JobStateError` when the
         job is not ``new``.
         """
-        self._check_open()
+        await self._working()
         if job.master is not None:
             raise JobStateError(f"subjob {job.fqid} cannot be submitted on its own; submit its master")
         if job.status is not Status.NEW:
@@ -360,7 +372,7 @@ class Engine:
 
     async def kill(self, job: Job) -> None:
         """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""
-        self._check_open()
+        await self._working()
         live, index = self._ctx.registry.find(job)
         record = live.record
         changes = machine.Changes()
@@ -389,7 +401,7 @@ class Engine:
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit
         job or subjob. Raises JobStateError when nothing qualifies."""
-        self._check_open()
+        await self._working()
         live, index = self._ctx.registry.find(job)
         record = live.record
         wanted = {Status.parse(s) for s in statuses}
@@ -414,7 +426,7 @@ class Engine:
 
     async def remove(self, job: Job) -> None:
         """Kill the job if active, then delete it from the repository and its workspace."""
-        self._check_open()
+        await self._working()
         if job.master is not None:
             raise JobStateError(f"subjob {job.fqid} cannot be removed on its own; remove job {job.master.id}")
         store = self._running_store()
@@ -445,7 +457,7 @@ class Engine:
     async def force_status(self, job: Job, status: str | Status) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
         ``force_status``; active ones are killed at their backend first."""
-        self._check_open()
+        await self._working()
         target = Status.parse(status)
         if target not in (Status.FAILED, Status.COMPLETED):
             raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")

@@ -16,6 +16,7 @@ from ..backends.base import Backend, BackendDriver, BackendStatus, DriverContext
 from ..credentials.manager import Requirement
 from ..model import machine
 from ..model.job import Job
+from ..persistence.lock import EngineLock
 from ..states import Status
 from .context import Context, Ended, Live, engine_log, indices_of
 
@@ -41,8 +42,11 @@ class Backends:
     """The drivers of the backends in use, started on first use with a monitor task each,
     and the (sub)jobs each is working on (``active[name][fqid]``)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, lock: EngineLock) -> None:
         self.ctx = ctx
+        self.lock = lock
+        """The gangadir's engine lock: held before any driver starts, so no two engines ever
+        run (or monitor) one gangadir's jobs."""
         self.drivers: dict[str, BackendDriver] = {}
         self.active: dict[str, dict[str, Active]] = {}
         self.cadences: dict[str, Cadence] = {}
@@ -63,6 +67,7 @@ class Backends:
                 tg = ctx.tg
                 if tg is None:
                     raise EngineClosedError("the engine is not running")
+                await self.lock.acquire()
                 cls: type[Backend] = _plugins.load("backend", name)
                 driver = cls.make_driver(DriverContext(config=ctx.config, gangadir=ctx.gangadir))
                 await tg.start(driver.run)
