@@ -48,6 +48,15 @@ def test_a_venv_without_python_is_refused_naming_the_field(tmp_path: Path) -> No
         analysis(venv=str(tmp_path)).interpreter()
 
 
+def test_the_split_streams_a_list_of_100000_runs(tmp_path: Path) -> None:
+    listfile = tmp_path / "runs.txt"
+    listfile.write_text("".join(f"run-{i}\n" for i in range(100_000)))
+    splitter = LineSplitter(listfile=str(listfile), lines_per_subjob=2)
+    subjobs = splitter.split(Job(application=analysis(), splitter=splitter))
+    assert next(subjobs) == {"application.args": ["run-0", "run-1"]}
+    assert sum(1 for _ in subjobs) == 49_999
+
+
 @pytest.mark.anyio
 async def test_a_split_job_runs_the_prepared_copy_of_the_script(tmp_path: Path) -> None:
     script = tmp_path / "analysis.py"
