@@ -1,6 +1,8 @@
 """Backends: where jobs run. :class:`Backend` and :class:`BackendDriver` are the plugin contract;
-:class:`TrackingDriver` is the base most drivers are built on."""
+:class:`TrackingDriver` is the base most drivers are built on. ``Backend.validate(job)`` sees the job
+through :class:`JobView`."""
 
+from .._component import JobView
 from .base import (
     Backend,
     BackendDriver,
@@ -13,6 +15,6 @@ from .base import (
 )
 
 __all__ = [
-    "Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "SubmitUnit", "Tracked",
-    "TrackingDriver",
+    "Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle", "JobView", "SubmitUnit",
+    "Tracked", "TrackingDriver",
 ]
