@@ -540,3 +540,16 @@ async def test_a_submit_cancelled_before_acceptance_leaves_the_engine_running_an
         await engine.wait(job, timeout=30)
         assert job.status is Status.COMPLETED
         assert (await engine.submit(sh("true"))).status is not Status.NEW
+
+
+@pytest.mark.anyio
+async def test_an_input_directory_holding_the_gangadir_is_refused_by_name(
+        tmp_path: Path, config: Config) -> None:
+    """Copying it into the job's working directory would copy the gangadir into itself (and once
+    hung the job for ever); the job stays new."""
+    gangadir = tmp_path / "analysis" / "gangadir"
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/ls"), inputfiles=[tmp_path / "analysis"])
+        with pytest.raises(JobSpecError, match=r"inputfiles\[0\]: .* holds the gangadir"):
+            await engine.submit(job)
+        assert job.status is Status.NEW

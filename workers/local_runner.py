@@ -294,7 +294,7 @@ class Runner:
             return clean
         try:
             proc = spawn(command, cwd, made, self.devnull)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        except Exception as exc:  # whatever stops a start ends this command, never its slot
             self.announce(group, command, None, f"cannot start {command.argv[0]}: {exc}")
             return cwd == command.workdir or empty(cwd)
         self.procs[command.key] = command

@@ -60,7 +60,7 @@ class AcceptStage:
                 sharedir: Path | None = ctx.shared.root / made.name / made.subdir
             else:
                 sharedir = await sharedir_path(ctx.shared, job.application)
-            validate(job, sharedir)
+            validate(job, sharedir, ctx.gangadir)
             if ctx.tg is not None:  # the backend gets ready while this is persisted
                 ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
@@ -105,14 +105,22 @@ async def answer(reply: MemoryObjectSendStream[Any], outcome: BaseException | No
             pass
 
 
-def validate(job: Job, sharedir: Path | None) -> None:
-    """Check that the job can run: its inputs exist (made absolute), the application, the
-    backend and the splitter accept it, and the backend's plugin loads."""
+def validate(job: Job, sharedir: Path | None, gangadir: Path) -> None:
+    """Check that the job can run: its inputs exist (made absolute) and none is a directory
+    holding the gangadir, the application, the backend and the splitter accept it, and the
+    backend's plugin loads."""
     inputs = []
+    home = os.path.realpath(gangadir)
     for i, path in enumerate(job.inputfiles):
         full = os.path.abspath(os.path.expanduser(path))
         if not os.path.exists(full):
             raise JobSpecError(f"inputfiles[{i}]", f"{full} does not exist; fix the path")
+        real = os.path.realpath(full)
+        if os.path.isdir(real) and os.path.commonpath([real, home]) == real:
+            raise JobSpecError(
+                f"inputfiles[{i}]", f"{full} holds the gangadir {gangadir}: its copy into the "
+                "job's working directory would copy the gangadir into itself; give the files or "
+                "a directory that does not contain it")
         inputs.append(full)
     job.inputfiles = inputs
     job.application.validate(inputs, sharedir)
