@@ -19,6 +19,7 @@ them, so runtime changes take effect for the next job that uses them.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -79,6 +80,24 @@ def _credential_defaults(value: Any) -> dict[str, dict[str, Any]]:
     return checked
 
 
+def _plain_name(value: Any) -> Any:
+    """``[Configuration] user``: empty (the login name) or one path component."""
+    if isinstance(value, str) and value and (
+            value in (".", "..") or not all(c.isalnum() or c in "._-@" for c in value)):
+        raise ValueError(f"{value!r} is not a user name: it names a directory inside the "
+                         "gangadir, so use letters, digits, '.', '_', '-' or '@' (empty: the "
+                         "login name)")
+    return value
+
+
+def _directory(value: Any) -> Any:
+    """``[Configuration] gangadir``: a directory, never empty (that would be the current one)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty; name a directory such as ~/gangadir-async (an empty one "
+                         "would put the repository in whatever directory a command runs from)")
+    return value
+
+
 _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "min_time_left"): lambda v: parse_duration(v, "value"),
     ("Credentials", "renew_margin"): lambda v: parse_duration(v, "value"),
@@ -86,13 +105,42 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "command_timeout"): lambda v: parse_duration(v, "value"),
     ("Credentials", "min_time_left_by_backend"): _duration_table,
     ("Credentials", "defaults"): _credential_defaults,
+    ("Configuration", "user"): _plain_name,
+    ("Configuration", "gangadir"): _directory,
 }
 """Options whose values need more than a type check; each returns the value to store."""
 
 
+_POSITIVE = frozenset({
+    ("Slurm", "poll_min"), ("Slurm", "poll_max"), ("Slurm", "command_timeout"),
+    ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Monitoring", "poll_interval"),
+    ("Monitoring", "command_timeout"), ("Pipeline", "stream_size"), ("Pipeline", "submit_batch"),
+    ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),
+})
+"""Numeric options that must be above zero; every other number must be zero or more."""
+
+
+def _in_range(section: str, option: str, value: Any, where: str) -> Any:
+    """A number that is finite and, as the option needs, above zero or not below it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not a number of seconds or a count")
+    if (section, option) in _POSITIVE and value <= 0:
+        raise ConfigError(f"{where}: must be above 0, not {value!r}")
+    if value < 0:
+        raise ConfigError(f"{where}: must be 0 or more, not {value!r}")
+    return value
+
+
 def _coerce(section: str, option: str, default: Any, value: Any, source: str) -> Any:
-    """Return ``value`` converted to the type of ``default`` or raise a ConfigError naming it."""
+    """Return ``value`` converted to the type of ``default`` and checked (a type, and the
+    range a number must be in), or raise a ConfigError naming it."""
     where = f"[{section}] {option} (from {source})"
+    return _in_range(section, option, _converted(section, option, default, value, where), where)
+
+
+def _converted(section: str, option: str, default: Any, value: Any, where: str) -> Any:
     kind = type(default)
     if isinstance(value, str) and kind is dict:
         try:

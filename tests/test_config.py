@@ -74,3 +74,26 @@ def test_bad_environment_value_names_the_option() -> None:
 def test_a_missing_explicit_user_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read configuration file"):
         load_config(tmp_path / "absent.toml", environ={})
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("GANGA_ASYNC_PIPELINE_SUBMIT_BATCH", "-1", r"\[Pipeline\] submit_batch .*must be above 0"),
+    ("GANGA_ASYNC_MONITORING_POLL_INTERVAL", "nan", r"\[Monitoring\] poll_interval .*not a number"),
+    ("GANGA_ASYNC_MONITORING_POLL_INTERVAL", "inf", r"\[Monitoring\] poll_interval .*not a number"),
+    ("GANGA_ASYNC_REPOSITORY_FLUSH_INTERVAL", "-1", r"\[Repository\] flush_interval .*0 or more"),
+    ("GANGA_ASYNC_SERVICE_MAX_COMMANDS", "0", r"\[Service\] max_commands .*must be above 0"),
+    ("GANGA_ASYNC_GANGADIR", "", r"\[Configuration\] gangadir .*is empty"),
+    ("GANGA_ASYNC_CONFIGURATION_USER", "../../x", r"\[Configuration\] user .*not a user name"),
+    ("GANGA_ASYNC_CONFIGURATION_USER", "/etc", r"\[Configuration\] user .*not a user name"),
+])
+def test_a_value_out_of_its_range_is_refused_naming_the_option(variable: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_config(environ={variable: value})
+
+
+def test_a_runtime_assignment_out_of_range_is_refused_and_changes_nothing() -> None:
+    config = load_config(environ={})
+    with pytest.raises(ConfigError, match="must be above 0"):
+        config["Pipeline"]["submit_batch"] = 0
+    assert config["Pipeline"]["submit_batch"] == 256
+    config["Local"]["max_concurrent"] = 0
