@@ -215,6 +215,34 @@ async def test_a_timed_out_sbatch_is_found_by_its_name_not_submitted_twice(
     assert search[3].startswith("--name=ga.5-")
 
 
+async def test_a_lost_sbatch_reply_is_searched_for_until_a_search_answers_never_resubmitted_blindly(
+    config: Config, tmp_path: Path
+) -> None:
+    down = err("slurm_load_jobs error: Unable to contact slurm controller (connect failure)")
+    runner = ScriptedRunner({
+        "scontrol": [config_with(1001)],
+        "sbatch": [BackendUnavailableError("sbatch did not answer within 30 s"), ok("99")],
+        "squeue": [down, down, ok("55\n55\n")],
+        "sacct": [down],
+    })
+    ids = await driver(config, tmp_path, runner).bulk_submit([unit(tmp_path / "5", i) for i in range(2)])
+    assert ids == ["55_0", "55_1"]
+    assert len(runner.of("sbatch")) == 1, "submitted again while searches failed"
+
+
+async def test_a_lost_sbatch_reply_is_submitted_again_once_a_search_answers_it_is_not_there(
+    config: Config, tmp_path: Path
+) -> None:
+    runner = ScriptedRunner({
+        "scontrol": [config_with(1001)],
+        "sbatch": [BackendUnavailableError("sbatch did not answer within 30 s"), ok("99")],
+        "squeue": [ok("")],
+        "sacct": [ok("")],
+    })
+    assert await driver(config, tmp_path, runner).bulk_submit([unit(tmp_path / "5", None)]) == ["99"]
+    assert len(runner.of("sbatch")) == 2
+
+
 async def test_a_failed_query_is_no_news_and_never_fails_a_job(config: Config, tmp_path: Path) -> None:
     runner = ScriptedRunner({"squeue": [err("slurm_load_jobs error: Unable to contact slurm controller")]})
     handle = Handle("5.0", "90_0", tmp_path / "5" / "0" / "output")

@@ -317,26 +317,41 @@ class BatchDriver(TrackingDriver[_Tracked]):
         return native
 
     async def _submit_retrying(self, request: SubmitRequest) -> str:
+        """Submit, retrying while the batch system cannot answer, for up to ``submit_retry``
+        seconds. A submission whose reply was lost may have been made: it is looked for by its
+        unique name, and made again only once a search answered that it is not there, never
+        while searches fail, so no job is ever submitted twice."""
         deadline = time.monotonic() + float(self._option("submit_retry"))
         delay = 1.0
         argv = self._system.submit_argv(request)
+        unsure = False
         while True:
-            try:
-                result = await self._run(argv)
-            except BackendUnavailableError as exc:
-                problem = str(exc)
-                found = await self._find_quietly(request.name)
-                if found is not None:
-                    return found
-            else:
+            if unsure:
+                try:
+                    found = await self._find(request.name)
+                except BackendUnavailableError as exc:
+                    problem = f"the reply to a submission was lost, and looking for it failed: {exc}"
+                else:
+                    if found is not None:
+                        return found
+                    unsure = False
+            if not unsure:
+                try:
+                    result = await self._run(argv)
+                except BackendUnavailableError as exc:
+                    problem = str(exc)
+                    unsure = True
+                    continue  # look for it at once: it may have been made
                 if result.returncode == 0:
                     return self._system.parse_submit(result)
                 if not self._system.is_transient(result):
                     raise BackendError(result.message)
                 problem = result.message
             if time.monotonic() + delay > deadline:
+                maybe = (f"; it may have been made: look for jobs named {request.name}"
+                         if unsure else "")
                 raise BackendUnavailableError(
-                    f"gave up after {self._option('submit_retry'):g} s: {problem}")
+                    f"gave up after {self._option('submit_retry'):g} s: {problem}{maybe}")
             log.warning("submission retried", backend=self._system.name, error=problem, delay=delay)
             await anyio.sleep(delay)
             delay = min(delay * 2, 30.0)
@@ -352,12 +367,6 @@ class BatchDriver(TrackingDriver[_Tracked]):
             elif self._system.is_transient(result):
                 raise BackendUnavailableError(result.message)
         return None
-
-    async def _find_quietly(self, name: str) -> str | None:
-        try:
-            return await self._find(name)
-        except BackendError:
-            return None
 
     async def _locate(self, handles: list[Handle]) -> dict[str, str]:
         """The native ids of (sub)jobs an earlier engine may have submitted without recording them.
