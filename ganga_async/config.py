@@ -95,6 +95,10 @@ def _directory(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("is empty; name a directory such as ~/gangadir-async (an empty one "
                          "would put the repository in whatever directory a command runs from)")
+    if isinstance(value, str) and os.path.exists(os.path.expanduser(value)) and not os.path.isdir(
+            os.path.expanduser(value)):
+        raise ValueError(f"{value} is not a directory; name a directory (or a path where one "
+                         "can be made)")
     return value
 
 

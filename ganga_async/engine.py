@@ -45,7 +45,7 @@ from .model import machine
 from .model.job import Job
 from .model.machine import ON_BACKEND
 from .model.record import JobRecord
-from .persistence.lock import EngineLock
+from .persistence.lock import EngineLock, claim_gangadir
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
@@ -140,6 +140,7 @@ class Engine:
         await stack.__aenter__()
         try:
             stack.callback(self._lock.release)
+            claim_gangadir(self.gangadir)
             if self.monitoring:
                 await self._lock.acquire()
             await self.repository.open()
@@ -488,11 +489,9 @@ class Engine:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
                     return await path.read_text(errors="replace")
-        names = []
-        if await anyio.Path(job.outputdir).is_dir():
-            names += [p.name async for p in anyio.Path(job.outputdir).iterdir()]
-        if job.workdir.parent != job.outputdir and await anyio.Path(job.workdir).is_dir():
-            names += [f"work/{p.name}" async for p in anyio.Path(job.workdir).iterdir()]
+        names = await _listing(job.outputdir, "")
+        if job.workdir.parent != job.outputdir:
+            names += await _listing(job.workdir, "work/")
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(
@@ -513,6 +512,15 @@ class Engine:
         if self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
         return self._store
+
+
+async def _listing(directory: Path, prefix: str) -> list[str]:
+    """The names in ``directory`` (each after ``prefix``); none when it is not there, or went
+    away while being read (a scratch working directory is emptied as its process ends)."""
+    try:
+        return [prefix + p.name async for p in anyio.Path(directory).iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _application_of(target: Job | Application, verb: str) -> Application:

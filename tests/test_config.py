@@ -97,3 +97,9 @@ def test_a_runtime_assignment_out_of_range_is_refused_and_changes_nothing() -> N
         config["Pipeline"]["submit_batch"] = 0
     assert config["Pipeline"]["submit_batch"] == 256
     config["Local"]["max_concurrent"] = 0
+
+
+@pytest.mark.parametrize("path", ["/etc/hostname", "/dev/null"])
+def test_a_gangadir_that_is_a_file_is_refused(path: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[Configuration\] gangadir .*is not a directory"):
+        load_config(environ={"GANGA_ASYNC_GANGADIR": path})

@@ -83,3 +83,14 @@ def test_a_script_holding_the_gangadir_leaves_the_command_line_a_one_line_error(
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+@pytest.mark.anyio
+async def test_the_gangadir_is_made_and_kept_its_owners_alone(tmp_path: Path, config: Config) -> None:
+    made, opened = tmp_path / "new" / "gangadir", tmp_path / "open"
+    opened.mkdir(mode=0o755)
+    opened.chmod(0o755)
+    for gangadir in (made, opened):
+        async with Engine(gangadir, config=config):
+            pass
+        assert gangadir.stat().st_mode & 0o777 == 0o700

@@ -1,4 +1,9 @@
-"""The lock that lets one engine at a time work on a gangadir's jobs.
+"""The gangadir's guards: it is its owner's alone, and one engine at a time works on its jobs.
+
+:func:`claim_gangadir` creates the gangadir with mode 0700, or tightens one its owner left
+open, so nothing in it (the repository, job outputs and environments, the service's files) can
+be read, or planted, by another user; a gangadir that is not a directory of the user's own is
+refused.
 
 Two engines monitoring one repository would both adopt, resubmit and run the same subjobs. The
 engine that submits to backends or monitors them holds an exclusive ``flock`` on
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -19,11 +25,32 @@ import anyio
 
 from .._exceptions import RepositoryError, RepositoryLockedError
 
-__all__ = ["EngineLock"]
+__all__ = ["EngineLock", "claim_gangadir"]
 
 PATIENCE = 3.0
 """Seconds to wait for a lock held by an engine that is ending: a process killed while it
 forks leaves the lock to its child for the instant until that child runs its program."""
+
+
+def claim_gangadir(gangadir: Path) -> None:
+    """Make ``gangadir`` a directory only its owner can enter (see the module's documentation);
+    raise RepositoryError naming the problem when it cannot be one."""
+    try:
+        gangadir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = gangadir.stat()
+    except (FileExistsError, NotADirectoryError):
+        raise RepositoryError(f"the gangadir {gangadir} is not a directory; name a directory "
+                              "(or a path where one can be made)") from None
+    except OSError as exc:
+        raise RepositoryError(f"cannot make the gangadir {gangadir}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise RepositoryError(f"the gangadir {gangadir} is not a directory; name a directory "
+                              "(or a path where one can be made)")
+    if info.st_uid != os.getuid():
+        raise RepositoryError(f"the gangadir {gangadir} belongs to uid {info.st_uid}, not to you "
+                              f"(uid {os.getuid()}); a gangadir must be its owner's alone")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(gangadir, 0o700)
 
 
 class EngineLock:

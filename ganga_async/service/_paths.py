@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._exceptions import ServiceAccessError, ServiceError
+from ..persistence.lock import claim_gangadir
 
 __all__ = ["ServicePaths", "peer_uid"]
 
@@ -63,7 +64,9 @@ class ServicePaths:
 
     def make_directory(self) -> None:
         """Create the service directory with mode 0700, or tighten one the owner left open;
-        one owned by another user is refused."""
+        one owned by another user is refused (the gangadir too: see
+        :func:`~ganga_async.persistence.lock.claim_gangadir`)."""
+        claim_gangadir(self.gangadir)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         info = self.directory.stat()
         if info.st_uid != os.getuid():
