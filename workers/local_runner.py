@@ -23,6 +23,9 @@ only, one JSON record per line:
 
 - ``{"ev": "accepted", "key", "runner_pid", "host", "t"}`` for every command received, written
   (one write for all that arrived together) before anything else is done with them;
+- ``{"ev": "launching", "key", "t"}`` just before its process is started (logged only), so that
+  after a crash of the runner a command whose process may have started before its ``started``
+  line was written is known as such and never started again blindly;
 - then the same ``started`` and ``exited`` lines the engine is sent, each written before it is
   sent, so the log always knows at least what the engine was told.
 
@@ -292,6 +295,7 @@ class Runner:
         if command.key in self.kill_requested:
             self.announce(group, command, None)
             return clean
+        group.append(encode({"ev": "launching", "key": command.key, "t": time.time()}))
         try:
             proc = spawn(command, cwd, made, self.devnull)
         except Exception as exc:  # whatever stops a start ends this command, never its slot

@@ -396,6 +396,8 @@ def _fold(lines: list[bytes], found: dict[str, dict[str, Any]]) -> None:
             found[key] = {"runner_pid": record.get("runner_pid"), "host": record.get("host")}
         elif event == "reset":
             found.pop(key, None)
+        elif key in found and event == "launching":
+            found[key]["launching"] = record.get("t")
         elif key in found and event == "started":
             found[key].update(pid=record.get("pid"), start=record.get("t"))
         elif key in found and event == "exited":
@@ -462,6 +464,12 @@ def _orphan_status(record: dict[str, Any] | None, killed: bool,
     if is_runner(record.get("runner_pid")):
         status = Status.RUNNING if isinstance(pid, int) else Status.SUBMITTED
         return BackendStatus(status, started=started, native_id=str(pid) if pid else None)
+    if not isinstance(pid, int) and "launching" in record:
+        return BackendStatus(
+            Status.FAILED,
+            reason="its local runner stopped as it was starting the process, which may have run "
+                   "(look at its stdout); resubmit it if it did not",
+        )
     if not isinstance(pid, int):
         return BackendStatus(Status.NEW, reason="its runner stopped before starting it")
     if _alive(pid):

@@ -88,8 +88,8 @@ def test_the_log_records_acceptance_start_and_end_and_the_engine_reads_them_back
     started, exited = runner.events(2)
     assert (started["ev"], exited["ev"], exited["code"]) == ("started", "exited", 3)
     records = log_records(tmp_path)
-    assert [r["ev"] for r in records] == ["accepted", "started", "exited"]
-    assert records[1]["pid"] == started["pid"] and records[2]["t"] == exited["t"]
+    assert [r["ev"] for r in records] == ["accepted", "launching", "started", "exited"]
+    assert records[2]["pid"] == started["pid"] and records[3]["t"] == exited["t"]
     status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
     assert (status.status, status.exitcode, status.reason) == (Status.FAILED, 3, "exit code 3")
     assert status.started == started["t"] and status.ended == exited["t"]
@@ -115,6 +115,18 @@ def test_a_command_queued_in_a_live_runner_is_submitted_and_never_started_once_i
         Status.NEW, "its runner stopped before starting it")
     assert statuses["1.0"].status is Status.FAILED and "still runs as pid" in str(statuses["1.0"].reason)
     os.killpg(int(str(started["pid"])), signal.SIGKILL)
+
+
+def test_a_command_whose_runner_died_as_it_launched_it_may_have_run_and_is_not_started_again(
+    tmp_path: Path
+) -> None:
+    """A machine crash: the runner logged the launch, not the start (the process may have
+    started in between); the subjob fails saying so instead of being submitted again."""
+    (tmp_path / STATUS_LOG).write_bytes(
+        b'{"ev":"accepted","key":"1.0","runner_pid":999999999,"host":"h","t":1.0}\n'
+        b'{"ev":"launching","key":"1.0","t":2.0}\n')
+    status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
+    assert status.status is Status.FAILED and "may have run" in str(status.reason)
 
 
 def test_a_command_no_runner_accepted_was_never_started(tmp_path: Path) -> None:
