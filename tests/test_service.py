@@ -439,3 +439,18 @@ def test_a_client_refuses_a_service_directory_others_can_enter(daemon: ServicePa
             GangaService(daemon.gangadir, autostart=False).ping()
     finally:
         os.chmod(daemon.directory, 0o700)
+
+
+def test_the_daemon_never_logs_through_a_planted_symbolic_link(paths: ServicePaths, tmp_path: Path) -> None:
+    """A link where the service log goes (planted by whoever could write there) is refused: the
+    daemon does not start, and the link's target is untouched."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("untouched\n")
+    paths.log.parent.mkdir(parents=True, exist_ok=True)
+    paths.log.symlink_to(target)
+    started = cli("service", "start")
+    try:
+        assert started.returncode != 0
+        assert target.read_text() == "untouched\n"
+    finally:
+        stop_daemon(paths)

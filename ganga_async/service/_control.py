@@ -20,7 +20,7 @@ import anyio
 from anyio.abc import SocketAttribute, SocketStream
 
 from .._exceptions import ServiceAccessError, ServiceError, ServiceRunningError
-from ._paths import ServicePaths, peer_uid
+from ._paths import ServicePaths, peer_uid, private_append
 
 __all__ = ["connect", "default_gangacmd", "spawn_daemon", "start_command"]
 
@@ -73,7 +73,7 @@ def spawn_daemon(gangadir: Path, *, timeout: float, verbose: int = 0) -> int:
             *(["-v"] * verbose), "service", "start", "--foreground"]
     reader, writer = os.pipe()
     try:
-        with paths.errlog.open("ab") as errlog:
+        with private_append(paths.errlog, binary=True) as errlog:
             process = subprocess.Popen(
                 [*argv, "--ready-fd", str(writer)], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=errlog, pass_fds=(writer,),

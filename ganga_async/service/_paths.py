@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import os
 import socket
@@ -23,11 +24,12 @@ import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from .._exceptions import ServiceAccessError, ServiceError
 from ..persistence.lock import claim_gangadir
 
-__all__ = ["ServicePaths", "peer_uid"]
+__all__ = ["ServicePaths", "peer_uid", "private_append"]
 
 _SUN_PATH_MAX = 107
 """Bytes a Unix socket path may have (108 with the final NUL)."""
@@ -132,3 +134,14 @@ def peer_uid(sock: socket.socket) -> tuple[int, int]:
         raise ServiceError(f"cannot read the peer's credentials: {exc}") from exc
     pid, uid, _gid = _UCRED.unpack(creds)
     return uid, pid
+
+
+def private_append(path: Path, *, binary: bool = False) -> IO[Any]:
+    """``path`` opened to append, created 0600, never through a symbolic link (one another user
+    planted would send the daemon's log, or its errors, wherever they chose)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ServiceError(f"cannot open {path} to append: {exc.strerror}"
+                           + (" (it is a symbolic link)" if exc.errno == errno.ELOOP else "")) from None
+    return os.fdopen(fd, "ab" if binary else "a")

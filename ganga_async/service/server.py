@@ -58,7 +58,7 @@ from ..events import EventStream, JobEvent
 from . import _protocol as protocol
 from ._console import Console, Execution, InterruptiblePortal, install_output_router
 from ._operations import OPERATIONS, Arguments
-from ._paths import ServicePaths, peer_uid, read_pid
+from ._paths import ServicePaths, peer_uid, private_append, read_pid
 
 __all__ = ["Server", "configure_logging", "run_daemon"]
 
@@ -537,8 +537,8 @@ def configure_logging(paths: ServicePaths, *, foreground: bool, verbose: int = 0
     logger = logging.getLogger("ganga_async")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    paths.log.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(paths.log)
+    paths.log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    to_file = logging.StreamHandler(private_append(paths.log))
     to_file.setFormatter(JsonFormatter())
     logger.addHandler(to_file)
     if foreground:
