@@ -200,6 +200,7 @@ class Engine:
         is flushed and closed after this."""
         self._ctx.tg = None
         if self._store is not None:
+            self._store.store_new_descriptions()
             self._store.open = False
         await self._backends.aclose()
         self._ctx.registry.wake_all()
@@ -363,6 +364,10 @@ class Engine:
         self._check_open()
         live, index = self._ctx.registry.find(job)
         record = live.record
+        if record.status_of(index) is Status.NEW:
+            raise JobStateError(
+                f"job {job.fqid} is new: it was never submitted, so there is nothing to kill "
+                "(submit() it, or remove() it)")
         changes = machine.Changes()
         now = time.time()
         on_backend: list[int | None] = []

@@ -225,11 +225,18 @@ class Repository:
     # -- queued, coalesced writes -----------------------------------------------------
 
     def queue_job(self, job_id: int, **columns: Any) -> None:
-        """Queue an update of a master's columns (merged with earlier queued ones)."""
-        for key in columns:
+        """Queue an update of a master's columns (merged with earlier queued ones). They are
+        encoded now: a value that cannot be stored raises RepositoryError here, never in the
+        writer."""
+        encoded = {}
+        for key, value in columns.items():
             if key not in _JOB_COLUMNS:
                 raise RepositoryError(f"jobs has no column {key!r}")
-        self._dirty_jobs.setdefault(job_id, {}).update(columns)
+            try:
+                encoded[key] = _encode(value)
+            except (TypeError, ValueError) as exc:
+                raise RepositoryError(f"the {key} of job {job_id} cannot be stored: {exc}") from None
+        self._dirty_jobs.setdefault(job_id, {}).update(encoded)
         self._wake.set()
 
     def queue_subjob(self, job_id: int, idx: int, values: SubjobUpdate) -> None:
