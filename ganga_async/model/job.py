@@ -475,14 +475,22 @@ class SubjobList(Sequence[Job]):
             return {}
         return {str(Status.from_code(code)): n for code, n in enumerate(self._table.counts) if n}
 
-    def select(self, status: str | Status | None = None) -> list[Job]:
-        """The subjobs in ``status`` (all when ``None``)."""
+    def __call__(self, index: int) -> Job:
+        """The subjob with this id (its index), as Ganga's ``j.subjobs(3)``."""
+        return self[index]
+
+    def indices(self, status: str | Status | None = None) -> list[int]:
+        """The ids of the subjobs in ``status`` (all when ``None``), without building them."""
         if self._table is None:
             return []
         if status is None:
-            return list(self)
+            return list(range(len(self._table)))
         wanted = Status.parse(status).code
-        return [self._build(i) for i, c in enumerate(self._table.status) if c == wanted]
+        return [i for i, c in enumerate(self._table.status) if c == wanted]
+
+    def select(self, status: str | Status | None = None) -> list[Job]:
+        """The subjobs in ``status`` (all when ``None``)."""
+        return [self._build(i) for i in self.indices(status)]
 
     def __repr__(self) -> str:
         table = self._table

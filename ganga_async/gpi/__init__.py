@@ -31,41 +31,38 @@ flushed); Local jobs still running keep running and the next session picks them 
 
 from __future__ import annotations
 
-import atexit
-import os
 import sys
-import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from anyio.from_thread import BlockingPortal
-
-from . import _blocking
-from ._component import Component
-from ._exceptions import EngineClosedError
-from ._log import get_logger
-from ._portal_thread import PortalThread
-from .applications.base import Application
-from .applications.executable import Executable
-from .backends.base import Backend
-from .backends.local import Local
-from .backends.slurm import Slurm
-from .config import Config, load_config
-from .credentials import afs as _afs
-from .credentials import base as _credentials
-from .credentials import kerberos as _kerberos
-from .credentials import token as _token
-from .credentials import x509 as _x509
-from .engine import SUMMARY_COLUMNS, Engine
-from .model import job as _core
-from .prepared.sharedir import ShareDir
-from .prepared.shareref import render_table
-from .splitters.arg import ArgSplitter
-from .splitters.base import Splitter
-from .splitters.files import FileSplitter
-from .splitters.generic import GenericSplitter
-from .states import Status
+from .. import _blocking
+from .._component import Component
+from ..applications.executable import Executable
+from ..backends.local import Local
+from ..backends.slurm import Slurm
+from ..credentials import afs as _afs
+from ..credentials import base as _credentials
+from ..credentials import kerberos as _kerberos
+from ..credentials import token as _token
+from ..credentials import x509 as _x509
+from ..engine import Engine
+from ..model import job as _core
+from ..prepared.sharedir import ShareDir
+from ..prepared.shareref import render_table
+from ..splitters.arg import ArgSplitter
+from ..splitters.files import FileSplitter
+from ..splitters.generic import GenericSplitter
+from ._jobs import Job, jobs
+from ._jobs import JobRegistry as JobRegistry
+from ._jobs import JobSlice as JobSlice
+from ._jobs import SubjobSlice as SubjobSlice
+from ._jobs import adopt as _adopt
+from ._session import Text as _Text
+from ._session import attach as attach
+from ._session import config
+from ._session import run as _run
+from ._session import session as _session
 
 __all__ = [
     "AFSToken",
@@ -87,247 +84,6 @@ __all__ = [
     "jobs",
     "shareref",
 ]
-
-log = get_logger(__name__)
-
-_CLOSE_TIMEOUT = 10.0
-"""Seconds the interpreter waits at exit for the engine to flush and close."""
-
-class _Session:
-    """This interpreter's engine, running in a :class:`PortalThread` closed at exit, or the
-    engine of the daemon this interpreter is part of (:func:`attach`)."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
-        self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
-        self._engine: Engine | None = None
-        self._thread: PortalThread[Engine] | None = None
-        self._closed = False
-
-    def open(self) -> tuple[BlockingPortal, Engine]:
-        """The portal and the engine, started on first use (from any thread)."""
-        with self._lock:
-            if self._closed:
-                raise EngineClosedError("the session has ended: the interpreter is exiting")
-            failure = self._thread.failure if self._thread is not None else None
-            if failure is not None:
-                raise EngineClosedError(
-                    f"the engine stopped after an error ({failure!r}); start a new Python session"
-                ) from failure
-            if self._portal is None or self._engine is None:
-                self._thread = PortalThread(lambda: Engine(config=self._config),
-                                            "ganga-async engine")
-                atexit.register(self.close)
-                self._portal, self._engine = self._thread.portal, self._thread.value
-            return self._portal, self._engine
-
-    def attach(self, portal: BlockingPortal, engine: Engine) -> None:
-        """Use ``engine``, which its owner runs and ``portal`` reaches, instead of starting one."""
-        with self._lock:
-            if self._portal is not None:
-                raise EngineClosedError("this interpreter already runs its own engine")
-            self._portal, self._engine = portal, engine
-
-    def close(self, timeout: float = _CLOSE_TIMEOUT) -> None:
-        """Close the engine (flushing queued writes) and end its thread, waiting at most
-        ``timeout`` seconds; later calls raise EngineClosedError."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        if thread is not None and not thread.close(timeout):
-            log.warning("the engine did not close in time; recent status changes may be lost",
-                        timeout=timeout)
-
-
-config: Config = load_config()
-"""The session's configuration, shared with its engine: ``config["Local"]["max_concurrent"] = 4``
-takes effect for the next job that reads it. ``[Configuration] gangadir`` is read once, when
-the session starts."""
-
-_session = _Session(config)
-
-_T = TypeVar("_T")
-
-
-def _run(call: Callable[[Engine], Awaitable[_T]]) -> _T:
-    """``await call(engine)`` in the session's engine thread; its result."""
-    portal, engine = _session.open()
-    return portal.call(call, engine)
-
-
-def attach(portal: BlockingPortal, engine: Engine) -> None:
-    """Make this interface use ``engine``, run by its owner and reached through ``portal``,
-    instead of starting an engine of its own; the service daemon does this so that
-    ``send_cmd`` code acts on the daemon's engine. Call it before the interface is first used;
-    ``engine`` should have been built with :data:`config`."""
-    _session.attach(portal, engine)
-
-
-class _Text(str):
-    """Text that IPython and Jupyter display as it is, not as a quoted string."""
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-
-class Job(_core.Job):
-    """A job, as in Ganga: ``Job(name=..., application=..., backend=..., splitter=...,
-    inputfiles=[...], outputfiles=[...])``.
-
-    The defaults are Ganga's: ``Executable(exe="echo", args=["Hello World"])`` on ``Local()``.
-    Constructing a job stores it in the repository at once: it gets an ``id`` and appears in
-    ``jobs`` with status ``new``. Fields stay editable until :meth:`submit`; after that only
-    ``comment`` may change (anything else raises :class:`~ganga_async.JobStateError`).
-
-    Jobs returned by ``jobs(...)`` and subjob views (``j.subjobs[3]``) are of this class too.
-    A subjob supports :meth:`wait`, :meth:`kill`, :meth:`resubmit`, :meth:`peek` and
-    :meth:`force_status`; :meth:`submit` and :meth:`remove` act on whole jobs only.
-    Read-only state (``status``, ``time``, ``exitcode``, ``reason``, ``outputdir``, ...) is
-    described on :class:`ganga_async.Job`.
-    """
-
-    def __init__(
-        self,
-        *,
-        name: str = "",
-        comment: str = "",
-        application: Application | None = None,
-        backend: Backend | None = None,
-        splitter: Splitter | None = None,
-        inputfiles: Sequence[str | os.PathLike[str]] | None = None,
-        outputfiles: Sequence[str] | None = None,
-        credentials: Sequence[_credentials.Credential] | None = None,
-    ) -> None:
-        super().__init__(
-            name=name, comment=comment, application=application, backend=backend,
-            splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
-            credentials=credentials,
-        )
-        _run(lambda engine: engine.add(self))
-
-    def submit(self) -> Job:
-        """Submit the job; returns once it is validated, stored and accepted.
-
-        An invalid description (a missing executable, an input file that does not exist)
-        raises :class:`~ganga_async.JobSpecError` and the job stays ``new``, editable.
-        """
-        _run(lambda engine: engine.submit(self))
-        return self
-
-    def wait(self, timeout: float | None = None) -> Job:
-        """Block until the job (every subjob) reaches a final status.
-
-        Raises :class:`~ganga_async.WaitTimeoutError` once ``timeout`` seconds have passed; the
-        job carries on regardless. Monitoring runs in the background whether or not you wait.
-        """
-        _run(lambda engine: engine.wait(self, timeout))
-        return self
-
-    def kill(self) -> None:
-        """Kill the job (every active subjob), or this subjob.
-
-        Raises :class:`~ganga_async.JobStateError` when nothing is active.
-        """
-        _run(lambda engine: engine.kill(self))
-
-    def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
-        """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
-        unsplit job or subjob. Raises :class:`~ganga_async.JobStateError` when none qualifies."""
-        _run(lambda engine: engine.resubmit(self, statuses=statuses))
-        return self
-
-    def remove(self) -> None:
-        """Kill the job if it is active, then delete it and its workspace; it leaves ``jobs``."""
-        _run(lambda engine: engine.remove(self))
-
-    def copy(self, unprepare: bool | None = None) -> Job:
-        """A new job with the same description (deep-copied), stored at once with status
-        ``new``; a subjob's copy is an unsplit job. A prepared application's copy references
-        the same ShareDir; ``unprepare=True`` gives an unprepared copy (``None``:
-        ``config["Preparable"]["unprepare_on_copy"]``)."""
-        clone = _adopt(super().copy(unprepare))
-        _run(lambda engine: engine.add(clone))
-        return clone
-
-    def prepare(self, force: bool = False) -> Job:
-        """Prepare the job's application (as ``j.application.prepare()``): copy the files it
-        needs into a new ShareDir. Submitting prepares an unprepared job by itself."""
-        _run(lambda engine: engine.prepare(self, force=force))
-        return self
-
-    def unprepare(self) -> Job:
-        """Unprepare the job's application, releasing its ShareDir reference."""
-        _run(lambda engine: engine.unprepare(self))
-        return self
-
-    def peek(self, filename: str = "stdout") -> str:
-        """The text of ``filename`` in the output (or working) directory: ``j.peek()`` is what
-        the job printed, ``j.peek("stderr")`` its errors, ``j.peek("")`` lists the files."""
-        return _Text(_run(lambda engine: engine.peek(self, filename)))
-
-    def force_status(self, status: str | Status) -> None:
-        """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
-        ``"completed"``, as Ganga's ``force_status``; active ones are killed first."""
-        _run(lambda engine: engine.force_status(self, status))
-
-
-def _adopt(job: _core.Job) -> Job:
-    """Give a job the engine returned, and its master, the GPI methods; it stays the same object."""
-    if job.master is not None:
-        job.master.__class__ = Job
-    job.__class__ = Job
-    return cast(Job, job)
-
-
-_HEADERS = tuple("fqid" if column == "id" else column for column in SUMMARY_COLUMNS)
-
-
-class JobRegistry:
-    """Every job in the repository, as Ganga's ``jobs``.
-
-    ``jobs(3)`` is job 3 (the same object each time while it is loaded), ``jobs("3.17")`` its
-    subjob 17; ``len(jobs)``; ``for j in jobs: ...``; ``jobs.select(status="failed")``. Its
-    repr is a table of all jobs, read without loading any of them.
-    """
-
-    def __call__(self, job_id: int | str) -> Job:
-        """The job with this id, or the subjob with this fqid (``"3.17"``); raises
-        :class:`~ganga_async.JobNotFoundError` when there is none."""
-        return _adopt(_run(lambda engine: engine.get(job_id)))
-
-    def select(self, status: str | Status | None = None, name: str | None = None) -> list[Job]:
-        """The jobs in ``status`` and/or with ``name`` (all jobs when neither is given)."""
-        return [_adopt(job) for job in _run(lambda engine: engine.jobs(status, name))]
-
-    def __iter__(self) -> Iterator[Job]:
-        return iter(self.select())
-
-    def __len__(self) -> int:
-        return len(_run(lambda engine: engine.summary()))
-
-    def __repr__(self) -> str:
-        summary = _run(lambda engine: engine.summary())
-        rows = [[_cell(column, entry) for column in SUMMARY_COLUMNS] for entry in summary]
-        widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=True)]
-
-        def line(cells: Sequence[str]) -> str:
-            return " | ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
-
-        header = line(_HEADERS)
-        title = f"Registry: jobs ({len(rows)} {'job' if len(rows) == 1 else 'jobs'})"
-        return "\n".join([title, header, "-" * len(header), *(line(row) for row in rows)])
-
-
-def _cell(column: str, entry: dict[str, Any]) -> str:
-    value = entry[column]
-    if value is None or (column == "subjobs" and not value):
-        return ""
-    return str(value)
-
-
-jobs = JobRegistry()
-"""Every job in the repository: ``jobs(3)``, ``jobs("3.17")``, ``jobs.select(status=...)``."""
 
 
 # -- credentials ---------------------------------------------------------------------------
@@ -456,7 +212,7 @@ async def _credential_infos(engine: Engine) -> list[_credentials.CredentialInfo]
 
 
 def _left(info: _credentials.CredentialInfo) -> str:
-    from ._duration import format_duration
+    from .._duration import format_duration
 
     return format_duration(info.time_left()) if info.exists and not info.problem else "-"
 
