@@ -447,16 +447,18 @@ class Engine:
             registry.wake(key)
         log.info("job removed", job_id=live.id)
 
-    async def force_status(self, job: Job, status: str | Status) -> None:
+    async def force_status(self, job: Job, status: str | Status, *, kill: bool = True) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
-        ``force_status``; active ones are killed at their backend first."""
+        ``force_status``; active ones are killed at their backend first (with ``kill=False``
+        they are only no longer monitored: Ganga's ``force=True``)."""
         self._check_open()
         target = Status.parse(status)
         if target not in (Status.FAILED, Status.COMPLETED):
             raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")
         live, index = self._ctx.registry.find(job)
         try:
-            await self.kill(job)
+            if kill:
+                await self.kill(job)
         except JobStateError:
             pass
         chosen = machine.targets(live.record, index)

@@ -63,7 +63,7 @@ def test_default_job_is_registered_at_once_then_completes_saying_hello_world() -
         print(j.id, j.status, len(jobs), jobs(j.id) is j)
         j.submit()
         j.wait(timeout=20)
-        print(j.status, repr(j.peek()))
+        print(j.status, repr(j.peek("stdout")))
         print(jobs)
     """)
     empty, header, rule, first, second, title, header_1, rule_1, row = out.splitlines()
@@ -87,7 +87,7 @@ def test_split_job_subjobs_are_reached_by_index_and_by_fqid_and_resubmit_only_th
         j.wait(timeout=30)
         print(j.status, len(j.subjobs), jobs(j.id) is j)
         print(jobs(j.id).subjobs[3].status, jobs(f"{j.id}.3").status, jobs(f"{j.id}.3").fqid)
-        print(repr(jobs(f"{j.id}.4").peek()), [s.fqid for s in j.subjobs.select(status="failed")])
+        print(repr(jobs(f"{j.id}.4").peek("stdout")), [s.fqid for s in j.subjobs.select(status="failed")])
         j.resubmit()
         j.wait(timeout=30)
         print([s.info.submit_counter for s in j.subjobs][2:5])
@@ -171,7 +171,7 @@ def test_config_changes_at_run_time_reach_the_next_job_and_wrong_options_raise()
                     splitter=GenericSplitter(attribute="name", values=["a", "b", "c"]))
             j.submit()
             j.wait(timeout=20)
-            spans = sorted(tuple(map(float, s.peek().split())) for s in j.subjobs)
+            spans = sorted(tuple(map(float, s.peek("stdout").split())) for s in j.subjobs)
             return all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
         config["Local"]["max_concurrent"] = 1
@@ -206,7 +206,7 @@ def test_exit_leaves_a_running_job_running_and_the_next_session_sees_it_complete
         j = jobs(0)
         print(j.status)
         j.wait(timeout=20)
-        print(j.status, repr(j.peek()))
+        print(j.status, repr(j.peek("stdout")))
     """, GANGA_ASYNC_MONITORING_POLL_INTERVAL="0.1")
     assert out.splitlines() == ["running", "completed 'done\\n'"]
 
@@ -222,7 +222,7 @@ def test_exit_right_after_submit_leaves_the_job_for_the_next_session_to_finish()
         from ganga_async.gpi import *
         j = jobs(0)
         j.wait(timeout=20)
-        print(j.status, j.reason, repr(j.peek()))
+        print(j.status, j.reason, repr(j.peek("stdout")))
     """, GANGA_ASYNC_MONITORING_POLL_INTERVAL="0.1")
     assert out == "completed None 'Hello World\\n'"
 
@@ -237,7 +237,7 @@ def test_the_gpi_works_under_a_running_event_loop_in_the_main_thread() -> None:
             j.submit()
             j.wait(timeout=20)
             await asyncio.sleep(0)
-            print(j.status, j.peek().strip())
+            print(j.status, j.peek("stdout").strip())
 
         asyncio.run(main())
     """)

@@ -146,7 +146,7 @@ async def test_send_cmd_keeps_its_namespace_and_returns_output_and_tracebacks(da
         out = await gs.send_cmd("j = Job(application=Executable(exe='/bin/echo', args=['x']))\n"
                                 "j.submit()\nj.wait(timeout=30)\nprint(j.id, j.status)")
         assert out == "0 completed\n"
-        assert await gs.send_cmd("import sys\nprint('to stderr', file=sys.stderr)\nj.peek()") == \
+        assert await gs.send_cmd("import sys\nprint('to stderr', file=sys.stderr)\nj.peek('stdout')") == \
             "to stderr\n'x\\n'\n"
         failed = await gs.send_cmd("jobs(42)")
         assert failed.startswith("Traceback") and "JobNotFoundError: no job 42" in failed

@@ -8,7 +8,7 @@
             splitter=ArgSplitter(args=[[str(i)] for i in range(20)]))
     j.submit()
     j.wait(timeout=60)
-    j.subjobs[3].peek()        # what subjob 3 printed
+    j.subjobs[3].peek("stdout")  # what subjob 3 printed; peek() lists its files
     jobs                       # a table of every job
     jobs.select(status="failed")
     config["Local"]["max_concurrent"] = 4

@@ -126,15 +126,21 @@ class Job(_core.Job):
         _run(lambda engine: engine.unprepare(self))
         return self
 
-    def peek(self, filename: str = "stdout") -> str:
-        """The text of ``filename`` in the output (or working) directory: ``j.peek()`` is what
-        the job printed, ``j.peek("stderr")`` its errors, ``j.peek("")`` lists the files."""
-        return _Text(_run(lambda engine: engine.peek(self, filename)))
+    def peek(self, filename: str = "") -> str:
+        """As Ganga's: ``j.peek()`` lists the output (or working) directory, ``j.peek("stdout")``
+        is what the job printed, ``j.peek("stderr")`` its errors. It never raises: a file that is
+        not there (yet), or a job without a directory, is said so in one line."""
+        try:
+            return _Text(_run(lambda engine: engine.peek(self, filename)))
+        except (FileNotFoundError, GangaAsyncError) as exc:
+            return _Text(str(exc).split("\n", 1)[0])
 
-    def force_status(self, status: str | Status) -> None:
+    def force_status(self, status: str | Status, force: bool = False) -> None:
         """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
-        ``"completed"``, as Ganga's ``force_status``; active ones are killed first."""
-        _run(lambda engine: engine.force_status(self, status))
+        ``"completed"``, as Ganga's ``force_status``: active ones are killed at their backend
+        first, unless ``force=True`` (then no attempt is made to kill them; they are only no
+        longer monitored)."""
+        _run(lambda engine: engine.force_status(self, status, kill=not force))
 
 
 def adopt(job: _core.Job) -> Job:

@@ -178,7 +178,7 @@ class Job:
             )
         if self._master is not None:
             raise JobStateError(f"subjob {self.fqid} is read-only; change the master job instead")
-        value = check_value(value, self._TYPES[name], name)
+        value = check_value(_by_name(name, value), self._TYPES[name], name)
         if name in _COMPONENT_FIELDS:
             value = self._own(name, value)
         previous = self.__dict__.get(name)
@@ -393,6 +393,14 @@ class Job:
         if self._master is None and self.splitter is not None:
             parts.append(f"splitter={type(self.splitter).__name__}, subjobs={len(self.subjobs)}")
         return f"Job({', '.join(parts)})"
+
+
+def _by_name(field: str, value: Any) -> Any:
+    """Ganga's plugin names for components: ``backend="Local"`` is ``Local()``,
+    ``splitter="ArgSplitter"`` is ``ArgSplitter()``."""
+    if field in COMPONENT_BASES and isinstance(value, str):
+        return build_component(COMPONENT_BASES[field], {"type": value})
+    return value
 
 
 def freeze_description(job: Job) -> None:
