@@ -483,11 +483,9 @@ class Engine:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
                     return await path.read_text(errors="replace")
-        names = []
-        if await anyio.Path(job.outputdir).is_dir():
-            names += [p.name async for p in anyio.Path(job.outputdir).iterdir()]
-        if job.workdir.parent != job.outputdir and await anyio.Path(job.workdir).is_dir():
-            names += [f"work/{p.name}" async for p in anyio.Path(job.workdir).iterdir()]
+        names = await _listing(job.outputdir, "")
+        if job.workdir.parent != job.outputdir:
+            names += await _listing(job.workdir, "work/")
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(
@@ -508,6 +506,15 @@ class Engine:
         if self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
         return self._store
+
+
+async def _listing(directory: Path, prefix: str) -> list[str]:
+    """The names in ``directory`` with ``prefix``; none when it is absent or goes away meanwhile
+    (a Local scratch directory is removed when its slot ends)."""
+    try:
+        return [f"{prefix}{p.name}" async for p in anyio.Path(directory).iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _application_of(target: Job | Application, verb: str) -> Application:

@@ -11,17 +11,21 @@ the others are fixed when made, as Ganga's.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from .._exceptions import GangaAsyncError, JobNotFoundError
+import anyio
+
+from .._exceptions import GangaAsyncError, JobNotFoundError, WaitTimeoutError
 from .._log import get_logger
 from ..applications.base import Application
 from ..backends.base import Backend
 from ..credentials import base as _credentials
-from ..engine import SUMMARY_COLUMNS
+from ..engine import SUMMARY_COLUMNS, Engine
 from ..model import job as _core
 from ..splitters.base import Splitter
 from ..states import Status
@@ -72,12 +76,15 @@ class Job(_core.Job):
         return SubjobSlice(self, super().subjobs)
 
     def submit(self) -> Job:
-        """Submit the job; returns once it is validated, stored and accepted.
+        """Submit the job; returns once it (every subjob) is with its backend, as Ganga's, or
+        held at the credential gate (the reason is printed).
 
         An invalid description (a missing executable, an input file that does not exist)
         raises :class:`~ganga_async.JobSpecError` and the job stays ``new``, editable.
         """
-        _run(lambda engine: engine.submit(self))
+        _run(lambda engine: _submitted(engine, self))
+        if self.status == Status.HELD:
+            print(f"job {self.fqid} is held: {self.reason}", file=sys.stderr)
         return self
 
     def wait(self, timeout: float | None = None) -> Job:
@@ -90,11 +97,14 @@ class Job(_core.Job):
         return self
 
     def kill(self) -> None:
-        """Kill the job (every active subjob), or this subjob.
+        """Kill the job (every active subjob), or this subjob; returns once it is killed, as
+        Ganga's (or after ``[Local] kill_grace`` and a few seconds more, if the backend is slow
+        to tell).
 
-        Raises :class:`~ganga_async.JobStateError` when nothing is active.
+        Raises :class:`~ganga_async.JobStateError` when nothing is active (a new job was
+        never submitted: there is nothing to kill).
         """
-        _run(lambda engine: engine.kill(self))
+        _run(lambda engine: _killed(engine, self))
 
     def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
@@ -143,6 +153,26 @@ class Job(_core.Job):
         _run(lambda engine: engine.force_status(self, status, kill=not force))
 
 
+async def _submitted(engine: Engine, job: Job) -> None:
+    """Submit ``job`` and return once it has left ``submitting`` (with its backend, held, or
+    already further). Events wake the check; a short timeout re-checks if one was dropped."""
+    async with engine.events() as events:
+        await engine.submit(job)
+        while job.status == Status.SUBMITTING:
+            with anyio.move_on_after(_RECHECK):
+                async for _ in events:
+                    if job.status != Status.SUBMITTING:
+                        break
+
+
+async def _killed(engine: Engine, job: Job) -> None:
+    """Kill ``job`` and return once it is final (at most the kill grace and a margin)."""
+    await engine.kill(job)
+    grace = float(engine.config["Local"]["kill_grace"]) + _KILL_MARGIN
+    with contextlib.suppress(WaitTimeoutError):
+        await engine.wait(job, timeout=grace)
+
+
 def adopt(job: _core.Job) -> Job:
     """Give a job the engine returned, and its master, the GPI methods; it stays the same object."""
     if job.master is not None:
@@ -152,6 +182,12 @@ def adopt(job: _core.Job) -> Job:
 
 
 log = get_logger("ganga_async.gpi")
+
+_RECHECK = 0.25
+"""Seconds between checks of a submission's status when no event came (one may be dropped)."""
+
+_KILL_MARGIN = 5.0
+"""Seconds after the kill grace that kill() waits for the backend to report the end."""
 
 _HEADERS = tuple("fqid" if column == "id" else column for column in SUMMARY_COLUMNS)
 
