@@ -8,7 +8,10 @@ import functools
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import anyio
 
 from .._exceptions import RepositoryError
 from ..applications.base import Application
@@ -55,6 +58,7 @@ class JobStore:
             "spec": job.spec(), "times": record.times,
         })
         live = self._bind(job, record)
+        await anyio.to_thread.run_sync(_make_dirs, job.inputdir, job.outputdir)
         _preparing.attach(job.application, _holder(live.id),
                           functools.partial(self._prepared_changed, live), ctx.shareref,
                           announce=job.application.is_prepared is not None)
@@ -194,6 +198,12 @@ class JobStore:
             _preparing.unprepare(live.job.application)
         await self.ctx.repository.flush()
         await self.ctx.shareref.flush()
+
+
+def _make_dirs(*paths: Path) -> None:
+    """Create a stored job's input and output directories, as Ganga does when it stores a job."""
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def _holder(job_id: int) -> str:

@@ -74,3 +74,15 @@ def test_force_status_with_force_does_not_kill_and_without_it_kills() -> None:
     """))
     assert out["forced"] == "failed True"
     assert out["killed first"] == "completed forced by the user"
+
+
+def test_input_and_output_directories_exist_once_the_job_is_stored() -> None:
+    """Ganga creates a job's input and output directories in its workspace when it stores the
+    job, so that a user can put files there before submitting."""
+    out = lines(run_script("""
+        import os
+        from ganga_async.gpi import *
+        j = Job()
+        print("dirs:", os.path.isdir(j.inputdir), os.path.isdir(j.outputdir))
+    """))
+    assert out["dirs"] == "True True"
