@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 import os
 import types
 import typing
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
 __all__ = ["Component", "JobView", "build_component", "build_plugin", "check_value", "freeze",
-           "frozen_by", "thaw"]
+           "frozen_by", "owner_of", "set_owner", "thaw"]
 
 C = TypeVar("C", bound="Component")
 
@@ -42,6 +44,13 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     Raises JobSpecError naming ``where`` and the expected type.
     """
     if tp is Any:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise JobSpecError(
+                where, f"{value!r:.80} cannot be stored ({exc}); use strings, numbers, booleans, "
+                "lists and dicts of them"
+            ) from None
         return value
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -124,6 +133,9 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
             )
         value = check_value(value, self._hints()[name], f"{self.category}.{name}")
         object.__setattr__(self, name, value)
+        owner: _Owner | None = self.__dict__.get("_owner")
+        if owner is not None:
+            owner.notify()
 
     @classmethod
     def field_type(cls, name: str) -> Any:
@@ -167,6 +179,41 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.field_names())
         return f"{type(self).__name__}({args})"
+
+
+class _Owner:
+    """Whom a component belongs to (a job) and how to tell it of an edit; a copy of the
+    component belongs to nobody (deep copies get None)."""
+
+    __slots__ = ("owner", "callback")
+
+    def __init__(self, owner: object, callback: Callable[[], None]) -> None:
+        self.owner = weakref.ref(owner)
+        self.callback = weakref.WeakMethod(callback)
+
+    def notify(self) -> None:
+        callback = self.callback()
+        if callback is not None:
+            callback()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> None:
+        return None
+
+
+def set_owner(component: Component, owner: object | None,
+              callback: Callable[[], None] | None = None) -> None:
+    """Make ``component`` belong to ``owner`` (a job), whose bound method ``callback`` is
+    called after each assignment to one of its fields; ``None`` releases it."""
+    if owner is None or callback is None:
+        component.__dict__.pop("_owner", None)
+    else:
+        component.__dict__["_owner"] = _Owner(owner, callback)
+
+
+def owner_of(component: Component) -> object | None:
+    """The object ``component`` belongs to (its job), or None."""
+    owner: _Owner | None = component.__dict__.get("_owner")
+    return None if owner is None else owner.owner()
 
 
 def freeze(component: Component, reason: str) -> None:

@@ -206,6 +206,7 @@ class Engine:
         is flushed and closed after this."""
         self._ctx.tg = None
         if self._store is not None:
+            self._store.store_new_descriptions()
             self._store.open = False
         await self._backends.aclose()
         self._ctx.registry.wake_all()
@@ -376,6 +377,10 @@ class Engine:
         await self._working()
         live, index = self._ctx.registry.find(job)
         record = live.record
+        if record.status_of(index) is Status.NEW:
+            raise JobStateError(
+                f"job {job.fqid} is new: it was never submitted, so there is nothing to kill "
+                "(submit() it, or remove() it)")
         changes = machine.Changes()
         now = time.time()
         on_backend: list[int | None] = []
@@ -455,16 +460,18 @@ class Engine:
             registry.wake(key)
         log.info("job removed", job_id=live.id)
 
-    async def force_status(self, job: Job, status: str | Status) -> None:
+    async def force_status(self, job: Job, status: str | Status, *, kill: bool = True) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
-        ``force_status``; active ones are killed at their backend first."""
+        ``force_status``; active ones are killed at their backend first (with ``kill=False``
+        they are only no longer monitored: Ganga's ``force=True``)."""
         await self._working()
         target = Status.parse(status)
         if target not in (Status.FAILED, Status.COMPLETED):
             raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")
         live, index = self._ctx.registry.find(job)
         try:
-            await self.kill(job)
+            if kill:
+                await self.kill(job)
         except JobStateError:
             pass
         chosen = machine.targets(live.record, index)

@@ -28,8 +28,10 @@ from ._exceptions import JobStateError
 __all__ = ["Status", "FINAL", "ACTIVE", "check_transition", "derive_master_status"]
 
 
-class Status(enum.Enum):
-    """The status of a job or subjob. ``str(status)`` is its Ganga name."""
+class Status(enum.StrEnum):
+    """The status of a job or subjob: a string equal to its Ganga name, as Ganga's statuses are
+    (``job.status == "completed"``, ``status in ("failed", "killed")``, a dict key interchangeable
+    with the name). ``str``, ``repr``, formatting and JSON give the name."""
 
     NEW = "new"
     SUBMITTING = "submitting"
@@ -47,13 +49,12 @@ class Status(enum.Enum):
     code: int
     """A small integer for compact storage (stable across versions)."""
 
-    # Members are singletons: hashing by identity (a C slot) rather than Enum's Python-level
-    # hash of the name, as statuses are dict and set keys on every transition.
-    __hash__ = object.__hash__
+    # The string's own hash (a C slot, cached in the string), consistent with equality to the
+    # name; Enum's is a Python-level hash of the member's name.
+    __hash__ = str.__hash__
 
-    def __str__(self) -> str:
-        name: str = self.value
-        return name
+    def __repr__(self) -> str:
+        return repr(self.value)
 
     @classmethod
     def from_code(cls, code: int) -> Status:

@@ -90,16 +90,16 @@ def test_submit_wait_completes_then_jobs_lists_it_and_peek_prints_its_stdout(
 ) -> None:
     submitted = cli("submit", str(echo_job(tmp_path)), "--wait")
     assert submitted.returncode == 0, submitted.stderr
-    assert submitted.stdout.startswith("job 1 completed")
+    assert submitted.stdout.startswith("job 0 completed")
 
     listed = cli("--json", "jobs")
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
-    assert row["id"] == 1
+    assert row["id"] == 0
     assert row["status"] == "completed"
     assert (row["name"], row["application"], row["backend"]) == ("hello", "Executable", "Local")
 
-    peeked = cli("peek", "1")
+    peeked = cli("peek", "0")
     assert (peeked.returncode, peeked.stdout) == (0, "hello from the cli\n")
 
 
@@ -123,22 +123,22 @@ args = ["-c", "echo oops >&2; exit 3"]
 """)
     submitted = cli("submit", str(path), "--wait")
     assert submitted.returncode == 1, submitted.stderr
-    assert submitted.stdout.startswith("job 1 failed")
+    assert submitted.stdout.startswith("job 0 failed")
 
-    shown = cli("show", "1")
+    shown = cli("show", "0")
     assert shown.returncode == 0, shown.stderr
-    assert "job 1: failed" in shown.stdout
+    assert "job 0: failed" in shown.stdout
     assert "reason         exit code 3" in shown.stdout
-    assert cli("peek", "1", "stderr").stdout == "oops\n"
+    assert cli("peek", "0", "stderr").stdout == "oops\n"
 
 
 def test_resubmit_runs_a_failed_job_again(tmp_path: Path) -> None:
     path = job_file(tmp_path, '[application]\ntype = "Executable"\nexe = "false"\nargs = []\n')
     assert cli("submit", str(path), "--wait").returncode == 1
-    resubmitted = cli("--json", "resubmit", "1", "--wait")
+    resubmitted = cli("--json", "resubmit", "0", "--wait")
     assert resubmitted.returncode == 1, resubmitted.stderr
     assert json.loads(resubmitted.stdout)["status"] == "failed"
-    assert show(1)["submit_counter"] == 2
+    assert show(0)["submit_counter"] == 2
 
 
 def test_submit_of_a_toml_syntax_error_exits_2_naming_the_line(tmp_path: Path) -> None:
@@ -187,34 +187,34 @@ def test_kill_stops_a_running_job_submitted_without_wait(tmp_path: Path) -> None
 
 def test_wait_runs_the_subjobs_a_submit_without_wait_left_queued(tmp_path: Path) -> None:
     submitted = cli("submit", str(split_job(tmp_path, 4, max_concurrent=1)))
-    assert (submitted.returncode, submitted.stdout) == (0, "1\n")
-    assert "ganga-async wait 1" in submitted.stderr
-    waited = cli("wait", "1")
+    assert (submitted.returncode, submitted.stdout) == (0, "0\n")
+    assert "ganga-async wait 0" in submitted.stderr
+    waited = cli("wait", "0")
     assert waited.returncode == 0, waited.stderr
     assert "completed  4" in waited.stdout
-    assert cli("peek", "1.3").stdout == "subjob 3\n"
+    assert cli("peek", "0.3").stdout == "subjob 3\n"
 
 
 def test_remove_deletes_the_job_and_its_workspace(tmp_path: Path) -> None:
     assert cli("submit", str(echo_job(tmp_path)), "--wait").returncode == 0
-    workspace = Path(show(1)["outputdir"]).parent
+    workspace = Path(show(0)["outputdir"]).parent
     assert workspace.is_dir()
-    removed = cli("remove", "1")
-    assert (removed.returncode, removed.stdout) == (0, "job 1 removed\n")
+    removed = cli("remove", "0")
+    assert (removed.returncode, removed.stdout) == (0, "job 0 removed\n")
     assert not workspace.exists()
     assert json.loads(cli("--json", "jobs").stdout) == []
-    assert cli("show", "1").returncode == 2
+    assert cli("show", "0").returncode == 2
 
 
 def test_demo_finishes_with_a_summary() -> None:
     result = cli("demo", "--subjobs", "50")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "job 1: 50 subjobs of /bin/echo on Local(max_concurrent=8)" in out
-    assert "job 1 completed in" in out
+    assert "job 0: 50 subjobs of /bin/echo on Local(max_concurrent=8)" in out
+    assert "job 0 completed in" in out
     assert "completed  50" in out
     assert "subjobs/s" in out
-    assert "stdout of 1.0: hello from subjob 0" in out
+    assert "stdout of 0.0: hello from subjob 0" in out
 
 
 def test_wait_on_a_terminal_draws_a_progress_bar(tmp_path: Path) -> None:
@@ -231,7 +231,7 @@ def test_log_json_writes_one_json_object_per_stderr_line(tmp_path: Path) -> None
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert {"event", "level", "logger", "timestamp"} <= set(records[0])
     accepted = [r for r in records if r["event"] == "job accepted"]
-    assert accepted and accepted[0]["job_id"] == 1
+    assert accepted and accepted[0]["job_id"] == 0
     assert accepted[0]["level"] == "info"
     assert accepted[0]["logger"] == "ganga_async.engine"
 

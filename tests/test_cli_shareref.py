@@ -46,7 +46,7 @@ def test_shareref_shows_the_table_the_counts_the_files_and_the_owners(tmp_path: 
     assert json.loads(cli("shareref", "--json").stdout) == {name: 2}
     assert cli("shareref", "ls", name).stdout == f"{name}/\n|  run.sh\n"
     assert cli("shareref", "lookup", name).stdout.splitlines() == [
-        f"ShareDir {name} is referenced by item #1 in job repository",
+        f"ShareDir {name} is referenced by item #0 in job repository",
         f"ShareDir {name} is referenced by item #template in box repository",
         f"2 item(s) found referencing ShareDir {name}",
     ]

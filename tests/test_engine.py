@@ -331,7 +331,7 @@ async def test_reopened_engine_lists_every_job_with_its_state(gangadir: Path, co
         jobs = await engine.jobs()
         assert [(j.name, j.status) for j in jobs] == [
             ("ok", Status.COMPLETED), ("bad", Status.FAILED), ("", Status.COMPLETED)]
-        assert (await engine.get("3.1")).application.args == ["b"]
+        assert (await engine.get("2.1")).application.args == ["b"]
         assert [j.name for j in await engine.jobs(status="failed")] == ["bad"]
 
 

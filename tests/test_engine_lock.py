@@ -74,7 +74,7 @@ def test_a_script_holding_the_gangadir_leaves_the_command_line_a_one_line_error(
         listed = cli("jobs", env=env)
         assert listed.returncode == 0, listed.stderr
         assert "sleep" in listed.stdout or "Executable" in listed.stdout
-        waited = cli("wait", "1", env=env)
+        waited = cli("wait", "0", env=env)
         assert waited.returncode == 2
         assert waited.stderr.startswith("error: another engine (pid ")
         assert len(waited.stderr.strip().splitlines()) == 1

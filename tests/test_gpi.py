@@ -63,18 +63,18 @@ def test_default_job_is_registered_at_once_then_completes_saying_hello_world() -
         print(j.id, j.status, len(jobs), jobs(j.id) is j)
         j.submit()
         j.wait(timeout=20)
-        print(j.status, repr(j.peek()))
+        print(j.status, repr(j.peek("stdout")))
         print(jobs)
     """)
     empty, header, rule, first, second, title, header_1, rule_1, row = out.splitlines()
     assert (empty, rule) == ("Registry: jobs (0 jobs)", "-" * len(header))
-    assert (first, second) == ("1 new 1 True", "completed 'Hello World\\n'")
+    assert (first, second) == ("0 new 1 True", "completed 'Hello World\\n'")
     assert (title, rule_1) == ("Registry: jobs (1 job)", "-" * len(header_1))
     names = ["fqid", "status", "name", "subjobs", "application", "backend", "backend_id", "comment"]
     assert [cell.strip() for cell in header.split("|")] == names
     assert [cell.strip() for cell in header_1.split("|")] == names
     *cells, pid, comment = [cell.strip() for cell in row.split("|")]
-    assert cells == ["1", "completed", "", "", "Executable", "Local"]
+    assert cells == ["0", "completed", "", "", "Executable", "Local"]
     assert pid.isdigit() and comment == ""
 
 
@@ -87,7 +87,7 @@ def test_split_job_subjobs_are_reached_by_index_and_by_fqid_and_resubmit_only_th
         j.wait(timeout=30)
         print(j.status, len(j.subjobs), jobs(j.id) is j)
         print(jobs(j.id).subjobs[3].status, jobs(f"{j.id}.3").status, jobs(f"{j.id}.3").fqid)
-        print(repr(jobs(f"{j.id}.4").peek()), [s.fqid for s in j.subjobs.select(status="failed")])
+        print(repr(jobs(f"{j.id}.4").peek("stdout")), [s.fqid for s in j.subjobs.select(status="failed")])
         j.resubmit()
         j.wait(timeout=30)
         print([s.info.submit_counter for s in j.subjobs][2:5])
@@ -96,8 +96,8 @@ def test_split_job_subjobs_are_reached_by_index_and_by_fqid_and_resubmit_only_th
     """)
     assert out.splitlines() == [
         "failed 20 True",
-        "failed failed 1.3",
-        "'4\\n' ['1.3']",
+        "failed failed 0.3",
+        "'4\\n' ['0.3']",
         "[1, 2, 1]",
         "completed forced by the user",
     ]
@@ -116,7 +116,7 @@ def test_select_by_status_finds_the_job_whose_executable_exited_non_zero() -> No
         print([j.name for j in failed], failed[0] is bad, bad.exitcode, bad.reason)
         print([j.id for j in jobs.select(name="good")], [j.id for j in jobs.select(status="new")])
     """)
-    assert out.splitlines() == ["['bad'] True 3 exit code 3", "[1] []"]
+    assert out.splitlines() == ["['bad'] True 3 exit code 3", "[0] []"]
 
 
 def test_wait_times_out_on_a_long_job_and_kill_ends_it() -> None:
@@ -134,7 +134,7 @@ def test_wait_times_out_on_a_long_job_and_kill_ends_it() -> None:
         print(j.status)
     """)
     timeout, status = out.splitlines()
-    assert timeout.startswith("timeout job 1 is still ")
+    assert timeout.startswith("timeout job 0 is still ")
     assert status == "killed"
 
 
@@ -155,7 +155,7 @@ def test_a_submitted_job_refuses_edits_but_its_comment_persists_across_sessions(
     assert out.splitlines() == ["refused name", "refused application"]
     out = run_gpi("""
         from ganga_async.gpi import *
-        print(jobs(1).name, "/", jobs(1).comment)
+        print(jobs(0).name, "/", jobs(0).comment)
     """)
     assert out == "first / checked by hand"
 
@@ -171,7 +171,7 @@ def test_config_changes_at_run_time_reach_the_next_job_and_wrong_options_raise()
                     splitter=GenericSplitter(attribute="name", values=["a", "b", "c"]))
             j.submit()
             j.wait(timeout=20)
-            spans = sorted(tuple(map(float, s.peek().split())) for s in j.subjobs)
+            spans = sorted(tuple(map(float, s.peek("stdout").split())) for s in j.subjobs)
             return all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
         config["Local"]["max_concurrent"] = 1
@@ -203,10 +203,10 @@ def test_exit_leaves_a_running_job_running_and_the_next_session_sees_it_complete
     assert out == "running"
     out = run_gpi("""
         from ganga_async.gpi import *
-        j = jobs(1)
+        j = jobs(0)
         print(j.status)
         j.wait(timeout=20)
-        print(j.status, repr(j.peek()))
+        print(j.status, repr(j.peek("stdout")))
     """, GANGA_ASYNC_MONITORING_POLL_INTERVAL="0.1")
     assert out.splitlines() == ["running", "completed 'done\\n'"]
 
@@ -220,9 +220,9 @@ def test_exit_right_after_submit_leaves_the_job_for_the_next_session_to_finish()
     assert out == ""
     out = run_gpi("""
         from ganga_async.gpi import *
-        j = jobs(1)
+        j = jobs(0)
         j.wait(timeout=20)
-        print(j.status, j.reason, repr(j.peek()))
+        print(j.status, j.reason, repr(j.peek("stdout")))
     """, GANGA_ASYNC_MONITORING_POLL_INTERVAL="0.1")
     assert out == "completed None 'Hello World\\n'"
 
@@ -237,7 +237,7 @@ def test_the_gpi_works_under_a_running_event_loop_in_the_main_thread() -> None:
             j.submit()
             j.wait(timeout=20)
             await asyncio.sleep(0)
-            print(j.status, j.peek().strip())
+            print(j.status, j.peek("stdout").strip())
 
         asyncio.run(main())
     """)
@@ -257,7 +257,7 @@ def test_threads_starting_the_session_together_share_one_engine() -> None:
         engines = [t for t in threading.enumerate() if t.name == "ganga-async engine"]
         print(sorted(j.id for j in made), len(jobs), len(engines))
     """)
-    assert out == "[1, 2, 3, 4, 5, 6, 7, 8] 8 1"
+    assert out == "[0, 1, 2, 3, 4, 5, 6, 7] 8 1"
 
 
 def test_copy_registers_a_new_job_and_remove_takes_it_out_of_jobs() -> None:
@@ -271,4 +271,4 @@ def test_copy_registers_a_new_job_and_remove_takes_it_out_of_jobs() -> None:
         j.remove()
         print(j.status, [x.id for x in jobs])
     """)
-    assert out.splitlines() == ["Job 2 new orig 2", "removed [2]"]
+    assert out.splitlines() == ["Job 1 new orig 2", "removed [1]"]

@@ -122,7 +122,7 @@ def test_the_prepared_state_documentation_step_by_step(gangadir: Path, tmp_path:
         print(sorted(shareref.counts().items()))
     """)
     assert out[0] == str(sorted({kept[0]: 1, kept[1]: 1}.items()))
-    assert out[1:] == [f"LOG ShareDir {kept[1]} vanished from disk; unpreparing its owner job:3",
+    assert out[1:] == [f"LOG ShareDir {kept[1]} vanished from disk; unpreparing its owner job:2",
                        "LOG Unpreparing application."]
     out = session("""
         print([j.application.is_prepared and j.application.is_prepared.name for j in jobs])

@@ -232,7 +232,7 @@ async def test_rebuild_and_lookup_find_the_stored_owners(gangadir: Path, config:
         db.commit()
         db.close()
         assert await engine.shareref.rebuild() == {name: 2}
-        assert await engine.shareref.lookup(name) == ["job:1", "box:template"]
+        assert await engine.shareref.lookup(name) == ["job:0", "box:template"]
         await engine.shareref.lookup(name, unprepare=True)
         assert job.application.is_prepared is None
         assert (await engine.box.entries())[0].sharedir is None

@@ -77,6 +77,31 @@ async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refus
     await assert_refused_untouched(path)
 
 
+async def test_ids_start_at_0_and_a_removed_id_is_never_given_again(tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "jobs.sqlite")
+    await repo.open()
+    first, second = await repo.insert_job(_job_row()), await repo.insert_job(_job_row())
+    await repo.delete_job(second)
+    third = await repo.insert_job(_job_row())
+    await repo.aclose()
+    assert (first, second, third) == (0, 1, 2)
+
+
+async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id(tmp_path: Path) -> None:
+    path = await created(tmp_path / "jobs.sqlite")
+    db = sqlite3.connect(path)
+    db.executescript("DELETE FROM meta WHERE key='next_job_id'; "
+                     "UPDATE meta SET value='2' WHERE key='schema_version';")
+    db.executemany("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
+                   "(?, 'new', 'Executable', 'Local', '{}')", [(1,), (7,)])
+    db.commit()
+    db.close()
+    repo = Repository(path)
+    await repo.open()
+    assert await repo.insert_job(_job_row()) == 8
+    await repo.aclose()
+
+
 async def test_a_file_that_is_not_a_repository_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)

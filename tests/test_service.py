@@ -145,8 +145,8 @@ async def test_send_cmd_keeps_its_namespace_and_returns_output_and_tracebacks(da
     async with AsyncGangaService(daemon.gangadir) as gs:
         out = await gs.send_cmd("j = Job(application=Executable(exe='/bin/echo', args=['x']))\n"
                                 "j.submit()\nj.wait(timeout=30)\nprint(j.id, j.status)")
-        assert out == "1 completed\n"
-        assert await gs.send_cmd("import sys\nprint('to stderr', file=sys.stderr)\nj.peek()") == \
+        assert out == "0 completed\n"
+        assert await gs.send_cmd("import sys\nprint('to stderr', file=sys.stderr)\nj.peek('stdout')") == \
             "to stderr\n'x\\n'\n"
         failed = await gs.send_cmd("jobs(42)")
         assert failed.startswith("Traceback") and "JobNotFoundError: no job 42" in failed
@@ -169,7 +169,7 @@ async def test_send_cmd_running_forever_is_interrupted_and_the_daemon_goes_on(da
         assert time.monotonic() - started < 1.4, "the wait was not cut short"
         assert "KeyboardInterrupt" in caught.value.output
         assert await gs.send_cmd("print(j.status)") in ("submitted\n", "running\n")
-        await gs.kill(1)
+        await gs.kill(0)
 
         with pytest.raises(CommandTimeoutError) as caught:
             await gs.send_cmd("import time\ntime.sleep(3600)", timeout=0.5)
@@ -307,7 +307,7 @@ async def test_fifty_clients_each_submitting_and_following_events_get_correct_an
         async with anyio.create_task_group() as tg:
             for n in range(50):
                 tg.start_soon(run, n)
-    assert sorted(job_id for job_id, _, _ in results.values()) == list(range(1, 51))
+    assert sorted(job_id for job_id, _, _ in results.values()) == list(range(50))
     for n, (_, status, out) in results.items():
         assert (status, out) == ("completed", f"client {n}\n")
 

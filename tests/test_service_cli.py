@@ -77,11 +77,11 @@ def test_shareref_and_box_answer_from_the_daemon_exactly_as_in_process(
 
         gs = GangaService(paths.gangadir, autostart=False)
         try:
-            assert gs.send_cmd(f"print(jobs(1).application.is_prepared.name == {name!r})") == "True\n"
+            assert gs.send_cmd(f"print(jobs(0).application.is_prepared.name == {name!r})") == "True\n"
             unprepared = run("shareref", "lookup", name, "--unprepare")
             assert unprepared.returncode == 0, unprepared.stderr
             assert unprepared.stdout.endswith(f"2 item(s) found referencing ShareDir {name}; unprepared\n")
-            assert gs.send_cmd("print(jobs(1).application.is_prepared)") == "None\n", \
+            assert gs.send_cmd("print(jobs(0).application.is_prepared)") == "None\n", \
                 "the daemon's own job was unprepared: no second engine did it behind its back"
         finally:
             gs.close()
@@ -137,19 +137,19 @@ def test_the_bar_counts_subjobs_as_their_events_come_and_the_report_is_the_same(
     assert submitted.returncode == 1, submitted.stderr
     assert engine_opened(submitted.stderr) == (where == "in-process")
     head, rest = submitted.stdout.split("\n", 1)
-    assert re.fullmatch(r"job 1 failed in \d+\.\d s", head) and rest == failed_report(1, paths.gangadir)
+    assert re.fullmatch(r"job 0 failed in \d+\.\d s", head) and rest == failed_report(0, paths.gangadir)
     states = bar_states(submitted.stderr)
     assert states[0] == (0, 0) and states[-1] == (4, 1), states
     assert states == sorted(states) and len(states) > 2, f"no subjob counted as it ended: {states}"
 
-    resubmitted = run("resubmit", "1", "--wait", env=TERMINAL)
+    resubmitted = run("resubmit", "0", "--wait", env=TERMINAL)
     assert resubmitted.returncode == 1, resubmitted.stderr
-    assert resubmitted.stdout.split("\n", 1)[1] == failed_report(1, paths.gangadir)
+    assert resubmitted.stdout.split("\n", 1)[1] == failed_report(0, paths.gangadir)
     states = bar_states(resubmitted.stderr)
     assert (states[0], states[-1]) == ((4, 1), (4, 1)) and (3, 0) in states, states
 
-    waited = run("wait", "1", env=TERMINAL)
-    assert (waited.returncode, waited.stdout) == (1, "job 1 failed\n" + failed_report(1, paths.gangadir))
+    waited = run("wait", "0", env=TERMINAL)
+    assert (waited.returncode, waited.stdout) == (1, "job 0 failed\n" + failed_report(0, paths.gangadir))
     assert bar_states(waited.stderr) == [(4, 1)]
 
 
@@ -157,12 +157,12 @@ def test_no_bar_with_json_output_json_logs_or_off_a_terminal(where: str, tmp_pat
     path = tmp_path / "echo.toml"
     path.write_text('[application]\ntype = "Executable"\nexe = "/bin/echo"\nargs = ["hi"]\n')
     assert run("submit", str(path), "--wait").returncode == 0
-    for args, env in ((["--json", "wait", "1"], TERMINAL), (["--log-json", "wait", "1"], TERMINAL),
-                      (["wait", "1"], None)):
+    for args, env in ((["--json", "wait", "0"], TERMINAL), (["--log-json", "wait", "0"], TERMINAL),
+                      (["wait", "0"], None)):
         waited = run(*args, env=env)
         assert waited.returncode == 0, waited.stderr
         assert "1/1" not in waited.stderr and "\x1b[" not in waited.stderr, (args, waited.stderr)
-    assert json.loads(run("--json", "wait", "1").stdout)["status"] == "completed"
+    assert json.loads(run("--json", "wait", "0").stdout)["status"] == "completed"
 
 
 def test_demo_runs_in_the_daemon_when_one_runs_with_the_same_report(
@@ -172,10 +172,10 @@ def test_demo_runs_in_the_daemon_when_one_runs_with_the_same_report(
     assert demo.returncode == 0, demo.stderr
     assert engine_opened(demo.stderr) == (where == "in-process")
     lines = demo.stdout.splitlines()
-    assert lines[0] == "job 1: 20 subjobs of /bin/echo on Local(max_concurrent=8)"
-    assert re.fullmatch(r"job 1 completed in \d+\.\d s", lines[1]) and lines[2] == "  completed  20"
-    assert lines[-2] == "  stdout of 1.0: hello from subjob 0"
+    assert lines[0] == "job 0: 20 subjobs of /bin/echo on Local(max_concurrent=8)"
+    assert re.fullmatch(r"job 0 completed in \d+\.\d s", lines[1]) and lines[2] == "  completed  20"
+    assert lines[-2] == "  stdout of 0.0: hello from subjob 0"
     assert "20/20" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", demo.stderr), "no bar drawn"
     report = json.loads(run("--json", "demo", "--subjobs", "3").stdout)
-    assert (report["id"], report["status"], report["subjob_counts"]) == (2, "completed", {"completed": 3})
-    assert report["sample"] == {"id": "2.0", "stdout": "hello from subjob 0"}
+    assert (report["id"], report["status"], report["subjob_counts"]) == (1, "completed", {"completed": 3})
+    assert report["sample"] == {"id": "1.0", "stdout": "hello from subjob 0"}

@@ -21,7 +21,7 @@ log = get_logger(__name__)
 
 A = TypeVar("A", bound="Application")
 
-_NOT_COPIED = frozenset({"_prepared_listeners", "_frozen_by"})
+_NOT_COPIED = frozenset({"_prepared_listeners", "_frozen_by", "_owner"})
 """Private state a copy does not inherit: who listens to the original's prepared state, and
 the original job's freeze."""
 

@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .._exceptions import JobSpecError
 from .base import Application, Command
@@ -45,6 +45,13 @@ class Executable(Application):
     def __post_init__(self) -> None:
         if not self.exe:
             raise JobSpecError("application.exe", "must not be empty; give a program to run")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "args" and isinstance(value, list | tuple):
+            # Ganga's: numbers in args become strings (args=[1, 2.5] is ["1", "2.5"]).
+            value = [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                     for v in value]
+        super().__setattr__(name, value)
 
     def _protects(self, name: str) -> bool:
         if name == "args" and self.is_prepared is not None:

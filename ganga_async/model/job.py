@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from .._component import build_component, check_value, freeze, thaw
+from .._component import Component, build_component, check_value, freeze, owner_of, set_owner, thaw
 from .._exceptions import JobSpecError, JobStateError
 from .._workspace import output_dir, work_dir
 from ..applications.base import Application
@@ -46,6 +46,7 @@ COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
 """The plugin base class of each component field of a job, by field (and category) name."""
 
 _EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
+_COMPONENT_FIELDS = frozenset({"application", "backend", "splitter", "credentials"})
 FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles",
           "credentials")
 
@@ -86,13 +87,15 @@ class JobTimes(Mapping[str, datetime]):
 
 
 class JobObserver(Protocol):
-    """What a job tells the engine that stores it: an edit of a field (``comment``, or the
-    ``application`` of a new job). ``config`` is the engine's configuration."""
+    """What a job tells the engine that stores it: an edit of a field (``comment`` at any time,
+    any field of a new job), or ``"spec"`` when a field of one of its components was assigned.
+    ``config`` is the engine's configuration."""
 
     config: Config
 
     def edited(self, job: Job, name: str, previous: Any) -> None:
-        """Field ``name`` of stored ``job`` changed from ``previous``; called from any thread."""
+        """Field ``name`` of stored ``job`` changed from ``previous`` (None for ``"spec"``);
+        called from any thread."""
 
 
 class Job:
@@ -175,7 +178,9 @@ class Job:
             )
         if self._master is not None:
             raise JobStateError(f"subjob {self.fqid} is read-only; change the master job instead")
-        value = check_value(value, self._TYPES[name], name)
+        value = check_value(_by_name(name, value), self._TYPES[name], name)
+        if name in _COMPONENT_FIELDS:
+            value = self._own(name, value)
         previous = self.__dict__.get(name)
         if name == "outputfiles":
             for i, pattern in enumerate(value):
@@ -185,8 +190,33 @@ class Job:
                         f"{pattern!r} must be a pattern relative to the working directory",
                     )
         object.__setattr__(self, name, value)
+        if previous is not None and previous is not value:
+            for component in previous if isinstance(previous, list) else [previous]:
+                if isinstance(component, Component) and owner_of(component) is self:
+                    set_owner(component, None)
         if self._observer is not None and previous is not value:
             self._observer.edited(self, name, previous)
+
+    def _own(self, name: str, value: Any) -> Any:
+        """``value`` (a component, or a list of credentials) made this job's: a component that
+        belongs to another job is copied first (Ganga copies on assignment), so that editing
+        or submitting one job never changes another."""
+        if value is None:
+            return None
+        owned = []
+        for component in value if isinstance(value, list) else [value]:
+            owner = owner_of(component)
+            if owner is not None and owner is not self:
+                component = component.copy()
+            set_owner(component, self, self._component_edited)
+            owned.append(component)
+        return owned if isinstance(value, list) else owned[0]
+
+    def _component_edited(self) -> None:
+        """A field of one of this job's components was assigned: the stored description
+        changed."""
+        if self._observer is not None and self._master is None:
+            self._observer.edited(self, "spec", None)
 
     def bind(self, record: JobRecord, observer: JobObserver) -> None:
         """Attach the state an engine keeps for this job when it stores or loads it (the
@@ -373,6 +403,14 @@ def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, list | tuple) else value
 
 
+def _by_name(field: str, value: Any) -> Any:
+    """Ganga's plugin names for components: ``backend="Local"`` is ``Local()``,
+    ``splitter="ArgSplitter"`` is ``ArgSplitter()``."""
+    if field in COMPONENT_BASES and isinstance(value, str):
+        return build_component(COMPONENT_BASES[field], {"type": value})
+    return value
+
+
 def freeze_description(job: Job) -> None:
     """Make a job's components read-only: it left ``new`` (the fields of the job itself are
     guarded by its status)."""
@@ -453,14 +491,22 @@ class SubjobList(Sequence[Job]):
             return {}
         return {str(Status.from_code(code)): n for code, n in enumerate(self._table.counts) if n}
 
-    def select(self, status: str | Status | None = None) -> list[Job]:
-        """The subjobs in ``status`` (all when ``None``)."""
+    def __call__(self, index: int) -> Job:
+        """The subjob with this id (its index), as Ganga's ``j.subjobs(3)``."""
+        return self[index]
+
+    def indices(self, status: str | Status | None = None) -> list[int]:
+        """The ids of the subjobs in ``status`` (all when ``None``), without building them."""
         if self._table is None:
             return []
         if status is None:
-            return list(self)
+            return list(range(len(self._table)))
         wanted = Status.parse(status).code
-        return [self._build(i) for i, c in enumerate(self._table.status) if c == wanted]
+        return [i for i, c in enumerate(self._table.status) if c == wanted]
+
+    def select(self, status: str | Status | None = None) -> list[Job]:
+        """The subjobs in ``status`` (all when ``None``)."""
+        return [self._build(i) for i in self.indices(status)]
 
     def __repr__(self) -> str:
         table = self._table

@@ -9,7 +9,8 @@ engine acts on it (a new job, the intent to submit) is written with an explicit 
 
 The schema carries a version. A repository written by a newer ganga-async is refused with
 :class:`~ganga_async.SchemaVersionError` and never modified; one written by an older version is
-upgraded in place, in one transaction (version 2 added the ShareDir and box tables).
+upgraded in place, in one transaction (version 2 added the ShareDir and box tables; version 3
+the next job id, so that ids start at 0, as Ganga's, and a removed job's id is never given again).
 
 The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.prepared.shareref`):
 ``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
@@ -35,7 +36,7 @@ from .._log import get_logger
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -84,6 +85,9 @@ CREATE TABLE box (
     sharedir TEXT,
     created REAL NOT NULL
 );
+""",
+    3: """
+INSERT OR REPLACE INTO meta VALUES ('next_job_id', (SELECT COALESCE(MAX(id) + 1, 0) FROM jobs));
 """,
 }
 """What each schema version adds to the one before it."""
@@ -225,11 +229,18 @@ class Repository:
     # -- queued, coalesced writes -----------------------------------------------------
 
     def queue_job(self, job_id: int, **columns: Any) -> None:
-        """Queue an update of a master's columns (merged with earlier queued ones)."""
-        for key in columns:
+        """Queue an update of a master's columns (merged with earlier queued ones). They are
+        encoded now: a value that cannot be stored raises RepositoryError here, never in the
+        writer."""
+        encoded = {}
+        for key, value in columns.items():
             if key not in _JOB_COLUMNS:
                 raise RepositoryError(f"jobs has no column {key!r}")
-        self._dirty_jobs.setdefault(job_id, {}).update(columns)
+            try:
+                encoded[key] = _encode(value)
+            except (TypeError, ValueError) as exc:
+                raise RepositoryError(f"the {key} of job {job_id} cannot be stored: {exc}") from None
+        self._dirty_jobs.setdefault(job_id, {}).update(encoded)
         self._wake.set()
 
     def queue_subjob(self, job_id: int, idx: int, values: SubjobUpdate) -> None:
@@ -296,19 +307,18 @@ class Repository:
     # -- direct writes ----------------------------------------------------------------
 
     async def insert_job(self, row: dict[str, Any]) -> int:
-        """Insert a master job and return its new id (written before returning)."""
+        """Insert a master job and return its new id (written before returning): the next of
+        the repository's ids, which start at 0 and are never given twice (not after a remove)."""
         columns = [c for c in _JOB_COLUMNS if c in row]
         values = [_encode(row[c]) for c in columns]
         marks = ", ".join("?" for _ in columns)
-        async with self._write_lock:
-            try:
-                async with self.db.execute(
-                    f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({marks})", values
-                ) as cur:
-                    job_id = cur.lastrowid
-            except sqlite3.Error as exc:
-                raise RepositoryError(f"writing {self.path} failed: {exc}") from exc
-        assert job_id is not None
+        async with self._write_lock, self._immediate() as db:
+            async with db.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key='next_job_id'") as cur:
+                found = await cur.fetchone()
+            job_id = int(found[0]) if found is not None else 0
+            await db.execute(f"INSERT INTO jobs (id, {', '.join(columns)}) VALUES (?, {marks})",
+                             [job_id, *values])
+            await db.execute("INSERT OR REPLACE INTO meta VALUES ('next_job_id', ?)", (str(job_id + 1),))
         return job_id
 
     async def insert_subjobs(self, job_id: int, rows: Iterable[tuple[int, int, str | None]]) -> None:

@@ -6,6 +6,7 @@ stage's error otherwise: the job then stays ``new``, as if never submitted.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -128,6 +129,13 @@ def validate(job: Job, sharedir: Path | None, gangadir: Path) -> None:
     if job.splitter is not None:
         job.splitter.validate(job)
     _plugins.load("backend", job.backend.plugin_name)
+    try:
+        json.dumps(job.spec())
+    except (TypeError, ValueError) as exc:
+        raise JobSpecError(
+            "job", f"its description cannot be stored ({exc}): a value set inside a component "
+            "is not a string, number, boolean, list or dict of them; fix it and submit again"
+        ) from None
 
 
 async def sharedir_path(shared: SharedArea, app: Application) -> Path | None:

@@ -8,8 +8,12 @@ import functools
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import anyio
+
+from .._exceptions import RepositoryError
 from ..applications.base import Application
 from ..config import Config
 from ..model.job import Job
@@ -54,6 +58,7 @@ class JobStore:
             "spec": job.spec(), "times": record.times,
         })
         live = self._bind(job, record)
+        await anyio.to_thread.run_sync(_make_dirs, job.inputdir, job.outputdir)
         _preparing.attach(job.application, _holder(live.id),
                           functools.partial(self._prepared_changed, live), ctx.shareref,
                           announce=job.application.is_prepared is not None)
@@ -93,12 +98,15 @@ class JobStore:
     # -- the JobObserver --------------------------------------------------------------
 
     def edited(self, job: Job, name: str, previous: Any) -> None:
-        """A stored job's field changed (from any thread): persist a comment; follow a new
-        job's application to another object for its ShareDir reference."""
+        """A stored job's field changed (from any thread): persist a comment, or the new job's
+        description (its name, components and files, read when the write is queued so that
+        the latest edit wins); follow a replaced application for its ShareDir reference."""
         if name == "comment":
             self._call_soon(self._store_comment, job)
-        elif name == "application":
+            return
+        if name == "application" and previous is not None:
             self._call_soon(self._application_replaced, job, previous)
+        self._call_soon(self._store_description, job)
 
     def _call_soon(self, callback: Any, *args: Any) -> None:
         if not self.open:
@@ -114,6 +122,29 @@ class JobStore:
     def _store_comment(self, job: Job) -> None:
         if self.open and job.id is not None:
             self.ctx.repository.queue_job(job.id, comment=job.comment)
+
+    def _store_description(self, job: Job) -> None:
+        live = self.ctx.registry.jobs.get(job.id) if job.id is not None else None
+        if not self.open or live is None or live.job is not job or live.record.status is not Status.NEW:
+            return
+        self._queue_description(live, name=job.name, application=job.application.plugin_name,
+                                backend=job.backend.plugin_name)
+
+    def _queue_description(self, live: Live, **columns: Any) -> None:
+        """Queue the job's description with ``columns``; one that cannot be stored (a value
+        put inside a list) is logged and left as stored, and submit() refuses it."""
+        try:
+            self.ctx.repository.queue_job(live.id, spec=live.job.spec(), **columns)
+        except RepositoryError as exc:
+            log.error("the job's description cannot be stored; it is kept as it was",
+                      job_id=live.id, error=str(exc))
+
+    def store_new_descriptions(self) -> None:
+        """Queue the description of every loaded new job, for edits made inside a value (a list
+        appended to) that no assignment announced; the engine does this as it closes."""
+        for live in list(self.ctx.registry.jobs.values()):
+            if live.record.status is Status.NEW:
+                self._store_description(live.job)
 
     def _application_replaced(self, job: Job, previous: Application | None) -> None:
         live = self.ctx.registry.jobs.get(job.id) if job.id is not None else None
@@ -134,7 +165,7 @@ class JobStore:
             return
         if live.record.status is Status.REMOVED:
             return
-        self.ctx.repository.queue_job(live.id, spec=live.job.spec())
+        self._queue_description(live)
         self.ctx.shareref.refresh_soon(_holder(live.id), functools.partial(self.stored_sharedir, live.id))
 
     def stored_sharedir(self, job_id: int) -> str | None:
@@ -167,6 +198,12 @@ class JobStore:
             _preparing.unprepare(live.job.application)
         await self.ctx.repository.flush()
         await self.ctx.shareref.flush()
+
+
+def _make_dirs(*paths: Path) -> None:
+    """Create a stored job's input and output directories, as Ganga does when it stores a job."""
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def _holder(job_id: int) -> str:

@@ -176,6 +176,6 @@ async def test_a_job_given_a_removed_jobs_id_is_gated_on_its_own_credentials(
         await engine.remove(first)
         second = sleeper(0, BearerToken(token_file=str(short)))
         await engine.submit(second)
-        assert second.id == first_id  # SQLite gives the highest id again once its row is gone
+        assert second.id == first_id + 1  # a removed job's id is never given again
         await until(engine, second, Status.HELD)
         assert second.reason is not None and "short" in second.reason

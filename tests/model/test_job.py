@@ -41,7 +41,7 @@ def test_wrong_type_names_the_field() -> None:
     with pytest.raises(JobSpecError, match=r"application\.args: expected list\[str\]"):
         Executable(args="not a list")  # type: ignore[arg-type]
     with pytest.raises(JobSpecError, match=r"application\.args\[1\]: expected str"):
-        Executable(args=["a", 2])  # type: ignore[list-item]
+        Executable(args=["a", None])  # type: ignore[list-item]
 
 
 def test_unknown_component_field_lists_the_valid_ones() -> None:
