@@ -65,7 +65,8 @@ def handle(key: str, base: Path) -> Handle:
 
 def log_records(base: Path) -> list[dict[str, object]]:
     path = base / STATUS_LOG
-    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+    # Only whole lines: the runner may be in the middle of appending the next.
+    return [json.loads(line) for line in path.read_bytes().split(b"\n")[:-1]] if path.exists() else []
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
