@@ -31,7 +31,7 @@ from ._duration import parse_duration
 from ._exceptions import ConfigError, GangaAsyncError, JobSpecError
 from ._resources import shipped
 
-__all__ = ["Config", "Section", "credential_default", "load_config"]
+__all__ = ["Config", "Section", "credential_default", "load_config", "shipped_config"]
 
 ENV_PREFIX = "GANGA_ASYNC_"
 _NOT_OPTIONS = {"GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"}
@@ -305,6 +305,12 @@ def _env_layer(config: Config, environ: Mapping[str, str]) -> dict[str, dict[str
     return layer
 
 
+def shipped_config() -> Config:
+    """The shipped defaults alone: no user file, no ``GANGA_ASYNC_*`` variables (for tests and
+    benchmarks that must not depend on the machine they run on)."""
+    return Config(_read_toml(shipped("config", "defaults.toml")))
+
+
 def load_config(
     user_file: str | os.PathLike[str] | None = None,
     *,
@@ -316,7 +322,7 @@ def load_config(
     default file is fine; a missing file named explicitly is an error).
     """
     env = os.environ if environ is None else environ
-    config = Config(_read_toml(shipped("config", "defaults.toml")))
+    config = shipped_config()
     explicit = user_file if user_file is not None else env.get("GANGA_ASYNC_CONFIG")
     path = Path(explicit) if explicit else Path.home() / ".ganga-async.toml"
     if explicit or path.exists():

@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ganga_async import Engine, Job, JobSpecError
+from ganga_async import Job, JobSpecError
+from ganga_async.testing import isolated_engine
 
 from ganga_pyscript import LineSplitter, PythonScript
 
@@ -63,7 +64,7 @@ async def test_a_split_job_runs_the_prepared_copy_of_the_script(tmp_path: Path) 
     script.write_text((DEMO / "analysis.py").read_text())
     job = Job(application=PythonScript(script=str(script), python=sys.executable, args=["--cut", "x"]),
               splitter=LineSplitter(listfile=str(DEMO / "runs.txt"), lines_per_subjob=2))
-    async with Engine(gangadir=tmp_path / "gangadir") as engine:
+    async with isolated_engine(tmp_path / "gangadir") as engine:
         await engine.submit(job)
         script.write_text("raise SystemExit('the original was run, not the copy')")
         await engine.wait(job, timeout=60)
