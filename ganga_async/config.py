@@ -253,6 +253,19 @@ def _env_layer(config: Config, environ: Mapping[str, str]) -> dict[str, dict[str
     return layer
 
 
+def unknown_variables(config: Config | None = None,
+                      environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``GANGA_ASYNC_*`` variables of ``environ`` (default ``os.environ``) that name no
+    option of ``config`` (default: the shipped options), which :func:`load_config` refuses.
+    The command line warns about them and goes on: a typo must not stop ``jobs``."""
+    env = os.environ if environ is None else environ
+    config = Config(_read_toml(shipped("config", "defaults.toml"))) if config is None else config
+    names = {f"{ENV_PREFIX}{section.upper()}_{option.upper()}"
+             for section, options in config.items() for option in options}
+    return sorted(key for key in env
+                  if key.startswith(ENV_PREFIX) and key not in _NOT_OPTIONS and key not in names)
+
+
 def load_config(
     user_file: str | os.PathLike[str] | None = None,
     *,

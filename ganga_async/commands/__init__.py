@@ -41,9 +41,10 @@ READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 """The commands whose engine never contacts a backend (``monitoring=False``)."""
 
 
-async def run(args: argparse.Namespace) -> int:
-    """Run the parsed command line ``args`` (any command but ``service``); its exit code."""
-    config = load_config()
+async def run(args: argparse.Namespace, config: Config | None = None) -> int:
+    """Run the parsed command line ``args`` (any command but ``service``) with ``config``
+    (default: :func:`~ganga_async.config.load_config`); its exit code."""
+    config = load_config() if config is None else config
     if args.command == "credentials":
         return await credentials(args, config)
     monitoring = args.command not in READ_ONLY

@@ -5,8 +5,8 @@ Each is ``async def command(session, args, config) -> exit code``: it asks the s
 daemon's client, or the command's own engine) and hands the results to
 :mod:`~ganga_async.commands.render`. A command that follows a job subscribes to the session's
 status events before it acts, so that its progress bar misses nothing. Without a daemon,
-``submit`` and ``resubmit`` return once the backend took the job, because the engine closes
-with the command; a daemon monitors the job itself, so they return at once.
+``submit`` and ``resubmit`` return once the backend took the job (or refused it: exit code 1,
+with the backend's message), whether the command's engine or a daemon submitted it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ async def _submitted(session: Session, args: argparse.Namespace,
     """Run ``submission`` (of job ``job_id``, None for a new one), then with ``--wait`` follow
     the job and summarise it; otherwise report the handover."""
     progress = render.progress_bar(args) if args.wait else None
-    handover = not args.wait and session.daemon_pid is None
+    handover = not args.wait
     async with _transitions(session, progress, job_id, handover) as events:
         before: dict[str, int] = {}
         if progress is not None and job_id is not None:
@@ -79,7 +79,8 @@ async def _handed_over(session: Session, info: dict[str, Any], events: Events) -
             if event["fqid"] == fqid and event["new"] != str(Status.SUBMITTING):
                 break
     now = await session.job(fqid)
-    return {"id": info["id"], "status": now["status"], "subjobs": now.get("subjobs", 0)}
+    return {"id": info["id"], "status": now["status"], "subjobs": now.get("subjobs", 0),
+            "reason": now.get("reason")}
 
 
 @asynccontextmanager
