@@ -21,7 +21,7 @@ from .in_process import EngineSession
 from .service import service_command
 from .session import Session, open_session
 
-__all__ = ["COMMANDS", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
+__all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
            "service_command"]
 
 Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, int]]
@@ -40,6 +40,10 @@ never monitor one repository. Without a daemon they open an engine of their own.
 READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 """The commands whose engine never contacts a backend (``monitoring=False``)."""
 
+LIVE = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "demo"})
+"""The commands that list or wait: they start the gangadir's daemon when none runs
+(``[Service] autostart``), so that what they print is true now."""
+
 
 async def run(args: argparse.Namespace, config: Config | None = None) -> int:
     """Run the parsed command line ``args`` (any command but ``service``) with ``config``
@@ -48,5 +52,6 @@ async def run(args: argparse.Namespace, config: Config | None = None) -> int:
     if args.command == "credentials":
         return await credentials(args, config)
     monitoring = args.command not in READ_ONLY
-    async with open_session(args.gangadir, config, monitoring=monitoring) as session:
+    async with open_session(args.gangadir, config, monitoring=monitoring,
+                            autostart=args.command in LIVE, log_json=args.log_json) as session:
         return await COMMANDS[args.command](session, args, config)

@@ -62,6 +62,19 @@ def print_error(message: str, *, as_json: bool) -> None:
     print(JsonFormatter().format(record), file=sys.stderr)
 
 
+def print_note(message: str, *, as_json: bool) -> None:
+    """One line on stderr for the user, beside the command's output: ``message``, or a JSON
+    log object among the other JSON lines."""
+    if not as_json:
+        print(message, file=sys.stderr)
+        return
+    record = logging.makeLogRecord({
+        "name": "ganga_async.cli", "levelno": logging.INFO, "levelname": "INFO", "msg": message,
+        EVENT_ATTR: {"event": message},
+    })
+    print(JsonFormatter().format(record), file=sys.stderr)
+
+
 def print_warning(message: str) -> None:
     """One line on stderr: ``warning: ...``."""
     print(f"warning: {message}", file=sys.stderr)
