@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return service_command(args, config)
         return anyio.run(run, args, config, backend="asyncio")
     except KeyboardInterrupt:
+        if getattr(args, "watch", None) is not None:
+            return 0  # the way out of jobs --watch
         print("interrupted; jobs already started keep running (see: ganga-async jobs)",
               file=sys.stderr)
         return 130
@@ -180,18 +182,29 @@ def parser() -> Parser:
     sub.add_argument("file", metavar="FILE.toml", type=Path)
     sub.add_argument("--wait", action="store_true", help="show progress until the job is final")
     sub = command("jobs", "list the jobs")
-    sub.add_argument("--status", help="only jobs in this status (e.g. running, failed)")
+    sub.add_argument("--status", metavar="S[,S...]",
+                     help="only jobs in these statuses (e.g. running, or killed,failed)")
+    sub.add_argument("--name", metavar="PATTERN", help="only jobs whose name matches (e.g. 'sim-*')")
+    sub.add_argument("--last", type=_natural, metavar="N", help="only the N most recent jobs")
+    sub.add_argument("-w", "--watch", type=_seconds, nargs="?", const=2.0, metavar="SECONDS",
+                     help="redraw the list at each change and every SECONDS (default 2) until "
+                          "Ctrl-C, as squeue -i")
     sub = command("show", "show a job or subjob (3 or 3.17)")
     sub.add_argument("id", metavar="ID")
     sub = command("wait", "follow a job until it is final, running what it still has to")
     sub.add_argument("id", metavar="ID")
-    sub = command("kill", "kill a job (every active subjob) or one subjob")
-    sub.add_argument("id", metavar="ID")
-    sub = command("resubmit", "submit again a job's failed subjobs, or a finished job or subjob")
-    sub.add_argument("id", metavar="ID")
+    ids = "job ids: 3, subjob ids: 3.17, ranges: 7-9 and 3.2-5"
+    sub = command("kill", "kill jobs (every active subjob) or subjobs")
+    sub.add_argument("ids", metavar="ID", nargs="+", help=ids)
+    sub = command("resubmit", "submit again jobs' failed subjobs (or those in --status), or "
+                  "finished jobs or subjobs")
+    sub.add_argument("ids", metavar="ID", nargs="+", help=ids)
+    sub.add_argument("--status", metavar="S[,S...]",
+                     help="the statuses of the subjobs to submit again (default: failed; e.g. "
+                          "killed,failed)")
     sub.add_argument("--wait", action="store_true", help="show progress until the job is final")
-    sub = command("remove", "kill a job if active, then delete it and its files")
-    sub.add_argument("id", metavar="ID")
+    sub = command("remove", "kill jobs if active, then delete them and their files")
+    sub.add_argument("ids", metavar="ID", nargs="+", help=ids)
     sub = command("peek", "print a file of a job's output: stdout, stderr or FILE")
     sub.add_argument("id", metavar="ID")
     sub.add_argument("file", metavar="FILE", nargs="?", default="stdout")
@@ -245,6 +258,20 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         args.output = "json"
     args.json = args.output == "json"
     return args
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of jobs")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 def _positive(text: str) -> int:

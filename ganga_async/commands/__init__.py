@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..config import Config, load_config
-from . import jobs, prepared
+from . import jobs, listing, prepared
 from .credentials import credentials
 from .in_process import EngineSession
 from .service import service_command
@@ -27,7 +27,7 @@ __all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "EngineSession", "Session"
 Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
 COMMANDS: dict[str, Command] = {
-    "submit": jobs.submit, "jobs": jobs.jobs, "show": jobs.show, "wait": jobs.wait,
+    "submit": jobs.submit, "jobs": listing.jobs, "show": jobs.show, "wait": jobs.wait,
     "kill": jobs.kill, "resubmit": jobs.resubmit, "remove": jobs.remove, "peek": jobs.peek,
     "demo": jobs.demo, "shareref": prepared.shareref, "box": prepared.box,
 }

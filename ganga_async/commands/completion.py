@@ -130,6 +130,8 @@ def _candidates(active: _Completable, positionals: int, before: Sequence[str], c
     if commands and positionals == 0:
         return [name for name in commands if not name.startswith("_")]
     arguments = [a for a in active.options if not a.option_strings]
+    if arguments and arguments[-1].nargs in ("+", "*") and positionals >= len(arguments):
+        positionals = len(arguments) - 1  # ID...: every further word is one more
     if positionals >= len(arguments):
         return []
     argument = arguments[positionals]

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,6 +179,27 @@ def _print_table(table: Table, output: str, width: int) -> None:
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
+def print_watched(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: Path,
+                  every: float) -> None:
+    """One redraw of ``jobs --watch``: on a terminal the screen cleared, then a header line and
+    the table; off a terminal the same one after the other; with ``--json`` one JSON document
+    a line."""
+    if output_format(args) == "json":
+        print_json(rows)
+        sys.stdout.flush()
+        return
+    from rich.console import Console
+
+    if Console().is_terminal:
+        sys.stdout.write("\x1b[H\x1b[2J")
+    print(f"every {every:g} s and at each change: ganga-async jobs    "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    print_jobs(rows, args, gangadir)
+    if not Console().is_terminal:
+        print()
+    sys.stdout.flush()
+
+
 def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
     """Print a job as ``show`` does, from :func:`~ganga_async._describe.describe`'s dict."""
     if args.json:
@@ -246,16 +268,27 @@ def print_report(info: dict[str, Any], args: argparse.Namespace) -> int:
     return 0 if info["status"] == str(Status.COMPLETED) else 1
 
 
-def print_killed(fqid: str, status: str, args: argparse.Namespace) -> int:
-    """Print the outcome of ``kill``: the job's status once killed, or that it is on its way."""
+def print_killed(outcomes: Sequence[tuple[str, str] | Exception], args: argparse.Namespace) -> int:
+    """Print the outcome of ``kill``: per id, ``(fqid, status)`` once killed (or on its way),
+    or the error that stopped it (one ``error:`` line on stderr; exit code 2). With ``--json``
+    one object for one id, a list for several."""
+    rows = [{"id": o[0], "status": o[1]} if isinstance(o, tuple) else {"error": str(o)}
+            for o in outcomes]
+    failed = False
+    for outcome in outcomes:
+        if not isinstance(outcome, tuple):
+            failed = True
+            print_error(str(outcome), as_json=args.log_json)
+        elif args.json:
+            continue
+        elif Status(outcome[1]) in FINAL:
+            print(f"job {outcome[0]} {outcome[1]}")
+        else:
+            print(f"kill of job {outcome[0]} requested; it is still {outcome[1]} "
+                  f"(check with: ganga-async show {outcome[0]})")
     if args.json:
-        print_json({"id": fqid, "status": status})
-    elif Status(status) in FINAL:
-        print(f"job {fqid} {status}")
-    else:
-        print(f"kill of job {fqid} requested; it is still {status} "
-              f"(check with: ganga-async show {fqid})")
-    return 0
+        print_json(rows[0] if len(rows) == 1 else rows)
+    return 2 if failed else 0
 
 
 def print_removed(removed: dict[str, Any], args: argparse.Namespace) -> int:
