@@ -81,9 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = _expected(exc)
         if isinstance(error, BrokenPipeError):
             return _stdout_closed()
-        if error is None:
-            raise
-        print_error(str(error), as_json=args.log_json)
+        if error is None or (args.verbose >= 2 and not isinstance(error, GangaAsyncError)):
+            raise  # a bug, or -vv asked for the traceback
+        print_error(_one_line(error), as_json=args.log_json)
         return 2
 
 
@@ -103,7 +103,15 @@ def _expected(exc: BaseException) -> BaseException | None:
     """The error to report in one line, or ``None`` for a bug that deserves its traceback."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    return exc if isinstance(exc, GangaAsyncError | FileNotFoundError | BrokenPipeError) else None
+    return exc if isinstance(exc, GangaAsyncError | OSError) else None
+
+
+def _one_line(error: BaseException) -> str:
+    """The error as its line: an OS error as ``PATH: what went wrong``."""
+    if isinstance(error, OSError) and not isinstance(error, GangaAsyncError) and error.strerror:
+        where = error.filename if error.filename is not None else "error"
+        return f"{where}: {error.strerror}"
+    return str(error)
 
 
 def _stdout_closed() -> int:

@@ -221,3 +221,12 @@ def test_output_piped_into_head_ends_without_a_traceback(tmp_path: Path) -> None
     for command in ("peek 1", "jobs", "--json jobs", "completion bash"):
         closed = shell(f"ganga-async {command} | true; echo ${{PIPESTATUS[0]}}")
         assert (closed.stdout, closed.stderr) == ("141\n", ""), command
+
+
+def test_an_os_error_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = run("--gangadir", str(tmp_path / "a-file" / "gangadir"), "jobs")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {tmp_path / 'a-file'}/gangadir")
+    assert line.endswith(": Not a directory")
