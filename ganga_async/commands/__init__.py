@@ -2,9 +2,11 @@
 
 A command is ``async def command(session, args, config) -> exit code`` over a
 :class:`~.session.Session`: the daemon's client when a daemon runs for the gangadir, otherwise
-an engine of the command's own (:func:`~.session.open_session`). :mod:`.jobs` and
-:mod:`.prepared` hold them, :mod:`.render` everything they print, :mod:`.credentials` and
-:mod:`.service` the two commands that need neither a daemon nor an engine of their own.
+an engine of the command's own (:func:`~.session.open_session`), which starts the daemon first
+for the commands in :data:`LIVE`. :mod:`.jobs`, :mod:`.listing` and :mod:`.prepared` hold them,
+:mod:`.ids` reads their job ids and ranges, :mod:`.render` prints everything they print,
+:mod:`.credentials` and :mod:`.service` are the two commands that need neither a daemon nor an
+engine of their own, and :mod:`.completion` answers the shells' completion scripts.
 :func:`run` runs one from a parsed command line; :mod:`ganga_async.cli` parses it.
 """
 
