@@ -31,7 +31,8 @@ def stopped_afterwards(paths: ServicePaths) -> Iterator[ServicePaths]:
 
 def test_a_job_that_ends_while_no_command_runs_is_listed_as_ended(
         tmp_path: Path, stopped_afterwards: ServicePaths) -> None:
-    path = job_file(tmp_path, 'exe = "sleep"\nargs = ["1"]')
+    go = tmp_path / "go"
+    path = job_file(tmp_path, f'exe = "/bin/sh"\nargs = ["-c", "while [ ! -e {go} ]; do sleep 0.05; done"]')
     submitted = run("submit", str(path), env=AUTOSTART)
     assert submitted.returncode == 0, submitted.stderr
     assert submitted.stdout == "1\n"
@@ -40,9 +41,12 @@ def test_a_job_that_ends_while_no_command_runs_is_listed_as_ended(
     assert "ganga-async service stop" in first
     assert stopped_afterwards.running_pid() is not None
 
-    running = run("jobs", "--status", "running", "--json", env=AUTOSTART)
-    assert [row["id"] for row in json.loads(running.stdout)] == [1]
-    time.sleep(2.5)  # the job ends; no command runs meanwhile
+    try:
+        running = run("jobs", "--status", "running,submitted", "--json", env=AUTOSTART)
+        assert [row["id"] for row in json.loads(running.stdout)] == [1]
+    finally:
+        go.touch()  # the job ends now
+    time.sleep(3)  # no command runs meanwhile
     listed = run("jobs", "--json", env=AUTOSTART)
     assert listed.stderr == ""  # the daemon runs already: nothing started, nothing said
     assert [(row["id"], row["status"]) for row in json.loads(listed.stdout)] == [(1, "completed")]
