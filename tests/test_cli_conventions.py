@@ -43,29 +43,31 @@ def job_file(tmp_path: Path, application: str, extra: str = "", name: str = "job
     return path
 
 
-def done_job(tmp_path: Path, comment: str = "") -> None:
+def done_job(tmp_path: Path, comment: str = "") -> int:
+    """The id of a new job that completed (ids may start at 0 or 1: the tests take them as given)."""
     path = job_file(tmp_path, 'exe = "/bin/echo"\nargs = ["hi"]',
                     f'name = "hello"\ncomment = "{comment}"')
-    submitted = run("submit", str(path), "--wait")
+    submitted = run("--json", "submit", str(path), "--wait")
     assert submitted.returncode == 0, submitted.stderr
+    return int(json.loads(submitted.stdout)["id"])
 
 
 def test_output_options_are_accepted_before_and_after_the_command(tmp_path: Path) -> None:
-    done_job(tmp_path)
+    job = done_job(tmp_path)
     documents = [run(*args) for args in (["--json", "jobs"], ["jobs", "--json"], ["jobs", "-o", "json"],
                                          ["-o", "json", "jobs"], ["jobs", "--output=json"])]
     assert all(d.returncode == 0 for d in documents), [d.stderr for d in documents]
     first = json.loads(documents[0].stdout)
-    assert [row["id"] for row in first] == [1]
+    assert [row["id"] for row in first] == [job]
     assert all(json.loads(d.stdout) == first for d in documents)
-    assert json.loads(run("show", "1", "--json").stdout)["status"] == "completed"
+    assert json.loads(run("show", str(job), "--json").stdout)["status"] == "completed"
 
 
 def test_tsv_prints_one_tab_separated_row_per_job_without_a_header(tmp_path: Path) -> None:
-    done_job(tmp_path, comment="two words")
+    job = done_job(tmp_path, comment="two words")
     result = run("jobs", "-o", "tsv")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "1\tcompleted\thello\t0\tExecutable\tLocal\t" + \
+    assert result.stdout == f"{job}\tcompleted\thello\t0\tExecutable\tLocal\t" + \
         json.loads(run("jobs", "--json").stdout)[0]["backend_id"] + "\ttwo words\n"
 
 
@@ -150,10 +152,9 @@ def test_bash_completes_commands_options_choices_and_job_ids(tmp_path: Path) -> 
     (tmp_path / "hello.toml").touch()
     assert complete_with_bash(["submit", f"{tmp_path}/he"]) == [f"{tmp_path}/hello.toml"]
     assert complete_with_bash(["show", ""]) == []
-    done_job(tmp_path)
-    done_job(tmp_path)
-    assert complete_with_bash(["show", ""]) == ["1", "2"]
-    assert complete_with_bash(["--json", "kill", "2"]) == ["2"]
+    ids = [str(done_job(tmp_path)), str(done_job(tmp_path))]
+    assert complete_with_bash(["show", ""]) == sorted(ids)
+    assert complete_with_bash(["--json", "kill", ids[1]]) == [ids[1]]
 
 
 def test_the_zsh_script_asks_the_same_completer() -> None:
@@ -181,8 +182,9 @@ def test_a_submission_the_backend_refuses_exits_1_with_its_message(tmp_path: Pat
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = run("submit", str(path), env=env)
     assert result.returncode == 1, result.stderr
-    assert result.stdout == "1\n"
-    assert ("error: job 1 failed at submission: submission refused: sbatch: error: Batch job "
+    job = result.stdout.strip()
+    assert job.isdigit()
+    assert (f"error: job {job} failed at submission: submission refused: sbatch: error: Batch job "
             "submission failed: Invalid account\n") in result.stderr
     as_json = run("--json", "submit", str(path), env=env)
     assert as_json.returncode == 1
@@ -214,11 +216,13 @@ def test_an_unknown_environment_variable_is_a_warning(tmp_path: Path) -> None:
 
 def test_output_piped_into_head_ends_without_a_traceback(tmp_path: Path) -> None:
     path = job_file(tmp_path, 'exe = "seq"\nargs = ["1", "300000"]')
-    assert run("submit", str(path), "--wait").returncode == 0
-    result = shell("ganga-async peek 1 | head -n 2")
+    submitted = run("--json", "submit", str(path), "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)["id"]
+    result = shell(f"ganga-async peek {job} | head -n 2")
     assert (result.stdout, result.stderr) == ("1\n2\n", "")
     # `true` reads nothing and is gone before the command writes: the write meets a closed pipe.
-    for command in ("peek 1", "jobs", "--json jobs", "completion bash"):
+    for command in (f"peek {job}", "jobs", "--json jobs", "completion bash"):
         closed = shell(f"ganga-async {command} | true; echo ${{PIPESTATUS[0]}}")
         assert (closed.stdout, closed.stderr) == ("141\n", ""), command
 

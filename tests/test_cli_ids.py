@@ -60,19 +60,19 @@ def statuses() -> dict[int, str]:
 def test_kill_takes_ids_and_ranges_and_reports_an_unknown_one(tmp_path: Path, live: ServicePaths
                                                               ) -> None:
     sleeper = job_file(tmp_path, 'exe = "sleep"\nargs = ["30"]')
-    ids = [submit(sleeper) for _ in range(4)]
-    assert ids == [1, 2, 3, 4]
+    a, b, c, d = ids = [submit(sleeper) for _ in range(4)]
+    assert ids == list(range(a, a + 4))
     started = time.monotonic()
-    killed = run("kill", "1", "3-4", "42")
+    killed = run("kill", str(a), f"{c}-{d}", "42")
     assert time.monotonic() - started < 10
     assert killed.returncode == 2
-    assert killed.stdout == "job 1 killed\njob 3 killed\njob 4 killed\n"
+    assert killed.stdout == f"job {a} killed\njob {c} killed\njob {d} killed\n"
     assert killed.stderr.startswith("error: no job 42")
     now = statuses()
-    assert now.pop(2) in ("submitted", "running")
-    assert now == {1: "killed", 3: "killed", 4: "killed"}
-    assert json.loads(run("kill", "2", "--json").stdout) == {"id": "2", "status": "killed"}
-    assert complete_with_bash(["kill", "1", ""]) == ["1", "2", "3", "4"]
+    assert now.pop(b) in ("submitted", "running")
+    assert now == {a: "killed", c: "killed", d: "killed"}
+    assert json.loads(run("kill", str(b), "--json").stdout) == {"id": str(b), "status": "killed"}
+    assert complete_with_bash(["kill", str(a), ""]) == sorted(str(i) for i in ids)
 
 
 def test_resubmit_takes_the_statuses_to_run_again_and_says_what_else_there_is(
@@ -85,7 +85,7 @@ def test_resubmit_takes_the_statuses_to_run_again_and_says_what_else_there_is(
     nothing = run("resubmit", str(first))
     assert nothing.returncode == 2
     assert nothing.stderr.startswith(f"error: job {first} has nothing in failed to resubmit")
-    assert "(its subjobs: 3 killed; e.g. ganga-async resubmit 1 --status killed)" in nothing.stderr
+    assert f"(its subjobs: 3 killed; e.g. ganga-async resubmit {first} --status killed)" in nothing.stderr
     again = run("resubmit", f"{first}-{second}", "--status", "killed,failed")
     assert again.returncode == 0, again.stderr
     assert again.stdout == f"{first}\n{second}\n"
@@ -95,12 +95,11 @@ def test_resubmit_takes_the_statuses_to_run_again_and_says_what_else_there_is(
 
 def test_remove_takes_ranges(tmp_path: Path, live: ServicePaths) -> None:
     echo = job_file(tmp_path, 'exe = "/bin/echo"')
-    for _ in range(4):
-        submit(echo)
-    removed = run("remove", "1-2", "4")
+    a, b, c, d = (submit(echo) for _ in range(4))
+    removed = run("remove", f"{a}-{b}", str(d))
     assert removed.returncode == 0, removed.stderr
-    assert removed.stdout == "job 1 removed\njob 2 removed\njob 4 removed\n"
-    assert list(statuses()) == [3]
+    assert removed.stdout == f"job {a} removed\njob {b} removed\njob {d} removed\n"
+    assert list(statuses()) == [c]
 
 
 def test_jobs_filters_by_name_pattern_last_and_several_statuses(tmp_path: Path,
@@ -109,17 +108,18 @@ def test_jobs_filters_by_name_pattern_last_and_several_statuses(tmp_path: Path,
                       ("sim-3", "/bin/true")]:
         path = job_file(tmp_path, f'exe = "{exe}"', f'name = "{name}"', name=f"{name}.toml")
         assert run("submit", str(path), "--wait").returncode in (0, 1)
+    sim1, sim2, reco1, sim3 = sorted(statuses())
 
     def ids(*args: str) -> list[int]:
         result = run("jobs", "--json", *args)
         assert result.returncode == 0, result.stderr
         return [row["id"] for row in json.loads(result.stdout)]
 
-    assert ids("--name", "sim-*") == [1, 2, 4]
-    assert ids("--last", "2") == [3, 4]
-    assert ids("--name", "sim-*", "--last", "2") == [2, 4]
-    assert ids("--status", "failed") == [2]
-    assert ids("--status", "failed,completed", "--name", "sim-*") == [1, 2, 4]
+    assert ids("--name", "sim-*") == [sim1, sim2, sim3]
+    assert ids("--last", "2") == [reco1, sim3]
+    assert ids("--name", "sim-*", "--last", "2") == [sim2, sim3]
+    assert ids("--status", "failed") == [sim2]
+    assert ids("--status", "failed,completed", "--name", "sim-*") == [sim1, sim2, sim3]
     wrong = run("jobs", "--status", "finished")
     assert wrong.returncode == 2
     assert wrong.stderr.startswith("error: unknown status 'finished'; valid statuses: new, ")

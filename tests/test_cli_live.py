@@ -35,7 +35,7 @@ def test_a_job_that_ends_while_no_command_runs_is_listed_as_ended(
     path = job_file(tmp_path, f'exe = "/bin/sh"\nargs = ["-c", "while [ ! -e {go} ]; do sleep 0.05; done"]')
     submitted = run("submit", str(path), env=AUTOSTART)
     assert submitted.returncode == 0, submitted.stderr
-    assert submitted.stdout == "1\n"
+    job = int(submitted.stdout)
     first, *_ = submitted.stderr.splitlines()
     assert first.startswith(f"started the ganga-async service for {stopped_afterwards.gangadir}")
     assert "ganga-async service stop" in first
@@ -43,14 +43,14 @@ def test_a_job_that_ends_while_no_command_runs_is_listed_as_ended(
 
     try:
         running = run("jobs", "--status", "running,submitted", "--json", env=AUTOSTART)
-        assert [row["id"] for row in json.loads(running.stdout)] == [1]
+        assert [row["id"] for row in json.loads(running.stdout)] == [job]
     finally:
         go.touch()  # the job ends now
     time.sleep(3)  # no command runs meanwhile
     listed = run("jobs", "--json", env=AUTOSTART)
     assert listed.stderr == ""  # the daemon runs already: nothing started, nothing said
-    assert [(row["id"], row["status"]) for row in json.loads(listed.stdout)] == [(1, "completed")]
-    assert json.loads(run("show", "1", "--json", env=AUTOSTART).stdout)["status"] == "completed"
+    assert [(row["id"], row["status"]) for row in json.loads(listed.stdout)] == [(job, "completed")]
+    assert json.loads(run("show", str(job), "--json", env=AUTOSTART).stdout)["status"] == "completed"
     assert run("jobs", "--status", "running", "--json", env=AUTOSTART).stdout == "[]\n"
 
 
