@@ -57,9 +57,8 @@ from .splitters.generic import GenericSplitter
 if TYPE_CHECKING:
     from .backends.slurm import Slurm
     from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
+from ._version import __version__ as __version__
 from .states import Status
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AFSToken",

@@ -31,7 +31,7 @@ from ._duration import parse_duration
 from ._exceptions import ConfigError, GangaAsyncError, JobSpecError
 from ._resources import shipped
 
-__all__ = ["Config", "Section", "credential_default", "load_config", "shipped_config"]
+__all__ = ["Config", "Section", "credential_default", "load_config", "shipped_config", "unknown_variables"]
 
 ENV_PREFIX = "GANGA_ASYNC_"
 _NOT_OPTIONS = {"GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"}
@@ -309,6 +309,19 @@ def shipped_config() -> Config:
     """The shipped defaults alone: no user file, no ``GANGA_ASYNC_*`` variables (for tests and
     benchmarks that must not depend on the machine they run on)."""
     return Config(_read_toml(shipped("config", "defaults.toml")))
+
+
+def unknown_variables(config: Config | None = None,
+                      environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``GANGA_ASYNC_*`` variables of ``environ`` (default ``os.environ``) that name no
+    option of ``config`` (default: the shipped options), which :func:`load_config` refuses.
+    The command line warns about them and goes on: a typo must not stop ``jobs``."""
+    env = os.environ if environ is None else environ
+    config = shipped_config() if config is None else config
+    names = {f"{ENV_PREFIX}{section.upper()}_{option.upper()}"
+             for section, options in config.items() for option in options}
+    return sorted(key for key in env
+                  if key.startswith(ENV_PREFIX) and key not in _NOT_OPTIONS and key not in names)
 
 
 def load_config(

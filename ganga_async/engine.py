@@ -106,7 +106,7 @@ class Engine:
             self.gangadir / "repository" / user / "jobs.sqlite",
             flush_interval=self.config["Repository"]["flush_interval"],
         )
-        self._lock = EngineLock(self.repository.path.parent / "engine.lock")
+        self._lock = EngineLock.of(self.gangadir, user)
         self.workspace = self.gangadir / "workspace" / user
         self.shared = SharedArea.for_user(self.gangadir, user)
         self.shareref = ShareRef(self.repository, self.shared, owners=self._prepared_owners,
@@ -135,7 +135,15 @@ class Engine:
         if self._stack is not None or self._ctx.tg is not None:
             raise EngineClosedError("this engine is already running")
         ctx = self._ctx
-        self._store = JobStore(ctx, asyncio.get_running_loop(), self.box)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise GangaAsyncError(
+                "the engine needs anyio's asyncio backend (aiosqlite is asyncio-only), not "
+                "trio or another loop: run it with anyio.run(main, backend='asyncio'), or use "
+                "the blocking interface (ganga_async.gpi), which runs its own asyncio loop"
+            ) from None
+        self._store = JobStore(ctx, loop, self.box)
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:

@@ -21,7 +21,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Keep the user's own configuration and gangadir out of every test."""
+    """Keep the user's own configuration and gangadir out of every test. Commands open an
+    engine of their own unless a test starts a daemon (or turns autostart back on): a daemon
+    started behind a test's back would outlive it."""
     user_config = tmp_path / "user-config.toml"
     user_config.write_text("")
     monkeypatch.setenv("GANGA_ASYNC_CONFIG", str(user_config))
@@ -29,6 +31,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     for name in list(__import__("os").environ):
         if name.startswith("GANGA_ASYNC_") and name not in ("GANGA_ASYNC_CONFIG", "GANGA_ASYNC_GANGADIR"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("GANGA_ASYNC_SERVICE_AUTOSTART", "false")
     yield
 
 

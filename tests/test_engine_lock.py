@@ -70,7 +70,8 @@ def test_a_script_holding_the_gangadir_leaves_the_command_line_a_one_line_error(
                               text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-        env = {"GANGA_ASYNC_GANGADIR": str(gangadir)}
+        # As a user meets it: autostart on, yet no daemon may start beside the script's engine.
+        env = {"GANGA_ASYNC_GANGADIR": str(gangadir), "GANGA_ASYNC_SERVICE_AUTOSTART": "true"}
         listed = cli("jobs", env=env)
         assert listed.returncode == 0, listed.stderr
         assert "sleep" in listed.stdout or "Executable" in listed.stdout
@@ -78,6 +79,7 @@ def test_a_script_holding_the_gangadir_leaves_the_command_line_a_one_line_error(
         assert waited.returncode == 2
         assert waited.stderr.startswith("error: another engine (pid ")
         assert len(waited.stderr.strip().splitlines()) == 1
+        assert not (gangadir / "service").exists() or cli("service", "status", env=env).returncode == 3
     finally:
         holder.kill()
         holder.wait()

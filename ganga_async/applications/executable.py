@@ -106,9 +106,17 @@ def _resolve(exe: str, inputfiles: Sequence[str]) -> str:
         found = shutil.which(exe)
         if found:
             return os.path.abspath(found)
-    path_var = os.environ.get("PATH", "")
     raise JobSpecError(
         "application.exe",
-        f"{exe!r} is not an absolute path, not among the job's inputfiles and not found on PATH "
-        f"({path_var}); give an absolute path, add the file to inputfiles, or fix PATH",
+        f"{exe!r} is not an absolute path, not among the job's inputfiles and not found in "
+        f"{_where_looked()}; give an absolute path, add the file to inputfiles, or fix PATH",
     )
+
+
+def _where_looked(shown: int = 3) -> str:
+    """The directories of ``$PATH``, briefly: the first few and how many more."""
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    if not dirs:
+        return "$PATH (empty)"
+    more = f" and {len(dirs) - shown} more" if len(dirs) > shown else ""
+    return f"$PATH ({', '.join(dirs[:shown])}{more})"

@@ -2,9 +2,11 @@
 
 A command is ``async def command(session, args, config) -> exit code`` over a
 :class:`~.session.Session`: the daemon's client when a daemon runs for the gangadir, otherwise
-an engine of the command's own (:func:`~.session.open_session`). :mod:`.jobs` and
-:mod:`.prepared` hold them, :mod:`.render` everything they print, :mod:`.credentials` and
-:mod:`.service` the two commands that need neither a daemon nor an engine of their own.
+an engine of the command's own (:func:`~.session.open_session`), which starts the daemon first
+for the commands in :data:`LIVE`. :mod:`.jobs`, :mod:`.listing` and :mod:`.prepared` hold them,
+:mod:`.ids` reads their job ids and ranges, :mod:`.render` prints everything they print,
+:mod:`.credentials` and :mod:`.service` are the two commands that need neither a daemon nor an
+engine of their own, and :mod:`.completion` answers the shells' completion scripts.
 :func:`run` runs one from a parsed command line; :mod:`ganga_async.cli` parses it.
 """
 
@@ -15,19 +17,19 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..config import Config, load_config
-from . import jobs, prepared
+from . import jobs, listing, prepared
 from .credentials import credentials
 from .in_process import EngineSession
 from .service import service_command
 from .session import Session, open_session
 
-__all__ = ["COMMANDS", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
+__all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
            "service_command"]
 
 Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
 COMMANDS: dict[str, Command] = {
-    "submit": jobs.submit, "jobs": jobs.jobs, "show": jobs.show, "wait": jobs.wait,
+    "submit": jobs.submit, "jobs": listing.jobs, "show": jobs.show, "wait": jobs.wait,
     "kill": jobs.kill, "resubmit": jobs.resubmit, "remove": jobs.remove, "peek": jobs.peek,
     "demo": jobs.demo, "shareref": prepared.shareref, "box": prepared.box,
 }
@@ -40,12 +42,18 @@ never monitor one repository. Without a daemon they open an engine of their own.
 READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 """The commands whose engine never contacts a backend (``monitoring=False``)."""
 
+LIVE = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "demo"})
+"""The commands that list or wait: they start the gangadir's daemon when none runs
+(``[Service] autostart``), so that what they print is true now."""
 
-async def run(args: argparse.Namespace) -> int:
-    """Run the parsed command line ``args`` (any command but ``service``); its exit code."""
-    config = load_config()
+
+async def run(args: argparse.Namespace, config: Config | None = None) -> int:
+    """Run the parsed command line ``args`` (any command but ``service``) with ``config``
+    (default: :func:`~ganga_async.config.load_config`); its exit code."""
+    config = load_config() if config is None else config
     if args.command == "credentials":
         return await credentials(args, config)
     monitoring = args.command not in READ_ONLY
-    async with open_session(args.gangadir, config, monitoring=monitoring) as session:
+    async with open_session(args.gangadir, config, monitoring=monitoring,
+                            autostart=args.command in LIVE, log_json=args.log_json) as session:
         return await COMMANDS[args.command](session, args, config)

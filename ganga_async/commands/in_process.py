@@ -83,7 +83,10 @@ async def _forward(stream: EventStream[Any], message: Callable[[Any], dict[str, 
         async for event in stream:
             item = message(event)
             if item is not None:
-                await send.send(item)
+                try:
+                    await send.send(item)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return  # the reader has left the block: it wants no more events
 
 
 def _through_json(data: Any) -> Any:

@@ -1,12 +1,14 @@
-"""The commands about jobs: ``submit``, ``jobs``, ``show``, ``wait``, ``kill``, ``resubmit``,
-``remove``, ``peek`` and ``demo``, each written once against a :class:`~.session.Session`.
+"""The commands about jobs: ``submit``, ``show``, ``wait``, ``kill``, ``resubmit``, ``remove``,
+``peek`` and ``demo``, each written once against a :class:`~.session.Session` (``jobs`` is in
+:mod:`.listing`). ``kill``, ``resubmit`` and ``remove`` take many ids and ranges
+(:mod:`.ids`): ``kill 3 4 7-9 12.3-5``.
 
 Each is ``async def command(session, args, config) -> exit code``: it asks the session (the
 daemon's client, or the command's own engine) and hands the results to
 :mod:`~ganga_async.commands.render`. A command that follows a job subscribes to the session's
 status events before it acts, so that its progress bar misses nothing. Without a daemon,
-``submit`` and ``resubmit`` return once the backend took the job, because the engine closes
-with the command; a daemon monitors the job itself, so they return at once.
+``submit`` and ``resubmit`` return once the backend took the job (or refused it: exit code 1,
+with the backend's message), whether the command's engine or a daemon submitted it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import WaitTimeoutError
+import anyio
+
+from .._exceptions import GangaAsyncError, JobStateError, WaitTimeoutError
 from .._jobfile import load_job_file
 from ..applications.executable import Executable
 from ..backends.local import Local
@@ -26,12 +30,13 @@ from ..model.job import Job
 from ..splitters.arg import ArgSplitter
 from ..states import FINAL, Status
 from . import render
+from .ids import expand_ids, parse_statuses
 from .session import Session
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["demo", "demo_job", "jobs", "kill", "kill_patience", "peek", "remove", "resubmit",
+__all__ = ["demo", "demo_job", "kill", "kill_patience", "peek", "remove", "resubmit",
            "show", "submit", "wait"]
 
 Events = AsyncIterator[dict[str, Any]]
@@ -44,8 +49,44 @@ async def submit(session: Session, args: argparse.Namespace, config: Config) -> 
 
 
 async def resubmit(session: Session, args: argparse.Namespace, config: Config) -> int:
-    """``resubmit ID [--wait]``."""
-    return await _submitted(session, args, lambda: session.resubmit(args.id), args.id)
+    """``resubmit ID... [--status S[,S...]] [--wait]``: each job in turn; the worst exit code."""
+    statuses = parse_statuses(args.status) if args.status else ["failed"]
+
+    async def one(job_id: str) -> int:
+        try:
+            return await _submitted(session, args, lambda: session.resubmit(job_id, statuses),
+                                    job_id)
+        except JobStateError as exc:
+            raise JobStateError(f"{exc}{await _resubmit_hint(session, job_id, statuses)}") from None
+
+    return await _each(args, expand_ids(args.ids), one)
+
+
+async def _resubmit_hint(session: Session, job_id: str, statuses: list[str]) -> str:
+    """What the subjobs of a job with nothing to resubmit are, and how to take the ended ones."""
+    counts: dict[str, int] = (await session.job(job_id)).get("subjob_counts", {})
+    if not counts:
+        return ""
+    listed = ", ".join(f"{n} {s}" for s, n in counts.items())
+    ended = [s for s in counts if s in ("killed", "unknown", "failed") and s not in statuses]
+    hint = f"; e.g. ganga-async resubmit {job_id} --status {','.join(ended)}" if ended else ""
+    return f" (its subjobs: {listed}{hint})"
+
+
+async def _each(args: argparse.Namespace, ids: list[str],
+                one: Callable[[str], Awaitable[int]]) -> int:
+    """Run ``one`` for each id in turn; an error is one line and the others still run. The exit
+    code is the worst: 2 if any failed with an error, else the highest of theirs."""
+    if len(ids) == 1:
+        return await one(ids[0])
+    worst = 0
+    for job_id in ids:
+        try:
+            worst = max(worst, await one(job_id))
+        except GangaAsyncError as exc:
+            render.print_error(str(exc), as_json=args.log_json)
+            worst = 2
+    return worst
 
 
 async def _submitted(session: Session, args: argparse.Namespace,
@@ -53,7 +94,7 @@ async def _submitted(session: Session, args: argparse.Namespace,
     """Run ``submission`` (of job ``job_id``, None for a new one), then with ``--wait`` follow
     the job and summarise it; otherwise report the handover."""
     progress = render.progress_bar(args) if args.wait else None
-    handover = not args.wait and session.daemon_pid is None
+    handover = not args.wait
     async with _transitions(session, progress, job_id, handover) as events:
         before: dict[str, int] = {}
         if progress is not None and job_id is not None:
@@ -79,7 +120,8 @@ async def _handed_over(session: Session, info: dict[str, Any], events: Events) -
             if event["fqid"] == fqid and event["new"] != str(Status.SUBMITTING):
                 break
     now = await session.job(fqid)
-    return {"id": info["id"], "status": now["status"], "subjobs": now.get("subjobs", 0)}
+    return {"id": info["id"], "status": now["status"], "subjobs": now.get("subjobs", 0),
+            "reason": now.get("reason")}
 
 
 @asynccontextmanager
@@ -108,26 +150,37 @@ async def wait(session: Session, args: argparse.Namespace, config: Config) -> in
                                    args)
 
 
-async def jobs(session: Session, args: argparse.Namespace, config: Config) -> int:
-    """``jobs [--status S]``."""
-    return render.print_jobs(await session.jobs(status=args.status), args, session.gangadir)
-
-
 async def show(session: Session, args: argparse.Namespace, config: Config) -> int:
     """``show ID``."""
     return render.print_show(await session.job(args.id), args)
 
 
 async def kill(session: Session, args: argparse.Namespace, config: Config) -> int:
-    """``kill ID``: the kill, then a few seconds for the backend to confirm it."""
-    killed = await session.kill(args.id)
-    status = killed["status"]
-    if Status(status) not in FINAL:
+    """``kill ID...``: every kill at once, then a few seconds for the backend to confirm them;
+    an id that cannot be killed is an error line and the others are killed all the same."""
+    ids = expand_ids(args.ids)
+    outcomes: dict[str, tuple[str, str] | GangaAsyncError] = {}
+
+    async def one(job_id: str) -> None:
         try:
-            status = (await session.wait(args.id, timeout=kill_patience(config)))["status"]
-        except WaitTimeoutError:
-            status = (await session.job(args.id))["status"]
-    return render.print_killed(str(killed["id"]), status, args)
+            killed = await session.kill(job_id)
+            status = killed["status"]
+            if Status(status) not in FINAL:
+                try:
+                    status = (await session.wait(job_id, timeout=kill_patience(config)))["status"]
+                except WaitTimeoutError:
+                    status = (await session.job(job_id))["status"]
+            outcomes[job_id] = (str(killed["id"]), status)
+        except GangaAsyncError as exc:
+            outcomes[job_id] = exc
+
+    async with anyio.create_task_group() as tg:
+        for job_id in ids:
+            tg.start_soon(one, job_id)
+    only = outcomes[ids[0]]
+    if len(ids) == 1 and isinstance(only, GangaAsyncError):
+        raise only
+    return render.print_killed([outcomes[i] for i in ids], args)
 
 
 def kill_patience(config: Config) -> float:
@@ -137,8 +190,13 @@ def kill_patience(config: Config) -> float:
 
 
 async def remove(session: Session, args: argparse.Namespace, config: Config) -> int:
-    """``remove ID``."""
-    return render.print_removed(await session.remove(args.id), args)
+    """``remove ID...``: each job in turn."""
+    return await _each(args, expand_ids(args.ids),
+                       lambda job_id: _removed(session, job_id, args))
+
+
+async def _removed(session: Session, job_id: str, args: argparse.Namespace) -> int:
+    return render.print_removed(await session.remove(job_id), args)
 
 
 async def peek(session: Session, args: argparse.Namespace, config: Config) -> int:

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from ..states import FINAL, Status
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+    from rich.table import Table
 
     from ..credentials.base import Credential, CredentialInfo
     from ..credentials.store import CredentialStore
@@ -61,6 +63,55 @@ def print_error(message: str, *, as_json: bool) -> None:
     print(JsonFormatter().format(record), file=sys.stderr)
 
 
+def print_note(message: str, *, as_json: bool) -> None:
+    """One line on stderr for the user, beside the command's output: ``message``, or a JSON
+    log object among the other JSON lines."""
+    if not as_json:
+        print(message, file=sys.stderr)
+        return
+    record = logging.makeLogRecord({
+        "name": "ganga_async.cli", "levelno": logging.INFO, "levelname": "INFO", "msg": message,
+        EVENT_ATTR: {"event": message},
+    })
+    print(JsonFormatter().format(record), file=sys.stderr)
+
+
+def print_warning(message: str) -> None:
+    """One line on stderr: ``warning: ...``."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def print_candidates(candidates: Sequence[str]) -> None:
+    """Shell completion's candidates, one a line."""
+    for candidate in candidates:
+        print(candidate)
+
+
+def print_completion_script(script: str) -> int:
+    """A shell's completion script."""
+    sys.stdout.write(script)
+    return 0
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """How a list is printed: ``json``, ``tsv``, ``wide`` (full width: ``-o wide``, or stdout
+    is not a terminal) or ``table`` (fitted to the terminal)."""
+    output = getattr(args, "output", None)
+    if args.json or output == "json":
+        return "json"
+    if output in ("tsv", "wide"):
+        return str(output)
+    from rich.console import Console
+
+    return "table" if Console().is_terminal else "wide"
+
+
+def _print_tsv(lines: Sequence[Sequence[str]]) -> None:
+    """Rows of cells, tab-separated, no header; tabs and newlines in a cell become spaces."""
+    for line in lines:
+        print("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in line))
+
+
 def say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     """A ``service`` command's answer: ``text``, or ``data`` as compact JSON with ``--json``."""
     print(json.dumps(data) if args.json else text)
@@ -70,33 +121,83 @@ def say(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: Path) -> int:
-    """Print job summaries as ``jobs`` does: a table, or JSON with ``--json``."""
-    if args.json:
+    """Print job summaries as ``jobs`` does: a table (fitted to the terminal, full width
+    otherwise), JSON with ``--json``, tab-separated rows with ``-o tsv``."""
+    output = output_format(args)
+    if output == "json":
         print_json(rows)
         return 0
     if not rows:
         which = f"{args.status} jobs" if args.status else "jobs"
         print(f"no {which} in {gangadir}")
         return 0
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     cells = [["" if row[c] is None else str(row[c]) for c in SUMMARY_COLUMNS] for row in rows]
+    if output == "tsv":
+        _print_tsv(cells)
+        return 0
+    headers = ["fqid" if column == "id" else column for column in SUMMARY_COLUMNS]
+    widths = [max(len(header), *(len(line[i]) for line in cells)) for i, header in enumerate(headers)]
+    fitted = dict(zip(SUMMARY_COLUMNS, widths, strict=True))
+    if output == "table":
+        # On a narrow terminal the comment and then the name give way; ids and statuses never do.
+        room = _terminal_width() - 2 * len(widths)
+        fixed = sum(w for column, w in fitted.items() if column not in ("name", "comment"))
+        fitted["name"] = min(fitted["name"], max(16, room - fixed - fitted["comment"]))
+        fitted["comment"] = min(fitted["comment"], max(8, room - fixed - fitted["name"]))
     table = Table(box=None, header_style="bold")
-    for i, column in enumerate(SUMMARY_COLUMNS):
-        header = "fqid" if column == "id" else column
-        width = max(len(header), *(len(line[i]) for line in cells))
-        # On a narrow terminal the name and the comment give way; ids and statuses never do.
-        table.add_column(header, no_wrap=True, overflow="ellipsis",
-                         min_width={"comment": None, "name": min(width, 16)}.get(column, width),
+    for column, header in zip(SUMMARY_COLUMNS, headers, strict=True):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", width=fitted[column],
                          justify="right" if column in ("id", "subjobs") else "left")
     for row, line in zip(rows, cells, strict=True):
         style = _STATUS_STYLES.get(row["status"], "")
         table.add_row(*[Text(cell, style=style if column == "status" else "")
                         for column, cell in zip(SUMMARY_COLUMNS, line, strict=True)])
-    Console().print(table)
+    _print_table(table, output, sum(widths) + 2 * len(widths))
     return 0
+
+
+def _terminal_width() -> int:
+    from rich.console import Console
+
+    return Console().width
+
+
+def _print_table(table: Table, output: str, width: int) -> None:
+    """Print a rich ``table`` fitted to the terminal, or when ``wide`` at its full ``width``
+    with no trailing blanks (off a terminal rich would cut it at 80 columns)."""
+    from rich.console import Console
+
+    if output != "wide":
+        Console().print(table)
+        return
+    console = Console(width=max(width, 20))
+    with console.capture() as captured:
+        console.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def print_watched(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: Path,
+                  every: float) -> None:
+    """One redraw of ``jobs --watch``: on a terminal the screen cleared, then a header line and
+    the table; off a terminal the same one after the other; with ``--json`` one JSON document
+    a line."""
+    if output_format(args) == "json":
+        print_json(rows)
+        sys.stdout.flush()
+        return
+    from rich.console import Console
+
+    if Console().is_terminal:
+        sys.stdout.write("\x1b[H\x1b[2J")
+    print(f"every {every:g} s and at each change: ganga-async jobs    "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    print_jobs(rows, args, gangadir)
+    if not Console().is_terminal:
+        print()
+    sys.stdout.flush()
 
 
 def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
@@ -124,13 +225,21 @@ def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def print_handed_over(info: dict[str, Any], args: argparse.Namespace, *, by_daemon: bool) -> int:
-    """Print a (re)submitted job its backend (or the daemon, ``by_daemon``) took over:
-    ``{"id", "status", "subjobs"}``."""
+    """Print a (re)submitted job its backend (and the daemon, ``by_daemon``) took over:
+    ``{"id", "status", "subjobs", "reason"}``. A job already ``failed`` or ``killed`` was
+    refused: its reason on stderr, and exit code 1."""
     fqid = info["id"]
+    refused = info["status"] in (str(Status.FAILED), str(Status.KILLED))
+    if refused:
+        print_error(f"job {fqid} {info['status']} at submission: {info.get('reason') or 'no reason given'}",
+                    as_json=args.log_json)
     if args.json:
-        print_json({"id": fqid, "status": info["status"], "subjobs": info.get("subjobs", 0)})
-        return 0
+        print_json({"id": fqid, "status": info["status"], "subjobs": info.get("subjobs", 0),
+                    **({"reason": info.get("reason")} if refused else {})})
+        return 1 if refused else 0
     print(fqid)
+    if refused:
+        return 1
     if by_daemon:
         print(f"the service monitors job {fqid}; follow it with: ganga-async wait {fqid}",
               file=sys.stderr)
@@ -159,16 +268,27 @@ def print_report(info: dict[str, Any], args: argparse.Namespace) -> int:
     return 0 if info["status"] == str(Status.COMPLETED) else 1
 
 
-def print_killed(fqid: str, status: str, args: argparse.Namespace) -> int:
-    """Print the outcome of ``kill``: the job's status once killed, or that it is on its way."""
+def print_killed(outcomes: Sequence[tuple[str, str] | Exception], args: argparse.Namespace) -> int:
+    """Print the outcome of ``kill``: per id, ``(fqid, status)`` once killed (or on its way),
+    or the error that stopped it (one ``error:`` line on stderr; exit code 2). With ``--json``
+    one object for one id, a list for several."""
+    rows = [{"id": o[0], "status": o[1]} if isinstance(o, tuple) else {"error": str(o)}
+            for o in outcomes]
+    failed = False
+    for outcome in outcomes:
+        if not isinstance(outcome, tuple):
+            failed = True
+            print_error(str(outcome), as_json=args.log_json)
+        elif args.json:
+            continue
+        elif Status(outcome[1]) in FINAL:
+            print(f"job {outcome[0]} {outcome[1]}")
+        else:
+            print(f"kill of job {outcome[0]} requested; it is still {outcome[1]} "
+                  f"(check with: ganga-async show {outcome[0]})")
     if args.json:
-        print_json({"id": fqid, "status": status})
-    elif Status(status) in FINAL:
-        print(f"job {fqid} {status}")
-    else:
-        print(f"kill of job {fqid} requested; it is still {status} "
-              f"(check with: ganga-async show {fqid})")
-    return 0
+        print_json(rows[0] if len(rows) == 1 else rows)
+    return 2 if failed else 0
 
 
 def print_removed(removed: dict[str, Any], args: argparse.Namespace) -> int:
@@ -259,15 +379,19 @@ def print_sharedirs(rows: Sequence[ShareDirInfo], root: Path, args: argparse.Nam
 
 def print_box(entries: list[dict[str, Any]], gangadir: Path, args: argparse.Namespace) -> int:
     """Print the box's entries (``name``, ``kind``, ``type``, ``sharedir``, ...) as a table, or
-    as JSON with ``--json``."""
-    if args.json:
+    as JSON with ``--json``, tab-separated rows with ``-o tsv``."""
+    output = output_format(args)
+    if output == "json":
         print_json(entries)
+        return 0
+    cells = [(e["name"], e["kind"], e["type"], e["sharedir"] or "") for e in entries]
+    if output == "tsv":
+        _print_tsv(cells)
         return 0
     if not entries:
         print(f"the box of {gangadir} is empty")
         return 0
-    rows = [("name", "kind", "type", "sharedir")]
-    rows += [(e["name"], e["kind"], e["type"], e["sharedir"] or "") for e in entries]
+    rows = [("name", "kind", "type", "sharedir"), *cells]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -278,27 +402,35 @@ def print_box(entries: list[dict[str, Any]], gangadir: Path, args: argparse.Name
 
 
 def print_credentials(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
-    """Print :func:`~ganga_async._describe.credential_rows` as a table, or as JSON."""
-    if args.json:
+    """Print :func:`~ganga_async._describe.credential_rows` as a table, as JSON, or as
+    tab-separated rows with ``-o tsv``."""
+    output = output_format(args)
+    if output == "json":
         print_json(rows)
         return 0
     if not rows:
         print("no credentials found (grid proxy, Kerberos ticket, AFS token, bearer token)")
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
     for header in ("type", "identity", "location", "time left", "valid for"):
         table.add_column(header, overflow="fold")
+    cells = []
     for row in rows:
         usable = row["exists"] and not row["problem"]
         left = ("expired" if not row["time_left"] else format_duration(row["time_left"])
                 ) if usable else "-"
         valid = ", ".join(row["valid_for"]) or ("none: " + (row["problem"] or "too short")
                                                 if row["exists"] else "none: not found")
-        table.add_row(row["credential"], row["identity"] or "", row["location"], left, valid)
-    Console().print(table)
+        cells.append((row["credential"], row["identity"] or "", row["location"], left, valid))
+    if output == "tsv":
+        _print_tsv(cells)
+        return 0
+    for line in cells:
+        table.add_row(*line)
+    _print_table(table, output,
+                 sum(max(len(c) for c in column) + 2 for column in zip(*cells, strict=True)))
     return 0
 
 

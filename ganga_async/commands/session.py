@@ -5,21 +5,32 @@ daemon runs for the gangadir, so that one engine only works on the repository; o
 an :class:`~ganga_async.commands.in_process.EngineSession` over an engine the command opens for
 as long as it runs, with ``monitoring=False`` for the commands that only read. Both return the
 JSON-able results of the daemon's operations, so each command is written once.
+
+The commands that list or wait ask for ``autostart``: when no daemon runs they start one
+(``[Service] autostart``, on by default) and say so, so that every status they print is
+the one the daemon's monitoring sees now, not the one an engine last recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
+
+from .._exceptions import ServiceRunningError
 from ..config import Config
 from ..engine import Engine
 from ..model.job import Job
+from ..persistence.lock import EngineLock
 from ..service import AsyncGangaService, JobDescription
 from ..service import _protocol as protocol
+from ..service._control import spawn_daemon
+from . import render
 from .in_process import EngineSession
 
 __all__ = ["Session", "open_session"]
@@ -94,14 +105,38 @@ class Session(Protocol):
 
 
 @asynccontextmanager
-async def open_session(gangadir: Path | None, config: Config, *, monitoring: bool
+async def open_session(gangadir: Path | None, config: Config, *, monitoring: bool,
+                       autostart: bool = False, log_json: bool = False
                        ) -> AsyncIterator[Session]:
     """The gangadir's daemon when one runs, otherwise an engine of the command's own, opened
-    with ``monitoring`` and closed at the end of the block."""
-    service = await AsyncGangaService.running(gangadir or config.gangadir)
+    with ``monitoring`` and closed at the end of the block. With ``autostart`` and
+    ``[Service] autostart`` a daemon is started first when none runs, and that is said on
+    stderr (as a JSON log line with ``log_json``); not while another engine (a script's) works
+    on the gangadir: then a command that only reads goes on beside it, and one that would
+    monitor says which process holds the gangadir."""
+    where = (gangadir or config.gangadir).expanduser().absolute()
+    service = await AsyncGangaService.running(where)
+    if (service is None and autostart and config["Service"]["autostart"]
+            and EngineLock.of(where, config.user).holder() is None):
+        await _start_daemon(where, config, log_json)
+        service = await AsyncGangaService.running(where)
     if service is not None:
         async with service:
             yield service
         return
     async with Engine(gangadir, config=config, monitoring=monitoring) as engine:
         yield EngineSession(engine)
+
+
+async def _start_daemon(gangadir: Path, config: Config, log_json: bool) -> None:
+    """Start the daemon of ``gangadir`` and say so; one started meanwhile by another command
+    is as good."""
+    try:
+        pid = await anyio.to_thread.run_sync(functools.partial(
+            spawn_daemon, gangadir, timeout=config["Service"]["start_timeout"]))
+    except ServiceRunningError:
+        return
+    render.print_note(
+        f"started the ganga-async service for {gangadir} (pid {pid}): it follows the jobs "
+        "between commands; stop it with: ganga-async service stop (or set [Service] "
+        "autostart = false)", as_json=log_json)

@@ -37,7 +37,7 @@ from .._duration import format_duration, parse_duration
 from .._exceptions import CredentialError, RenewalError
 from ._command import Outcome, run_command
 
-__all__ = ["Credential", "CredentialInfo", "check_private_file", "file_signature"]
+__all__ = ["Credential", "CredentialInfo", "check_private_file", "file_signature", "missing_extra"]
 
 _PASSWORD_WORDS = ("password", "pass phrase", "passphrase", "pin:", "tty", "terminal", "prompt")
 RENEW_CLI = "`ganga-async credentials renew`"
@@ -261,6 +261,13 @@ class Credential(Component):
 
 class _Absent(CredentialError):
     """Raised by ``_read`` when there is nothing at the location."""
+
+
+def missing_extra(package: str, extra: str, needed_for: str) -> CredentialError:
+    """The error for a credential type whose optional dependency ``package`` is not installed:
+    it names the ``extra`` that installs it (``pip install 'ganga-async[grid]'``)."""
+    return CredentialError(f"{needed_for} needs the {package} package, which is not installed; "
+                           f"install it with: pip install 'ganga-async[{extra}]'")
 
 
 def file_signature(path: str) -> Hashable:

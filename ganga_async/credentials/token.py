@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import anyio
 
 from .._exceptions import CredentialError, RenewalError
-from .base import Credential, CredentialInfo, check_private_file, file_signature
+from .base import Credential, CredentialInfo, check_private_file, file_signature, missing_extra
 
 __all__ = ["BearerToken", "discover_token"]
 
@@ -51,7 +51,11 @@ def discover_token(token_file: str = "") -> str:
 
 
 def _claims(token: str, where: str) -> dict[str, Any]:
-    import jwt  # imported on first use: it costs every ganga-async start ~30 ms otherwise
+    # Imported on first use (it costs every ganga-async start ~30 ms), from the [tokens] extra.
+    try:
+        import jwt
+    except ImportError as exc:
+        raise missing_extra("PyJWT", "tokens", "reading a bearer token") from exc
 
     try:
         claims = jwt.decode(token, options={"verify_signature": False})

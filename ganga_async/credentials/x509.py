@@ -18,7 +18,7 @@ import anyio
 
 from .._exceptions import CredentialError
 from ._voms import VOMS_EXTENSION_OID, VomsAttributes, parse_voms_extension
-from .base import Credential, CredentialInfo, check_private_file, file_signature
+from .base import Credential, CredentialInfo, check_private_file, file_signature, missing_extra
 
 __all__ = ["X509Proxy", "VomsProxy", "ProxyChain", "read_proxy", "default_proxy_path"]
 
@@ -57,9 +57,13 @@ def _is_proxy(cert: x509.Certificate) -> bool:
 def read_proxy(path: str) -> ProxyChain:
     """Read the proxy at ``path`` (blocking). Raises CredentialError for a missing, refused or
     corrupt file; the message never quotes the file."""
-    # cryptography is imported on first use: it costs every ganga-async start otherwise.
-    from cryptography import x509
-    from cryptography.x509.oid import ObjectIdentifier
+    # cryptography is imported on first use: it costs every ganga-async start otherwise, and
+    # only the [grid] extra installs it.
+    try:
+        from cryptography import x509
+        from cryptography.x509.oid import ObjectIdentifier
+    except ImportError as exc:
+        raise missing_extra("cryptography", "grid", "reading an X.509 or VOMS proxy") from exc
 
     data = check_private_file(path, "proxy")
     try:

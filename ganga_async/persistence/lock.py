@@ -60,6 +60,11 @@ class EngineLock:
         self.path = path
         self._fd: int | None = None
 
+    @classmethod
+    def of(cls, gangadir: Path, user: str) -> EngineLock:
+        """The lock of ``user``'s repository in ``gangadir``."""
+        return cls(gangadir / "repository" / user / "engine.lock")
+
     @property
     def held(self) -> bool:
         return self._fd is not None
@@ -103,6 +108,20 @@ class EngineLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+
+    def holder(self) -> int | None:
+        """Whether another engine holds the lock now, without waiting or keeping it: its pid
+        (0 when unknown), or None when the lock is free."""
+        if self._fd is not None or not self.path.exists():
+            return None
+        try:
+            self._try()
+        except RepositoryLockedError as exc:
+            return exc.pid or 0
+        except RepositoryError:
+            return None
+        self.release()
+        return None
 
     def release(self) -> None:
         """Give the lock up (closing the file releases it)."""

@@ -16,11 +16,12 @@ from typing import Any
 
 from .. import _plugins
 from .._describe import credential_row, credential_rows, describe, summarise
-from .._exceptions import JobSpecError, ProtocolError, RenewalError
+from .._exceptions import GangaAsyncError, JobSpecError, ProtocolError, RenewalError
 from .._jobfile import job_from_dict
 from ..credentials.base import RENEW_CLI
 from ..engine import Engine
 from ..model.job import Job
+from ..states import Status
 
 __all__ = ["OPERATIONS", "Arguments", "Operation"]
 
@@ -70,7 +71,13 @@ async def submit(engine: Engine, args: Arguments) -> dict[str, Any]:
     basedir = args.get("basedir", str, None)
     _check_relative(data, basedir)
     job = job_from_dict(data, "submit", basedir=basedir)
-    await engine.submit(job)
+    try:
+        await engine.submit(job)
+    except GangaAsyncError:
+        # A job file is submitted or refused whole: one found invalid leaves no job behind.
+        if job.id is not None and job.status == Status.NEW:
+            await engine.remove(job)
+        raise
     return summarise(job)
 
 
