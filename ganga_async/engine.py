@@ -60,13 +60,16 @@ from .prepared.sharedir import SharedArea, ShareDir
 from .prepared.shareref import ShareRef
 from .states import FINAL, Status
 
-__all__ = ["Engine", "SUMMARY_COLUMNS"]
+__all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
 
 log = get_logger(__name__)
 
 SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
                    "comment")
 """The keys of each :meth:`Engine.summary` row, in table order."""
+
+PEEK_LIMIT = 16 << 20
+"""The most of a file :meth:`Engine.peek` reads (16 MiB): a job's stdout may be gigabytes."""
 
 _SHAREREF_CLOSE_TIMEOUT = 60.0
 """Seconds the ShareDir cleanup may take when the engine closes."""
@@ -492,9 +495,10 @@ class Engine:
                                    reason="forced by the user", force=True)
         self._ctx.commit(changes)
 
-    async def peek(self, job: Job, filename: str = "stdout") -> str:
+    async def peek(self, job: Job, filename: str = "stdout", *, limit: int = PEEK_LIMIT) -> str:
         """The text of ``filename`` in the job's output (or kept working) directory; with ``""``
-        the directory listing."""
+        the directory listing. A file over ``limit`` bytes is not read whole: its last ``limit``
+        bytes come after a line saying how much was left out and where the whole file is."""
         self._check_open()
         places = [job.outputdir, job.workdir]
         if filename:
@@ -503,7 +507,7 @@ class Engine:
             for place in places:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
-                    return await path.read_text(errors="replace")
+                    return await anyio.to_thread.run_sync(_tail, Path(path), limit)
         names = await _listing(job.outputdir, "")
         if job.workdir.parent != job.outputdir:
             names += await _listing(job.workdir, "work/")
@@ -527,6 +531,17 @@ class Engine:
         if self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
         return self._store
+
+
+def _tail(path: Path, limit: int) -> str:
+    """The file's text, or its last ``limit`` bytes after a line saying what was left out."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size <= limit:
+            return file.read().decode(errors="replace")
+        file.seek(size - limit)
+        tail = file.read(limit).decode(errors="replace")
+    return f"[the first {size - limit} of {size} bytes are not shown; the whole file is {path}]\n{tail}"
 
 
 async def _listing(directory: Path, prefix: str) -> list[str]:

@@ -553,3 +553,20 @@ async def test_an_input_directory_holding_the_gangadir_is_refused_by_name(
         with pytest.raises(JobSpecError, match=r"inputfiles\[0\]: .* holds the gangadir"):
             await engine.submit(job)
         assert job.status is Status.NEW
+
+
+@pytest.mark.anyio
+async def test_peek_of_a_file_over_its_limit_reads_only_its_tail_and_says_so(
+        gangadir: Path, config: Config) -> None:
+    """A stdout of gigabytes is never read whole (the daemon once held 918 MB for one peek)."""
+    async with Engine(gangadir, config=config) as engine:
+        job = Job(application=Executable(exe="/bin/sh", args=["-c", "seq 1 100000"]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        whole = await engine.peek(job)
+        assert whole.endswith("99999\n100000\n") and whole.startswith("1\n2\n")
+        tail = await engine.peek(job, limit=13)
+        first, rest = tail.split("\n", 1)
+        assert rest == "99999\n100000\n"
+        assert first.startswith(f"[the first {len(whole) - 13} of {len(whole)} bytes are not shown")
+        assert str(job.outputdir / "stdout") in first
