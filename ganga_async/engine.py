@@ -14,7 +14,6 @@ to the stages; every status change is the state machine's (:mod:`ganga_async.mod
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import shutil
 import time
@@ -460,10 +459,7 @@ class Engine:
         await anyio.to_thread.run_sync(shutil.rmtree, live.record.jobdir, True)
         changes = machine.Changes()
         machine.remove(changes, live.record)
-        if job.application.is_prepared is not None:
-            self.shareref.refresh_soon(f"job:{live.id}", functools.partial(store.stored_sharedir, live.id))
-            await self.shareref.flush()
-        self._ctx.registry.jobs.pop(live.id, None)
+        await store.forget(live)
         self._ctx.commit(changes)
         registry = self._ctx.registry
         prefix = f"{job.fqid}."

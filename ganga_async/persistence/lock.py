@@ -83,7 +83,7 @@ class EngineLock:
                     raise
             await anyio.sleep(0.05)
 
-    def _try(self) -> None:
+    def _try(self, *, claim: bool = True) -> None:
         if self._fd is not None:
             return
         try:
@@ -105,8 +105,9 @@ class EngineLock:
         except OSError as exc:
             os.close(fd)
             raise RepositoryError(f"cannot lock {self.path}: {exc}") from exc
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if claim:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
     def holder(self) -> int | None:
@@ -115,7 +116,7 @@ class EngineLock:
         if self._fd is not None or not self.path.exists():
             return None
         try:
-            self._try()
+            self._try(claim=False)  # a look, not a claim: the file keeps the last holder's pid
         except RepositoryLockedError as exc:
             return exc.pid or 0
         except RepositoryError:

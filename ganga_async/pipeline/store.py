@@ -168,6 +168,14 @@ class JobStore:
         self._queue_description(live)
         self.ctx.shareref.refresh_soon(_holder(live.id), functools.partial(self.stored_sharedir, live.id))
 
+    async def forget(self, live: Live) -> None:
+        """A removed job (already ``removed``) leaves memory, and its ShareDir reference goes."""
+        self.ctx.registry.jobs.pop(live.id, None)
+        if live.job.application.is_prepared is not None:
+            self.ctx.shareref.refresh_soon(_holder(live.id),
+                                           functools.partial(self.stored_sharedir, live.id))
+            await self.ctx.shareref.flush()
+
     def stored_sharedir(self, job_id: int) -> str | None:
         """The ShareDir stored job ``job_id`` references now (none once removed)."""
         live = self.ctx.registry.jobs.get(job_id)
