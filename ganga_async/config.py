@@ -117,7 +117,9 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
 
 _POSITIVE = frozenset({
     ("Slurm", "poll_min"), ("Slurm", "poll_max"), ("Slurm", "command_timeout"),
-    ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Monitoring", "poll_interval"),
+    ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Condor", "poll_min"), ("Condor", "poll_max"),
+    ("Condor", "command_timeout"), ("Condor", "max_commands"), ("Condor", "heartbeat"),
+    ("Monitoring", "poll_interval"),
     ("Monitoring", "command_timeout"), ("Pipeline", "stream_size"), ("Pipeline", "submit_batch"),
     ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),
 })
