@@ -185,6 +185,11 @@ def apply_news(changes: Changes, record: JobRecord, index: int | None, news: Bac
     else:
         _catch_up(changes, record, index, news, now)
     if new in _MOVING:
+        if new is Status.HELD:
+            set_status(changes, record, index, new, now, backend_id=news.native_id, reason=news.reason)
+            return None
+        if record.status_of(index) is Status.HELD:  # released: the hold's reason is over
+            _clear_reason(record, index)
         set_status(changes, record, index, new, now, backend_id=news.native_id, t=news.started)
         return None
     if news.native_id is not None:
@@ -192,6 +197,14 @@ def apply_news(changes: Changes, record: JobRecord, index: int | None, news: Bac
     if new is Status.COMPLETED:
         set_status(changes, record, index, Status.COMPLETING, now, t=news.started)
     return news
+
+
+def _clear_reason(record: JobRecord, index: int | None) -> None:
+    if index is None:
+        record.reason = None
+    else:
+        assert record.table is not None
+        record.table.reason.pop(index, None)
 
 
 def never_received(changes: Changes, record: JobRecord, index: int | None, now: float) -> bool:
@@ -244,11 +257,7 @@ def resume_held(changes: Changes, record: JobRecord, index: int | None, now: flo
     cleared. False when it is no longer held (killed meanwhile)."""
     if record.status_of(index) is not Status.HELD or held_by_backend(record, index):
         return False
-    if index is None:
-        record.reason = None
-    else:
-        assert record.table is not None
-        record.table.reason.pop(index, None)
+    _clear_reason(record, index)
     return set_status(changes, record, index, Status.SUBMITTING, now)
 
 

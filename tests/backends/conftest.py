@@ -70,7 +70,8 @@ def slurm_script() -> Callable[..., str]:
     return cluster_script
 
 
-_CONDOR_CLIENT_ENV = ("CONDOR_CONFIG", "_CONDOR_SEC_TOKEN_DIRECTORY", "_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS")
+_CONDOR_CLIENT_ENV = ("CONDOR_CONFIG", "_CONDOR_SEC_TOKEN_DIRECTORY",
+                      "_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,114 @@
+"""The Condor backend end to end, against the real single-node pool of scripts/condor-up.sh."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ganga_async import ArgSplitter, Condor, Config, Engine, Executable, Job, Status
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("condor_pool")]
+
+
+def sh(script: str, **kwargs: object) -> Job:
+    return Job(application=Executable(exe="/bin/sh", args=["-c", script]), **kwargs)  # type: ignore[arg-type]
+
+
+def sh_each(script: str, values: list[str], **kwargs: object) -> Job:
+    """One subjob per value, each running ``script`` with the value as ``$1``."""
+    return Job(application=Executable(exe="/bin/sh"),
+               splitter=ArgSplitter(args=[["-c", script, "sh", v] for v in values]),
+               **kwargs)  # type: ignore[arg-type]
+
+
+async def until(engine: Engine, job: Job, status: Status, seconds: float = 60) -> None:
+    """Wait, on the engine's events, until ``job`` is in ``status``."""
+    async with engine.events() as events:
+        if job.status is status:
+            return
+        with anyio.fail_after(seconds):
+            async for event in events:
+                if event.fqid == job.fqid and event.new is status:
+                    return
+
+
+async def test_a_200_subjob_master_is_one_cluster_with_outputs_and_a_failing_proc_fails_its_subjob(
+    gangadir: Path, condor_config: Config
+) -> None:
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = sh_each('[ "$1" != 17 ] || exit 3; echo "result $1" > out.txt; echo "hello $1"',
+                      [str(i) for i in range(200)],
+                      backend=Condor(request_memory="64", requirements="TARGET.Cpus >= 1", max_running=50),
+                      outputfiles=["*.txt"])
+        await engine.submit(job)
+        await engine.wait(job, timeout=240)
+        assert job.status is Status.FAILED, job.subjobs.counts()
+        clusters = {s.backend_id.partition(".")[0] for s in job.subjobs if s.backend_id}
+        assert len(clusters) == 1
+        (cluster,) = clusters
+        last = job.subjobs[199]
+        assert last.backend_id == f"{cluster}.199"
+        assert (last.outputdir / "stdout").read_text() == "hello 199\n"
+        assert (last.outputdir / "out.txt").read_text() == "result 199\n"
+        record = json.loads((last.outputdir / "__jobstatus__.json").read_text())
+        assert record["exitcode"] == 0 and record["end"] >= record["start"]
+        assert set(last.time) >= {"submitted", "running", "completed"}
+        failed = job.subjobs[17]
+        assert (failed.status, failed.exitcode, failed.reason) == (Status.FAILED, 3, "exit code 3")
+        assert job.subjobs.counts()["completed"] == 199
+        folder = job.outputdir.parent / "condor"
+        assert len(list(folder.glob("*.jsonl"))) == 1
+
+
+async def test_a_job_removed_with_condor_rm_is_killed_with_htcondors_word(
+    gangadir: Path, condor_config: Config, condor_cli: Callable[..., str]
+) -> None:
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = sh("exec sleep 120", backend=Condor())
+        await engine.submit(job)
+        await until(engine, job, Status.RUNNING)
+        assert job.backend_id and job.backend_id.endswith(".0")
+        condor_cli("condor_rm", job.backend_id)
+        await engine.wait(job, timeout=60)
+        assert job.status is Status.KILLED
+        assert job.reason is not None and job.reason.startswith("removed in HTCondor")
+
+
+async def test_a_held_proc_is_held_with_its_reason_and_runs_once_released(
+    gangadir: Path, condor_config: Config, condor_cli: Callable[..., str]
+) -> None:
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = sh_each('echo "done $1"', ["0", "1"],
+                      backend=Condor(extra_submit={"hold": "true"}))
+        await engine.submit(job)
+        await until(engine, job, Status.HELD)
+        held = job.subjobs[1]
+        assert held.status is Status.HELD
+        assert held.reason is not None and held.reason.startswith("held by HTCondor: ")
+        condor_cli("condor_qedit", held.backend_id, "HoldReason", '"waiting for the test"')
+        await engine.release(job.subjobs[0])
+        await until(engine, job.subjobs[0], Status.COMPLETED)
+        await anyio.sleep(1.5)  # a few sweeps: the qedit'd reason is news for the held proc
+        assert held.status is Status.HELD
+        assert held.reason == "held by HTCondor: waiting for the test"
+        await engine.release(job)
+        await engine.wait(job, timeout=60)
+        assert job.status is Status.COMPLETED
+        assert (held.outputdir / "stdout").read_text() == "done 1\n"
+
+
+async def test_kill_through_the_engine_removes_the_whole_cluster_in_one_action(
+    gangadir: Path, condor_config: Config
+) -> None:
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = sh_each("echo started; exec sleep 120", ["0", "1", "2"], backend=Condor())
+        await engine.submit(job)
+        await until(engine, job.subjobs[0], Status.RUNNING)
+        await engine.kill(job)
+        await engine.wait(job, timeout=60)
+        assert [s.status for s in job.subjobs] == [Status.KILLED] * 3
+        assert all(s.reason == "killed" for s in job.subjobs)
