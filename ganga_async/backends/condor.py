@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import anyio
 
-from .._exceptions import BackendError, BackendUnavailableError, JobSpecError
+from .._component import owner_of
+from .._exceptions import BackendError, BackendUnavailableError, JobSpecError, JobStateError
 from .._log import get_logger
 from ..states import Status
 from ._batch import BatchDriver, BatchSystem, CommandResult, SubmitRequest
@@ -103,6 +104,17 @@ class Condor(Backend):
                     f"backend.extra_submit[{key!r}]",
                     f"{key!r} is refused: the engine sets it itself to keep track of the job; "
                     "remove it (the job's outputs are in its outputdir)")
+
+    def release(self) -> None:
+        """Release the procs HTCondor holds of this backend's job (Ganga's
+        ``j.backend.release()``), through the plain-Python interface's session
+        (``ganga_async.gpi``); with the async API, call ``engine.release(job)``."""
+        job = owner_of(self)
+        release = getattr(job, "release", None)
+        if release is None:
+            raise JobStateError("j.backend.release() works on a job of the plain-Python interface "
+                                "(ganga_async.gpi); with the async API call await engine.release(job)")
+        release()
 
     @classmethod
     def make_driver(cls, context: DriverContext) -> CondorDriver:

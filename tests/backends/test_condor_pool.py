@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from _service_helpers import cli
 
 from ganga_async import ArgSplitter, Condor, Config, Engine, Executable, Job, Status
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("condor_pool")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("condor_pool")]
 
 
 def sh(script: str, **kwargs: object) -> Job:
@@ -36,6 +40,7 @@ async def until(engine: Engine, job: Job, status: Status, seconds: float = 60) -
                     return
 
 
+@pytest.mark.anyio
 async def test_a_200_subjob_master_is_one_cluster_with_outputs_and_a_failing_proc_fails_its_subjob(
     gangadir: Path, condor_config: Config
 ) -> None:
@@ -64,6 +69,7 @@ async def test_a_200_subjob_master_is_one_cluster_with_outputs_and_a_failing_pro
         assert len(list(folder.glob("*.jsonl"))) == 1
 
 
+@pytest.mark.anyio
 async def test_a_job_removed_with_condor_rm_is_killed_with_htcondors_word(
     gangadir: Path, condor_config: Config, condor_cli: Callable[..., str]
 ) -> None:
@@ -78,6 +84,7 @@ async def test_a_job_removed_with_condor_rm_is_killed_with_htcondors_word(
         assert job.reason is not None and job.reason.startswith("removed in HTCondor")
 
 
+@pytest.mark.anyio
 async def test_a_held_proc_is_held_with_its_reason_and_runs_once_released(
     gangadir: Path, condor_config: Config, condor_cli: Callable[..., str]
 ) -> None:
@@ -101,6 +108,7 @@ async def test_a_held_proc_is_held_with_its_reason_and_runs_once_released(
         assert (held.outputdir / "stdout").read_text() == "done 1\n"
 
 
+@pytest.mark.anyio
 async def test_kill_through_the_engine_removes_the_whole_cluster_in_one_action(
     gangadir: Path, condor_config: Config
 ) -> None:
@@ -112,3 +120,45 @@ async def test_kill_through_the_engine_removes_the_whole_cluster_in_one_action(
         await engine.wait(job, timeout=60)
         assert [s.status for s in job.subjobs] == [Status.KILLED] * 3
         assert all(s.reason == "killed" for s in job.subjobs)
+
+
+@pytest.mark.anyio
+async def test_a_job_held_while_no_engine_runs_is_released_from_the_command_line(
+    gangadir: Path, condor_config: Config
+) -> None:
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = sh("echo released", backend=Condor(extra_submit={"hold": "true"}))
+        await engine.submit(job)
+        await until(engine, job, Status.HELD)
+    released = cli("release", "0", "--gangadir", str(gangadir))
+    assert released.returncode == 0, released.stderr
+    assert released.stdout.startswith("release of job 0 requested")
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = await engine.get(0)
+        await engine.wait(job, timeout=60)
+        assert job.status is Status.COMPLETED and job.reason is None
+        assert await engine.peek(job) == "released\n"
+
+
+def test_j_backend_release_releases_a_held_job_as_in_ganga(gangadir: Path) -> None:
+    script = textwrap.dedent("""
+        from ganga_async.gpi import *
+        import time
+        config["Condor"]["poll_min"] = 0.3
+        config["Condor"]["poll_max"] = 1.0
+        j = Job(application=Executable(exe="/bin/echo", args=["hi"]),
+                backend=Condor(extra_submit={"hold": "true"}))
+        j.submit()
+        deadline = time.time() + 60
+        while j.status != "held" and time.time() < deadline:
+            time.sleep(0.2)
+        print(j.status, j.reason)
+        j.backend.release()
+        j.wait(timeout=60)
+        print(j.status)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    held, final = done.stdout.splitlines()
+    assert held.startswith("held held by HTCondor: ")
+    assert final == "completed"
