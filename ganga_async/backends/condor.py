@@ -275,7 +275,7 @@ class CondorDriver(BatchDriver):
             except BackendError:
                 raise
             except Exception as exc:  # the bindings raise HTCondorException and plain errors
-                message = f"HTCondor {what}: {exc}".strip()
+                message = f"HTCondor {what}: {' '.join(str(exc).split())}"
                 if _TRANSIENT.search(str(exc)):
                     self._schedd = None  # find the schedd again: it may have moved
                     raise BackendUnavailableError(message) from exc
