@@ -129,15 +129,13 @@ class FakeSchedd:
         self._check("history", constraint)
         return list(self.history_ads)
 
-    def submit(self, description: object, count: int = 0) -> object:
+    def submit(self, description: dict[str, str], count: int) -> int:
         self._check("submit", count)
-        cluster = self.next_cluster
         self.next_cluster += 1
-        return type("Result", (), {"cluster": lambda self: cluster})()
+        return self.next_cluster - 1
 
-    def act(self, action: object, spec: object) -> dict[str, object]:
-        self._check(getattr(action, "name", str(action)), spec)
-        return {}
+    def act(self, action: str, ids: list[str]) -> None:
+        self._check(action, ids)
 
 
 def condor_driver(config: Config, tmp_path: Path, schedd: FakeSchedd) -> CondorDriver:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -162,3 +163,25 @@ def test_j_backend_release_releases_a_held_job_as_in_ganga(gangadir: Path) -> No
     held, final = done.stdout.splitlines()
     assert held.startswith("held held by HTCondor: ")
     assert final == "completed"
+
+
+@pytest.mark.anyio
+async def test_the_command_line_tools_serve_where_the_bindings_are_missing(
+    gangadir: Path, condor_config: Config, condor_pool: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{condor_pool['HTCONDOR_BIN']}:{os.environ['PATH']}")
+    condor_config["Condor"]["client"] = "commands"
+    async with Engine(gangadir, config=condor_config) as engine:
+        job = sh_each('[ "$1" != 2 ] || exit 5; echo "hello $1"', ["0", "1", "2"], backend=Condor())
+        held = sh("echo held-then-run", backend=Condor(extra_submit={"hold": "true"}))
+        await engine.submit(job)
+        await engine.submit(held)
+        await until(engine, held, Status.HELD)
+        assert held.reason is not None and held.reason.startswith("held by HTCondor: ")
+        await engine.release(held)
+        await engine.wait(job, timeout=60)
+        await engine.wait(held, timeout=60)
+        assert [s.status for s in job.subjobs] == [Status.COMPLETED, Status.COMPLETED, Status.FAILED]
+        assert job.subjobs[2].exitcode == 5
+        assert (job.subjobs[1].outputdir / "stdout").read_text() == "hello 1\n"
+        assert held.status is Status.COMPLETED and held.backend_id.endswith(".0")
