@@ -252,3 +252,23 @@ async def test_kill_removes_the_whole_cluster_or_the_listed_procs_in_one_action(
     acts = [c for c in schedd.calls if c[0] != "submit"]
     assert acts == [
         ("Remove", ["40.0", "40.1"]), ("Remove", ["40"]), ("Release", ["40.2"])]
+
+
+@pytest.mark.anyio
+async def test_a_submission_without_an_answer_is_looked_for_by_name_before_it_is_made_again(
+    config: Config, tmp_path: Path
+) -> None:
+    schedd = FakeSchedd()
+    made: list[int] = []
+
+    def submit_lost(description: dict[str, str], count: int) -> int:
+        made.append(count)
+        schedd.history_ads = [{"ClusterId": 40, "ProcId": 0, "JobStatus": 4,
+                               "JobBatchName": description["batch_name"]}]
+        raise TimeoutError("condor_submit took more than 30 s")
+
+    schedd.submit = submit_lost  # type: ignore[method-assign]
+    driver = condor_driver(config, tmp_path, schedd)
+    assert await driver.bulk_submit([unit(tmp_path / "7", 0), unit(tmp_path / "7", 1)]) == ["40.0", "40.1"]
+    assert made == [2]
+    assert [what for what, _ in schedd.calls] == ["query", "history"]

@@ -77,7 +77,7 @@ class CommandsClient:
             raise RuntimeError(f"{argv[0]} is not on PATH: install HTCondor's tools or the bindings "
                                "(pip install 'ganga-async[condor]')") from None
         except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{argv[0]} timed out after {self._seconds:g} s") from None
+            raise TimeoutError(f"{argv[0]} took more than {self._seconds:g} s") from None
         if done.returncode != 0:
             raise RuntimeError(done.stderr.strip() or done.stdout.strip()
                                 or f"{argv[0]} exited with code {done.returncode}")

@@ -27,6 +27,10 @@ _TRANSIENT = re.compile(r"connect|locate|timed? ?out|communicat|refused|unavaila
 T = TypeVar("T")
 
 
+class _Unanswered(BackendUnavailableError):
+    """The schedd did not answer in time: what was asked may have been done."""
+
+
 def _clusters(job_ids: Sequence[str]) -> str:
     return f"member(ClusterId, {{{', '.join(str(int(j)) for j in job_ids)}}})"
 
@@ -72,6 +76,8 @@ class CondorDriver(BatchDriver):
                 return work(self._connect())
             except BackendError:
                 raise
+            except TimeoutError as exc:
+                raise _Unanswered(f"the HTCondor schedd did not answer {what}: {exc}") from exc
             except Exception as exc:  # the bindings raise HTCondorException and plain errors
                 message = f"HTCondor {what}: {' '.join(str(exc).split())}"
                 if _TRANSIENT.search(str(exc)):
@@ -86,8 +92,7 @@ class CondorDriver(BatchDriver):
                 return await anyio.to_thread.run_sync(call, abandon_on_cancel=True,
                                                       limiter=self._calls)
         except TimeoutError:
-            raise BackendUnavailableError(f"the HTCondor schedd did not answer {what} within "
-                                          f"{seconds:g} s") from None
+            raise _Unanswered(f"the HTCondor schedd did not answer {what} within {seconds:g} s") from None
 
     # -- the batch driver's IO, through the bindings ----------------------------------------
 
@@ -158,9 +163,9 @@ class CondorDriver(BatchDriver):
 
         try:
             return await self._call("submit", submit), ""
+        except _Unanswered:
+            raise  # it may have been made: looked for by its batch name before another try
         except BackendUnavailableError as exc:
-            if "did not answer" in str(exc):
-                raise  # it may have been made
             return None, str(exc)
 
     async def _find(self, name: str) -> str | None:
