@@ -20,7 +20,7 @@ __all__ = ["CondorDriver"]
 
 log = get_logger(__name__)
 
-_TRANSIENT = re.compile(r"connect|locate|timed? ?out|communicat|refused|unavailable|try again|"
+_TRANSIENT = re.compile(r"connect|locate|timed? ?out|communicat|refused|unavailable|try again|fetch|secman|"
                         r"failed to (send|receive|read)|no route|reset by peer|authenticat",
                         re.IGNORECASE)
 
