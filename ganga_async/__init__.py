@@ -30,6 +30,7 @@ from ._exceptions import (
     JobSpecError,
     JobStateError,
     PluginError,
+    PostProcessError,
     RenewalError,
     RepositoryError,
     RepositoryLockedError,
@@ -57,6 +58,16 @@ from .splitters.generic import GenericSplitter
 if TYPE_CHECKING:
     from .backends.slurm import Slurm
     from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
+    from .postprocessors import (
+        CustomChecker,
+        CustomMerger,
+        FileChecker,
+        Notifier,
+        PostProcessor,
+        SmartMerger,
+        TextMerger,
+        WebhookNotifier,
+    )
 from ._version import __version__ as __version__
 from .states import Status
 
@@ -82,11 +93,14 @@ __all__ = [
     "CredentialInfo",
     "CredentialManager",
     "CredentialStore",
+    "CustomChecker",
+    "CustomMerger",
     "DriverContext",
     "Engine",
     "EngineClosedError",
     "EventStream",
     "Executable",
+    "FileChecker",
     "FileSplitter",
     "GangaAsyncError",
     "GenericSplitter",
@@ -100,7 +114,10 @@ __all__ = [
     "JobTimes",
     "KerberosTicket",
     "Local",
+    "Notifier",
     "PluginError",
+    "PostProcessError",
+    "PostProcessor",
     "RenewalError",
     "RepositoryError",
     "RepositoryLockedError",
@@ -110,11 +127,14 @@ __all__ = [
     "ShareDirInfo",
     "ShareRef",
     "Slurm",
+    "SmartMerger",
     "Splitter",
     "Status",
     "SubmitUnit",
+    "TextMerger",
     "VomsProxy",
     "WaitTimeoutError",
+    "WebhookNotifier",
     "X509Proxy",
     "load_config",
 ]
@@ -124,4 +144,7 @@ __all__ = [
 __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
     "Slurm": ".backends.slurm", "AFSToken": ".credentials", "BearerToken": ".credentials",
     "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
+    **{name: ".postprocessors" for name in ("CustomChecker", "CustomMerger", "FileChecker",
+                                            "Notifier", "PostProcessor", "SmartMerger",
+                                            "TextMerger", "WebhookNotifier")},
 }, globals())

@@ -49,6 +49,7 @@ from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
 from .pipeline.monitor import Backends, FinaliseStage
+from .pipeline.postprocess import Postprocessing, merge_by_hand
 from .pipeline.recovery import recover
 from .pipeline.split import SplitStage
 from .pipeline.store import JobStore
@@ -126,6 +127,8 @@ class Engine:
             registry=registry, recorder=Recorder(self.repository, self._hub, registry),
         )
         self._backends = Backends(self._ctx, self._lock)
+        self._postprocessing = Postprocessing(self._ctx)
+        self._ctx.postprocess = self._postprocessing.start
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -176,7 +179,7 @@ class Engine:
             await tg.start(SubmitStage(ctx, self._backends).run, submit_recv)
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
             await tg.start(self.credentials.run)
-            await recover(ctx, self._store, self._backends)
+            await recover(ctx, self._store, self._backends, self._postprocessing)
         except BaseException:
             # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)
@@ -513,6 +516,13 @@ class Engine:
             f"job {job.fqid} has no {filename!r} (yet); its files: "
             f"{', '.join(sorted(names)) or 'none yet'} (peek(job, '') lists what there is)"
         )
+
+    async def merge(self, job: Job, outputdir: str | os.PathLike[str] | None = None) -> list[Path]:
+        """Run the job's mergers now, by hand, in a worker thread: into ``outputdir`` (default:
+        the job's output directory, replacing earlier results). Returns the files written;
+        raises PostProcessError saying why a merge cannot be done."""
+        self._check_open()
+        return await merge_by_hand(job, outputdir, self.config)
 
     # -- the ShareRef actor's callbacks -----------------------------------------------
 

@@ -48,6 +48,9 @@ from ..credentials import token as _token
 from ..credentials import x509 as _x509
 from ..engine import Engine
 from ..model import job as _core
+from ..postprocessors.checkers import CustomChecker, FileChecker
+from ..postprocessors.mergers import CustomMerger, SmartMerger, TextMerger
+from ..postprocessors.notifiers import Notifier, WebhookNotifier
 from ..prepared.sharedir import ShareDir
 from ..prepared.shareref import render_table
 from ..splitters.arg import ArgSplitter
@@ -68,15 +71,22 @@ __all__ = [
     "AFSToken",
     "ArgSplitter",
     "BearerToken",
+    "CustomChecker",
+    "CustomMerger",
     "Executable",
+    "FileChecker",
     "FileSplitter",
     "GenericSplitter",
     "Job",
     "KerberosTicket",
     "Local",
+    "Notifier",
     "ShareDir",
     "Slurm",
+    "SmartMerger",
+    "TextMerger",
     "VomsProxy",
+    "WebhookNotifier",
     "X509Proxy",
     "box",
     "config",

@@ -145,6 +145,12 @@ class Job(_core.Job):
         except (FileNotFoundError, GangaAsyncError) as exc:
             return _Text(str(exc).split("\n", 1)[0])
 
+    def merge(self, outputdir: str | None = None) -> list[str]:
+        """Run the job's mergers now (by hand), into ``outputdir`` (default: the job's output
+        directory, replacing earlier results); returns the files written. Raises
+        :class:`~ganga_async.PostProcessError` saying why a merge cannot be done."""
+        return [str(p) for p in _run(lambda engine: engine.merge(self, outputdir))]
+
     def force_status(self, status: str | Status, force: bool = False) -> None:
         """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
         ``"completed"``, as Ganga's ``force_status``: active ones are killed at their backend

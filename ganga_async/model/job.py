@@ -32,6 +32,7 @@ from ..applications.base import Application
 from ..backends.base import Backend
 from ..config import Config, load_config
 from ..credentials.base import Credential
+from ..postprocessors.base import PostProcessor, ordered
 from ..splitters.base import Overrides, Splitter
 from ..states import Status
 from .record import JobRecord
@@ -46,9 +47,9 @@ COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
 """The plugin base class of each component field of a job, by field (and category) name."""
 
 _EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
-_COMPONENT_FIELDS = frozenset({"application", "backend", "splitter", "credentials"})
+_COMPONENT_FIELDS = frozenset({"application", "backend", "splitter", "credentials", "postprocessors"})
 FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles",
-          "credentials")
+          "credentials", "postprocessors")
 
 
 @dataclasses.dataclass
@@ -126,6 +127,7 @@ class Job:
     inputfiles: list[str]
     outputfiles: list[str]
     credentials: list[Credential]
+    postprocessors: list[PostProcessor]
 
     _record: JobRecord
     _observer: JobObserver | None
@@ -143,6 +145,7 @@ class Job:
         inputfiles: Sequence[str | os.PathLike[str]] | None = None,
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[Credential] | None = None,
+        postprocessors: Sequence[PostProcessor | str] | None = None,
     ) -> None:
         from ..applications.executable import Executable
         from ..backends.local import Local
@@ -158,11 +161,12 @@ class Job:
         self.inputfiles = _as_list(inputfiles)
         self.outputfiles = _as_list(outputfiles)
         self.credentials = _as_list(credentials)
+        self.postprocessors = _as_list(postprocessors)
 
     _TYPES: ClassVar[dict[str, Any]] = {
         "name": str, "comment": str, "application": Application, "backend": Backend,
         "splitter": Splitter | None, "inputfiles": list[str], "outputfiles": list[str],
-        "credentials": list[Credential],
+        "credentials": list[Credential], "postprocessors": list[PostProcessor],
     }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -179,6 +183,8 @@ class Job:
         if self._master is not None:
             raise JobStateError(f"subjob {self.fqid} is read-only; change the master job instead")
         value = check_value(_by_name(name, value), self._TYPES[name], name)
+        if name == "postprocessors":
+            value = ordered(value)
         if name in _COMPONENT_FIELDS:
             value = self._own(name, value)
         previous = self.__dict__.get(name)
@@ -343,6 +349,7 @@ class Job:
             "inputfiles": list(self.inputfiles),
             "outputfiles": list(self.outputfiles),
             "credentials": [c.to_dict() for c in self.credentials],
+            "postprocessors": [p.to_dict() for p in self.postprocessors],
         }
 
     @classmethod
@@ -357,6 +364,8 @@ class Job:
             inputfiles=spec.get("inputfiles", []),
             outputfiles=spec.get("outputfiles", []),
             credentials=[build_component(Credential, c) for c in spec.get("credentials", [])],
+            postprocessors=[build_component(PostProcessor, p)
+                            for p in spec.get("postprocessors", [])],
         )
 
     def copy(self, unprepare: bool | None = None) -> Job:
@@ -381,6 +390,7 @@ class Job:
             inputfiles=list(self.inputfiles),
             outputfiles=list(self.outputfiles),
             credentials=[c.copy() for c in self.credentials],
+            postprocessors=[p.copy() for p in self.postprocessors],
         )
         return clone
 
@@ -408,6 +418,9 @@ def _by_name(field: str, value: Any) -> Any:
     ``splitter="ArgSplitter"`` is ``ArgSplitter()``."""
     if field in COMPONENT_BASES and isinstance(value, str):
         return build_component(COMPONENT_BASES[field], {"type": value})
+    if field == "postprocessors" and isinstance(value, list | tuple):
+        return [build_component(PostProcessor, {"type": v}) if isinstance(v, str) else v
+                for v in value]
     return value
 
 
@@ -426,7 +439,7 @@ def thaw_description(job: Job) -> None:
 
 
 def _components(job: Job) -> list[Any]:
-    found: list[Any] = [job.application, job.backend, *job.credentials]
+    found: list[Any] = [job.application, job.backend, *job.credentials, *job.postprocessors]
     if job.splitter is not None:
         found.append(job.splitter)
     return found
@@ -438,6 +451,7 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
         "name": master.name, "comment": master.comment, "application": master.application,
         "backend": master.backend, "inputfiles": master.inputfiles,
         "outputfiles": master.outputfiles, "credentials": master.credentials,
+        "postprocessors": master.postprocessors,
     }
     changed: dict[str, dict[str, Any]] = {}
     for path, value in overrides.items():

@@ -19,7 +19,7 @@ from .record import JobRecord
 
 __all__ = ["ON_BACKEND", "Changes", "Transition", "set_status", "accept", "refuse", "apply_news",
            "never_received", "finish", "reset_for_submission", "resume_held", "remove", "is_final",
-           "targets"]
+           "targets", "postprocessed"]
 
 ON_BACKEND = ACTIVE | {Status.UNKNOWN}
 """Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
@@ -47,13 +47,15 @@ class Transition:
 
 class Changes:
     """What the rules decided: ``rows`` to persist as the records now hold them (a job's own
-    row for index None) and ``transitions`` to publish, in order."""
+    row for index None), ``transitions`` to publish, in order, and the masters whose
+    postprocessors are to run now (``postprocess``, see :func:`postprocessed`)."""
 
-    __slots__ = ("rows", "transitions")
+    __slots__ = ("rows", "transitions", "postprocess")
 
     def __init__(self) -> None:
         self.rows: list[tuple[JobRecord, int | None]] = []
         self.transitions: list[Transition] = []
+        self.postprocess: list[JobRecord] = []
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.transitions)
@@ -107,9 +109,20 @@ def set_status(changes: Changes, record: JobRecord, index: int | None, status: S
 
 
 def _derive_master(changes: Changes, record: JobRecord, now: float) -> None:
-    """Bring a master's status in line with its subjobs' counts (Ganga's priority)."""
+    """Bring a master's status in line with its subjobs' counts (Ganga's priority). A master
+    with postprocessors (``hold_final``) waits in ``completing`` for them once its subjobs
+    are final, and keeps the final status they gave it until a subjob is active again."""
     assert record.table is not None
     status = derive_master_status(record.table.counts)
+    if record.hold_final and status in FINAL:
+        if record.status in FINAL and not record.postprocessing:
+            return
+        if not record.postprocessing:
+            record.postprocessing = True
+            changes.postprocess.append(record)
+        status = Status.COMPLETING
+    elif record.postprocessing and status not in FINAL:
+        record.postprocessing = False  # a subjob is active again (resubmitted): run them later
     if status is not record.status:
         old = record.status
         record.status = status
@@ -263,3 +276,19 @@ def targets(record: JobRecord, index: int | None = None) -> list[int | None]:
         assert record.table is not None
         return list(range(len(record.table)))
     return [None]
+
+
+def postprocessed(changes: Changes, record: JobRecord, reason: str | None, now: float) -> bool:
+    """A master's postprocessors ran: it takes the status its subjobs give it, or ``failed``
+    with ``reason`` when one of them failed it. False when it no longer waits for them (a
+    subjob was resubmitted meanwhile, or the job removed)."""
+    if not record.postprocessing or record.table is None or record.status is Status.REMOVED:
+        return False
+    record.postprocessing = False
+    status = derive_master_status(record.table.counts)
+    if status not in FINAL:
+        return False
+    if reason is not None:
+        status = Status.FAILED
+    set_status(changes, record, None, status, now, reason=reason, force=True)
+    return True

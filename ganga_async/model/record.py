@@ -24,7 +24,7 @@ class JobRecord:
     id, exit code, reason (why it failed or waits) and, for a master, its subjob table."""
 
     __slots__ = ("id", "status", "times", "submit_counter", "backend_id", "exitcode", "reason",
-                 "table", "workspace")
+                 "table", "workspace", "hold_final", "postprocessing")
 
     def __init__(self, job_id: int | None = None, workspace: Path | None = None, *,
                  status: Status = Status.NEW, times: dict[str, float] | None = None,
@@ -40,6 +40,11 @@ class JobRecord:
         self.exitcode = exitcode
         self.reason = reason
         self.table = table
+        self.hold_final = False
+        """A master whose postprocessors (mergers, checkers of the master) must run before it
+        is final: it waits in ``completing`` once its subjobs are all final."""
+        self.postprocessing = False
+        """Its postprocessors were asked for and have not answered yet."""
 
     @property
     def jobdir(self) -> Path:

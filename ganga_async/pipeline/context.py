@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,8 @@ class Context:
     to_split: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]] | None = None
     to_submit: MemoryObjectSendStream[Chunk] | None = None
     to_finalise: MemoryObjectSendStream[list[Ended]] | None = None
+    postprocess: Callable[[list[JobRecord]], None] | None = None
+    """Runs the postprocessors of the masters the state machine holds for them."""
 
     def submit_inbox(self) -> MemoryObjectSendStream[Chunk]:
         """The submit stage's inlet (the engine is running)."""
@@ -164,6 +167,8 @@ class Context:
         """Carry out the state machine's decisions (see :class:`Recorder`)."""
         if changes:
             self.recorder.commit(changes)
+        if changes.postprocess and self.postprocess is not None:
+            self.postprocess(changes.postprocess)
 
 
 def indices_of(chosen: list[int | None]) -> list[int] | None:

@@ -2,7 +2,8 @@
 
 Interrupted splits are split again, (sub)jobs left with a backend are monitored again (those
 the backend never received are submitted again, so nothing runs twice), and jobs held for
-credentials wait at the gate again. A backend that cannot answer is asked again every poll
+credentials wait at the gate again, and masters whose postprocessing an engine's end cut short
+are postprocessed again. A backend that cannot answer is asked again every poll
 interval; the jobs keep their status meanwhile.
 """
 
@@ -18,6 +19,7 @@ from ..model.machine import ON_BACKEND
 from ..states import Status
 from .context import Context, Live, engine_log
 from .monitor import Active, Backends
+from .postprocess import Postprocessing
 from .store import JobStore
 from .submit import Held
 
@@ -26,7 +28,8 @@ __all__ = ["recover"]
 log = engine_log
 
 
-async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
+async def recover(ctx: Context, store: JobStore, backends: Backends,
+                  postprocessing: Postprocessing) -> None:
     """Resume what an earlier engine left: finish submissions, monitor active jobs again.
 
     An engine with ``monitoring=False`` resumes nothing: it must not submit to a backend,
@@ -49,6 +52,13 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
         if live.job.splitter is not None and row.n_subjobs is None:
             log.info("resuming an interrupted split", job_id=row.id)
             await ctx.split_inbox().send((live, None))
+            continue
+        record = live.record
+        if (record.status is Status.COMPLETING and record.hold_final and record.table is not None
+                and record.table.all_final()):
+            log.info("postprocessing again what an earlier engine left unfinished", job_id=row.id)
+            record.postprocessing = True
+            postprocessing.start([record], redo=True)
             continue
         held = []
         for index in machine.targets(live.record):

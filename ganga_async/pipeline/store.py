@@ -26,6 +26,7 @@ from ..prepared.shareref import holder_label
 from ..states import Status
 from .accept import sharedir_path
 from .context import Context, Live, engine_log
+from .postprocess import holds_master
 
 __all__ = ["JobStore"]
 
@@ -90,6 +91,7 @@ class JobStore:
         return live
 
     def _bind(self, job: Job, record: JobRecord) -> Live:
+        record.hold_final = holds_master(job.postprocessors)
         job.bind(record, self)
         live = Live(job, record)
         self.ctx.registry.jobs[live.id] = live
