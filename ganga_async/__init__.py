@@ -48,6 +48,7 @@ from .credentials import Credential, CredentialInfo, CredentialManager, Credenti
 from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .model.job import Job, JobInfo, JobTimes
+from .model.retry import Attempt, Retry
 from .prepared.box import Box, BoxEntry
 from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
@@ -74,6 +75,7 @@ from .states import Status
 __all__ = [
     "AFSToken",
     "Application",
+    "Attempt",
     "ArgSplitter",
     "Backend",
     "BackendDriver",
@@ -121,6 +123,7 @@ __all__ = [
     "RenewalError",
     "RepositoryError",
     "RepositoryLockedError",
+    "Retry",
     "SchemaVersionError",
     "ShareDir",
     "ShareDirError",

@@ -47,6 +47,7 @@ from ._component import build_component, check_value
 from ._exceptions import JobSpecError
 from .credentials.base import Credential
 from .model.job import COMPONENT_BASES, FIELDS, Job
+from .model.retry import Retry
 from .postprocessors.base import PostProcessor
 
 __all__ = ["job_from_dict", "load_job_file"]
@@ -108,6 +109,8 @@ def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
             raise JobSpecError("credentials", 'must be a list of tables: [[credentials]] with type = "..."')
         fields["credentials"] = [_entry(Credential, "credentials", entry, i)
                                  for i, entry in enumerate(entries)]
+    if "retry" in data:
+        fields["retry"] = Retry.from_dict(data["retry"])
     if "postprocessors" in data:
         entries = data["postprocessors"]
         if not isinstance(entries, list):

@@ -51,6 +51,7 @@ from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, i
 from .pipeline.monitor import Backends, FinaliseStage
 from .pipeline.postprocess import Postprocessing, merge_by_hand
 from .pipeline.recovery import recover
+from .pipeline.retry import Retrier
 from .pipeline.split import SplitStage
 from .pipeline.store import JobStore
 from .pipeline.submit import SubmitStage
@@ -129,6 +130,8 @@ class Engine:
         self._backends = Backends(self._ctx, self._lock)
         self._postprocessing = Postprocessing(self._ctx)
         self._ctx.postprocess = self._postprocessing.start
+        self._retrier = Retrier(self._ctx, self._backends)
+        self._ctx.retry = self._retrier.schedule
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -179,7 +182,7 @@ class Engine:
             await tg.start(SubmitStage(ctx, self._backends).run, submit_recv)
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
             await tg.start(self.credentials.run)
-            await recover(ctx, self._store, self._backends, self._postprocessing)
+            await recover(ctx, self._store, self._backends, self._postprocessing, self._retrier)
         except BaseException:
             # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)

@@ -48,6 +48,7 @@ from ..credentials import token as _token
 from ..credentials import x509 as _x509
 from ..engine import Engine
 from ..model import job as _core
+from ..model.retry import Retry
 from ..postprocessors.checkers import CustomChecker, FileChecker
 from ..postprocessors.mergers import CustomMerger, SmartMerger, TextMerger
 from ..postprocessors.notifiers import Notifier, WebhookNotifier
@@ -81,6 +82,7 @@ __all__ = [
     "KerberosTicket",
     "Local",
     "Notifier",
+    "Retry",
     "ShareDir",
     "Slurm",
     "SmartMerger",

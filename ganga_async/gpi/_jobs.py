@@ -27,6 +27,8 @@ from ..backends.base import Backend
 from ..credentials import base as _credentials
 from ..engine import SUMMARY_COLUMNS, Engine
 from ..model import job as _core
+from ..model.retry import Retry
+from ..postprocessors.base import PostProcessor
 from ..splitters.base import Splitter
 from ..states import Status
 from ._session import Text as _Text
@@ -61,11 +63,15 @@ class Job(_core.Job):
         inputfiles: Sequence[str | os.PathLike[str]] | None = None,
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[_credentials.Credential] | None = None,
+        postprocessors: Sequence[PostProcessor | str] | None = None,
+        do_auto_resubmit: bool = False,
+        retry: Retry | None = None,
     ) -> None:
         super().__init__(
             name=name, comment=comment, application=application, backend=backend,
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
-            credentials=credentials,
+            credentials=credentials, postprocessors=postprocessors,
+            do_auto_resubmit=do_auto_resubmit, retry=retry,
         )
         _run(lambda engine: engine.add(self))
 

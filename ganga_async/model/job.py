@@ -35,7 +35,9 @@ from ..credentials.base import Credential
 from ..postprocessors.base import PostProcessor, ordered
 from ..splitters.base import Overrides, Splitter
 from ..states import Status
+from .machine import attempt_of
 from .record import JobRecord
+from .retry import Attempt, Retry
 from .subjobs import SubjobTable
 
 __all__ = ["Job", "JobInfo", "JobTimes", "JobObserver", "SubjobList", "apply_overrides",
@@ -49,7 +51,7 @@ COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
 _EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
 _COMPONENT_FIELDS = frozenset({"application", "backend", "splitter", "credentials", "postprocessors"})
 FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles",
-          "credentials", "postprocessors")
+          "credentials", "postprocessors", "do_auto_resubmit", "retry")
 
 
 @dataclasses.dataclass
@@ -128,6 +130,8 @@ class Job:
     outputfiles: list[str]
     credentials: list[Credential]
     postprocessors: list[PostProcessor]
+    do_auto_resubmit: bool
+    retry: Retry | None
 
     _record: JobRecord
     _observer: JobObserver | None
@@ -146,6 +150,8 @@ class Job:
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[Credential] | None = None,
         postprocessors: Sequence[PostProcessor | str] | None = None,
+        do_auto_resubmit: bool = False,
+        retry: Retry | None = None,
     ) -> None:
         from ..applications.executable import Executable
         from ..backends.local import Local
@@ -162,11 +168,14 @@ class Job:
         self.outputfiles = _as_list(outputfiles)
         self.credentials = _as_list(credentials)
         self.postprocessors = _as_list(postprocessors)
+        self.do_auto_resubmit = do_auto_resubmit
+        self.retry = retry
 
     _TYPES: ClassVar[dict[str, Any]] = {
         "name": str, "comment": str, "application": Application, "backend": Backend,
         "splitter": Splitter | None, "inputfiles": list[str], "outputfiles": list[str],
         "credentials": list[Credential], "postprocessors": list[PostProcessor],
+        "do_auto_resubmit": bool, "retry": Retry | None,
     }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -296,6 +305,16 @@ class Job:
         return record.reason if i is None or record.table is None else record.table.reason.get(i)
 
     @property
+    def attempts(self) -> list[Attempt]:
+        """Every run of the (sub)job, first to last (the last is the current one), each with
+        its backend id, exit code, reason and times; retries and resubmissions add to it."""
+        record, i = self._record, self._index
+        earlier = list(record.attempts.get(i, []))
+        if self.info.submit_counter:
+            earlier.append(attempt_of(record, i))
+        return earlier
+
+    @property
     def subjobs(self) -> SubjobList:
         """The subjobs, built on demand: ``job.subjobs[0]``, ``len(job.subjobs)``, iteration."""
         if self._master is not None:
@@ -350,6 +369,8 @@ class Job:
             "outputfiles": list(self.outputfiles),
             "credentials": [c.to_dict() for c in self.credentials],
             "postprocessors": [p.to_dict() for p in self.postprocessors],
+            "do_auto_resubmit": self.do_auto_resubmit,
+            "retry": self.retry.to_dict() if self.retry is not None else None,
         }
 
     @classmethod
@@ -366,6 +387,8 @@ class Job:
             credentials=[build_component(Credential, c) for c in spec.get("credentials", [])],
             postprocessors=[build_component(PostProcessor, p)
                             for p in spec.get("postprocessors", [])],
+            do_auto_resubmit=spec.get("do_auto_resubmit", False),
+            retry=Retry.from_dict(spec["retry"]) if spec.get("retry") else None,
         )
 
     def copy(self, unprepare: bool | None = None) -> Job:
@@ -391,6 +414,8 @@ class Job:
             outputfiles=list(self.outputfiles),
             credentials=[c.copy() for c in self.credentials],
             postprocessors=[p.copy() for p in self.postprocessors],
+            do_auto_resubmit=self.do_auto_resubmit,
+            retry=self.retry,
         )
         return clone
 
@@ -451,7 +476,8 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
         "name": master.name, "comment": master.comment, "application": master.application,
         "backend": master.backend, "inputfiles": master.inputfiles,
         "outputfiles": master.outputfiles, "credentials": master.credentials,
-        "postprocessors": master.postprocessors,
+        "postprocessors": master.postprocessors, "do_auto_resubmit": master.do_auto_resubmit,
+        "retry": master.retry,
     }
     changed: dict[str, dict[str, Any]] = {}
     for path, value in overrides.items():

@@ -27,6 +27,7 @@ from ..prepared.sharedir import SharedArea
 from .context import Context, Live, engine_log
 from .monitor import Backends
 from .postprocess import holds_master
+from .retry import retry_policy
 
 __all__ = ["AcceptStage", "answer", "refuse", "sharedir_path"]
 
@@ -67,6 +68,7 @@ class AcceptStage:
                 ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
             live.record.hold_final = holds_master(job.postprocessors)
+            live.record.retry = retry_policy(job, ctx.config)
             machine.accept(changes, live.record, time.time())
             freeze_description(job)
             ctx.commit(changes)

@@ -189,13 +189,13 @@ class FinaliseStage:
         task_status.started()
         async with inbox:
             async for batch in inbox:
-                ended = await check_ended(batch)
+                ended, checked = await check_ended(batch)
                 changes = machine.Changes()
                 now = time.time()
-                for live, index, end in ended:
+                for n, (live, index, end) in enumerate(ended):
                     if live.record.status is Status.REMOVED:
                         continue
-                    machine.finish(changes, live.record, index, end, now)
+                    machine.finish(changes, live.record, index, end, now, checker=n in checked)
                 self.ctx.commit(changes)
 
 

@@ -68,13 +68,13 @@ def _check(job: Job, checkers: list[Checker]) -> str | None:
     return None
 
 
-async def check_ended(ended: list[Ended]) -> list[Ended]:
+async def check_ended(ended: list[Ended]) -> tuple[list[Ended], set[int]]:
     """``ended`` with each completed (sub)job that a checker fails turned into a failure with
-    the checker's reason; the checks run in a worker thread."""
+    the checker's reason, and the positions of those; the checks run in a worker thread."""
     todo = [(n, live, index) for n, (live, index, end) in enumerate(ended)
             if end.status is Status.COMPLETED and live.job.postprocessors and _checkers(live.job)]
     if not todo:
-        return ended
+        return ended, set()
     views = [(n, live.job if index is None else live.job.subjobs[index], _checkers(live.job))
              for n, live, index in todo]
 
@@ -82,14 +82,16 @@ async def check_ended(ended: list[Ended]) -> list[Ended]:
         return [(n, _check(view, checkers)) for n, view, checkers in views]
 
     results = list(ended)
+    failed = set()
     for n, reason in await anyio.to_thread.run_sync(run):
         if reason is not None:
+            failed.add(n)
             live, index, end = ended[n]
             log.info("check failed", job_id=live.id, subjob=index, reason=reason)
             results[n] = (live, index, BackendStatus(Status.FAILED, exitcode=end.exitcode,
                                                      reason=reason, started=end.started,
                                                      ended=end.ended))
-    return results
+    return results, failed
 
 
 def run_master(job: Job, target: Status, config: Config, redo: bool) -> str | None:

@@ -16,10 +16,12 @@ from .._workspace import output_dir
 from ..backends.base import Handle
 from ..model import machine
 from ..model.machine import ON_BACKEND
+from ..model.record import JobRecord
 from ..states import Status
 from .context import Context, Live, engine_log
 from .monitor import Active, Backends
 from .postprocess import Postprocessing
+from .retry import Retrier
 from .store import JobStore
 from .submit import Held
 
@@ -29,7 +31,7 @@ log = engine_log
 
 
 async def recover(ctx: Context, store: JobStore, backends: Backends,
-                  postprocessing: Postprocessing) -> None:
+                  postprocessing: Postprocessing, retrier: Retrier) -> None:
     """Resume what an earlier engine left: finish submissions, monitor active jobs again.
 
     An engine with ``monitoring=False`` resumes nothing: it must not submit to a backend,
@@ -42,6 +44,7 @@ async def recover(ctx: Context, store: JobStore, backends: Backends,
     if not rows:
         return
     pending: dict[str, list[tuple[Live, int | None]]] = {}
+    waiting: list[tuple[JobRecord, int | None, float]] = []
     for row in rows:
         try:
             live = await store.load(row)
@@ -60,16 +63,21 @@ async def recover(ctx: Context, store: JobStore, backends: Backends,
             record.postprocessing = True
             postprocessing.start([record], redo=True)
             continue
-        held = []
+        held: list[int | None] = []
         for index in machine.targets(live.record):
             status = live.record.status_of(index)
             if status is Status.HELD:
                 held.append(index)
+            elif machine.waiting(record, index):
+                waiting.append((record, index, _due(record, index)))
             elif status in ON_BACKEND:
                 pending.setdefault(live.job.backend.plugin_name, []).append((live, index))
         if held:
             log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
             ctx.credentials.hold(Held(ctx, live, held, ctx.credentials.requirements(live.job)))
+    if waiting:
+        log.info("retries wait out what is left of their backoff", count=len(waiting))
+        retrier.schedule(waiting)
     for name, items in pending.items():
         entries = {}
         for live, index in items:
@@ -81,6 +89,12 @@ async def recover(ctx: Context, store: JobStore, backends: Backends,
             entries[key] = Active(live, index, handle, recovered=True)
         if not await _resume(ctx, backends, name, entries) and ctx.tg is not None:
             ctx.tg.start_soon(_resume_later, ctx, backends, name, entries)
+
+
+def _due(record: JobRecord, index: int | None) -> float:
+    if index is None or record.table is None:
+        return record.retry_at
+    return record.table.retry_at[index]
 
 
 async def _resume(ctx: Context, backends: Backends, name: str, entries: dict[str, Active]) -> bool:
