@@ -49,6 +49,7 @@ from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
 from .pipeline.monitor import Backends, FinaliseStage
+from .pipeline.notify import NotifyStage
 from .pipeline.postprocess import Postprocessing, merge_by_hand
 from .pipeline.recovery import recover
 from .pipeline.retry import Retrier
@@ -132,6 +133,7 @@ class Engine:
         self._ctx.postprocess = self._postprocessing.start
         self._retrier = Retrier(self._ctx, self._backends)
         self._ctx.retry = self._retrier.schedule
+        self._ctx.notify = NotifyStage(self._ctx, self._hub).watch
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False

@@ -69,6 +69,8 @@ class AcceptStage:
             changes = machine.Changes()
             live.record.hold_final = holds_master(job.postprocessors)
             live.record.retry = retry_policy(job, ctx.config)
+            if job.postprocessors and ctx.notify is not None:
+                ctx.notify(job)
             machine.accept(changes, live.record, time.time())
             freeze_description(job)
             ctx.commit(changes)

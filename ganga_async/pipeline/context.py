@@ -153,6 +153,8 @@ class Context:
     to_finalise: MemoryObjectSendStream[list[Ended]] | None = None
     postprocess: Callable[[list[JobRecord]], None] | None = None
     """Runs the postprocessors of the masters the state machine holds for them."""
+    notify: Callable[[Job], None] | None = None
+    """Makes the job's notifiers hear its transitions from now on."""
     retry: Callable[[list[tuple[JobRecord, int | None, float]]], None] | None = None
     """Submits again, once due, what the retry policy sent back to ``submitting``."""
 

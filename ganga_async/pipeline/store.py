@@ -99,6 +99,8 @@ class JobStore:
     def _bind(self, job: Job, record: JobRecord) -> Live:
         record.hold_final = holds_master(job.postprocessors)
         record.retry = retry_policy(job, self.ctx.config)
+        if job.postprocessors and self.ctx.notify is not None:
+            self.ctx.notify(job)
         job.bind(record, self)
         live = Live(job, record)
         self.ctx.registry.jobs[live.id] = live

@@ -47,3 +47,16 @@ def test_the_gpi_exports_the_postprocessors_under_gangas_names() -> None:
     for name in ("TextMerger", "CustomMerger", "SmartMerger", "FileChecker", "CustomChecker",
                  "Notifier", "WebhookNotifier"):
         assert name in gpi.__all__ and getattr(gpi, name).category == "postprocessor"
+
+
+def test_job_files_take_a_retry_table_and_do_auto_resubmit(tmp_path: Path) -> None:
+    from ganga_async import Retry
+
+    job = job_from_dict({"do_auto_resubmit": True, "retry": {"max_attempts": 4, "backoff": "1s..1m",
+                                                             "on": ["failed", "checker"]}},
+                        "job.toml", basedir=tmp_path)
+    assert job.do_auto_resubmit is True
+    assert job.retry == Retry(max_attempts=4, backoff="1s..1m", on=("failed", "checker"))
+    assert Job.from_spec(job.spec()).retry == job.retry
+    with pytest.raises(JobSpecError, match=r"job.toml: retry.on: unknown kind 'sometimes'"):
+        job_from_dict({"retry": {"on": ["sometimes"]}}, "job.toml")
