@@ -16,7 +16,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import local_echo, open_summary, peers, service_rpc, shareref_actor, slurm_submit, split_persist
+from . import (
+    local_echo,
+    open_summary,
+    peers,
+    postprocessing,
+    service_rpc,
+    shareref_actor,
+    slurm_submit,
+    split_persist,
+)
 from ._harness import Row, fmt_s, print_table
 
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
@@ -26,6 +35,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "service_rpc": (service_rpc.measure, 200, 3),
     "slurm_submit": (slurm_submit.measure, 1000, 3),
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
+    "postprocessing": (postprocessing.measure, 10_000, 3),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -121,13 +121,17 @@ def merge_inputs(merger: Merger, jobs: Sequence[ProcessedJob], ignorefailed: boo
                                    f"cannot go on{hint}")
         base = str(job.outputdir)
         for pattern in merger.files:
-            found = sorted(glob.glob(os.path.join(glob.escape(base), pattern)))
+            if glob.has_magic(pattern):
+                found = [(os.path.relpath(p, base), p) for p in sorted(
+                    glob.glob(os.path.join(glob.escape(base), pattern))) if os.path.isfile(p)]
+            else:  # a plain name: no directory listing (10^5 subjobs: 10^5 listings saved)
+                path = os.path.join(base, pattern)
+                found = [(os.path.normpath(pattern), path)] if os.path.isfile(path) else []
             if not found and not ignorefailed:
                 raise PostProcessError(f"{merger.label}: no file matches {pattern!r} in job "
                                        f"{job.fqid} (ignorefailed=True leaves it out)")
-            for path in found:
-                if os.path.isfile(path):
-                    grouped.setdefault(os.path.relpath(path, base), []).append(Path(path))
+            for name, path in found:
+                grouped.setdefault(name, []).append(Path(path))
     return grouped
 
 

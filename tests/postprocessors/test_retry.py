@@ -101,3 +101,18 @@ async def test_a_retry_waiting_out_its_backoff_survives_a_restart_and_runs_once(
         assert again.status is Status.COMPLETED
         assert [runs(marks, i) for i in range(2)] == [2, 2]
         assert [[a.n for a in s.attempts] for s in again.subjobs] == [[1, 2], [1, 2]]
+
+
+async def test_a_job_without_subjobs_is_retried_too(gangadir: Path, config: Config,
+                                                    tmp_path: Path) -> None:
+    mark = tmp_path / "ran"
+    j = Job(application=Executable(exe="/bin/sh", args=[
+        "-c", f'[ -e {mark} ] || {{ touch {mark}; kill -KILL $$; }}; echo second']),
+        retry=Retry(backoff="0s", on=["killed-by-backend"]))
+    async with Engine(gangadir, config=config) as engine:
+        await engine.submit(j)
+        await engine.wait(j, timeout=60)
+        assert j.status is Status.COMPLETED
+        assert [(a.n, a.status, a.reason) for a in j.attempts] == [
+            (1, "failed", "killed by signal SIGKILL"), (2, "completed", None)]
+        assert (j.outputdir / "stdout").read_text() == "second\n"
