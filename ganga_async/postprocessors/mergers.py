@@ -52,8 +52,9 @@ class Merger(PostProcessor):
         return name
 
     @abc.abstractmethod
-    def mergefiles(self, inputs: list[Path], output: Path) -> None:
-        """Write the merge of ``inputs`` to ``output``; raise PostProcessError on failure."""
+    def mergefiles(self, inputs: list[str], output: Path) -> None:
+        """Write the merge of ``inputs`` (paths) to ``output``; raise PostProcessError on
+        failure."""
 
     def merge(self, jobs: ProcessedJob | Sequence[ProcessedJob],
               outputdir: str | os.PathLike[str] | None = None, *, ignorefailed: bool | None = None,
@@ -76,7 +77,7 @@ class Merger(PostProcessor):
         written = []
         for name, inputs in grouped.items():
             output = target / self.output_name(name)
-            if output in inputs:
+            if str(output) in inputs:
                 raise PostProcessError(f"{self.label}: the result {output} would be one of its "
                                        "own inputs; merge into another directory")
             if output.exists() and not overwrite:
@@ -92,7 +93,7 @@ class Merger(PostProcessor):
                 if isinstance(exc, PostProcessError):
                     raise
                 raise PostProcessError(message) from exc
-            _write_summary(output, ["# -- List of files merged -- #", *map(str, inputs),
+            _write_summary(output, ["# -- List of files merged -- #", *inputs,
                                     "# -- End of list -- #"])
             written.append(output)
         return written
@@ -106,11 +107,11 @@ def default_merge_dir(config: Config | None) -> Path:
 
 
 def merge_inputs(merger: Merger, jobs: Sequence[ProcessedJob], ignorefailed: bool
-                 ) -> dict[str, list[Path]]:
+                 ) -> dict[str, list[str]]:
     """``{name relative to an output directory: [the matching files, in job order]}``;
     PostProcessError for a job in a status that cannot be merged or a pattern matching
     nothing (unless ``ignorefailed``)."""
-    grouped: dict[str, list[Path]] = {}
+    grouped: dict[str, list[str]] = {}
     for job in jobs:
         status = str(job.status)
         if status not in _MERGEABLE:
@@ -131,7 +132,7 @@ def merge_inputs(merger: Merger, jobs: Sequence[ProcessedJob], ignorefailed: boo
                 raise PostProcessError(f"{merger.label}: no file matches {pattern!r} in job "
                                        f"{job.fqid} (ignorefailed=True leaves it out)")
             for name, path in found:
-                grouped.setdefault(name, []).append(Path(path))
+                grouped.setdefault(name, []).append(path)
     return grouped
 
 
@@ -163,7 +164,7 @@ class TextMerger(Merger):
     def output_name(self, name: str) -> str:
         return name + ".gz" if self.compress and not name.lower().endswith(".gz") else name
 
-    def mergefiles(self, inputs: list[Path], output: Path) -> None:
+    def mergefiles(self, inputs: list[str], output: Path) -> None:
         gzipped = self.compress or output.name.lower().endswith(".gz")
         raw = open(output, "wb")  # noqa: SIM115 (closed below, after the gzip stream)
         try:
@@ -172,7 +173,7 @@ class TextMerger(Merger):
             out.write(f"# Ganga TextMergeTool - {time.asctime()} #\n".encode())
             for path in inputs:
                 out.write(f"# Start of file {path} #\n".encode())
-                opener = gzip.open if path.name.lower().endswith(".gz") else open
+                opener = gzip.open if path.lower().endswith(".gz") else open
                 last = b"\n"
                 with opener(path, "rb") as source:
                     while chunk := source.read(1 << 20):
@@ -201,10 +202,10 @@ class CustomMerger(Merger):
             raise JobSpecError(f"{self.label}.module", "is empty; give the path of a Python "
                                "file defining mergefiles(file_list, output_file)")
 
-    def mergefiles(self, inputs: list[Path], output: Path) -> None:
+    def mergefiles(self, inputs: list[str], output: Path) -> None:
         function = load_module(self.module, "mergefiles", f"{self.label}.module")
         try:
-            result = function([str(p) for p in inputs], str(output))
+            result = function(list(inputs), str(output))
         except Exception as exc:
             raise PostProcessError(f"{self.label}.module: mergefiles() raised {exc!r}") from exc
         if result is False:
@@ -219,7 +220,7 @@ class SmartMerger(Merger):
     ``ignorefailed``: is left out). With no ``files`` it merges stdout, stderr and the job's
     plain ``outputfiles`` names."""
 
-    def mergefiles(self, inputs: list[Path], output: Path) -> None:
+    def mergefiles(self, inputs: list[str], output: Path) -> None:
         raise PostProcessError(f"{self.label}: merges through the mergers of [Mergers] associate")
 
     def merge(self, jobs: ProcessedJob | Sequence[ProcessedJob],
