@@ -379,7 +379,8 @@ def postprocessed(changes: Changes, record: JobRecord, reason: str | None, now: 
     """A master's postprocessors ran: it takes the status its subjobs give it, or ``failed``
     with ``reason`` when one of them failed it. False when it no longer waits for them (a
     subjob was resubmitted meanwhile, or the job removed)."""
-    if not record.postprocessing or record.table is None or record.status is Status.REMOVED:
+    if not record.postprocessing or record.table is None or record.status is not Status.COMPLETING:
+        record.postprocessing = False  # forced, removed or active again meanwhile
         return False
     record.postprocessing = False
     status = derive_master_status(record.table.counts)
