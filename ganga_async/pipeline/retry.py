@@ -45,38 +45,51 @@ def retry_policy(job: Job, config: Config) -> Retry | None:
 
 
 class Retrier:
-    """Waits out each retry's backoff, then submits the (sub)jobs again."""
+    """Waits out each retry's backoff, then submits the (sub)jobs again: one task per job
+    with retries waiting, which takes every one that is due at once (retries decided while
+    it submits the last ones join the next batch)."""
 
     def __init__(self, ctx: Context, backends: Backends) -> None:
         self.ctx = ctx
         self.backends = backends
+        self.waiting: dict[int, list[tuple[float, int | None]]] = {}
+        self.wake: dict[int, anyio.Event] = {}
 
     def schedule(self, retries: list[tuple[JobRecord, int | None, float]]) -> None:
         """Submit these (sub)jobs again once each is due (the state machine decided)."""
         tg = self.ctx.tg
         if tg is None:
             return  # the engine closes: the next one finds them waiting
-        by_job: dict[int, tuple[Live, list[tuple[float, int | None]]]] = {}
         jobs = self.ctx.registry.jobs
         for record, index, due in retries:
             live = jobs.get(record.id) if record.id is not None else None
-            if live is not None:
-                by_job.setdefault(live.id, (live, []))[1].append((due, index))
-        for live, items in by_job.values():
-            tg.start_soon(self._wait, live, sorted(items, key=lambda item: item[0]))
+            if live is None:
+                continue
+            items = self.waiting.get(live.id)
+            if items is None:
+                items = self.waiting[live.id] = []
+                self.wake[live.id] = anyio.Event()
+                tg.start_soon(self._wait, live, items)
+            items.append((due, index))
+            self.wake[live.id].set()
 
     async def _wait(self, live: Live, items: list[tuple[float, int | None]]) -> None:
-        while items:
-            await anyio.sleep(max(0.0, items[0][0] - time.time()))
-            now = time.time() + _TOGETHER
-            ready = [index for due, index in items if due <= now]
-            items = [(due, index) for due, index in items if due > now]
-            try:
-                await self._submit_again(live, ready)
-            except Exception as exc:  # noqa: BLE001 (a backend error must not stop the engine)
-                log.error("retrying failed; the (sub)jobs wait for the next engine", job_id=live.id,
-                          error=str(exc))
-                return
+        try:
+            while items:
+                with anyio.move_on_after(max(0.0, min(due for due, _ in items) - time.time())):
+                    await self.wake[live.id].wait()  # an earlier one may come meanwhile
+                self.wake[live.id] = anyio.Event()
+                now = time.time() + _TOGETHER
+                ready = [index for due, index in items if due <= now]
+                items[:] = [(due, index) for due, index in items if due > now]
+                if ready:
+                    await self._submit_again(live, ready)
+        except Exception as exc:  # noqa: BLE001 (a backend error must not stop the engine)
+            log.error("retrying failed; the (sub)jobs wait for the next engine", job_id=live.id,
+                      error=str(exc))
+        finally:
+            self.waiting.pop(live.id, None)
+            self.wake.pop(live.id, None)
 
     async def _submit_again(self, live: Live, indices: list[int | None]) -> None:
         ctx, record = self.ctx, live.record
