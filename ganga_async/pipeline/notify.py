@@ -62,7 +62,7 @@ class NotifyStage:
                     continue
                 subjob = event.index is not None
                 # A failure the retry policy took has already left failed.
-                retried = subjob and event.new is Status.FAILED and (
+                retried = event.new is Status.FAILED and (
                     live.record.status_of(event.index) is not Status.FAILED)
                 note = Notification(event.fqid, live.job.name, str(event.old), str(event.new),
                                     event.reason, event.time)

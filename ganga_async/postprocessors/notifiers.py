@@ -59,12 +59,13 @@ class NotifierBase(PostProcessor):
 
     def wants(self, note: Notification, *, subjob: bool, final: bool, retried: bool) -> bool:
         """Whether this transition is told: a master's (or unsplit job's) final status, a
-        subjob's failure that will not be retried, or anything when ``verbose``."""
+        subjob's failure, unless the retry policy takes it (``retried``), or anything when
+        ``verbose``."""
         if self.verbose:
             return True
-        if not subjob:
-            return final
-        return note.new == "failed" and not retried
+        if retried:
+            return False
+        return final if not subjob else note.new == "failed"
 
     def send(self, note: Notification, config: Config) -> None:
         """Tell of ``note`` (blocking; the engine calls it in a worker thread);

@@ -60,3 +60,20 @@ def test_job_files_take_a_retry_table_and_do_auto_resubmit(tmp_path: Path) -> No
     assert Job.from_spec(job.spec()).retry == job.retry
     with pytest.raises(JobSpecError, match=r"job.toml: retry.on: unknown kind 'sometimes'"):
         job_from_dict({"retry": {"on": ["sometimes"]}}, "job.toml")
+
+
+def test_notifiers_tell_of_ends_and_failures_the_retry_policy_does_not_take() -> None:
+    from ganga_async.postprocessors import Notification
+
+    quiet, verbose = Notifier(address="a@b.c"), Notifier(address="a@b.c", verbose=True)
+
+    def note(new: str) -> Notification:
+        return Notification("3", "", "running", new, None, 0.0)
+
+    assert quiet.wants(note("completed"), subjob=False, final=True, retried=False)
+    assert not quiet.wants(note("failed"), subjob=False, final=True, retried=True)
+    assert quiet.wants(note("failed"), subjob=True, final=True, retried=False)
+    assert not quiet.wants(note("failed"), subjob=True, final=True, retried=True)
+    assert not quiet.wants(note("completed"), subjob=True, final=True, retried=False)
+    assert not quiet.wants(note("running"), subjob=False, final=False, retried=False)
+    assert verbose.wants(note("running"), subjob=True, final=False, retried=False)
