@@ -21,6 +21,7 @@ from . import (
     local_echo,
     open_summary,
     peers,
+    postprocessing,
     service_rpc,
     shareref_actor,
     slurm_submit,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "slurm_submit": (slurm_submit.measure, 1000, 3),
     "condor_submit": (condor_submit.measure, 1000, 3),
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
+    "postprocessing": (postprocessing.measure, 10_000, 3),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -30,6 +30,7 @@ from ._exceptions import (
     JobSpecError,
     JobStateError,
     PluginError,
+    PostProcessError,
     RenewalError,
     RepositoryError,
     RepositoryLockedError,
@@ -47,6 +48,7 @@ from .credentials import Credential, CredentialInfo, CredentialManager, Credenti
 from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .model.job import Job, JobInfo, JobTimes
+from .model.retry import Attempt, Retry
 from .prepared.box import Box, BoxEntry
 from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
@@ -58,12 +60,23 @@ if TYPE_CHECKING:
     from .backends.condor import Condor
     from .backends.slurm import Slurm
     from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
+    from .postprocessors import (
+        CustomChecker,
+        CustomMerger,
+        FileChecker,
+        Notifier,
+        PostProcessor,
+        SmartMerger,
+        TextMerger,
+        WebhookNotifier,
+    )
 from ._version import __version__ as __version__
 from .states import Status
 
 __all__ = [
     "AFSToken",
     "Application",
+    "Attempt",
     "ArgSplitter",
     "Backend",
     "BackendDriver",
@@ -84,11 +97,14 @@ __all__ = [
     "CredentialInfo",
     "CredentialManager",
     "CredentialStore",
+    "CustomChecker",
+    "CustomMerger",
     "DriverContext",
     "Engine",
     "EngineClosedError",
     "EventStream",
     "Executable",
+    "FileChecker",
     "FileSplitter",
     "GangaAsyncError",
     "GenericSplitter",
@@ -102,21 +118,28 @@ __all__ = [
     "JobTimes",
     "KerberosTicket",
     "Local",
+    "Notifier",
     "PluginError",
+    "PostProcessError",
+    "PostProcessor",
     "RenewalError",
     "RepositoryError",
     "RepositoryLockedError",
+    "Retry",
     "SchemaVersionError",
     "ShareDir",
     "ShareDirError",
     "ShareDirInfo",
     "ShareRef",
     "Slurm",
+    "SmartMerger",
     "Splitter",
     "Status",
     "SubmitUnit",
+    "TextMerger",
     "VomsProxy",
     "WaitTimeoutError",
+    "WebhookNotifier",
     "X509Proxy",
     "load_config",
 ]
@@ -127,4 +150,7 @@ __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
     "Slurm": ".backends.slurm", "Condor": ".backends.condor", "AFSToken": ".credentials",
     "BearerToken": ".credentials",
     "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
+    **{name: ".postprocessors" for name in ("CustomChecker", "CustomMerger", "FileChecker",
+                                            "Notifier", "PostProcessor", "SmartMerger",
+                                            "TextMerger", "WebhookNotifier")},
 }, globals())

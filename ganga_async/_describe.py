@@ -34,6 +34,9 @@ def describe(job: Job) -> dict[str, Any]:
         "outputdir": str(job.outputdir),
         "workdir": str(job.workdir),
     }
+    attempts = job.attempts
+    if len(attempts) > 1:
+        info["attempts"] = [attempt._asdict() for attempt in attempts]
     counts = job.subjobs.counts()
     if counts:
         info["subjobs"] = len(job.subjobs)

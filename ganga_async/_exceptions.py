@@ -7,6 +7,8 @@
     ├── JobNotFoundError      no job with that id in the repository
     ├── BoxEntryNotFoundError no box entry of that name
     ├── PluginError           an application, splitter or backend that cannot be found or imported
+    ├── PostProcessError      a merger, checker or notifier that could not do its work (the reason
+    │                         fails the job, naming the postprocessor and the field)
     ├── RepositoryError       the repository cannot be opened or written
     │   ├── SchemaVersionError  written by a newer ganga-async; refused, never rewritten
     │   └── RepositoryLockedError  another engine already works on this gangadir
@@ -61,6 +63,11 @@ class BoxEntryNotFoundError(GangaAsyncError, LookupError):
 
 class PluginError(GangaAsyncError):
     """A plugin is unknown or failed to import."""
+
+
+class PostProcessError(GangaAsyncError):
+    """A postprocessor could not do its work: a merge that cannot go on, a checker that cannot
+    check (a missing module, a bad regular expression), a mail that cannot be sent."""
 
 
 class RepositoryError(GangaAsyncError):

@@ -22,9 +22,14 @@ A job file has the fields of :class:`~ganga_async.Job`::
     type = "VomsProxy"
     vo = "lhcb"
 
+    [[postprocessors]]
+    type = "TextMerger"
+    files = ["stdout"]
+
 ``[application]`` and ``[backend]`` may be left out for the Job defaults (``Executable`` on
 ``Local``); a table that is present names its plugin with ``type``, and so does each
-``[[credentials]]`` entry. Relative ``inputfiles``
+``[[credentials]]`` and ``[[postprocessors]]`` entry (a bare name in a list,
+``postprocessors = ["SmartMerger"]``, is that plugin with its defaults). Relative ``inputfiles``
 are relative to the directory of the file (no glob is expanded). Every mistake is a
 :class:`~ganga_async.JobSpecError` whose message starts with the file, names the field and
 says how to fix it.
@@ -42,6 +47,8 @@ from ._component import build_component, check_value
 from ._exceptions import JobSpecError
 from .credentials.base import Credential
 from .model.job import COMPONENT_BASES, FIELDS, Job
+from .model.retry import Retry
+from .postprocessors.base import PostProcessor
 
 __all__ = ["job_from_dict", "load_job_file"]
 
@@ -100,15 +107,26 @@ def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
         entries = data["credentials"]
         if not isinstance(entries, list):
             raise JobSpecError("credentials", 'must be a list of tables: [[credentials]] with type = "..."')
-        fields["credentials"] = [_credential(entry, i) for i, entry in enumerate(entries)]
+        fields["credentials"] = [_entry(Credential, "credentials", entry, i)
+                                 for i, entry in enumerate(entries)]
+    if "retry" in data:
+        fields["retry"] = Retry.from_dict(data["retry"])
+    if "postprocessors" in data:
+        entries = data["postprocessors"]
+        if not isinstance(entries, list):
+            raise JobSpecError("postprocessors",
+                               'must be a list of tables: [[postprocessors]] with type = "..."')
+        fields["postprocessors"] = [
+            _entry(PostProcessor, "postprocessors", {"type": e} if isinstance(e, str) else e, i)
+            for i, e in enumerate(entries)]
     return Job(**fields)
 
 
-def _credential(entry: Any, index: int) -> Credential:
+def _entry(base: type[Credential] | type[PostProcessor], key: str, entry: Any, index: int) -> Any:
     try:
-        return build_component(Credential, entry)
+        return build_component(base, entry)
     except JobSpecError as exc:
-        raise JobSpecError(f"credentials[{index}]", str(exc)) from None
+        raise JobSpecError(f"{key}[{index}]", str(exc)) from None
 
 
 def _located(exc: JobSpecError, source: str) -> JobSpecError:

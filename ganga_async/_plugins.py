@@ -1,9 +1,9 @@
 """Finding applications, splitters, backends and credentials through entry points.
 
 Each category is an entry-point group (``ganga_async.applications``, ``ganga_async.splitters``,
-``ganga_async.backends``, ``ganga_async.credentials``). A plugin is imported the first time it
-is asked for; an import failure is kept and raised as a :class:`PluginError` each time that
-plugin is used.
+``ganga_async.backends``, ``ganga_async.credentials``, ``ganga_async.postprocessors``). A plugin
+is imported the first time it is asked for; an import failure is kept and raised as a
+:class:`PluginError` each time that plugin is used.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ GROUPS = {
     "splitter": "ganga_async.splitters",
     "backend": "ganga_async.backends",
     "credential": "ganga_async.credentials",
+    "postprocessor": "ganga_async.postprocessors",
 }
 
 _entry_points: dict[str, dict[str, Any]] = {}

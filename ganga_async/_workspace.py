@@ -7,9 +7,12 @@ and ``work/`` for working directories. The model and the backends both follow th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["job_dir", "job_dir_of", "output_dir", "work_dir"]
+import anyio
+
+__all__ = ["job_dir", "job_dir_of", "listing", "output_dir", "tail_of", "work_dir"]
 
 
 def job_dir(workspace: Path, job_id: int) -> Path:
@@ -31,3 +34,23 @@ def work_dir(jobdir: Path, index: int | None) -> Path:
 def job_dir_of(outputdir: Path) -> Path:
     """The directory of the job an outputdir (of the job or of one of its subjobs) belongs to."""
     return outputdir.parent
+
+
+def tail_of(path: Path, limit: int) -> str:
+    """The file's text, or its last ``limit`` bytes after a line saying what was left out."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size <= limit:
+            return file.read().decode(errors="replace")
+        file.seek(size - limit)
+        tail = file.read(limit).decode(errors="replace")
+    return f"[the first {size - limit} of {size} bytes are not shown; the whole file is {path}]\n{tail}"
+
+
+async def listing(directory: Path, prefix: str) -> list[str]:
+    """The names in ``directory`` (each after ``prefix``); none when it is not there, or went
+    away while being read (a scratch working directory is emptied as its process ends)."""
+    try:
+        return [prefix + p.name async for p in anyio.Path(directory).iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []

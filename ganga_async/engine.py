@@ -34,7 +34,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import get_logger
-from ._workspace import output_dir
+from ._workspace import listing, output_dir, tail_of
 from .applications.base import Application
 from .backends.base import Handle
 from .config import Config, load_config
@@ -48,7 +48,10 @@ from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
 from .pipeline.monitor import Backends, FinaliseStage
+from .pipeline.notify import NotifyStage
+from .pipeline.postprocess import Postprocessing, merge_by_hand
 from .pipeline.recovery import recover
+from .pipeline.retry import Retrier
 from .pipeline.split import SplitStage
 from .pipeline.store import JobStore
 from .pipeline.submit import SubmitStage
@@ -125,6 +128,11 @@ class Engine:
             registry=registry, recorder=Recorder(self.repository, self._hub, registry),
         )
         self._backends = Backends(self._ctx, self._lock)
+        self._postprocessing = Postprocessing(self._ctx)
+        self._ctx.postprocess = self._postprocessing.start
+        self._retrier = Retrier(self._ctx, self._backends)
+        self._ctx.retry = self._retrier.schedule
+        self._ctx.notify = NotifyStage(self._ctx, self._hub).watch
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -175,7 +183,7 @@ class Engine:
             await tg.start(SubmitStage(ctx, self._backends).run, submit_recv)
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
             await tg.start(self.credentials.run)
-            await recover(ctx, self._store, self._backends)
+            await recover(ctx, self._store, self._backends, self._postprocessing, self._retrier)
         except BaseException:
             # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)
@@ -518,16 +526,23 @@ class Engine:
             for place in places:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
-                    return await anyio.to_thread.run_sync(_tail, Path(path), limit)
-        names = await _listing(job.outputdir, "")
+                    return await anyio.to_thread.run_sync(tail_of, Path(path), limit)
+        names = await listing(job.outputdir, "")
         if job.workdir.parent != job.outputdir:
-            names += await _listing(job.workdir, "work/")
+            names += await listing(job.workdir, "work/")
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(
             f"job {job.fqid} has no {filename!r} (yet); its files: "
             f"{', '.join(sorted(names)) or 'none yet'} (peek(job, '') lists what there is)"
         )
+
+    async def merge(self, job: Job, outputdir: str | os.PathLike[str] | None = None) -> list[Path]:
+        """Run the job's mergers now, by hand, in a worker thread: into ``outputdir`` (default:
+        the job's output directory, replacing earlier results). Returns the files written;
+        raises PostProcessError saying why a merge cannot be done."""
+        self._check_open()
+        return await merge_by_hand(job, outputdir, self.config)
 
     # -- the ShareRef actor's callbacks -----------------------------------------------
 
@@ -542,26 +557,6 @@ class Engine:
         if self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
         return self._store
-
-
-def _tail(path: Path, limit: int) -> str:
-    """The file's text, or its last ``limit`` bytes after a line saying what was left out."""
-    with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size <= limit:
-            return file.read().decode(errors="replace")
-        file.seek(size - limit)
-        tail = file.read(limit).decode(errors="replace")
-    return f"[the first {size - limit} of {size} bytes are not shown; the whole file is {path}]\n{tail}"
-
-
-async def _listing(directory: Path, prefix: str) -> list[str]:
-    """The names in ``directory`` (each after ``prefix``); none when it is not there, or went
-    away while being read (a scratch working directory is emptied as its process ends)."""
-    try:
-        return [prefix + p.name async for p in anyio.Path(directory).iterdir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 def _application_of(target: Job | Application, verb: str) -> Application:

@@ -27,6 +27,11 @@ async def created(path: Path) -> Path:
     return path
 
 
+_UNDO_4 = ("ALTER TABLE jobs DROP COLUMN retry_at; ALTER TABLE subjobs DROP COLUMN retry_at; "
+           "DROP TABLE attempts; ")
+"""What version 4 added, taken away again to make an older repository."""
+
+
 def set_schema_version(path: Path, version: int) -> None:
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
@@ -59,7 +64,7 @@ async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refus
 ) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript("DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
+    db.executescript(_UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
                      "UPDATE meta SET value='1' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
                "('new', 'Executable', 'Local', '{}')")
@@ -90,7 +95,7 @@ async def test_ids_start_at_0_and_a_removed_id_is_never_given_again(tmp_path: Pa
 async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id(tmp_path: Path) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript("DELETE FROM meta WHERE key='next_job_id'; "
+    db.executescript(_UNDO_4 + "DELETE FROM meta WHERE key='next_job_id'; "
                      "UPDATE meta SET value='2' WHERE key='schema_version';")
     db.executemany("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
                    "(?, 'new', 'Executable', 'Local', '{}')", [(1,), (7,)])
@@ -99,6 +104,31 @@ async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id
     repo = Repository(path)
     await repo.open()
     assert await repo.insert_job(_job_row()) == 8
+    await repo.aclose()
+
+
+async def test_a_version_3_repository_gains_the_retry_state_and_keeps_its_jobs(tmp_path: Path) -> None:
+    """Version 4 (issue 15): retry_at on jobs and subjobs, and the attempts table."""
+    path = await created(tmp_path / "jobs.sqlite")
+    db = sqlite3.connect(path)
+    db.executescript(_UNDO_4 + "UPDATE meta SET value='3' WHERE key='schema_version';")
+    db.execute("INSERT INTO jobs (id, status, application, backend, spec, n_subjobs) VALUES "
+               "(0, 'failed', 'Executable', 'Local', '{}', 1)")
+    db.execute("INSERT INTO subjobs (job_id, idx, status, submit_counter) VALUES (0, 0, 6, 1)")
+    db.commit()
+    db.close()
+    repo = Repository(path)
+    await repo.open()
+    [row] = await repo.job_rows()
+    assert (row.status, row.retry_at) == ("failed", 0.0)
+    assert (await repo.subjob_rows(0))[0][10] == 0.0
+    repo.queue_attempt(0, 0, (1, "failed", "123", 3, "exit code 3", 1.0, 2.0, 3.0))
+    repo.queue_subjob(0, 0, (1, None, None, None, 2, 0.0, 0.0, 0.0, 99.0))
+    await repo.flush()
+    assert await repo.attempt_rows(0) == {0: [(1, "failed", "123", 3, "exit code 3", 1.0, 2.0, 3.0)]}
+    assert (await repo.subjob_rows(0))[0][10] == 99.0
+    await repo.delete_job(0)
+    assert await repo.attempt_rows(0) == {}
     await repo.aclose()
 
 
@@ -114,8 +144,8 @@ async def test_queued_updates_coalesce_and_flush_in_one_go(tmp_path: Path) -> No
     await repo.open()
     job_id = await repo.insert_job(_job_row())
     await repo.insert_subjobs(job_id, [(0, 1, None), (1, 1, None)])
-    repo.queue_subjob(job_id, 0, (2, "x", None, None, 1, 1.0, 0.0, 0.0))
-    repo.queue_subjob(job_id, 0, (3, "x", None, None, 1, 1.0, 2.0, 0.0))
+    repo.queue_subjob(job_id, 0, (2, "x", None, None, 1, 1.0, 0.0, 0.0, 0.0))
+    repo.queue_subjob(job_id, 0, (3, "x", None, None, 1, 1.0, 2.0, 0.0, 0.0))
     repo.queue_job(job_id, status="running")
     await repo.flush()
     rows = await repo.subjob_rows(job_id)

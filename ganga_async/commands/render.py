@@ -214,12 +214,19 @@ def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
             for status, stamp in value.items():
                 print(f"    {status:<12} {stamp}")
             continue
+        if key == "attempts":
+            print("  attempts")
+            for run in value:
+                ended = f"exit code {run['exitcode']}" if run["exitcode"] is not None else "-"
+                print(f"    {run['n']:<3} {run['status']:<10} {ended:<13} "
+                      f"{_shorten(run['reason'] or '')}")
+            continue
         if key == "subjob_counts":
             value = ", ".join(f"{status} {n}" for status, n in value.items())
         elif isinstance(value, dict) and "type" in value:
             value = _component_text(value)
-        elif key == "credentials":
-            value = ", ".join(_component_text(credential) for credential in value)
+        elif key in ("credentials", "postprocessors"):
+            value = ", ".join(_component_text(component) for component in value)
         print(f"  {key:<14} {_shorten(str(value))}")
     return 0
 

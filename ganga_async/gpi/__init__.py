@@ -49,6 +49,10 @@ from ..credentials import token as _token
 from ..credentials import x509 as _x509
 from ..engine import Engine
 from ..model import job as _core
+from ..model.retry import Retry
+from ..postprocessors.checkers import CustomChecker, FileChecker
+from ..postprocessors.mergers import CustomMerger, SmartMerger, TextMerger
+from ..postprocessors.notifiers import Notifier, WebhookNotifier
 from ..prepared.sharedir import ShareDir
 from ..prepared.shareref import render_table
 from ..splitters.arg import ArgSplitter
@@ -70,15 +74,23 @@ __all__ = [
     "ArgSplitter",
     "BearerToken",
     "Condor",
+    "CustomChecker",
+    "CustomMerger",
     "Executable",
+    "FileChecker",
     "FileSplitter",
     "GenericSplitter",
     "Job",
     "KerberosTicket",
     "Local",
+    "Notifier",
+    "Retry",
     "ShareDir",
     "Slurm",
+    "SmartMerger",
+    "TextMerger",
     "VomsProxy",
+    "WebhookNotifier",
     "X509Proxy",
     "box",
     "config",

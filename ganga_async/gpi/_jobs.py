@@ -27,6 +27,8 @@ from ..backends.base import Backend
 from ..credentials import base as _credentials
 from ..engine import SUMMARY_COLUMNS, Engine
 from ..model import job as _core
+from ..model.retry import Retry
+from ..postprocessors.base import PostProcessor
 from ..splitters.base import Splitter
 from ..states import Status
 from ._session import Text as _Text
@@ -61,11 +63,15 @@ class Job(_core.Job):
         inputfiles: Sequence[str | os.PathLike[str]] | None = None,
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[_credentials.Credential] | None = None,
+        postprocessors: Sequence[PostProcessor | str] | None = None,
+        do_auto_resubmit: bool = False,
+        retry: Retry | None = None,
     ) -> None:
         super().__init__(
             name=name, comment=comment, application=application, backend=backend,
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
-            credentials=credentials,
+            credentials=credentials, postprocessors=postprocessors,
+            do_auto_resubmit=do_auto_resubmit, retry=retry,
         )
         _run(lambda engine: engine.add(self))
 
@@ -151,6 +157,12 @@ class Job(_core.Job):
             return _Text(_run(lambda engine: engine.peek(self, filename)))
         except (FileNotFoundError, GangaAsyncError) as exc:
             return _Text(str(exc).split("\n", 1)[0])
+
+    def merge(self, outputdir: str | None = None) -> list[str]:
+        """Run the job's mergers now (by hand), into ``outputdir`` (default: the job's output
+        directory, replacing earlier results); returns the files written. Raises
+        :class:`~ganga_async.PostProcessError` saying why a merge cannot be done."""
+        return [str(p) for p in _run(lambda engine: engine.merge(self, outputdir))]
 
     def force_status(self, status: str | Status, force: bool = False) -> None:
         """Force the job (all its subjobs), or this subjob, into ``"failed"`` or

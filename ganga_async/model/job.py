@@ -32,9 +32,12 @@ from ..applications.base import Application
 from ..backends.base import Backend
 from ..config import Config, load_config
 from ..credentials.base import Credential
+from ..postprocessors.base import PostProcessor, ordered
 from ..splitters.base import Overrides, Splitter
 from ..states import Status
+from .machine import attempt_of
 from .record import JobRecord
+from .retry import Attempt, Retry
 from .subjobs import SubjobTable
 
 __all__ = ["Job", "JobInfo", "JobTimes", "JobObserver", "SubjobList", "apply_overrides",
@@ -46,9 +49,9 @@ COMPONENT_BASES: dict[str, type[Application | Backend | Splitter]] = {
 """The plugin base class of each component field of a job, by field (and category) name."""
 
 _EDITABLE_WHEN_SUBMITTED = frozenset({"comment"})
-_COMPONENT_FIELDS = frozenset({"application", "backend", "splitter", "credentials"})
+_COMPONENT_FIELDS = frozenset({"application", "backend", "splitter", "credentials", "postprocessors"})
 FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles", "outputfiles",
-          "credentials")
+          "credentials", "postprocessors", "do_auto_resubmit", "retry")
 
 
 @dataclasses.dataclass
@@ -126,6 +129,9 @@ class Job:
     inputfiles: list[str]
     outputfiles: list[str]
     credentials: list[Credential]
+    postprocessors: list[PostProcessor]
+    do_auto_resubmit: bool
+    retry: Retry | None
 
     _record: JobRecord
     _observer: JobObserver | None
@@ -143,6 +149,9 @@ class Job:
         inputfiles: Sequence[str | os.PathLike[str]] | None = None,
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[Credential] | None = None,
+        postprocessors: Sequence[PostProcessor | str] | None = None,
+        do_auto_resubmit: bool = False,
+        retry: Retry | None = None,
     ) -> None:
         from ..applications.executable import Executable
         from ..backends.local import Local
@@ -158,11 +167,15 @@ class Job:
         self.inputfiles = _as_list(inputfiles)
         self.outputfiles = _as_list(outputfiles)
         self.credentials = _as_list(credentials)
+        self.postprocessors = _as_list(postprocessors)
+        self.do_auto_resubmit = do_auto_resubmit
+        self.retry = retry
 
     _TYPES: ClassVar[dict[str, Any]] = {
         "name": str, "comment": str, "application": Application, "backend": Backend,
         "splitter": Splitter | None, "inputfiles": list[str], "outputfiles": list[str],
-        "credentials": list[Credential],
+        "credentials": list[Credential], "postprocessors": list[PostProcessor],
+        "do_auto_resubmit": bool, "retry": Retry | None,
     }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -179,6 +192,8 @@ class Job:
         if self._master is not None:
             raise JobStateError(f"subjob {self.fqid} is read-only; change the master job instead")
         value = check_value(_by_name(name, value), self._TYPES[name], name)
+        if name == "postprocessors":
+            value = ordered(value)
         if name in _COMPONENT_FIELDS:
             value = self._own(name, value)
         previous = self.__dict__.get(name)
@@ -290,6 +305,16 @@ class Job:
         return record.reason if i is None or record.table is None else record.table.reason.get(i)
 
     @property
+    def attempts(self) -> list[Attempt]:
+        """Every run of the (sub)job, first to last (the last is the current one), each with
+        its backend id, exit code, reason and times; retries and resubmissions add to it."""
+        record, i = self._record, self._index
+        earlier = list(record.attempts.get(i, []))
+        if self.info.submit_counter:
+            earlier.append(attempt_of(record, i))
+        return earlier
+
+    @property
     def subjobs(self) -> SubjobList:
         """The subjobs, built on demand: ``job.subjobs[0]``, ``len(job.subjobs)``, iteration."""
         if self._master is not None:
@@ -343,6 +368,9 @@ class Job:
             "inputfiles": list(self.inputfiles),
             "outputfiles": list(self.outputfiles),
             "credentials": [c.to_dict() for c in self.credentials],
+            "postprocessors": [p.to_dict() for p in self.postprocessors],
+            "do_auto_resubmit": self.do_auto_resubmit,
+            "retry": self.retry.to_dict() if self.retry is not None else None,
         }
 
     @classmethod
@@ -357,6 +385,10 @@ class Job:
             inputfiles=spec.get("inputfiles", []),
             outputfiles=spec.get("outputfiles", []),
             credentials=[build_component(Credential, c) for c in spec.get("credentials", [])],
+            postprocessors=[build_component(PostProcessor, p)
+                            for p in spec.get("postprocessors", [])],
+            do_auto_resubmit=spec.get("do_auto_resubmit", False),
+            retry=Retry.from_dict(spec["retry"]) if spec.get("retry") else None,
         )
 
     def copy(self, unprepare: bool | None = None) -> Job:
@@ -381,6 +413,9 @@ class Job:
             inputfiles=list(self.inputfiles),
             outputfiles=list(self.outputfiles),
             credentials=[c.copy() for c in self.credentials],
+            postprocessors=[p.copy() for p in self.postprocessors],
+            do_auto_resubmit=self.do_auto_resubmit,
+            retry=self.retry,
         )
         return clone
 
@@ -408,6 +443,9 @@ def _by_name(field: str, value: Any) -> Any:
     ``splitter="ArgSplitter"`` is ``ArgSplitter()``."""
     if field in COMPONENT_BASES and isinstance(value, str):
         return build_component(COMPONENT_BASES[field], {"type": value})
+    if field == "postprocessors" and isinstance(value, list | tuple):
+        return [build_component(PostProcessor, {"type": v}) if isinstance(v, str) else v
+                for v in value]
     return value
 
 
@@ -426,7 +464,7 @@ def thaw_description(job: Job) -> None:
 
 
 def _components(job: Job) -> list[Any]:
-    found: list[Any] = [job.application, job.backend, *job.credentials]
+    found: list[Any] = [job.application, job.backend, *job.credentials, *job.postprocessors]
     if job.splitter is not None:
         found.append(job.splitter)
     return found
@@ -438,6 +476,8 @@ def apply_overrides(master: Job, overrides: Overrides) -> dict[str, Any]:
         "name": master.name, "comment": master.comment, "application": master.application,
         "backend": master.backend, "inputfiles": master.inputfiles,
         "outputfiles": master.outputfiles, "credentials": master.credentials,
+        "postprocessors": master.postprocessors, "do_auto_resubmit": master.do_auto_resubmit,
+        "retry": master.retry,
     }
     changed: dict[str, dict[str, Any]] = {}
     for path, value in overrides.items():

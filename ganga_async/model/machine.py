@@ -13,13 +13,18 @@ The transition table is :mod:`ganga_async.states`; a change it does not allow is
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+
 from ..backends.base import BackendStatus
 from ..states import ACTIVE, FINAL, Status, allowed, derive_master_status
 from .record import JobRecord
+from .retry import Attempt, failure_kind
 
 __all__ = ["ON_BACKEND", "Changes", "Transition", "set_status", "accept", "refuse", "apply_news",
            "never_received", "finish", "reset_for_submission", "resume_held", "remove", "is_final",
-           "targets", "on_backend", "held_by_backend"]
+           "targets", "on_backend", "held_by_backend", "postprocessed", "retry_due", "attempt_of",
+           "waiting"]
 
 ON_BACKEND = ACTIVE | {Status.UNKNOWN}
 """Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
@@ -62,13 +67,19 @@ class Transition:
 
 class Changes:
     """What the rules decided: ``rows`` to persist as the records now hold them (a job's own
-    row for index None) and ``transitions`` to publish, in order."""
+    row for index None), ``transitions`` to publish, in order, and the masters whose
+    postprocessors are to run now (``postprocess``, see :func:`postprocessed`)."""
 
-    __slots__ = ("rows", "transitions")
+    __slots__ = ("rows", "transitions", "postprocess", "attempts", "retries")
 
     def __init__(self) -> None:
         self.rows: list[tuple[JobRecord, int | None]] = []
         self.transitions: list[Transition] = []
+        self.postprocess: list[JobRecord] = []
+        self.attempts: list[tuple[JobRecord, int | None, Attempt]] = []
+        """Attempts that ended, to keep (a retry or a resubmission follows them)."""
+        self.retries: list[tuple[JobRecord, int | None, float]] = []
+        """(Sub)jobs to submit again once due (a time), by the retry policy."""
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.transitions)
@@ -76,7 +87,8 @@ class Changes:
 
 def set_status(changes: Changes, record: JobRecord, index: int | None, status: Status, now: float,
                *, exitcode: int | None = None, reason: str | None = None,
-               backend_id: str | None = None, t: float | None = None, force: bool = False) -> bool:
+               backend_id: str | None = None, t: float | None = None, force: bool = False,
+               derive: bool = True) -> bool:
     """Move the (sub)job to ``status`` if the table allows it (or ``force``), recording the
     other fields given; False when the change was refused. The same status records the other
     fields (a backend id learnt late) without a transition."""
@@ -94,6 +106,8 @@ def set_status(changes: Changes, record: JobRecord, index: int | None, status: S
             record.exitcode = exitcode
         if reason is not None or status in FINAL:
             record.reason = reason
+        if old is not status:
+            record.retry_at = 0.0
     else:
         table = record.table
         assert table is not None
@@ -107,6 +121,7 @@ def set_status(changes: Changes, record: JobRecord, index: int | None, status: S
         elif status in FINAL and status is not Status.FAILED:
             table.reason.pop(index, None)
         if old is not status:
+            table.retry_at.pop(index, None)
             if status is Status.SUBMITTED:
                 table.t_submitted[index] = t
             elif status is Status.RUNNING:
@@ -116,15 +131,26 @@ def set_status(changes: Changes, record: JobRecord, index: int | None, status: S
     changes.rows.append((record, index))
     if old is not status:
         changes.transitions.append(Transition(record, index, old, status, reason))
-    if index is not None:
+    if index is not None and derive:
         _derive_master(changes, record, now)
     return True
 
 
 def _derive_master(changes: Changes, record: JobRecord, now: float) -> None:
-    """Bring a master's status in line with its subjobs' counts (Ganga's priority)."""
+    """Bring a master's status in line with its subjobs' counts (Ganga's priority). A master
+    with postprocessors (``hold_final``) waits in ``completing`` for them once its subjobs
+    are final, and keeps the final status they gave it until a subjob is active again."""
     assert record.table is not None
     status = derive_master_status(record.table.counts)
+    if record.hold_final and status in FINAL:
+        if record.status in FINAL and not record.postprocessing:
+            return
+        if not record.postprocessing:
+            record.postprocessing = True
+            changes.postprocess.append(record)
+        status = Status.COMPLETING
+    elif record.postprocessing and status not in FINAL:
+        record.postprocessing = False  # a subjob is active again (resubmitted): run them later
     if status is not record.status:
         old = record.status
         record.status = status
@@ -221,15 +247,69 @@ def never_received(changes: Changes, record: JobRecord, index: int | None, now: 
 
 
 def finish(changes: Changes, record: JobRecord, index: int | None, end: BackendStatus,
-           now: float) -> None:
-    """Put a (sub)job its backend is done with into its final status."""
+           now: float, *, checker: bool = False,
+           jitter: Callable[[], float] = random.random) -> float | None:
+    """Put a (sub)job its backend is done with into its final status (``checker``: a checker
+    failed it). A failure the job's retry policy takes is kept as an attempt and the (sub)job
+    goes back to ``submitting`` at once, due after the policy's backoff: returns that delay
+    (None when it is not retried)."""
+    policy = record.retry
+    kind = failure_kind(end.status, end.exitcode, end.reason, checker=checker)
+    attempt = _submit_counter(record, index)
+    retried = (policy is not None and kind in policy.on and attempt < policy.max_attempts
+               and allowed(record.status_of(index), end.status) and not _gave_up(record, index))
+    # A failure to retry does not reach the master: it would end it for a moment.
     set_status(changes, record, index, end.status, now, exitcode=end.exitcode, reason=end.reason,
-               t=end.ended)
+               t=end.ended, derive=not retried)
+    if not retried:
+        return None
+    assert policy is not None
+    delay = policy.delay(attempt, jitter())
+    reset_for_submission(changes, record, index, now, retry_at=now + delay,
+                         reason=f"retrying ({kind}): attempt {attempt + 1} of "
+                                f"{policy.max_attempts} in {delay:.1f} s")
+    return delay
 
 
-def reset_for_submission(changes: Changes, record: JobRecord, index: int | None, now: float) -> None:
+def _submit_counter(record: JobRecord, index: int | None) -> int:
+    return record.submit_counter if index is None or record.table is None else (
+        record.table.submit_counter[index])
+
+
+def _gave_up(record: JobRecord, index: int | None) -> bool:
+    """Whether ``give_up_fraction`` of a master's subjobs have failed for good (a subjob
+    waiting for its retry is ``submitting``, not failed)."""
+    table = record.table
+    if index is None or table is None or record.retry is None:
+        return False
+    return table.counts[Status.FAILED.code] >= record.retry.give_up_fraction * len(table)
+
+
+def attempt_of(record: JobRecord, index: int | None) -> Attempt:
+    """The current attempt of a (sub)job, as its record holds it now."""
+    if index is None or record.table is None:
+        times = record.times
+        return Attempt(record.submit_counter, str(record.status), record.backend_id,
+                       record.exitcode, record.reason, times.get("submitted", 0.0),
+                       times.get("running", 0.0), times.get(str(record.status), 0.0)
+                       if record.status in FINAL else 0.0)
+    table = record.table
+    return Attempt(table.submit_counter[index], str(table.get_status(index)),
+                   table.backend_id[index], table.exitcode[index], table.reason.get(index),
+                   table.t_submitted[index], table.t_running[index], table.t_final[index])
+
+
+def reset_for_submission(changes: Changes, record: JobRecord, index: int | None, now: float, *,
+                         retry_at: float = 0.0, reason: str | None = None) -> None:
     """Make a final (sub)job ready to be submitted again: ``submitting``, one more submission
-    counted, its exit code, reason and timestamps of the earlier run cleared."""
+    counted, its exit code, reason and timestamps of the earlier run cleared (that run kept as
+    an attempt). With ``retry_at`` it waits until then (a retry's backoff)."""
+    if record.status_of(index) in FINAL and _submit_counter(record, index) > 0:
+        ended = attempt_of(record, index)
+        record.attempts.setdefault(index, []).append(ended)
+        changes.attempts.append((record, index, ended))
+    if retry_at:
+        changes.retries.append((record, index, retry_at))
     if index is None:
         old = record.status
         record.status = Status.SUBMITTING
@@ -237,8 +317,9 @@ def reset_for_submission(changes: Changes, record: JobRecord, index: int | None,
         record.submit_counter += 1
         record.exitcode = None
         record.reason = None
+        record.retry_at = retry_at
         changes.rows.append((record, None))
-        changes.transitions.append(Transition(record, None, old, Status.SUBMITTING, None))
+        changes.transitions.append(Transition(record, None, old, Status.SUBMITTING, reason))
         return
     table = record.table
     assert table is not None
@@ -247,9 +328,38 @@ def reset_for_submission(changes: Changes, record: JobRecord, index: int | None,
     table.exitcode[index] = None
     table.reason.pop(index, None)
     table.t_submitted[index] = table.t_running[index] = table.t_final[index] = 0.0
+    if retry_at:
+        table.retry_at[index] = retry_at
     changes.rows.append((record, index))
-    changes.transitions.append(Transition(record, index, old, Status.SUBMITTING, None))
+    changes.transitions.append(Transition(record, index, old, Status.SUBMITTING, reason))
     _derive_master(changes, record, now)
+
+
+def waiting(record: JobRecord, index: int | None) -> bool:
+    """Whether the (sub)job waits in ``submitting`` for a retry that is not due yet."""
+    if record.status_of(index) is not Status.SUBMITTING:
+        return False
+    if index is None:
+        return bool(record.retry_at)
+    assert record.table is not None
+    return index in record.table.retry_at
+
+
+def retry_due(changes: Changes, record: JobRecord, index: int | None) -> bool:
+    """A (sub)job waiting for a retry is due: it no longer waits (and is submitted). False
+    when it is not waiting any more (killed, removed or submitted meanwhile)."""
+    if record.status_of(index) is not Status.SUBMITTING:
+        return False
+    if index is None:
+        if not record.retry_at:
+            return False
+        record.retry_at = 0.0
+    else:
+        assert record.table is not None
+        if record.table.retry_at.pop(index, None) is None:
+            return False
+    changes.rows.append((record, index))
+    return True
 
 
 def resume_held(changes: Changes, record: JobRecord, index: int | None, now: float) -> bool:
@@ -287,3 +397,20 @@ def targets(record: JobRecord, index: int | None = None) -> list[int | None]:
         assert record.table is not None
         return list(range(len(record.table)))
     return [None]
+
+
+def postprocessed(changes: Changes, record: JobRecord, reason: str | None, now: float) -> bool:
+    """A master's postprocessors ran: it takes the status its subjobs give it, or ``failed``
+    with ``reason`` when one of them failed it. False when it no longer waits for them (a
+    subjob was resubmitted meanwhile, or the job removed)."""
+    if not record.postprocessing or record.table is None or record.status is not Status.COMPLETING:
+        record.postprocessing = False  # forced, removed or active again meanwhile
+        return False
+    record.postprocessing = False
+    status = derive_master_status(record.table.counts)
+    if status not in FINAL:
+        return False
+    if reason is not None:
+        status = Status.FAILED
+    set_status(changes, record, None, status, now, reason=reason, force=True)
+    return True

@@ -14,6 +14,7 @@ from pathlib import Path
 from .._exceptions import JobStateError
 from .._workspace import job_dir
 from ..states import Status
+from .retry import Attempt, Retry
 from .subjobs import SubjobTable
 
 __all__ = ["JobRecord"]
@@ -24,7 +25,8 @@ class JobRecord:
     id, exit code, reason (why it failed or waits) and, for a master, its subjob table."""
 
     __slots__ = ("id", "status", "times", "submit_counter", "backend_id", "exitcode", "reason",
-                 "table", "workspace")
+                 "table", "workspace", "hold_final", "postprocessing", "retry", "retry_at",
+                 "attempts")
 
     def __init__(self, job_id: int | None = None, workspace: Path | None = None, *,
                  status: Status = Status.NEW, times: dict[str, float] | None = None,
@@ -40,6 +42,17 @@ class JobRecord:
         self.exitcode = exitcode
         self.reason = reason
         self.table = table
+        self.hold_final = False
+        """A master whose postprocessors (mergers, checkers of the master) must run before it
+        is final: it waits in ``completing`` once its subjobs are all final."""
+        self.postprocessing = False
+        """Its postprocessors were asked for and have not answered yet."""
+        self.retry: Retry | None = None
+        """The retry policy of the job's (sub)jobs, if any."""
+        self.retry_at = 0.0
+        """When the job (unsplit) waiting to be retried is due; 0 when it is not waiting."""
+        self.attempts: dict[int | None, list[Attempt]] = {}
+        """The earlier attempts of the job (None) and of each subjob that has had any."""
 
     @property
     def jobdir(self) -> Path:

@@ -18,7 +18,7 @@ class SubjobTable:
     """
 
     __slots__ = ("status", "overrides", "backend_id", "exitcode", "reason", "submit_counter",
-                 "t_submitted", "t_running", "t_final", "counts")
+                 "t_submitted", "t_running", "t_final", "counts", "retry_at")
 
     def __init__(self) -> None:
         self.status = bytearray()
@@ -31,13 +31,16 @@ class SubjobTable:
         self.t_running = array("d")
         self.t_final = array("d")
         self.counts = [0] * len(Status)
+        self.retry_at: dict[int, float] = {}
+        """When each subjob waiting to be retried is due (only those waiting)."""
 
     def __len__(self) -> int:
         return len(self.status)
 
     def append(self, status: Status, overrides: str | None, submit_counter: int = 0,
                backend_id: str | None = None, exitcode: int | None = None, reason: str | None = None,
-               t_submitted: float = 0.0, t_running: float = 0.0, t_final: float = 0.0) -> None:
+               t_submitted: float = 0.0, t_running: float = 0.0, t_final: float = 0.0,
+               retry_at: float = 0.0) -> None:
         index = len(self.status)
         self.status.append(status.code)
         self.counts[status.code] += 1
@@ -50,6 +53,8 @@ class SubjobTable:
         self.t_submitted.append(t_submitted)
         self.t_running.append(t_running)
         self.t_final.append(t_final)
+        if retry_at:
+            self.retry_at[index] = retry_at
 
     def get_status(self, index: int) -> Status:
         return Status.from_code(self.status[index])
@@ -69,8 +74,9 @@ class SubjobTable:
     def all_final(self) -> bool:
         return sum(self.counts[s.code] for s in FINAL) == len(self.status)
 
-    def row(self, index: int) -> tuple[int, str | None, int | None, str | None, int, float, float, float]:
+    def row(self, index: int
+            ) -> tuple[int, str | None, int | None, str | None, int, float, float, float, float]:
         """Subjob ``index`` as the repository stores it (all but its overrides)."""
         return (self.status[index], self.backend_id[index], self.exitcode[index],
                 self.reason.get(index), self.submit_counter[index], self.t_submitted[index],
-                self.t_running[index], self.t_final[index])
+                self.t_running[index], self.t_final[index], self.retry_at.get(index, 0.0))

@@ -10,7 +10,10 @@ engine acts on it (a new job, the intent to submit) is written with an explicit 
 The schema carries a version. A repository written by a newer ganga-async is refused with
 :class:`~ganga_async.SchemaVersionError` and never modified; one written by an older version is
 upgraded in place, in one transaction (version 2 added the ShareDir and box tables; version 3
-the next job id, so that ids start at 0, as Ganga's, and a removed job's id is never given again).
+the next job id, so that ids start at 0, as Ganga's, and a removed job's id is never given again;
+version 4 the retry policy's state: when a (sub)job waiting for a retry is due, ``retry_at``,
+and the ``attempts`` table, one row for each earlier run of a (sub)job, ``idx`` -1 for a job
+without subjobs).
 
 The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.prepared.shareref`):
 ``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
@@ -34,9 +37,9 @@ from anyio.abc import TaskStatus
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
 
-__all__ = ["Repository", "JobRow", "SubjobRow", "BoxRow", "SCHEMA_VERSION"]
+__all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -89,13 +92,30 @@ CREATE TABLE box (
     3: """
 INSERT OR REPLACE INTO meta VALUES ('next_job_id', (SELECT COALESCE(MAX(id) + 1, 0) FROM jobs));
 """,
+    4: """
+ALTER TABLE jobs ADD COLUMN retry_at REAL NOT NULL DEFAULT 0;
+ALTER TABLE subjobs ADD COLUMN retry_at REAL NOT NULL DEFAULT 0;
+CREATE TABLE attempts (
+    job_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    backend_id TEXT,
+    exitcode INTEGER,
+    reason TEXT,
+    t_submitted REAL NOT NULL DEFAULT 0,
+    t_running REAL NOT NULL DEFAULT 0,
+    t_final REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, idx, n)
+) WITHOUT ROWID;
+""",
 }
 """What each schema version adds to the one before it."""
 
 _JOB_COLUMNS = ("name", "comment", "status", "application", "backend", "spec", "n_subjobs",
-                "backend_id", "exitcode", "reason", "submit_counter", "times")
+                "backend_id", "exitcode", "reason", "submit_counter", "times", "retry_at")
 _SUB_UPDATE = ("status", "backend_id", "exitcode", "reason", "submit_counter", "t_submitted",
-               "t_running", "t_final")
+               "t_running", "t_final", "retry_at")
 
 
 @dataclasses.dataclass(slots=True)
@@ -115,11 +135,16 @@ class JobRow:
     reason: str | None
     submit_counter: int
     times: dict[str, float]
+    retry_at: float = 0.0
 
 
-SubjobRow = tuple[int, int, str | None, str | None, int | None, str | None, int, float, float, float]
+SubjobRow = tuple[int, int, str | None, str | None, int | None, str | None, int, float, float, float,
+                  float]
 """(idx, status code, overrides, backend_id, exitcode, reason, submit_counter, t_submitted,
-t_running, t_final)"""
+t_running, t_final, retry_at)"""
+
+AttemptRow = tuple[int, str, str | None, int | None, str | None, float, float, float]
+"""An earlier run: (n, status, backend_id, exitcode, reason, t_submitted, t_running, t_final)."""
 
 @dataclasses.dataclass(slots=True)
 class BoxRow:
@@ -133,7 +158,7 @@ class BoxRow:
     created: float
 
 
-SubjobUpdate = tuple[int, str | None, int | None, str | None, int, float, float, float]
+SubjobUpdate = tuple[int, str | None, int | None, str | None, int, float, float, float, float]
 """The mutable columns of a subjob, in ``_SUB_UPDATE`` order."""
 
 
@@ -147,6 +172,7 @@ class Repository:
         self._db: aiosqlite.Connection | None = None
         self._dirty_jobs: dict[int, dict[str, Any]] = {}
         self._dirty_subjobs: dict[tuple[int, int], SubjobUpdate] = {}
+        self._new_attempts: list[tuple[int, int, AttemptRow]] = []
         self._wake = anyio.Event()
         self._write_lock = anyio.Lock()
 
@@ -248,13 +274,20 @@ class Repository:
         self._dirty_subjobs[(job_id, idx)] = values
         self._wake.set()
 
+    def queue_attempt(self, job_id: int, idx: int | None, attempt: AttemptRow) -> None:
+        """Queue an earlier run of a (sub)job to keep (``idx`` None: the job itself); written
+        with the next flush, in the transaction of the status that followed it."""
+        self._new_attempts.append((job_id, -1 if idx is None else idx, attempt))
+        self._wake.set()
+
     async def flush(self) -> None:
         """Write every queued update in one transaction."""
         async with self._write_lock:
             self._wake = anyio.Event()
             jobs, self._dirty_jobs = self._dirty_jobs, {}
             subjobs, self._dirty_subjobs = self._dirty_subjobs, {}
-            if not jobs and not subjobs:
+            attempts, self._new_attempts = self._new_attempts, []
+            if not jobs and not subjobs and not attempts:
                 return
             statements: list[tuple[str, Sequence[Any]]] = []
             for job_id, columns in jobs.items():
@@ -264,10 +297,14 @@ class Repository:
             rows = [(*values, job_id, idx) for (job_id, idx), values in subjobs.items()]
             sets = ", ".join(f"{k}=?" for k in _SUB_UPDATE)
             try:
-                await self._transaction(
-                    statements, many=[(f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", rows)]
-                )
+                await self._transaction(statements, many=[
+                    (f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", rows),
+                    ("INSERT OR REPLACE INTO attempts (job_id, idx, n, status, backend_id, exitcode, "
+                     "reason, t_submitted, t_running, t_final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(job_id, idx, *attempt) for job_id, idx, attempt in attempts]),
+                ])
             except BaseException:
+                self._new_attempts[:0] = attempts
                 for job_id, columns in jobs.items():
                     self._dirty_jobs.setdefault(job_id, {}).update(
                         {k: v for k, v in columns.items() if k not in self._dirty_jobs.get(job_id, {})}
@@ -331,7 +368,8 @@ class Repository:
 
     async def delete_subjobs(self, job_id: int) -> None:
         async with self._write_lock:
-            await self._transaction([("DELETE FROM subjobs WHERE job_id=?", (job_id,))])
+            await self._transaction([("DELETE FROM subjobs WHERE job_id=?", (job_id,)),
+                                     ("DELETE FROM attempts WHERE job_id=?", (job_id,))])
             for key in [k for k in self._dirty_subjobs if k[0] == job_id]:
                 del self._dirty_subjobs[key]
 
@@ -340,6 +378,7 @@ class Repository:
         async with self._write_lock:
             await self._transaction([
                 ("DELETE FROM subjobs WHERE job_id=?", (job_id,)),
+                ("DELETE FROM attempts WHERE job_id=?", (job_id,)),
                 ("DELETE FROM jobs WHERE id=?", (job_id,)),
             ])
             self._dirty_jobs.pop(job_id, None)
@@ -377,10 +416,22 @@ class Repository:
     async def subjob_rows(self, job_id: int) -> list[SubjobRow]:
         async with self.db.execute(
             "SELECT idx, status, overrides, backend_id, exitcode, reason, submit_counter, "
-            "t_submitted, t_running, t_final FROM subjobs WHERE job_id=? ORDER BY idx",
+            "t_submitted, t_running, t_final, retry_at FROM subjobs WHERE job_id=? ORDER BY idx",
             (job_id,),
         ) as cur:
             return list(await cur.fetchall())  # type: ignore[arg-type]
+
+    async def attempt_rows(self, job_id: int) -> dict[int | None, list[AttemptRow]]:
+        """The earlier runs of a job's (sub)jobs, by subjob index (None: the job itself), in
+        order."""
+        found: dict[int | None, list[AttemptRow]] = {}
+        async with self.db.execute(
+            "SELECT idx, n, status, backend_id, exitcode, reason, t_submitted, t_running, t_final "
+            "FROM attempts WHERE job_id=? ORDER BY idx, n", (job_id,),
+        ) as cur:
+            for idx, *attempt in await cur.fetchall():
+                found.setdefault(None if idx < 0 else idx, []).append(tuple(attempt))
+        return found
 
 
     # -- the ShareRef actor's tables ----------------------------------------------------
@@ -492,5 +543,5 @@ def _job_row(r: Sequence[Any]) -> JobRow:
     return JobRow(
         id=r[0], name=r[1], comment=r[2], status=r[3], application=r[4], backend=r[5],
         spec=json.loads(r[6]), n_subjobs=r[7], backend_id=r[8], exitcode=r[9], reason=r[10],
-        submit_counter=r[11], times=json.loads(r[12]),
+        submit_counter=r[11], times=json.loads(r[12]), retry_at=r[13],
     )

@@ -26,6 +26,8 @@ from ..prepared import _preparing
 from ..prepared.sharedir import SharedArea
 from .context import Context, Live, engine_log
 from .monitor import Backends
+from .postprocess import holds_master
+from .retry import retry_policy
 
 __all__ = ["AcceptStage", "answer", "refuse", "sharedir_path"]
 
@@ -65,6 +67,10 @@ class AcceptStage:
             if ctx.tg is not None:  # the backend gets ready while this is persisted
                 ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
+            live.record.hold_final = holds_master(job.postprocessors)
+            live.record.retry = retry_policy(job, ctx.config)
+            if job.postprocessors and ctx.notify is not None:
+                ctx.notify(job)
             machine.accept(changes, live.record, time.time())
             freeze_description(job)
             ctx.commit(changes)
@@ -108,8 +114,8 @@ async def answer(reply: MemoryObjectSendStream[Any], outcome: BaseException | No
 
 def validate(job: Job, sharedir: Path | None, gangadir: Path) -> None:
     """Check that the job can run: its inputs exist (made absolute) and none is a directory
-    holding the gangadir, the application, the backend and the splitter accept it, and the
-    backend's plugin loads."""
+    holding the gangadir, the application, the backend, the splitter and the postprocessors
+    accept it, and the backend's plugin loads."""
     inputs = []
     home = os.path.realpath(gangadir)
     for i, path in enumerate(job.inputfiles):
@@ -128,6 +134,8 @@ def validate(job: Job, sharedir: Path | None, gangadir: Path) -> None:
     job.backend.validate(job)
     if job.splitter is not None:
         job.splitter.validate(job)
+    for processor in job.postprocessors:
+        processor.validate()
     _plugins.load("backend", job.backend.plugin_name)
     try:
         json.dumps(job.spec())

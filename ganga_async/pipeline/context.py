@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +104,15 @@ class Recorder:
                 repository.queue_job(
                     job_id, status=str(record.status), times=record.times,
                     backend_id=record.backend_id, exitcode=record.exitcode, reason=record.reason,
-                    submit_counter=record.submit_counter,
+                    submit_counter=record.submit_counter, retry_at=record.retry_at,
                     n_subjobs=len(table) if table is not None else None,
                 )
             else:
                 assert record.table is not None
                 repository.queue_subjob(job_id, index, record.table.row(index))
+        for record, index, attempt in changes.attempts:
+            assert record.id is not None
+            repository.queue_attempt(record.id, index, tuple(attempt))  # type: ignore[arg-type]
         if not changes.transitions:
             return
         publish = bool(self.hub.subscribers)
@@ -147,6 +151,12 @@ class Context:
     to_split: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any] | None]] | None = None
     to_submit: MemoryObjectSendStream[Chunk] | None = None
     to_finalise: MemoryObjectSendStream[list[Ended]] | None = None
+    postprocess: Callable[[list[JobRecord]], None] | None = None
+    """Runs the postprocessors of the masters the state machine holds for them."""
+    notify: Callable[[Job], None] | None = None
+    """Makes the job's notifiers hear its transitions from now on."""
+    retry: Callable[[list[tuple[JobRecord, int | None, float]]], None] | None = None
+    """Submits again, once due, what the retry policy sent back to ``submitting``."""
 
     def submit_inbox(self) -> MemoryObjectSendStream[Chunk]:
         """The submit stage's inlet (the engine is running)."""
@@ -164,6 +174,10 @@ class Context:
         """Carry out the state machine's decisions (see :class:`Recorder`)."""
         if changes:
             self.recorder.commit(changes)
+        if changes.postprocess and self.postprocess is not None:
+            self.postprocess(changes.postprocess)
+        if changes.retries and self.retry is not None:
+            self.retry(changes.retries)
 
 
 def indices_of(chosen: list[int | None]) -> list[int] | None:

@@ -19,6 +19,7 @@ from ..model.job import Job
 from ..persistence.lock import EngineLock
 from ..states import Status
 from .context import Context, Ended, Live, engine_log, indices_of
+from .postprocess import check_ended
 
 __all__ = ["Active", "Backends", "Cadence", "FinaliseStage", "MonitorGate"]
 
@@ -178,7 +179,7 @@ class Backends:
 
 class FinaliseStage:
     """Takes the (sub)jobs a backend reported ended, all of one piece of news at once, into
-    their final status."""
+    their final status, once their checkers have looked at the completed ones."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -187,13 +188,14 @@ class FinaliseStage:
                   task_status: TaskStatus[None]) -> None:
         task_status.started()
         async with inbox:
-            async for ended in inbox:
+            async for batch in inbox:
+                ended, checked = await check_ended(batch)
                 changes = machine.Changes()
                 now = time.time()
-                for live, index, end in ended:
+                for n, (live, index, end) in enumerate(ended):
                     if live.record.status is Status.REMOVED:
                         continue
-                    machine.finish(changes, live.record, index, end, now)
+                    machine.finish(changes, live.record, index, end, now, checker=n in checked)
                 self.ctx.commit(changes)
 
 

@@ -2,7 +2,8 @@
 
 Interrupted splits are split again, (sub)jobs left with a backend are monitored again (those
 the backend never received are submitted again, so nothing runs twice), and jobs held for
-credentials wait at the gate again. A backend that cannot answer is asked again every poll
+credentials wait at the gate again, and masters whose postprocessing an engine's end cut short
+are postprocessed again. A backend that cannot answer is asked again every poll
 interval; the jobs keep their status meanwhile.
 """
 
@@ -15,9 +16,12 @@ from .._workspace import output_dir
 from ..backends.base import Handle
 from ..model import machine
 from ..model.machine import ON_BACKEND
+from ..model.record import JobRecord
 from ..states import Status
 from .context import Context, Live, engine_log
 from .monitor import Active, Backends
+from .postprocess import Postprocessing
+from .retry import Retrier
 from .store import JobStore
 from .submit import Held
 
@@ -26,7 +30,8 @@ __all__ = ["recover"]
 log = engine_log
 
 
-async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
+async def recover(ctx: Context, store: JobStore, backends: Backends,
+                  postprocessing: Postprocessing, retrier: Retrier) -> None:
     """Resume what an earlier engine left: finish submissions, monitor active jobs again.
 
     An engine with ``monitoring=False`` resumes nothing: it must not submit to a backend,
@@ -39,6 +44,7 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
     if not rows:
         return
     pending: dict[str, list[tuple[Live, int | None]]] = {}
+    waiting: list[tuple[JobRecord, int | None, float]] = []
     for row in rows:
         try:
             live = await store.load(row)
@@ -50,16 +56,28 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
             log.info("resuming an interrupted split", job_id=row.id)
             await ctx.split_inbox().send((live, None))
             continue
-        held = []
+        record = live.record
+        if (record.status is Status.COMPLETING and record.hold_final and record.table is not None
+                and record.table.all_final()):
+            log.info("postprocessing again what an earlier engine left unfinished", job_id=row.id)
+            record.postprocessing = True
+            postprocessing.start([record], redo=True)
+            continue
+        held: list[int | None] = []
         for index in machine.targets(live.record):
             status = live.record.status_of(index)
-            if machine.on_backend(live.record, index):
+            if machine.waiting(record, index):
+                waiting.append((record, index, _due(record, index)))
+            elif machine.on_backend(record, index):
                 pending.setdefault(live.job.backend.plugin_name, []).append((live, index))
             elif status is Status.HELD:
                 held.append(index)
         if held:
             log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
             ctx.credentials.hold(Held(ctx, live, held, ctx.credentials.requirements(live.job)))
+    if waiting:
+        log.info("retries wait out what is left of their backoff", count=len(waiting))
+        retrier.schedule(waiting)
     for name, items in pending.items():
         entries = {}
         for live, index in items:
@@ -71,6 +89,12 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
             entries[key] = Active(live, index, handle, recovered=True)
         if not await _resume(ctx, backends, name, entries) and ctx.tg is not None:
             ctx.tg.start_soon(_resume_later, ctx, backends, name, entries)
+
+
+def _due(record: JobRecord, index: int | None) -> float:
+    if index is None or record.table is None:
+        return record.retry_at
+    return record.table.retry_at[index]
 
 
 async def _resume(ctx: Context, backends: Backends, name: str, entries: dict[str, Active]) -> bool:

@@ -18,6 +18,7 @@ from ..applications.base import Application
 from ..config import Config
 from ..model.job import Job
 from ..model.record import JobRecord
+from ..model.retry import Attempt
 from ..model.subjobs import SubjobTable
 from ..persistence.repository import JobRow
 from ..prepared import _preparing
@@ -26,6 +27,8 @@ from ..prepared.shareref import holder_label
 from ..states import Status
 from .accept import sharedir_path
 from .context import Context, Live, engine_log
+from .postprocess import holds_master
+from .retry import retry_policy
 
 __all__ = ["JobStore"]
 
@@ -76,13 +79,17 @@ class JobStore:
         record = JobRecord(row.id, self.ctx.workspace, status=Status.parse(row.status),
                            times=dict(row.times), submit_counter=row.submit_counter,
                            backend_id=row.backend_id, exitcode=row.exitcode, reason=row.reason)
+        record.retry_at = row.retry_at
         if row.n_subjobs:
             table = SubjobTable()
             for (_, code, overrides, backend_id, exitcode, reason, counter, t_sub, t_run,
-                 t_fin) in await self.ctx.repository.subjob_rows(row.id):
+                 t_fin, retry_at) in await self.ctx.repository.subjob_rows(row.id):
                 table.append(Status.from_code(code), overrides, counter, backend_id, exitcode,
-                             reason, t_sub, t_run, t_fin)
+                             reason, t_sub, t_run, t_fin, retry_at)
             record.table = table
+        if row.submit_counter > 1 or row.n_subjobs:
+            stored = await self.ctx.repository.attempt_rows(row.id)
+            record.attempts = {index: [Attempt(*a) for a in runs] for index, runs in stored.items()}
         live = self._bind(job, record)
         _preparing.attach(job.application, _holder(live.id),
                           functools.partial(self._prepared_changed, live), self.ctx.shareref,
@@ -90,6 +97,10 @@ class JobStore:
         return live
 
     def _bind(self, job: Job, record: JobRecord) -> Live:
+        record.hold_final = holds_master(job.postprocessors)
+        record.retry = retry_policy(job, self.ctx.config)
+        if job.postprocessors and self.ctx.notify is not None:
+            self.ctx.notify(job)
         job.bind(record, self)
         live = Live(job, record)
         self.ctx.registry.jobs[live.id] = live

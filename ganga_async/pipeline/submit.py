@@ -91,7 +91,7 @@ class SubmitStage:
         jobdir = record.jobdir
         changes = machine.Changes()
         for index in targets:
-            if record.status_of(index) is not Status.SUBMITTING:
+            if record.status_of(index) is not Status.SUBMITTING or machine.waiting(record, index):
                 continue
             try:
                 units.append(self._unit(live, index, jobdir, sharedirs))

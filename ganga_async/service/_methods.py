@@ -136,8 +136,9 @@ def job_dict(job: Job) -> JobDescription:
                             "inputfiles": spec["inputfiles"], "outputfiles": spec["outputfiles"]}
     if spec["splitter"] is not None:
         data["splitter"] = spec["splitter"]
-    if spec["credentials"]:
-        data["credentials"] = spec["credentials"]
+    for key in ("credentials", "postprocessors", "do_auto_resubmit", "retry"):
+        if spec[key]:
+            data[key] = spec[key]
     return data
 
 

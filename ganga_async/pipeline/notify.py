@@ -1,0 +1,82 @@
+"""Notifications: the job's notifier postprocessors hear its status transitions.
+
+The stage reads the engine's own event stream (so a job submitted through the daemon is told
+by the daemon, one through the engine by the engine) and hands each notification a notifier
+wants to a worker thread: a slow mail server never holds up the event loop, and a failure to
+send is logged, never raised into the engine.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from ..events import EventHub, EventStream, JobEvent
+from ..model.job import Job
+from ..postprocessors.notifiers import Notification, NotifierBase
+from ..states import FINAL, Status
+from .context import Context, engine_log
+
+__all__ = ["NotifyStage"]
+
+log = engine_log
+
+_AT_ONCE = 4
+"""Notifications sent at once."""
+
+
+class NotifyStage:
+    """Tells each job's notifiers of the transitions they want. It listens only once a job
+    with a notifier is accepted or loaded (:meth:`watch`): events cost nothing to an engine
+    nobody listens to."""
+
+    def __init__(self, ctx: Context, hub: EventHub) -> None:
+        self.ctx = ctx
+        self.hub = hub
+        self.limiter = anyio.CapacityLimiter(_AT_ONCE)
+        self.listening = False
+
+    def watch(self, job: Job) -> None:
+        """Listen from now on if ``job`` has a notifier."""
+        tg = self.ctx.tg
+        if self.listening or tg is None or not any(
+                isinstance(p, NotifierBase) for p in job.postprocessors):
+            return
+        self.listening = True
+        stream = self.hub.subscribe(self.ctx.config["Pipeline"]["event_buffer"], JobEvent)
+        tg.start_soon(self._run, stream)
+
+    async def _run(self, stream: EventStream[JobEvent]) -> None:
+        try:
+            await self._listen(stream)
+        finally:
+            self.listening = False
+
+    async def _listen(self, stream: EventStream[JobEvent]) -> None:
+        async with stream, anyio.create_task_group() as tg:
+            async for event in stream:
+                live = self.ctx.registry.jobs.get(event.job_id)
+                if live is None or not live.job.postprocessors:
+                    continue
+                notifiers = [p for p in live.job.postprocessors if isinstance(p, NotifierBase)]
+                if not notifiers:
+                    continue
+                subjob = event.index is not None
+                # A failure the retry policy took has already left failed.
+                retried = event.new is Status.FAILED and (
+                    live.record.status_of(event.index) is not Status.FAILED)
+                note = Notification(event.fqid, live.job.name, str(event.old), str(event.new),
+                                    event.reason, event.time)
+                for notifier in notifiers:
+                    if notifier.wants(note, subjob=subjob, final=event.new in FINAL,
+                                      retried=retried):
+                        tg.start_soon(self._send, notifier, note)
+
+    async def _send(self, notifier: NotifierBase, note: Notification) -> None:
+        async with self.limiter:
+            try:
+                await anyio.to_thread.run_sync(notifier.send, note, self.ctx.config)
+            except Exception as exc:  # noqa: BLE001 (a notification must never stop the engine)
+                log.error("notification failed", fqid=note.fqid, notifier=notifier.plugin_name,
+                          error=str(exc))
+            else:
+                log.info("notified", fqid=note.fqid, notifier=notifier.plugin_name, status=note.new)
