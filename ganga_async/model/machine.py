@@ -201,7 +201,9 @@ def finish(changes: Changes, record: JobRecord, index: int | None, end: BackendS
 
 def reset_for_submission(changes: Changes, record: JobRecord, index: int | None, now: float) -> None:
     """Make a final (sub)job ready to be submitted again: ``submitting``, one more submission
-    counted, its exit code, reason and timestamps of the earlier run cleared."""
+    counted, its exit code, reason and timestamps of the earlier run cleared; the job (a
+    subjob's master) is stamped ``resubmitted``, as Ganga's."""
+    record.times["resubmitted"] = now
     if index is None:
         old = record.status
         record.status = Status.SUBMITTING
