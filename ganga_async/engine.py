@@ -496,7 +496,8 @@ class Engine:
         the directory listing. A file over ``limit`` bytes is not read whole: its last ``limit``
         bytes come after a line saying how much was left out and where the whole file is."""
         self._check_open()
-        places = [job.outputdir, job.workdir]
+        outputdir, workdir = Path(job.outputdir), Path(job.workdir)  # the GPI's are strings
+        places = [outputdir, workdir]
         if filename:
             if Path(filename).is_absolute() or ".." in Path(filename).parts:
                 raise JobSpecError("filename", "must name a file inside the job's output directory")
@@ -504,9 +505,9 @@ class Engine:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
                     return await anyio.to_thread.run_sync(_tail, Path(path), limit)
-        names = await _listing(job.outputdir, "")
-        if job.workdir.parent != job.outputdir:
-            names += await _listing(job.workdir, "work/")
+        names = await _listing(outputdir, "")
+        if workdir.parent != outputdir:
+            names += await _listing(workdir, "work/")
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(

@@ -48,7 +48,8 @@ def test_star_import_gives_exactly_the_documented_names() -> None:
 def test_gpi_job_takes_the_same_keyword_arguments_as_the_core_job() -> None:
     from ganga_async import gpi
 
-    gpi_params = inspect.signature(gpi.Job).parameters
+    gpi_params = dict(inspect.signature(gpi.Job).parameters)
+    assert gpi_params.pop("prev_job").kind is inspect.Parameter.POSITIONAL_ONLY  # Job(j): a copy
     core_params = inspect.signature(ganga_async.Job).parameters
     assert [(p.name, p.kind, p.default) for p in gpi_params.values()] == [
         (p.name, p.kind, p.default) for p in core_params.values()

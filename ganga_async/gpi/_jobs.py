@@ -16,11 +16,12 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
 
-from .._exceptions import GangaAsyncError, JobNotFoundError, WaitTimeoutError
+from .._exceptions import GangaAsyncError, JobNotFoundError, JobSpecError, WaitTimeoutError
 from .._log import get_logger
 from ..applications.base import Application
 from ..backends.base import Backend
@@ -43,6 +44,11 @@ class Job(_core.Job):
     ``jobs`` with status ``new``. Fields stay editable until :meth:`submit`; after that only
     ``comment`` may change (anything else raises :class:`~ganga_async.JobStateError`).
 
+    ``Job(j)`` is a new job copying ``j``'s description (as ``j.copy()``), ``Job(j, name="x")``
+    one with the fields given replaced. Two jobs are equal (``==``) when their status and
+    description are (name, comment, id and times aside), as Ganga's: ``Job(j) == j`` for a new
+    ``j``.
+
     Jobs returned by ``jobs(...)`` and subjob views (``j.subjobs[3]``) are of this class too.
     A subjob supports :meth:`wait`, :meth:`kill`, :meth:`resubmit`, :meth:`peek` and
     :meth:`force_status`; :meth:`submit` and :meth:`remove` act on whole jobs only.
@@ -52,6 +58,8 @@ class Job(_core.Job):
 
     def __init__(
         self,
+        prev_job: _core.Job | None = None,
+        /,
         *,
         name: str = "",
         comment: str = "",
@@ -62,12 +70,36 @@ class Job(_core.Job):
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[_credentials.Credential] | None = None,
     ) -> None:
+        if prev_job is not None:
+            if not isinstance(prev_job, _core.Job):
+                raise JobSpecError("Job", f"Job() takes one positional argument, a job to copy, "
+                                          f"not {type(prev_job).__name__}; give fields by name")
+            source = _core.Job.copy(prev_job)  # Ganga's Job(j): a copy, its own times
+            name = name or source.name
+            comment = comment or source.comment
+            application = source.application if application is None else application
+            backend = source.backend if backend is None else backend
+            splitter = source.splitter if splitter is None else splitter
+            inputfiles = source.inputfiles if inputfiles is None else inputfiles
+            outputfiles = source.outputfiles if outputfiles is None else outputfiles
+            credentials = source.credentials if credentials is None else credentials
         super().__init__(
             name=name, comment=comment, application=application, backend=backend,
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
             credentials=credentials,
         )
         _run(lambda engine: engine.add(self))
+
+    @property
+    def inputdir(self) -> Dir:  # type: ignore[override]
+        """Where the job's input sandbox is kept, as Ganga's: a string ending in ``/``."""
+        return Dir(super().inputdir)
+
+    @property
+    def outputdir(self) -> Dir:  # type: ignore[override]
+        """Where stdout, stderr and the output files are kept, as Ganga's: a string ending in
+        ``/`` (``j.outputdir + "stdout"``; ``j.outputdir / "stdout"`` gives a Path)."""
+        return Dir(super().outputdir)
 
     @property
     def subjobs(self) -> SubjobSlice:  # type: ignore[override]
@@ -171,6 +203,22 @@ async def _killed(engine: Engine, job: Job) -> None:
     grace = float(engine.config["Local"]["kill_grace"]) + _KILL_MARGIN
     with contextlib.suppress(WaitTimeoutError):
         await engine.wait(job, timeout=grace)
+
+
+class Dir(str):
+    """A directory as Ganga gives it: its path as a string ending in ``/``, so that
+    ``j.outputdir + "stdout"`` names a file in it; ``/`` joins as a :class:`~pathlib.Path`."""
+
+    __slots__ = ()
+
+    def __new__(cls, path: str | os.PathLike[str]) -> Dir:
+        return super().__new__(cls, os.path.join(os.fspath(path), ""))
+
+    def __truediv__(self, other: str | os.PathLike[str]) -> Path:
+        return Path(self) / other
+
+    def __fspath__(self) -> str:
+        return str(self)
 
 
 def adopt(job: _core.Job) -> Job:

@@ -346,6 +346,17 @@ class Job:
         )
         return clone
 
+    def __eq__(self, other: object) -> bool:
+        """Ganga's equality: the same status and description (name, comment, id and times
+        are not compared), so a new job equals its copy."""
+        if other is self:
+            return True
+        if not isinstance(other, Job):
+            return NotImplemented
+        return self.status == other.status and self.spec() == other.spec()
+
+    __hash__ = object.__hash__  # by identity, as a job's fqid (Ganga's hash) is unique
+
     def __repr__(self) -> str:
         parts = [f"fqid={self.fqid}", f"status={self.status}"]
         if self.name:
