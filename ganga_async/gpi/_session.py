@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal
 
+from .._component import use_defaults
 from .._exceptions import EngineClosedError
 from .._log import get_logger
 from .._portal_thread import PortalThread
@@ -74,6 +75,8 @@ config: Config = load_config()
 """The session's configuration, shared with its engine: ``config["Local"]["max_concurrent"] = 4``
 takes effect for the next job that reads it. ``[Configuration] gangadir`` is read once, when
 the session starts."""
+
+use_defaults(config.plugin_defaults)  # [defaults_<Plugin>] sections, as Ganga's
 
 session = _Session(config)
 """The session of this interpreter."""
