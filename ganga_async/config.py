@@ -105,6 +105,16 @@ def _directory(value: Any) -> Any:
     return value
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "OFF")
+
+
+def _level(value: Any) -> Any:
+    """``[Logging] console``: a level name."""
+    if isinstance(value, str) and value.upper() not in _LEVELS:
+        raise ValueError(f"{value!r} is not a level; use one of {', '.join(_LEVELS)}")
+    return value.upper() if isinstance(value, str) else value
+
+
 _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "min_time_left"): lambda v: parse_duration(v, "value"),
     ("Credentials", "renew_margin"): lambda v: parse_duration(v, "value"),
@@ -114,6 +124,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "defaults"): _credential_defaults,
     ("Configuration", "user"): _plain_name,
     ("Configuration", "gangadir"): _directory,
+    ("Logging", "console"): _level,
 }
 """Options whose values need more than a type check; each returns the value to store."""
 

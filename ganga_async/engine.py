@@ -33,7 +33,7 @@ from ._exceptions import (
     JobStateError,
     WaitTimeoutError,
 )
-from ._log import get_logger
+from ._log import get_logger, user_logger
 from ._workspace import output_dir
 from .applications.base import Application
 from .backends.base import Handle
@@ -62,6 +62,7 @@ from .states import FINAL, Status
 __all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
 
 log = get_logger(__name__)
+say = user_logger()
 
 SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
                    "comment")
@@ -291,6 +292,7 @@ class Engine:
             )
         await self.add(job)
         live, _ = self._ctx.registry.find(job)
+        say.info(f"submitting job {job.fqid}")
         assert self._to_accept is not None
         reply_send, reply_recv = anyio.create_memory_object_stream[BaseException | None](1)
         with reply_recv:
@@ -412,7 +414,7 @@ class Engine:
         for name, handles in by_backend.items():
             await backends.drivers[name].kill(handles)
             backends.soon(name)
-        log.info("kill requested", job_id=live.id, count=count)
+        say.info(f"killing job {job.fqid}", job_id=live.id, count=count)
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit
@@ -437,7 +439,7 @@ class Engine:
         self._ctx.commit(changes)
         await self.repository.flush()
         await self._ctx.submit_inbox().send((live, indices_of(chosen)))
-        log.info("job resubmitted", job_id=live.id, count=len(chosen))
+        say.info(f"resubmitting job {job.fqid}", job_id=live.id, count=len(chosen))
         return job
 
     async def remove(self, job: Job) -> None:
@@ -465,7 +467,7 @@ class Engine:
         prefix = f"{job.fqid}."
         for key in [k for k in registry.waiters if k == job.fqid or k.startswith(prefix)]:
             registry.wake(key)
-        log.info("job removed", job_id=live.id)
+        say.info(f"removing job {live.id}", job_id=live.id)
 
     async def force_status(self, job: Job, status: str | Status, *, kill: bool = True) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
@@ -476,6 +478,7 @@ class Engine:
         if target not in (Status.FAILED, Status.COMPLETED):
             raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")
         live, index = self._ctx.registry.find(job)
+        say.info(f'Forcing job {job.fqid} to status "{target}"')
         try:
             if kill:
                 await self.kill(job)
