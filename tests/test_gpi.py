@@ -42,8 +42,8 @@ def test_star_import_gives_exactly_the_documented_names() -> None:
     names = set(namespace) - {"__builtins__"}
     assert names == {"Job", "Executable", "ArgSplitter", "GenericSplitter", "FileSplitter",
                      "Local", "Slurm", "ShareDir", "jobs", "config", "shareref", "box",
-                     "credential_store", "X509Proxy", "VomsProxy", "KerberosTicket", "AFSToken",
-                     "BearerToken"}
+                     "credential_store", "CredentialStore", "X509Proxy", "VomsProxy",
+                     "KerberosTicket", "AFSToken", "BearerToken"}
 
 
 def test_gpi_job_takes_the_same_keyword_arguments_as_the_core_job() -> None:
