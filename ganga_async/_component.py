@@ -123,7 +123,15 @@ class Component(metaclass=_ComponentType):  # noqa: B024 (abstract methods live 
     """
 
     category: ClassVar[str] = "component"
+    user_methods: ClassVar[tuple[str, ...]] = ("copy",)
+    """The methods a user calls, listed with the fields by ``dir()`` (tab completion); a
+    subclass adds its own (the union over the classes is shown)."""
     _frozen_by: str | None = None
+
+    def __dir__(self) -> list[str]:
+        """The fields and :attr:`user_methods` only: what tab completion offers a user."""
+        methods = {m for klass in type(self).__mro__ for m in klass.__dict__.get("user_methods", ())}
+        return sorted({*self.field_names(), *methods})
 
     @classmethod
     def _hints(cls) -> dict[str, Any]:

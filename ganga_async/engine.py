@@ -384,6 +384,14 @@ class Engine:
             result.append(entry)
         return result
 
+    async def subjob_counts(self) -> dict[int, dict[str, int]]:
+        """``{master id: {status: count}}`` of every stored master's subjobs (the jobs table's
+        subjob-status column), in one read."""
+        self._check_open()
+        await self.repository.flush()
+        return {job_id: {str(Status.from_code(code)): n for code, n in by_code.items()}
+                for job_id, by_code in (await self.repository.subjob_counts()).items()}
+
     async def kill(self, job: Job) -> None:
         """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""
         await self._working()

@@ -72,12 +72,13 @@ def test_default_job_is_registered_at_once_then_completes_saying_hello_world() -
     assert (empty, rule) == ("Registry: jobs (0 jobs)", "-" * len(header))
     assert (first, second) == ("0 new 1 True", "completed 'Hello World\\n'")
     assert (title, rule_1) == ("Registry: jobs (1 job)", "-" * len(header_1))
-    names = ["fqid", "status", "name", "subjobs", "application", "backend", "backend_id", "comment"]
+    names = ["fqid", "status", "name", "subjobs", "application", "backend", "backend_id", "comment",
+             "subjob status"]
     assert [cell.strip() for cell in header.split("|")] == names
     assert [cell.strip() for cell in header_1.split("|")] == names
-    *cells, pid, comment = [cell.strip() for cell in row.split("|")]
+    *cells, pid, comment, subjob_status = [cell.strip() for cell in row.split("|")]
     assert cells == ["0", "completed", "", "", "Executable", "Local"]
-    assert pid.isdigit() and comment == ""
+    assert pid.isdigit() and comment == "" and subjob_status == ""
 
 
 def test_split_job_subjobs_are_reached_by_index_and_by_fqid_and_resubmit_only_the_failed() -> None:

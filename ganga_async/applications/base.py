@@ -77,6 +77,8 @@ class Application(Component):
     Register a new application under the ``ganga_async.applications`` entry-point group.
     """
 
+    user_methods: ClassVar[tuple[str, ...]] = ("prepare", "unprepare")
+
     category: ClassVar[str] = "application"
     protected: ClassVar[tuple[str, ...]] = ()
     """Fields that become read-only once the application is prepared."""

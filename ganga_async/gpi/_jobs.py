@@ -30,6 +30,7 @@ from ..engine import SUMMARY_COLUMNS, Engine
 from ..model import job as _core
 from ..splitters.base import Splitter
 from ..states import Status
+from ._display import job_html, job_text
 from ._session import Text as _Text
 from ._session import run as _run
 
@@ -177,6 +178,22 @@ class Job(_core.Job):
         except (FileNotFoundError, GangaAsyncError) as exc:
             return _Text(str(exc).split("\n", 1)[0])
 
+    def __repr__(self) -> str:
+        """Ganga's nested view of the job (``print(j)``, ``j`` at the prompt)."""
+        return job_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(job_text(self))
+
+    def _repr_html_(self) -> str:
+        """The job as an HTML table, for Jupyter."""
+        return job_html(self)
+
+    def __dir__(self) -> list[str]:
+        """What a user reads and calls (tab completion): fields, state and methods."""
+        return sorted(name for name in {*super().__dir__()} if not name.startswith("_")
+                      and name not in ("bind", "spec", "from_spec"))
+
     def force_status(self, status: str | Status, force: bool = False) -> None:
         """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
         ``"completed"``, as Ganga's ``force_status``: active ones are killed at their backend
@@ -237,7 +254,17 @@ _RECHECK = 0.25
 _KILL_MARGIN = 5.0
 """Seconds after the kill grace that kill() waits for the backend to report the end."""
 
-_HEADERS = tuple("fqid" if column == "id" else column for column in SUMMARY_COLUMNS)
+_HEADERS = (*("fqid" if column == "id" else column for column in SUMMARY_COLUMNS), "subjob status")
+"""Ganga's columns (``backend_id`` for its ``backend.actualCE``), with its ``subjob status``:
+running/failed+killed/completing/completed subjobs."""
+
+
+def _subjob_status(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return ""
+    get = counts.get
+    return f"{get('running', 0)}/{get('failed', 0) + get('killed', 0)}/{get('completing', 0)}/" \
+           f"{get('completed', 0)}"
 
 
 class _Bulk:
@@ -385,9 +412,15 @@ class JobSlice(_Bulk):
         args = ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None)
         return JobSlice(ids, f"{self._title}.select({args})")
 
+    def _rows(self) -> list[list[str]]:
+        entries = self._entries()
+        counts = _run(lambda engine: engine.subjob_counts()) if any(
+            e["subjobs"] for e in entries) else {}
+        return [[*(_cell(column, e) for column in SUMMARY_COLUMNS), _subjob_status(counts.get(e["id"]))]
+                for e in entries]
+
     def __repr__(self) -> str:
-        rows = [[_cell(column, entry) for column in SUMMARY_COLUMNS] for entry in self._entries()]
-        return _table(f"Registry Slice: {self._title}", rows)
+        return _table(f"Registry Slice: {self._title}", self._rows())
 
 
 class JobRegistry(JobSlice):
@@ -399,8 +432,7 @@ class JobRegistry(JobSlice):
         super().__init__(None, "jobs")
 
     def __repr__(self) -> str:
-        rows = [[_cell(column, entry) for column in SUMMARY_COLUMNS] for entry in self._entries()]
-        return _table("Registry: jobs", rows)
+        return _table("Registry: jobs", self._rows())
 
 
 jobs = JobRegistry()
@@ -470,5 +502,5 @@ class SubjobSlice(Sequence[Job], _Bulk):
                      "application": sub.application.plugin_name,
                      "backend": sub.backend.plugin_name, "backend_id": sub.backend_id,
                      "comment": sub.comment}
-            rows.append([_cell(column, entry) for column in SUMMARY_COLUMNS])
+            rows.append([*(_cell(column, entry) for column in SUMMARY_COLUMNS), ""])
         return _table(f"Registry Slice: {self._title}", rows)

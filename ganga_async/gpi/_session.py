@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from anyio.from_thread import BlockingPortal
 
 from .._component import use_defaults
-from .._exceptions import EngineClosedError
+from .._exceptions import EngineClosedError, GangaAsyncError
 from .._log import USER_LOGGER, get_logger
 from .._portal_thread import PortalThread
 from ..config import Config, load_config
@@ -123,7 +123,11 @@ _T = TypeVar("_T")
 def run(call: Callable[[Engine], Awaitable[_T]]) -> _T:
     """``await call(engine)`` in the session's engine thread; its result."""
     portal, engine = session.open()
-    return portal.call(call, engine)
+    try:
+        return portal.call(call, engine)
+    except GangaAsyncError as error:
+        # The user's error, not the frames of the portal and the engine thread that carried it.
+        raise error.with_traceback(None) from None
 
 
 def attach(portal: BlockingPortal, engine: Engine) -> None:

@@ -374,6 +374,16 @@ class Repository:
         ) as cur:
             return [tuple(row) for row in await cur.fetchall()]
 
+    async def subjob_counts(self) -> dict[int, dict[int, int]]:
+        """``{master id: {status code: count}}`` of every master's subjobs, in one scan."""
+        counts: dict[int, dict[int, int]] = {}
+        async with self.db.execute(
+            "SELECT job_id, status, COUNT(*) FROM subjobs GROUP BY job_id, status"
+        ) as cur:
+            for job_id, code, n in await cur.fetchall():
+                counts.setdefault(job_id, {})[code] = n
+        return counts
+
     async def subjob_rows(self, job_id: int) -> list[SubjobRow]:
         async with self.db.execute(
             "SELECT idx, status, overrides, backend_id, exitcode, reason, submit_counter, "
