@@ -32,6 +32,7 @@ from ..splitters.base import Splitter
 from ..states import Status
 from ._display import job_html, job_text
 from ._session import Text as _Text
+from ._session import config
 from ._session import run as _run
 
 __all__ = ["Job", "JobRegistry", "JobSlice", "SubjobSlice", "adopt", "jobs"]
@@ -139,10 +140,16 @@ class Job(_core.Job):
         """
         _run(lambda engine: _killed(engine, self))
 
-    def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
-        """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
-        unsplit job or subjob. Raises :class:`~ganga_async.JobStateError` when none qualifies."""
-        _run(lambda engine: engine.resubmit(self, statuses=statuses))
+    def resubmit(self, *, statuses: Sequence[str | Status] | None = None) -> Job:
+        """Submit again the subjobs in ``statuses``, or this final unsplit job or subjob. By
+        default, as Ganga's: the failed subjobs, or every final one when
+        ``config["Configuration"]["resubmitOnlyFailedSubjobs"]`` is false. Raises
+        :class:`~ganga_async.JobStateError` when none qualifies."""
+        if statuses is None:
+            only_failed = config["Configuration"]["resubmitOnlyFailedSubjobs"]
+            statuses = ("failed",) if only_failed else ("failed", "killed", "completed")
+        chosen = statuses
+        _run(lambda engine: engine.resubmit(self, statuses=chosen))
         return self
 
     def remove(self) -> None:

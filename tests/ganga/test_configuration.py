@@ -72,3 +72,24 @@ def test_a_bad_defaults_section_in_the_file_is_a_clear_error() -> None:
     """))
     assert out["error"].startswith("0 [defaults_Executable] exe (from ")
     assert "expected str" in out["error"]
+
+
+def test_resubmit_only_failed_subjobs_is_ganga_s_option() -> None:
+    """Ganga: ``resubmit()`` of a split job resubmits its failed subjobs; with
+    ``config['Configuration']['resubmitOnlyFailedSubjobs'] = False`` every subjob."""
+    out = lines(run_script("""
+        from ganga_async.gpi import *
+        j = Job(application=Executable(exe="/bin/sh"),
+                splitter=ArgSplitter(args=[["-c", "exit 0"], ["-c", "exit 1"]]))
+        j.submit()
+        j.wait(timeout=30)
+        j.resubmit()
+        j.wait(timeout=30)
+        print("only failed:", [s.info.submit_counter for s in j.subjobs])
+        config["Configuration"]["resubmitOnlyFailedSubjobs"] = False
+        j.resubmit()
+        j.wait(timeout=30)
+        print("all:", [s.info.submit_counter for s in j.subjobs])
+    """))
+    assert out["only failed"] == "[1, 2]"
+    assert out["all"] == "[2, 3]"
