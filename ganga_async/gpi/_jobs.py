@@ -377,11 +377,18 @@ class JobSlice(_Bulk):
             raise JobNotFoundError(f"no job {job_id} in {self._title}")
         return adopt(_run(lambda engine: engine.get(job_id)))
 
-    def __getitem__(self, key: int | slice) -> Any:
-        """By position: ``jobs[0]``, ``jobs[-1]``; a slice gives a slice (``jobs[2:5]``)."""
+    def __getitem__(self, key: int | str | slice) -> Any:
+        """By position, as Ganga documents it: ``jobs[0]`` the oldest, ``jobs[-1]`` the newest;
+        ``jobs["name"]`` the one job of that name; a slice gives a slice (``jobs[2:5]``)."""
         ids = self.ids()
         if isinstance(key, slice):
             return JobSlice(ids[key], f"{self._title}[{key.start or ''}:{key.stop or ''}]")
+        if isinstance(key, str):
+            named = [e["id"] for e in self._entries() if e["name"] == key]
+            if len(named) != 1:
+                found = "is not unique" if named else "is not found"
+                raise JobNotFoundError(f"a job named {key!r} {found} in {self._title}")
+            return self(named[0])
         try:
             return self(ids[key])
         except IndexError:
