@@ -47,8 +47,6 @@ class Executable(Application):
             raise JobSpecError("application.exe", "must not be empty; give a program to run")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "args" and isinstance(value, str | int | float) and not isinstance(value, bool):
-            value = [value]  # Ganga's args is not a strict sequence: args = "300" is ["300"]
         if name == "args" and isinstance(value, list | tuple):
             # Ganga's: numbers in args become strings (args=[1, 2.5] is ["1", "2.5"]).
             value = [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
