@@ -14,12 +14,14 @@ master's ``submitted`` and ``backend_running`` are its subjobs' earliest, its ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..states import FINAL, Status
 from .record import JobRecord
+from .subjobs import SubjobTable
 
 __all__ = ["JobTimes"]
 
@@ -61,21 +63,29 @@ def _stamps(record: JobRecord, index: int | None) -> dict[str, float]:
 
 def _from_subjobs(stamps: dict[str, float], record: JobRecord) -> None:
     """A master's times from its subjobs' (Ganga's rule): earliest submitted and start, latest
-    end (once every subjob has ended)."""
+    end (once every subjob has ended). Built-in min/max over the compact arrays: a few
+    milliseconds at 10^5 subjobs."""
     table = record.table
     assert table is not None
-    for key, column, pick in (("submitted", table.t_submitted, min),
-                              ("backend_running", table.t_running, min)):
-        values = [t for t in column if t]
-        if values:
-            stamps[key] = pick(values)
+    for key, column in (("submitted", table.t_submitted), ("backend_running", table.t_running)):
+        first = min(filter(None, column), default=0.0)
+        if first:
+            stamps[key] = first
     if record.status in FINAL:
-        ends = [t for t in table.t_final if t]
-        if ends:
-            stamps["final"] = max(ends)
-        ended = [table.t_final[i] for i in table.indices(set(_ENDED)) if table.t_final[i]]
+        last = max(table.t_final, default=0.0)
+        if last:
+            stamps["final"] = last
+        killed = table.counts[Status.KILLED.code]
+        ended = max((table.t_final[i] for i in table.indices({*_ENDED})), default=0.0) if killed \
+            else last
         if ended:
-            stamps["backend_final"] = max(ended)
+            stamps["backend_final"] = ended
+
+
+def _all_ended(table: SubjobTable) -> bool:
+    """Every subjob ended at its backend (completed or failed) with a start and an end time."""
+    ended = sum(table.counts[s.code] for s in _ENDED)
+    return ended == len(table) and 0.0 not in table.t_running and 0.0 not in table.t_final
 
 
 class JobTimes(Mapping[str, datetime]):
@@ -115,11 +125,6 @@ class JobTimes(Mapping[str, datetime]):
         stamp = self.get(name)
         return stamp.strftime(format) if stamp is not None and format else stamp
 
-    def _subjob_times(self) -> Iterator[JobTimes]:
-        table = self._record.table
-        for i in range(len(table) if self._index is None and table is not None else 0):
-            yield JobTimes(self._record, i, self._backend)
-
     def _split(self) -> bool:
         return self._index is None and self._record.split
 
@@ -131,32 +136,30 @@ class JobTimes(Mapping[str, datetime]):
 
     def submissiontime(self) -> timedelta | None:
         """From ``submitting`` to ``submitted`` (a master: to its last subjob's ``submitted``)."""
-        if self._split():
-            ends = [t.get("submitted") for t in self._subjob_times()]
-            if "submitting" not in self._stamps or not ends or None in ends:
+        table = self._record.table
+        if self._split() and table is not None:
+            if "submitting" not in self._stamps or 0.0 in table.t_submitted:
                 return None
-            return max(e for e in ends if e is not None) - self["submitting"]
+            return timedelta(seconds=max(table.t_submitted) - self._stamps["submitting"])
         return self.duration("submitting", "submitted")
 
     def waittime(self) -> timedelta | None:
         """From ``submitted`` to ``backend_running`` (a master: from its first subjob's
         ``submitted`` to its last subjob's start)."""
-        if self._split():
-            subs = list(self._subjob_times())
-            starts = [t.get("submitted") for t in subs]
-            runs = [t.get("backend_running") for t in subs]
-            if not subs or None in starts or None in runs:
+        table = self._record.table
+        if self._split() and table is not None:
+            if 0.0 in table.t_submitted or 0.0 in table.t_running:
                 return None
-            return max(r for r in runs if r) - min(s for s in starts if s)
+            return timedelta(seconds=max(table.t_running) - min(table.t_submitted))
         return self.duration("submitted", "backend_running")
 
     def runtime(self) -> timedelta | None:
         """From ``backend_running`` to ``backend_final`` (a master: its subjobs' summed)."""
-        if self._split():
-            each = [t.runtime() for t in self._subjob_times()]
-            if not each or None in each:
+        table = self._record.table
+        if self._split() and table is not None:
+            if not _all_ended(table):
                 return None
-            return sum((r for r in each if r is not None), timedelta())
+            return timedelta(seconds=math.fsum(table.t_final) - math.fsum(table.t_running))
         return self.duration("backend_running", "backend_final")
 
     def details(self, subjob: int | None = None) -> dict[str, Any] | None:
