@@ -384,13 +384,18 @@ class Engine:
             result.append(entry)
         return result
 
-    async def subjob_counts(self) -> dict[int, dict[str, int]]:
-        """``{master id: {status: count}}`` of every stored master's subjobs (the jobs table's
-        subjob-status column), in one read."""
+    async def subjob_counts(self, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """``{master id: {status: count}}`` of these masters' subjobs (the jobs table's
+        subjob-status column): a loaded master's from its table, the others' in one read."""
         self._check_open()
+        lives = {job_id: self._ctx.registry.jobs.get(job_id) for job_id in job_ids}
         await self.repository.flush()
-        return {job_id: {str(Status.from_code(code)): n for code, n in by_code.items()}
-                for job_id, by_code in (await self.repository.subjob_counts()).items()}
+        counts = await self.repository.subjob_counts([i for i, live in lives.items() if live is None])
+        for job_id, live in lives.items():
+            if live is not None and live.record.table is not None:
+                counts[job_id] = dict(enumerate(live.record.table.counts))
+        return {job_id: {str(Status.from_code(code)): n for code, n in by_code.items() if n}
+                for job_id, by_code in counts.items()}
 
     async def kill(self, job: Job) -> None:
         """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""

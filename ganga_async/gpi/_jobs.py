@@ -428,8 +428,8 @@ class JobSlice(_Bulk):
 
     def _rows(self) -> list[list[str]]:
         entries = self._entries()
-        counts = _run(lambda engine: engine.subjob_counts()) if any(
-            e["subjobs"] for e in entries) else {}
+        split = [e["id"] for e in entries if e["subjobs"]]
+        counts = _run(lambda engine: engine.subjob_counts(split)) if split else {}
         return [[*(_cell(column, e) for column in SUMMARY_COLUMNS), _subjob_status(counts.get(e["id"]))]
                 for e in entries]
 
