@@ -42,7 +42,6 @@ from .credentials.manager import CredentialManager
 from .events import CredentialEvent, EventHub, EventStream, JobEvent
 from .model import machine
 from .model.job import Job
-from .model.machine import ON_BACKEND
 from .model.record import JobRecord
 from .persistence.lock import EngineLock, claim_gangadir
 from .persistence.repository import Repository
@@ -384,19 +383,6 @@ class Engine:
             result.append(entry)
         return result
 
-    async def subjob_counts(self, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-        """``{master id: {status: count}}`` of these masters' subjobs (the jobs table's
-        subjob-status column): a loaded master's from its table, the others' in one read."""
-        self._check_open()
-        lives = {job_id: self._ctx.registry.jobs.get(job_id) for job_id in job_ids}
-        await self.repository.flush()
-        counts = await self.repository.subjob_counts([i for i, live in lives.items() if live is None])
-        for job_id, live in lives.items():
-            if live is not None and live.record.table is not None:
-                counts[job_id] = dict(enumerate(live.record.table.counts))
-        return {job_id: {str(Status.from_code(code)): n for code, n in by_code.items() if n}
-                for job_id, by_code in counts.items()}
-
     async def kill(self, job: Job) -> None:
         """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""
         await self._working()
@@ -412,12 +398,12 @@ class Engine:
         count = 0
         for target in machine.targets(record, index):
             status = record.status_of(target)
-            if status in (Status.SUBMITTING, Status.NEW, Status.HELD):
+            if machine.on_backend(record, target) and status is not Status.SUBMITTING:
+                on_backend.append(target)
+            elif status in (Status.SUBMITTING, Status.NEW, Status.HELD):
                 machine.set_status(changes, record, target, Status.KILLED, now,
                                    reason="killed before submission")
                 count += 1
-            elif status in ON_BACKEND:
-                on_backend.append(target)
         self._ctx.commit(changes)
         backends = self._backends
         by_backend = backends.handles(live, on_backend)
@@ -428,6 +414,22 @@ class Engine:
             await backends.drivers[name].kill(handles)
             backends.soon(name)
         say.info(f"killing job {job.fqid}", job_id=live.id, count=count)
+
+    async def release(self, job: Job) -> None:
+        """Release a job (every subjob its batch system holds) or one subjob held by its batch
+        system (HTCondor's Held, with the HoldReason as its reason), in one action. Raises
+        JobStateError when nothing is held there."""
+        await self._working()
+        live, index = self._ctx.registry.find(job)
+        chosen = [t for t in machine.targets(live.record, index) if machine.held_by_backend(live.record, t)]
+        backends = self._backends
+        by_backend = backends.handles(live, chosen)
+        if not by_backend:
+            raise JobStateError(f"job {job.fqid} is {job.status}: nothing of it is held by its backend")
+        for name, handles in by_backend.items():
+            await backends.drivers[name].release(handles)
+            backends.soon(name)
+        log.info("release requested", job_id=live.id, count=len(chosen))
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit

@@ -140,6 +140,13 @@ class Job(_core.Job):
         """
         _run(lambda engine: _killed(engine, self))
 
+    def release(self) -> Job:
+        """Let the job (every subjob its batch system holds, HTCondor's Held) or this subjob go
+        on; as ``j.backend.release()``. Raises :class:`~ganga_async.JobStateError` when nothing
+        is held by its backend."""
+        _run(lambda engine: engine.release(self))
+        return self
+
     def resubmit(self, *, statuses: Sequence[str | Status] | None = None) -> Job:
         """Submit again the subjobs in ``statuses``, or this final unsplit job or subjob. By
         default, as Ganga's: the failed subjobs, or every final one when
@@ -207,6 +214,15 @@ class Job(_core.Job):
         first, unless ``force=True`` (then no attempt is made to kill them; they are only no
         longer monitored)."""
         _run(lambda engine: engine.force_status(self, status, kill=not force))
+
+
+async def _subjob_counts(engine: Engine, job_ids: list[int]) -> dict[int, dict[str, int]]:
+    """``{master id: {status: count}}`` of these masters' subjobs, in one read of the stored
+    rows (queued changes written first)."""
+    await engine.repository.flush()
+    counts = await engine.repository.subjob_counts(job_ids)
+    return {job_id: {str(Status.from_code(code)): n for code, n in by_code.items()}
+            for job_id, by_code in counts.items()}
 
 
 async def _submitted(engine: Engine, job: Job) -> None:
@@ -429,7 +445,7 @@ class JobSlice(_Bulk):
     def _rows(self) -> list[list[str]]:
         entries = self._entries()
         split = [e["id"] for e in entries if e["subjobs"]]
-        counts = _run(lambda engine: engine.subjob_counts(split)) if split else {}
+        counts = _run(lambda engine: _subjob_counts(engine, split)) if split else {}
         return [[*(_cell(column, e) for column in SUMMARY_COLUMNS), _subjob_status(counts.get(e["id"]))]
                 for e in entries]
 
