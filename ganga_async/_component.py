@@ -9,20 +9,21 @@ Components serialise to ``{"type": <plugin name>, <field>: <value>, ...}``.
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import json
 import os
 import types
 import typing
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin
 
 from . import _plugins
 from ._exceptions import JobSpecError, JobStateError, PluginError
 
 __all__ = ["Component", "JobView", "build_component", "build_plugin", "check_value", "freeze",
-           "frozen_by", "owner_of", "set_owner", "thaw"]
+           "frozen_by", "owner_of", "set_owner", "thaw", "use_defaults"]
 
 C = TypeVar("C", bound="Component")
 
@@ -90,7 +91,31 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     raise JobSpecError(where, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r:.80}")
 
 
-class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bases)
+_defaults_source: Callable[[type], Mapping[str, Any]] | None = None
+
+
+def use_defaults(source: Callable[[type], Mapping[str, Any]] | None) -> None:
+    """Make ``source(cls)`` give the field defaults a component of class ``cls`` takes when
+    built without those fields (``Config.plugin_defaults``: Ganga's ``[defaults_<Plugin>]``
+    sections); None: the classes' own defaults only. The plain-Python interface installs its
+    configuration's."""
+    global _defaults_source  # noqa: PLW0603 (one source per process, as Ganga's config)
+    _defaults_source = source
+
+
+class _ComponentType(abc.ABCMeta):
+    """Builds components with the configured field defaults for the fields not given."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        source = _defaults_source
+        if source is not None:
+            for name, value in source(cls).items():
+                if name not in kwargs:
+                    kwargs[name] = copy.deepcopy(value)
+        return super().__call__(*args, **kwargs)
+
+
+class Component(metaclass=_ComponentType):  # noqa: B024 (abstract methods live in the plugin bases)
     """Base class of applications, splitters and backends.
 
     Subclasses are ``@dataclasses.dataclass(kw_only=True)`` classes; ``category`` names the
@@ -98,7 +123,15 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
     """
 
     category: ClassVar[str] = "component"
+    user_methods: ClassVar[tuple[str, ...]] = ("copy",)
+    """The methods a user calls, listed with the fields by ``dir()`` (tab completion); a
+    subclass adds its own (the union over the classes is shown)."""
     _frozen_by: str | None = None
+
+    def __dir__(self) -> list[str]:
+        """The fields and :attr:`user_methods` only: what tab completion offers a user."""
+        methods = {m for klass in type(self).__mro__ for m in klass.__dict__.get("user_methods", ())}
+        return sorted({*self.field_names(), *methods})
 
     @classmethod
     def _hints(cls) -> dict[str, Any]:
@@ -170,9 +203,7 @@ class Component(abc.ABC):  # noqa: B024 (abstract methods live in the plugin bas
 
     def copy(self: C) -> C:
         """An unfrozen deep copy."""
-        import copy as _copy
-
-        clone = _copy.deepcopy(self)
+        clone = copy.deepcopy(self)
         thaw(clone)
         return clone
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .model.job import Job
@@ -30,8 +31,8 @@ def describe(job: Job) -> dict[str, Any]:
         "submit_counter": job.info.submit_counter,
         "time": {status: stamp.isoformat(" ", "seconds")
                  for status, stamp in job.time.timestamps.items()},
-        "inputdir": str(job.inputdir),
-        "outputdir": str(job.outputdir),
+        "inputdir": str(Path(job.inputdir)),
+        "outputdir": str(Path(job.outputdir)),
         "workdir": str(job.workdir),
     }
     attempts = job.attempts
@@ -54,9 +55,9 @@ def summarise(job: Job, elapsed: float | None = None) -> dict[str, Any]:
     if counts:
         info["subjobs"] = len(job.subjobs)
         info["subjob_counts"] = counts
-        info["outputs"] = str(job.outputdir.parent / "<subjob>")
+        info["outputs"] = str(Path(job.outputdir).parent / "<subjob>")
     else:
-        info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(job.outputdir))
+        info.update(exitcode=job.exitcode, reason=job.reason, outputs=str(Path(job.outputdir)))
     return info
 
 

@@ -6,6 +6,11 @@ application that only calls ``logging.basicConfig()`` sees sensible lines; the s
 rides along as ``record.structlog_event`` for handlers that want JSON (the CLI and the daemon
 install one, formatted by :class:`JsonFormatter`). Context bound with :func:`bound`
 (``job_id``) is added to every event logged inside it.
+
+The lines a user reads on the console, in Ganga's words (``submitting job 3``, ``job 3 status
+changed to "running"``, ``Preparing Executable application.``), go to the logger
+:data:`USER_LOGGER`, whose messages carry no ``key=value`` tail (the fields still ride along for
+JSON). The plain-Python interface prints them; the library configures nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from typing import Any
 
 import structlog
 
-__all__ = ["get_logger", "bound", "EVENT_ATTR", "JsonFormatter"]
+__all__ = ["get_logger", "bound", "EVENT_ATTR", "JsonFormatter", "USER_LOGGER", "user_logger"]
+
+USER_LOGGER = "ganga_async.user"
+"""The stdlib logger of Ganga's console lines."""
 
 EVENT_ATTR = "structlog_event"
 _SECRET_KEYS = ("password", "token", "secret", "proxy_data")
@@ -30,9 +38,10 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _to_stdlib(_: Any, __: str, event: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _to_stdlib(logger: Any, __: str, event: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     message = str(event.get("event", ""))
-    extras = " ".join(f"{k}={v}" for k, v in event.items() if k != "event")
+    plain = getattr(logger, "name", "") == USER_LOGGER
+    extras = "" if plain else " ".join(f"{k}={v}" for k, v in event.items() if k != "event")
     text = f"{message} {extras}" if extras else message
     return (text,), {"extra": {EVENT_ATTR: dict(event)}}
 
@@ -48,6 +57,11 @@ def get_logger(name: str) -> Any:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def user_logger() -> Any:
+    """The logger of the console lines (:data:`USER_LOGGER`)."""
+    return get_logger(USER_LOGGER)
 
 
 bound = structlog.contextvars.bound_contextvars

@@ -8,13 +8,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._exceptions import ShareDirError
 
-__all__ = ["NAME_PATTERN", "ShareDir", "check_name"]
+__all__ = ["NAME_PATTERN", "ShareDir", "check_name", "use_root"]
+
+_root: Callable[[], Path] | None = None
+
+
+def use_root(root: Callable[[], Path] | None) -> None:
+    """Make ``root()`` the shared area :meth:`ShareDir.path` joins names to (the plain-Python
+    interface installs its session's)."""
+    global _root  # noqa: PLW0603 (one shared area per interpreter session)
+    _root = root
 
 NAME_PATTERN = re.compile(r"conf-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """What every ShareDir is called: ``conf-<uuid>``."""
@@ -50,6 +59,14 @@ class ShareDir:
             if not isinstance(original, str):
                 raise ShareDirError(f"ShareDir.files: {original!r} is not a file name")
             _check_relative(copied, f"files[{original!r}]")
+
+    def path(self) -> str:
+        """The full path of the directory, as Ganga's ``ShareDir.path()`` (in the plain-Python
+        interface, under its session's gangadir)."""
+        if _root is None:
+            raise ShareDirError(f"ShareDir {self.name} has no known place: ask the engine "
+                                "(engine.shared.root / name) outside the plain-Python interface")
+        return str(_root() / self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """The serialised form stored with the application."""

@@ -18,6 +18,8 @@ them, so runtime changes take effect for the next job that uses them.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import getpass
 import math
 import os
@@ -26,7 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._component import Component, build_plugin
+from . import _plugins
+from ._component import Component, build_plugin, check_value
 from ._duration import parse_duration
 from ._exceptions import ConfigError, GangaAsyncError, JobSpecError
 from ._resources import shipped
@@ -110,6 +113,16 @@ def _directory(value: Any) -> Any:
     return value
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "OFF")
+
+
+def _level(value: Any) -> Any:
+    """``[Logging] console``: a level name."""
+    if isinstance(value, str) and value.upper() not in _LEVELS:
+        raise ValueError(f"{value!r} is not a level; use one of {', '.join(_LEVELS)}")
+    return value.upper() if isinstance(value, str) else value
+
+
 _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "min_time_left"): lambda v: parse_duration(v, "value"),
     ("Credentials", "renew_margin"): lambda v: parse_duration(v, "value"),
@@ -119,6 +132,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "defaults"): _credential_defaults,
     ("Configuration", "user"): _plain_name,
     ("Configuration", "gangadir"): _directory,
+    ("Logging", "console"): _level,
     ("Condor", "client"): _condor_client,
 }
 """Options whose values need more than a type check; each returns the value to store."""
@@ -211,7 +225,8 @@ def _check_option(section: str, defaults: Mapping[str, Any], option: str) -> Non
 
 
 class Section(Mapping[str, Any]):
-    """One configuration section; ``section[option] = value`` validates the option and type."""
+    """One configuration section; ``section[option] = value`` (or ``section.option = value``)
+    validates the option and type."""
 
     def __init__(self, name: str, defaults: dict[str, Any], values: dict[str, Any]) -> None:
         self.name = name
@@ -223,9 +238,27 @@ class Section(Mapping[str, Any]):
         return self._values[option]
 
     def __setitem__(self, option: str, value: Any) -> None:
+        self._values[option] = self.check(option, value, "runtime assignment")
+
+    def __getattr__(self, option: str) -> Any:
+        if option.startswith("_"):
+            raise AttributeError(option)
+        return self[option]
+
+    def __setattr__(self, option: str, value: Any) -> None:
+        if option == "name" or option.startswith("_"):
+            object.__setattr__(self, option, value)
+        else:
+            self[option] = value
+
+    def check(self, option: str, value: Any, source: str) -> Any:
+        """``value`` checked and converted for ``option``, or a ConfigError naming both."""
         _check_option(self.name, self._defaults, option)
-        default = self._defaults[option]
-        self._values[option] = _coerce(self.name, option, default, value, "runtime assignment")
+        return _coerce(self.name, option, self._defaults[option], value, source)
+
+    def put(self, option: str, value: Any) -> None:
+        """Set ``option`` to a value :meth:`check` gave."""
+        self._values[option] = value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._defaults)
@@ -238,8 +271,61 @@ class Section(Mapping[str, Any]):
         return f"[{self.name}] {items}"
 
 
+PLUGIN_PREFIX = "defaults_"
+"""``[defaults_<Plugin>]`` sections set the defaults of a plugin's fields, as Ganga's."""
+
+
+class PluginDefaults(Section):
+    """``[defaults_Executable]``, ``[defaults_Local]``...: the defaults of the plugin's fields
+    (``exe = "/bin/hostname"``), used when one is built without that field, as Ganga's. An
+    option is a field of the plugin, checked as the field is."""
+
+    def __init__(self, cls: type[Component]) -> None:
+        defaults = {f.name: _field_default(f) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                    if not f.name.startswith("_")}
+        super().__init__(PLUGIN_PREFIX + cls.__name__, defaults, copy.deepcopy(defaults))
+        self._cls = cls
+
+    def check(self, option: str, value: Any, source: str) -> Any:
+        if option not in self._defaults:
+            valid = ", ".join(self._defaults) or "none"
+            raise ConfigError(f"[{self.name}] has no option {option!r}: {self._cls.__name__} has "
+                              f"no such field; valid options (its fields): {valid}")
+        try:
+            return check_value(value, self._cls.field_type(option), f"{self.name}.{option}")
+        except JobSpecError as exc:
+            raise ConfigError(f"[{self.name}] {option} (from {source}): {exc}") from None
+
+    def changed(self) -> dict[str, Any]:
+        """The options set to something other than the plugin's own default."""
+        return {k: v for k, v in self._values.items() if v != self._defaults[k]}
+
+
+def _field_default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def _plugin_class(name: str) -> type[Component]:
+    """The plugin class named by section ``defaults_<name>``, or a ConfigError listing them."""
+    for category in _plugins.GROUPS:
+        if name in _plugins.available(category):
+            cls: type[Component] = _plugins.load(category, name)
+            return cls
+    names = ", ".join(sorted({n for c in _plugins.GROUPS for n in _plugins.available(c)}))
+    raise ConfigError(f"no configuration section [{PLUGIN_PREFIX}{name}]: no plugin named {name!r}; "
+                      f"plugins: {names}")
+
+
 class Config(Mapping[str, Section]):
-    """All configuration sections. Build one with :func:`load_config`."""
+    """All configuration sections. Build one with :func:`load_config`.
+
+    ``config["Local"]`` or ``config.Local``; the ``[defaults_<Plugin>]`` sections exist for
+    every installed plugin (``config["defaults_Executable"]["exe"] = "ls"``) without being
+    listed when iterating."""
 
     def __init__(self, defaults: dict[str, dict[str, Any]]) -> None:
         for (section, option), check in _CHECKS.items():
@@ -248,13 +334,33 @@ class Config(Mapping[str, Section]):
         self._defaults = defaults
         self._values = {name: dict(options) for name, options in defaults.items()}
         self._sections = {name: Section(name, defaults[name], self._values[name]) for name in defaults}
+        self._plugin_sections: dict[str, PluginDefaults] = {}
 
     def __getitem__(self, name: str) -> Section:
         try:
             return self._sections[name]
         except KeyError:
+            if name.startswith(PLUGIN_PREFIX):
+                return self._plugin_section(name.removeprefix(PLUGIN_PREFIX))
             valid = ", ".join(sorted(self._sections))
-            raise ConfigError(f"no configuration section [{name}]; valid sections: {valid}") from None
+            raise ConfigError(f"no configuration section [{name}]; valid sections: {valid}, "
+                              f"and {PLUGIN_PREFIX}<Plugin> for a plugin's defaults") from None
+
+    def __getattr__(self, name: str) -> Section:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def _plugin_section(self, plugin: str) -> PluginDefaults:
+        section = self._plugin_sections.get(plugin)
+        if section is None:
+            section = self._plugin_sections[plugin] = PluginDefaults(_plugin_class(plugin))
+        return section
+
+    def plugin_defaults(self, cls: type) -> dict[str, Any]:
+        """The field defaults ``[defaults_<cls name>]`` sets (empty when none)."""
+        section = self._plugin_sections.get(cls.__name__)
+        return section.changed() if section is not None else {}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._sections)
@@ -264,17 +370,15 @@ class Config(Mapping[str, Section]):
 
     def update(self, values: Mapping[str, Mapping[str, Any]], source: str) -> None:
         """Apply a ``{section: {option: value}}`` layer, validating every entry first."""
-        staged: list[tuple[str, str, Any]] = []
+        staged: list[tuple[Section, str, Any]] = []
         for name, options in values.items():
             section = self[name]
             if not isinstance(options, Mapping):
                 raise ConfigError(f"[{name}] in {source} must be a table of options")
             for option, value in options.items():
-                _check_option(section.name, self._defaults[name], option)
-                default = self._defaults[name][option]
-                staged.append((name, option, _coerce(name, option, default, value, source)))
-        for name, option, value in staged:
-            self._values[name][option] = value
+                staged.append((section, option, section.check(option, value, source)))
+        for section, option, value in staged:
+            section.put(option, value)
 
     @property
     def gangadir(self) -> Path:

@@ -33,7 +33,7 @@ from ._exceptions import (
     JobStateError,
     WaitTimeoutError,
 )
-from ._log import get_logger
+from ._log import get_logger, user_logger
 from ._workspace import listing, output_dir, tail_of
 from .applications.base import Application
 from .backends.base import Handle
@@ -64,6 +64,7 @@ from .states import FINAL, Status
 __all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
 
 log = get_logger(__name__)
+say = user_logger()
 
 SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
                    "comment")
@@ -298,6 +299,7 @@ class Engine:
             )
         await self.add(job)
         live, _ = self._ctx.registry.find(job)
+        say.info(f"submitting job {job.fqid}")
         assert self._to_accept is not None
         reply_send, reply_recv = anyio.create_memory_object_stream[BaseException | None](1)
         with reply_recv:
@@ -419,7 +421,7 @@ class Engine:
         for name, handles in by_backend.items():
             await backends.drivers[name].kill(handles)
             backends.soon(name)
-        log.info("kill requested", job_id=live.id, count=count)
+        say.info(f"killing job {job.fqid}", job_id=live.id, count=count)
 
     async def release(self, job: Job) -> None:
         """Release a job (every subjob its batch system holds) or one subjob held by its batch
@@ -460,7 +462,7 @@ class Engine:
         self._ctx.commit(changes)
         await self.repository.flush()
         await self._ctx.submit_inbox().send((live, indices_of(chosen)))
-        log.info("job resubmitted", job_id=live.id, count=len(chosen))
+        say.info(f"resubmitting job {job.fqid}", job_id=live.id, count=len(chosen))
         return job
 
     async def remove(self, job: Job) -> None:
@@ -488,7 +490,7 @@ class Engine:
         prefix = f"{job.fqid}."
         for key in [k for k in registry.waiters if k == job.fqid or k.startswith(prefix)]:
             registry.wake(key)
-        log.info("job removed", job_id=live.id)
+        say.info(f"removing job {live.id}", job_id=live.id)
 
     async def force_status(self, job: Job, status: str | Status, *, kill: bool = True) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
@@ -499,6 +501,7 @@ class Engine:
         if target not in (Status.FAILED, Status.COMPLETED):
             raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")
         live, index = self._ctx.registry.find(job)
+        say.info(f'Forcing job {job.fqid} to status "{target}"')
         try:
             if kill:
                 await self.kill(job)
@@ -519,7 +522,8 @@ class Engine:
         the directory listing. A file over ``limit`` bytes is not read whole: its last ``limit``
         bytes come after a line saying how much was left out and where the whole file is."""
         self._check_open()
-        places = [job.outputdir, job.workdir]
+        outputdir, workdir = Path(job.outputdir), Path(job.workdir)  # the GPI's are strings
+        places = [outputdir, workdir]
         if filename:
             if Path(filename).is_absolute() or ".." in Path(filename).parts:
                 raise JobSpecError("filename", "must name a file inside the job's output directory")
@@ -527,9 +531,9 @@ class Engine:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
                     return await anyio.to_thread.run_sync(tail_of, Path(path), limit)
-        names = await listing(job.outputdir, "")
-        if job.workdir.parent != job.outputdir:
-            names += await listing(job.workdir, "work/")
+        names = await listing(outputdir, "")
+        if workdir.parent != outputdir:
+            names += await listing(workdir, "work/")
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(

@@ -167,7 +167,7 @@ async def test_rebuild_without_unprepare_keeps_missing_owners_and_rmdir_deletes_
 async def test_lookup_logs_each_owner_then_how_many(actor: Actor, caplog: pytest.LogCaptureFixture) -> None:
     a, b = await actor.make_dirs(2)
     actor.owners.owners = [("job:4", a), ("box:analysis", a), ("job:5", b)]
-    with caplog.at_level(logging.INFO, logger="ganga_async.prepared.shareref"):
+    with caplog.at_level(logging.INFO, logger="ganga_async.user"):
         assert await actor.shareref.lookup(a) == ["job:4", "box:analysis"]
     assert [r.getMessage() for r in caplog.records] == [
         f"ShareDir {a} is referenced by item #4 in job repository",

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from .. import _blocking
 from .._component import Component
 from .._exceptions import JobSpecError, JobStateError
-from .._log import get_logger
+from .._log import get_logger, user_logger
 from .._sharedir import ShareDir
 
 __all__ = ["Application", "Command", "PreparedListener"]
@@ -77,6 +77,8 @@ class Application(Component):
     Register a new application under the ``ganga_async.applications`` entry-point group.
     """
 
+    user_methods: ClassVar[tuple[str, ...]] = ("prepare", "unprepare")
+
     category: ClassVar[str] = "application"
     protected: ClassVar[tuple[str, ...]] = ()
     """Fields that become read-only once the application is prepared."""
@@ -111,7 +113,7 @@ class Application(Component):
             )
         if value is None and current is not None:
             super().__setattr__("is_prepared", current)  # the freeze check
-            log.info("Unpreparing application.")
+            user_logger().info("Unpreparing application.")
             self.mark_prepared(None)
 
     def _protects(self, name: str) -> bool:

@@ -84,6 +84,9 @@ class Credential(Component):
     """Base class of credential types. ``renew_command`` replaces the type's default renewal
     command (a list: program and arguments, run without a shell)."""
 
+    user_methods: ClassVar[tuple[str, ...]] = (
+        "identity", "timeleft", "expiry_time", "is_valid", "exists", "info", "renew")
+
     category: ClassVar[str] = "credential"
     renew_hint: ClassVar[str] = ""
     """What a person runs to renew it (``voms-proxy-init``), for messages."""

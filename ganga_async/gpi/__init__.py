@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, cast
 
-from .. import _blocking
+from .. import _blocking, _sharedir
 from .._component import Component
 from ..applications.executable import Executable
 from ..backends.condor import Condor
@@ -74,6 +74,7 @@ __all__ = [
     "ArgSplitter",
     "BearerToken",
     "Condor",
+    "CredentialStore",
     "CustomChecker",
     "CustomMerger",
     "Executable",
@@ -187,6 +188,10 @@ class CredentialStoreView:
     is a table with each one's identity, location and time left.
     """
 
+    def __call__(self) -> CredentialStoreView:
+        """``CredentialStore()`` is the store itself, as Ganga's ``credential_store``."""
+        return self
+
     def get_credentials(self) -> list[_credentials.Credential]:
         """The credentials found in the default places and the configured defaults that exist."""
         found = _run(lambda engine: engine.credentials.store.get_credentials())
@@ -233,6 +238,9 @@ def _left(info: _credentials.CredentialInfo) -> str:
 
 credential_store = CredentialStoreView()
 """The credentials on this machine: ``credential_store.get_credentials()``, ``renew()``."""
+
+CredentialStore = credential_store
+"""Ganga's other name of the store: ``for c in CredentialStore.getCredentials(): ...``."""
 
 
 class ShareRefRegistry:
@@ -331,3 +339,4 @@ def _run_on_engine(method: str, *args: Any, **kwargs: Any) -> Any:
 
 
 _blocking.install(_run_on_engine)
+_sharedir.use_root(lambda: _session.open()[1].shared.root)

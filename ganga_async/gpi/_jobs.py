@@ -16,11 +16,12 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
 
-from .._exceptions import GangaAsyncError, JobNotFoundError, WaitTimeoutError
+from .._exceptions import GangaAsyncError, JobNotFoundError, JobSpecError, WaitTimeoutError
 from .._log import get_logger
 from ..applications.base import Application
 from ..backends.base import Backend
@@ -31,7 +32,9 @@ from ..model.retry import Retry
 from ..postprocessors.base import PostProcessor
 from ..splitters.base import Splitter
 from ..states import Status
+from ._display import job_html, job_text
 from ._session import Text as _Text
+from ._session import config
 from ._session import run as _run
 
 __all__ = ["Job", "JobRegistry", "JobSlice", "SubjobSlice", "adopt", "jobs"]
@@ -45,6 +48,11 @@ class Job(_core.Job):
     ``jobs`` with status ``new``. Fields stay editable until :meth:`submit`; after that only
     ``comment`` may change (anything else raises :class:`~ganga_async.JobStateError`).
 
+    ``Job(j)`` is a new job copying ``j``'s description (as ``j.copy()``), ``Job(j, name="x")``
+    one with the fields given replaced. Two jobs are equal (``==``) when their status and
+    description are (name, comment, id and times aside), as Ganga's: ``Job(j) == j`` for a new
+    ``j``.
+
     Jobs returned by ``jobs(...)`` and subjob views (``j.subjobs[3]``) are of this class too.
     A subjob supports :meth:`wait`, :meth:`kill`, :meth:`resubmit`, :meth:`peek` and
     :meth:`force_status`; :meth:`submit` and :meth:`remove` act on whole jobs only.
@@ -54,6 +62,8 @@ class Job(_core.Job):
 
     def __init__(
         self,
+        prev_job: _core.Job | None = None,
+        /,
         *,
         name: str = "",
         comment: str = "",
@@ -67,6 +77,19 @@ class Job(_core.Job):
         do_auto_resubmit: bool = False,
         retry: Retry | None = None,
     ) -> None:
+        if prev_job is not None:
+            if not isinstance(prev_job, _core.Job):
+                raise JobSpecError("Job", f"Job() takes one positional argument, a job to copy, "
+                                          f"not {type(prev_job).__name__}; give fields by name")
+            source = _core.Job.copy(prev_job)  # Ganga's Job(j): a copy, its own times
+            name = name or source.name
+            comment = comment or source.comment
+            application = source.application if application is None else application
+            backend = source.backend if backend is None else backend
+            splitter = source.splitter if splitter is None else splitter
+            inputfiles = source.inputfiles if inputfiles is None else inputfiles
+            outputfiles = source.outputfiles if outputfiles is None else outputfiles
+            credentials = source.credentials if credentials is None else credentials
         super().__init__(
             name=name, comment=comment, application=application, backend=backend,
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
@@ -74,6 +97,17 @@ class Job(_core.Job):
             do_auto_resubmit=do_auto_resubmit, retry=retry,
         )
         _run(lambda engine: engine.add(self))
+
+    @property
+    def inputdir(self) -> Dir:  # type: ignore[override]
+        """Where the job's input sandbox is kept, as Ganga's: a string ending in ``/``."""
+        return Dir(super().inputdir)
+
+    @property
+    def outputdir(self) -> Dir:  # type: ignore[override]
+        """Where stdout, stderr and the output files are kept, as Ganga's: a string ending in
+        ``/`` (``j.outputdir + "stdout"``; ``j.outputdir / "stdout"`` gives a Path)."""
+        return Dir(super().outputdir)
 
     @property
     def subjobs(self) -> SubjobSlice:  # type: ignore[override]
@@ -119,10 +153,16 @@ class Job(_core.Job):
         _run(lambda engine: engine.release(self))
         return self
 
-    def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
-        """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
-        unsplit job or subjob. Raises :class:`~ganga_async.JobStateError` when none qualifies."""
-        _run(lambda engine: engine.resubmit(self, statuses=statuses))
+    def resubmit(self, *, statuses: Sequence[str | Status] | None = None) -> Job:
+        """Submit again the subjobs in ``statuses``, or this final unsplit job or subjob. By
+        default, as Ganga's: the failed subjobs, or every final one when
+        ``config["Configuration"]["resubmitOnlyFailedSubjobs"]`` is false. Raises
+        :class:`~ganga_async.JobStateError` when none qualifies."""
+        if statuses is None:
+            only_failed = config["Configuration"]["resubmitOnlyFailedSubjobs"]
+            statuses = ("failed",) if only_failed else ("failed", "killed", "completed")
+        chosen = statuses
+        _run(lambda engine: engine.resubmit(self, statuses=chosen))
         return self
 
     def remove(self) -> None:
@@ -164,12 +204,37 @@ class Job(_core.Job):
         :class:`~ganga_async.PostProcessError` saying why a merge cannot be done."""
         return [str(p) for p in _run(lambda engine: engine.merge(self, outputdir))]
 
+    def __repr__(self) -> str:
+        """Ganga's nested view of the job (``print(j)``, ``j`` at the prompt)."""
+        return job_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(job_text(self))
+
+    def _repr_html_(self) -> str:
+        """The job as an HTML table, for Jupyter."""
+        return job_html(self)
+
+    def __dir__(self) -> list[str]:
+        """What a user reads and calls (tab completion): fields, state and methods."""
+        return sorted(name for name in {*super().__dir__()} if not name.startswith("_")
+                      and name not in ("bind", "spec", "from_spec"))
+
     def force_status(self, status: str | Status, force: bool = False) -> None:
         """Force the job (all its subjobs), or this subjob, into ``"failed"`` or
         ``"completed"``, as Ganga's ``force_status``: active ones are killed at their backend
         first, unless ``force=True`` (then no attempt is made to kill them; they are only no
         longer monitored)."""
         _run(lambda engine: engine.force_status(self, status, kill=not force))
+
+
+async def _subjob_counts(engine: Engine, job_ids: list[int]) -> dict[int, dict[str, int]]:
+    """``{master id: {status: count}}`` of these masters' subjobs, in one read of the stored
+    rows (queued changes written first)."""
+    await engine.repository.flush()
+    counts = await engine.repository.subjob_counts(job_ids)
+    return {job_id: {str(Status.from_code(code)): n for code, n in by_code.items()}
+            for job_id, by_code in counts.items()}
 
 
 async def _submitted(engine: Engine, job: Job) -> None:
@@ -192,6 +257,22 @@ async def _killed(engine: Engine, job: Job) -> None:
         await engine.wait(job, timeout=grace)
 
 
+class Dir(str):
+    """A directory as Ganga gives it: its path as a string ending in ``/``, so that
+    ``j.outputdir + "stdout"`` names a file in it; ``/`` joins as a :class:`~pathlib.Path`."""
+
+    __slots__ = ()
+
+    def __new__(cls, path: str | os.PathLike[str]) -> Dir:
+        return super().__new__(cls, os.path.join(os.fspath(path), ""))
+
+    def __truediv__(self, other: str | os.PathLike[str]) -> Path:
+        return Path(self) / other
+
+    def __fspath__(self) -> str:
+        return str(self)
+
+
 def adopt(job: _core.Job) -> Job:
     """Give a job the engine returned, and its master, the GPI methods; it stays the same object."""
     if job.master is not None:
@@ -208,7 +289,17 @@ _RECHECK = 0.25
 _KILL_MARGIN = 5.0
 """Seconds after the kill grace that kill() waits for the backend to report the end."""
 
-_HEADERS = tuple("fqid" if column == "id" else column for column in SUMMARY_COLUMNS)
+_HEADERS = (*("fqid" if column == "id" else column for column in SUMMARY_COLUMNS), "subjob status")
+"""Ganga's columns (``backend_id`` for its ``backend.actualCE``), with its ``subjob status``:
+running/failed+killed/completing/completed subjobs."""
+
+
+def _subjob_status(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return ""
+    get = counts.get
+    return f"{get('running', 0)}/{get('failed', 0) + get('killed', 0)}/{get('completing', 0)}/" \
+           f"{get('completed', 0)}"
 
 
 class _Bulk:
@@ -314,11 +405,18 @@ class JobSlice(_Bulk):
             raise JobNotFoundError(f"no job {job_id} in {self._title}")
         return adopt(_run(lambda engine: engine.get(job_id)))
 
-    def __getitem__(self, key: int | slice) -> Any:
-        """By position: ``jobs[0]``, ``jobs[-1]``; a slice gives a slice (``jobs[2:5]``)."""
+    def __getitem__(self, key: int | str | slice) -> Any:
+        """By position, as Ganga documents it: ``jobs[0]`` the oldest, ``jobs[-1]`` the newest;
+        ``jobs["name"]`` the one job of that name; a slice gives a slice (``jobs[2:5]``)."""
         ids = self.ids()
         if isinstance(key, slice):
             return JobSlice(ids[key], f"{self._title}[{key.start or ''}:{key.stop or ''}]")
+        if isinstance(key, str):
+            named = [e["id"] for e in self._entries() if e["name"] == key]
+            if len(named) != 1:
+                found = "is not unique" if named else "is not found"
+                raise JobNotFoundError(f"a job named {key!r} {found} in {self._title}")
+            return self(named[0])
         try:
             return self(ids[key])
         except IndexError:
@@ -356,9 +454,15 @@ class JobSlice(_Bulk):
         args = ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None)
         return JobSlice(ids, f"{self._title}.select({args})")
 
+    def _rows(self) -> list[list[str]]:
+        entries = self._entries()
+        split = [e["id"] for e in entries if e["subjobs"]]
+        counts = _run(lambda engine: _subjob_counts(engine, split)) if split else {}
+        return [[*(_cell(column, e) for column in SUMMARY_COLUMNS), _subjob_status(counts.get(e["id"]))]
+                for e in entries]
+
     def __repr__(self) -> str:
-        rows = [[_cell(column, entry) for column in SUMMARY_COLUMNS] for entry in self._entries()]
-        return _table(f"Registry Slice: {self._title}", rows)
+        return _table(f"Registry Slice: {self._title}", self._rows())
 
 
 class JobRegistry(JobSlice):
@@ -370,8 +474,7 @@ class JobRegistry(JobSlice):
         super().__init__(None, "jobs")
 
     def __repr__(self) -> str:
-        rows = [[_cell(column, entry) for column in SUMMARY_COLUMNS] for entry in self._entries()]
-        return _table("Registry: jobs", rows)
+        return _table("Registry: jobs", self._rows())
 
 
 jobs = JobRegistry()
@@ -441,5 +544,5 @@ class SubjobSlice(Sequence[Job], _Bulk):
                      "application": sub.application.plugin_name,
                      "backend": sub.backend.plugin_name, "backend_id": sub.backend_id,
                      "comment": sub.comment}
-            rows.append([_cell(column, entry) for column in SUMMARY_COLUMNS])
+            rows.append([*(_cell(column, entry) for column in SUMMARY_COLUMNS), ""])
         return _table(f"Registry Slice: {self._title}", rows)

@@ -4,14 +4,17 @@ use in a daemon thread and closed at exit, and the configuration it shares."""
 from __future__ import annotations
 
 import atexit
+import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal
 
-from .._exceptions import EngineClosedError
-from .._log import get_logger
+from .._component import use_defaults
+from .._exceptions import EngineClosedError, GangaAsyncError
+from .._log import USER_LOGGER, get_logger
 from .._portal_thread import PortalThread
 from ..config import Config, load_config
 from ..engine import Engine
@@ -46,6 +49,7 @@ class _Session:
                     f"the engine stopped after an error ({failure!r}); start a new Python session"
                 ) from failure
             if self._portal is None or self._engine is None:
+                _show_console_lines(self._config)
                 self._thread = PortalThread(lambda: Engine(config=self._config),
                                             "ganga-async engine")
                 atexit.register(self.close)
@@ -70,10 +74,45 @@ class _Session:
                         timeout=timeout)
 
 
+class _Console(logging.Handler):
+    """Ganga's console lines on the current stderr, at ``[Logging] console`` (read for each
+    line, so a change at run time applies at once)."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self._config = config
+        self.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        level = str(self._config["Logging"]["console"])
+        return level != "OFF" and record.levelno >= logging.getLevelName(level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _show_console_lines(config: Config) -> None:
+    """Print the library's console lines (submissions, status changes, preparing, ShareDirs)
+    as Ganga does, unless the program configured logging itself (then they reach its handlers
+    as any other record)."""
+    logger = logging.getLogger(USER_LOGGER)
+    if logging.getLogger().handlers or logging.getLogger("ganga_async").handlers or any(
+            isinstance(h, _Console) for h in logger.handlers):
+        return
+    logger.addHandler(_Console(config))
+    logger.setLevel(logging.DEBUG)
+
+
 config: Config = load_config()
 """The session's configuration, shared with its engine: ``config["Local"]["max_concurrent"] = 4``
 takes effect for the next job that reads it. ``[Configuration] gangadir`` is read once, when
 the session starts."""
+
+use_defaults(config.plugin_defaults)  # [defaults_<Plugin>] sections, as Ganga's
 
 session = _Session(config)
 """The session of this interpreter."""
@@ -84,7 +123,11 @@ _T = TypeVar("_T")
 def run(call: Callable[[Engine], Awaitable[_T]]) -> _T:
     """``await call(engine)`` in the session's engine thread; its result."""
     portal, engine = session.open()
-    return portal.call(call, engine)
+    try:
+        return portal.call(call, engine)
+    except GangaAsyncError as error:
+        # The user's error, not the frames of the portal and the engine thread that carried it.
+        raise error.with_traceback(None) from None
 
 
 def attach(portal: BlockingPortal, engine: Engine) -> None:

@@ -20,8 +20,7 @@ import copy
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -39,6 +38,7 @@ from .machine import attempt_of
 from .record import JobRecord
 from .retry import Attempt, Retry
 from .subjobs import SubjobTable
+from .times import JobTimes
 
 __all__ = ["Job", "JobInfo", "JobTimes", "JobObserver", "SubjobList", "apply_overrides",
            "freeze_description", "thaw_description"]
@@ -59,34 +59,6 @@ class JobInfo:
     """Bookkeeping Ganga users find under ``job.info``."""
 
     submit_counter: int = 0
-
-
-class JobTimes(Mapping[str, datetime]):
-    """When a job entered each status: ``job.time["submitted"]`` or ``job.time.submitted()``."""
-
-    def __init__(self, stamps: Mapping[str, float]) -> None:
-        self._stamps = dict(stamps)
-
-    @property
-    def timestamps(self) -> dict[str, datetime]:
-        return {k: datetime.fromtimestamp(v) for k, v in self._stamps.items()}
-
-    def __getitem__(self, key: str) -> datetime:
-        return datetime.fromtimestamp(self._stamps[key])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._stamps)
-
-    def __len__(self) -> int:
-        return len(self._stamps)
-
-    def __getattr__(self, name: str) -> Any:
-        if name in Status._value2member_map_:
-            return lambda: self.get(name)
-        raise AttributeError(name)
-
-    def __repr__(self) -> str:
-        return f"JobTimes({ {k: v.isoformat(' ', 'seconds') for k, v in self.timestamps.items()} })"
 
 
 class JobObserver(Protocol):
@@ -275,19 +247,9 @@ class Job:
 
     @property
     def time(self) -> JobTimes:
-        record, i = self._record, self._index
-        if i is None or record.table is None:
-            return JobTimes(record.times)
-        table = record.table
-        master_new = record.times.get("new")
-        stamps = {"new": master_new} if master_new else {}
-        if table.t_submitted[i]:
-            stamps["submitted"] = table.t_submitted[i]
-        if table.t_running[i]:
-            stamps["running"] = table.t_running[i]
-        if table.t_final[i]:
-            stamps[str(table.get_status(i))] = table.t_final[i]
-        return JobTimes(stamps)
+        """When the (sub)job entered each status, as Ganga's ``job.time`` (see
+        :class:`~ganga_async.model.times.JobTimes`)."""
+        return JobTimes(self._record, self._index, type(self.backend).__name__)
 
     @property
     def backend_id(self) -> str | None:
@@ -418,6 +380,17 @@ class Job:
             retry=self.retry,
         )
         return clone
+
+    def __eq__(self, other: object) -> bool:
+        """Ganga's equality: the same status and description (name, comment, id and times
+        are not compared), so a new job equals its copy."""
+        if other is self:
+            return True
+        if not isinstance(other, Job):
+            return NotImplemented
+        return self.status == other.status and self.spec() == other.spec()
+
+    __hash__ = object.__hash__  # by identity, as a job's fqid (Ganga's hash) is unique
 
     def __repr__(self) -> str:
         parts = [f"fqid={self.fqid}", f"status={self.status}"]

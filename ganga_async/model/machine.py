@@ -303,7 +303,9 @@ def reset_for_submission(changes: Changes, record: JobRecord, index: int | None,
                          retry_at: float = 0.0, reason: str | None = None) -> None:
     """Make a final (sub)job ready to be submitted again: ``submitting``, one more submission
     counted, its exit code, reason and timestamps of the earlier run cleared (that run kept as
-    an attempt). With ``retry_at`` it waits until then (a retry's backoff)."""
+    an attempt); the job (a subjob's master) is stamped ``resubmitted``, as Ganga's. With
+    ``retry_at`` it waits until then (a retry's backoff)."""
+    record.times["resubmitted"] = now
     if record.status_of(index) in FINAL and _submit_counter(record, index) > 0:
         ended = attempt_of(record, index)
         record.attempts.setdefault(index, []).append(ended)

@@ -413,6 +413,20 @@ class Repository:
         ) as cur:
             return [tuple(row) for row in await cur.fetchall()]
 
+    async def subjob_counts(self, job_ids: list[int]) -> dict[int, dict[int, int]]:
+        """``{master id: {status code: count}}`` of these masters' subjobs, in one read."""
+        counts: dict[int, dict[int, int]] = {}
+        if not job_ids:
+            return counts
+        marks = ",".join("?" * len(job_ids))
+        async with self.db.execute(
+            f"SELECT job_id, status, COUNT(*) FROM subjobs WHERE job_id IN ({marks}) "  # noqa: S608
+            "GROUP BY job_id, status", job_ids,
+        ) as cur:
+            for job_id, code, n in await cur.fetchall():
+                counts.setdefault(job_id, {})[code] = n
+        return counts
+
     async def subjob_rows(self, job_id: int) -> list[SubjobRow]:
         async with self.db.execute(
             "SELECT idx, status, overrides, backend_id, exitcode, reason, submit_counter, "

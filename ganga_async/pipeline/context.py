@@ -13,7 +13,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._exceptions import JobNotFoundError, JobStateError
-from .._log import get_logger
+from .._log import get_logger, user_logger
 from ..backends.base import BackendStatus
 from ..config import Config
 from ..credentials.manager import CredentialManager
@@ -29,6 +29,7 @@ from ..states import FINAL
 __all__ = ["engine_log", "Context", "Live", "Registry", "Recorder", "Chunk", "Ended", "indices_of"]
 
 engine_log = log = get_logger("ganga_async.engine")
+say = user_logger()
 """The engine's log, whichever stage writes to it: users follow one logger, ``ganga_async.engine``."""
 
 Chunk = tuple["Live", list[int] | None]
@@ -125,7 +126,8 @@ class Recorder:
                 self.hub.publish(JobEvent(record.key(index), record.id, index, change.old,
                                           change.new, now, change.reason))
             if index is None:
-                log.info("job status", job_id=record.id, old=str(change.old), new=str(change.new))
+                say.info(f'job {record.id} status changed to "{change.new}"', job_id=record.id,
+                         old=str(change.old), new=str(change.new))
             if waiting and change.new in FINAL:
                 self.registry.wake(record.key(index))
                 if index is not None and is_final(record):

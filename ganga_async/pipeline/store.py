@@ -61,7 +61,7 @@ class JobStore:
             "spec": job.spec(), "times": record.times,
         })
         live = self._bind(job, record)
-        await anyio.to_thread.run_sync(_make_dirs, job.inputdir, job.outputdir)
+        await anyio.to_thread.run_sync(_make_dirs, Path(job.inputdir), Path(job.outputdir))
         _preparing.attach(job.application, _holder(live.id),
                           functools.partial(self._prepared_changed, live), ctx.shareref,
                           announce=job.application.is_prepared is not None)

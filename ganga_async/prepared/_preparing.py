@@ -19,7 +19,7 @@ import anyio
 
 from .._component import frozen_by
 from .._exceptions import JobStateError
-from .._log import get_logger
+from .._log import get_logger, user_logger
 from .sharedir import SharedArea, ShareDir
 from .shareref import SESSION, ShareRef
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Holders", "hold_in_session", "attach", "detach", "prepare", "unprepare"]
 
 log = get_logger(__name__)
+say = user_logger()
 
 
 class Holders:
@@ -143,9 +144,9 @@ async def prepare(app: Application, area: SharedArea, shareref: ShareRef, *,
             "use prepare(force=True) to prepare it again into a new ShareDir"
         )
     sources = await anyio.to_thread.run_sync(app.preparable_files)
-    log.info(f"Preparing {app.plugin_name} application.")
+    say.info(f"Preparing {app.plugin_name} application.")
     sharedir = await area.create(sources)
-    log.info(f"Created shared directory: {area.root / sharedir.name}")
+    say.info(f"Created shared directory: {area.root / sharedir.name}")
     try:
         holders = _track(app, shareref)
         if not holders.callbacks:
@@ -165,6 +166,6 @@ def unprepare(app: Application) -> bool:
     False when ``app`` was not prepared."""
     if app.is_prepared is None:
         return False
-    log.info("Unpreparing application.")
+    say.info("Unpreparing application.")
     app.mark_prepared(None)
     return True

@@ -39,7 +39,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._exceptions import EngineClosedError, ShareDirError
-from .._log import get_logger
+from .._log import get_logger, user_logger
 from ..persistence.repository import Repository
 from .sharedir import SharedArea, check_name
 
@@ -47,6 +47,7 @@ __all__ = ["ShareRef", "ShareDirInfo", "Owners", "Unprepare", "Probe", "SESSION"
            "render_table"]
 
 log = get_logger(__name__)
+say = user_logger()
 
 SESSION = "session:"
 """The prefix of the holders that stand for applications alive in a session."""
@@ -259,7 +260,7 @@ class ShareRef:
         if unprepare and holders:
             for holder in holders:
                 kind, ident = holder_label(holder)
-                log.info(f"Unpreparing {kind} repository object #{ident} associated with "
+                say.info(f"Unpreparing {kind} repository object #{ident} associated with "
                          f"ShareDir {name}")
             await self._unprepare(holders)
         return holders
@@ -390,8 +391,8 @@ class ShareRef:
         owners = [holder for holder, held in await self._owners() if held == name]
         for holder in owners:
             kind, ident = holder_label(holder)
-            log.info(f"ShareDir {name} is referenced by item #{ident} in {kind} repository")
-        log.info(f"{len(owners)} item(s) found referencing ShareDir {name}")
+            say.info(f"ShareDir {name} is referenced by item #{ident} in {kind} repository")
+        say.info(f"{len(owners)} item(s) found referencing ShareDir {name}")
         return owners
 
     async def _op_rebuild(self, unprepare: bool, rmdir: bool) -> list[str]:
@@ -401,7 +402,7 @@ class ShareRef:
         missing = []
         for holder, name in owners:
             if name not in on_disk:
-                log.info(f"Shared directory {name} not found on disk")
+                say.info(f"Shared directory {name} not found on disk")
                 if unprepare:
                     missing.append(holder)
                     continue
@@ -410,7 +411,7 @@ class ShareRef:
         orphans = sorted(on_disk - referenced)
         if rmdir:
             for name in orphans:
-                log.info(f"Removing ShareDir {name}: nothing references it")
+                say.info(f"Removing ShareDir {name}: nothing references it")
                 await self._area.remove(name)
             orphans = []
         await self._area.remove_stale_partials()
@@ -442,12 +443,12 @@ class ShareRef:
                 except ShareDirError as exc:
                     log.error("a ShareDir was not deleted", sharedir=name, error=str(exc))
                     continue
-                log.info(f"Removed: {name} (no references left)")
+                say.info(f"Removed: {name} (no references left)")
         dropped = {*unreferenced, *(name for _, name in vanished)}
         for name in dropped:
             self._sharedirs.pop(name, None)
         for holder, name in vanished:
-            log.info(f"ShareDir {name} vanished from disk; unpreparing its owner {holder}")
+            say.info(f"ShareDir {name} vanished from disk; unpreparing its owner {holder}")
         self._holders = {h: n for h, n in self._holders.items() if n not in dropped}
         self._counts = Counter(self._holders.values())
         return [holder for holder, _ in vanished if not holder.startswith(SESSION)]

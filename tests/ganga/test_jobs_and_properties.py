@@ -76,13 +76,54 @@ def test_force_status_with_force_does_not_kill_and_without_it_kills() -> None:
     assert out["killed first"] == "completed forced by the user"
 
 
-def test_input_and_output_directories_exist_once_the_job_is_stored() -> None:
+def test_input_and_output_directories_are_strings_that_exist_once_the_job_is_stored() -> None:
     """Ganga creates a job's input and output directories in its workspace when it stores the
-    job, so that a user can put files there before submitting."""
+    job, so that a user can put files there before submitting; ``j.outputdir`` and
+    ``j.inputdir`` are strings ending in a separator (``j.outputdir + 'stdout'``)."""
     out = lines(run_script("""
         import os
         from ganga_async.gpi import *
-        j = Job()
+        j = Job(application=Executable(exe="/bin/echo", args=["hi"]))
         print("dirs:", os.path.isdir(j.inputdir), os.path.isdir(j.outputdir))
+        print("strings:", isinstance(j.outputdir, str), isinstance(j.inputdir, str),
+              j.outputdir.endswith(os.sep), j.inputdir.endswith(os.sep))
+        j.submit()
+        j.wait(timeout=30)
+        print("stdout:", open(j.outputdir + "stdout").read().strip(),
+              (j.outputdir / "stdout").read_text().strip())
     """))
     assert out["dirs"] == "True True"
+    assert out["strings"] == "True True True True"
+    assert out["stdout"] == "hi hi"
+
+
+def test_job_of_a_job_copies_it_and_copies_compare_equal() -> None:
+    """Ganga (TestJob.test_job_equality, test_job_copy): ``Job(j)`` is a new job with ``j``'s
+    description and its own id and times; ``Job(j, name=...)`` replaces the fields given;
+    ``j == j.copy() == Job(j)``; a different description or status is not equal; the copy's
+    components are its own."""
+    out = lines(run_script("""
+        from ganga_async.gpi import *
+        j = Job(name="testname", application=Executable(exe="sleep", args=["1"]))
+        j2 = j.copy()
+        j3 = Job(j)
+        j4 = Job(j, name="other")
+        print("equal:", j == j2, j2 == j3, j == j4, j.application == j3.application)
+        print("ids:", len({j.id, j2.id, j3.id, j4.id}), j3.name, j4.name)
+        j3.application.exe = "echo"
+        print("own:", j.application.exe, j3.application.exe, j == j3, j != j3)
+        print("in jobs:", j3.id in jobs.ids(), j3.time.new() > j.time.new())
+        try:
+            Job("j")
+        except Exception as exc:
+            print("refused:", type(exc).__name__)
+        j2.submit()
+        j2.wait(timeout=30)
+        print("status differs:", j == j2)
+    """))
+    assert out["equal"] == "True True True True"
+    assert out["ids"] == "4 testname other"
+    assert out["own"] == "sleep echo False True"
+    assert out["in jobs"] == "True True"
+    assert out["refused"] == "JobSpecError"
+    assert out["status differs"] == "False"

@@ -7,7 +7,8 @@ from gpi_script import lines, run_script
 
 def test_jobs_by_id_position_and_slice_with_ids_len_and_iteration() -> None:
     """Ganga: ``jobs(id)`` by id, ``jobs[i]`` by position (``jobs[-1]`` the newest), slices,
-    ``jobs.ids()``, ``len(jobs)``, ``for j in jobs``; an unknown id raises."""
+    ``jobs.ids()``, ``len(jobs)``, ``for j in jobs``, ``jobs["name"]`` (a unique name); an
+    unknown id or name raises; a removed id leaves a gap (positions close up, ids do not)."""
     out = lines(run_script("""
         from ganga_async.gpi import *
         from ganga_async import JobNotFoundError
@@ -24,7 +25,17 @@ def test_jobs_by_id_position_and_slice_with_ids_len_and_iteration() -> None:
             print("missing: raised")
         print("table:", repr(part).splitlines()[0])
         print("contains:", made[1] in part, made[0] in part)
+        made[1].remove()
+        print("after remove:", jobs(2) is made[2], jobs[1] is made[2], jobs["n3"] is made[3])
+        for key in (3, "nobody"):
+            try:
+                jobs[key]
+            except (IndexError, JobNotFoundError) as exc:
+                print(f"missing {key}:", type(exc).__name__)
     """))
+    assert out["after remove"] == "True True True"
+    assert out["missing 3"] == "IndexError"
+    assert out["missing nobody"] == "JobNotFoundError"
     assert out["ids"] == "True 4"
     assert out["call"] == "True True True"
     assert out["slice"] == "True 2 ['n1', 'n2']"
