@@ -78,6 +78,8 @@ class Counts:
     unknown: int = 0
     mid_run: int = 0
     """Trials whose kill came after acceptance and before the last subjob ran."""
+    retried: int = 0
+    """Daemon trials whose submit reply was lost and whose retry (same token) found the job."""
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -378,20 +380,26 @@ def daemon_trial(trial: Trial, counts: Counts, rng: random.Random, *, max_delay:
             client = await connect(trial)
             async with client, anyio.create_task_group() as tg:
                 async def killer() -> None:
-                    await anyio.sleep(rng.uniform(0, max_delay))
+                    # Half the kills fall in the submit request itself (its reply lost).
+                    await anyio.sleep(rng.uniform(0, max_delay) * rng.choice((0.1, 1.0)))
                     daemon.kill()
                 tg.start_soon(killer)
                 try:
                     reply = await client.submit(description, token=token)
-                except Exception as exc:  # the daemon died under the request: a lost reply
-                    counts.notes.append(f"lost reply: {type(exc).__name__}")
+                except Exception:  # the daemon died under the request: a lost reply
+                    reply = None
         finally:
             daemon.kill()
             daemon.wait()
+        if 0 < len(ledger_counts(trial.ledger)) < trial.subjobs:
+            counts.mid_run += 1
         daemon = await start_daemon(trial)
         try:
             async with await connect(trial) as client:
+                accepted_before = bool(await client.jobs())
                 again = await client.submit(description, token=token)  # the client's retry
+                if reply is None and accepted_before:
+                    counts.retried += 1
                 if reply is not None and again["id"] != reply["id"]:
                     counts.twice += 1
                     counts.notes.append(f"the retried submission made job {again['id']} beside "
@@ -518,7 +526,7 @@ def run_loop(loop: str, trials: int, subjobs: int, *, seed: int, max_delay: floa
             counts.notes.append(f"trial {number} kept in {root}")
         progress(f"{loop} trial {number + 1}/{trials}: lost {counts.lost}, twice {counts.twice}, "
                  f"stuck {counts.stuck}, integrity {counts.integrity}, unknown {counts.unknown}, "
-                 f"killed mid-run {counts.mid_run}")
+                 f"killed mid-run {counts.mid_run}, retried {counts.retried}")
     return counts
 
 
@@ -549,13 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 progress=lambda s: print(s, file=sys.stderr, flush=True)))
     print(f"fault suite (seed {seed}, {args.trials} trials each, {args.subjobs} subjobs):")
     print(f"{'loop':8} {'trials':>6} {'lost':>5} {'twice':>5} {'stuck':>5} {'integrity':>9} "
-          f"{'unknown':>7} {'mid-run':>7}")
+          f"{'unknown':>7} {'mid-run':>7} {'retried':>7}")
     for c in results:
         if c.skipped:
             print(f"{c.loop:8} skipped: {c.skipped}")
             continue
         print(f"{c.loop:8} {c.trials:>6} {c.lost:>5} {c.twice:>5} {c.stuck:>5} {c.integrity:>9} "
-              f"{c.unknown:>7} {c.mid_run:>7}")
+              f"{c.unknown:>7} {c.mid_run:>7} {c.retried:>7}")
         for note in c.notes[:20]:
             print(f"  {note}")
     if args.json:

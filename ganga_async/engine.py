@@ -53,6 +53,7 @@ from .pipeline.recovery import recover
 from .pipeline.split import SplitStage
 from .pipeline.store import JobStore
 from .pipeline.submit import SubmitStage
+from .pipeline.tokens import SubmitTokens
 from .prepared import _preparing
 from .prepared.box import Box
 from .prepared.sharedir import SharedArea, ShareDir
@@ -126,6 +127,7 @@ class Engine:
             registry=registry, recorder=Recorder(self.repository, self._hub, registry),
         )
         self._backends = Backends(self._ctx, self._lock)
+        self._tokens = SubmitTokens(self.repository, self.get)
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -273,15 +275,22 @@ class Engine:
             app.is_prepared = None
             await self.shareref.flush()
 
-    async def submit(self, job: Job) -> Job:
+    async def submit(self, job: Job, *, token: str | None = None) -> Job:
         """Submit a new job: returns once it is validated, accepted and persisted with all its
         subjobs (``job.subjobs`` is complete); submission to the backend goes on in the background.
 
         Raises :class:`JobSpecError` (the job stays ``new``) when the description cannot run,
         e.g. a missing executable or a splitter that fails, and :class:`JobStateError` when the
-        job is not ``new``.
+        job is not ``new``. With a ``token`` (the caller's name for this submission), a repeat
+        with the same token returns the job the first one made, even after a crash or restart,
+        and ``job`` is then not submitted (:mod:`~ganga_async.pipeline.tokens`).
         """
         await self._working()
+        if token is not None:
+            return await self._tokens.once(token, lambda checked: self._submit(job, checked))
+        return await self._submit(job, None)
+
+    async def _submit(self, job: Job, token: str | None) -> Job:
         if job.master is not None:
             raise JobStateError(f"subjob {job.fqid} cannot be submitted on its own; submit its master")
         if job.status is not Status.NEW:
@@ -291,6 +300,7 @@ class Engine:
             )
         await self.add(job)
         live, _ = self._ctx.registry.find(job)
+        live.token = token
         assert self._to_accept is not None
         reply_send, reply_recv = anyio.create_memory_object_stream[BaseException | None](1)
         with reply_recv:

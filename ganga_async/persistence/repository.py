@@ -10,7 +10,10 @@ engine acts on it (a new job, the intent to submit) is written with an explicit 
 The schema carries a version. A repository written by a newer ganga-async is refused with
 :class:`~ganga_async.SchemaVersionError` and never modified; one written by an older version is
 upgraded in place, in one transaction (version 2 added the ShareDir and box tables; version 3
-the next job id, so that ids start at 0, as Ganga's, and a removed job's id is never given again).
+the next job id, so that ids start at 0, as Ganga's, and a removed job's id is never given again;
+version 4 the submission tokens, ``submit_tokens`` (token, job id, created): a token is written in
+the transaction that accepts its job, so a repeated submission with it finds that job, across
+crashes and restarts).
 
 The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.prepared.shareref`):
 ``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
@@ -36,7 +39,7 @@ from .._log import get_logger
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -88,6 +91,9 @@ CREATE TABLE box (
 """,
     3: """
 INSERT OR REPLACE INTO meta VALUES ('next_job_id', (SELECT COALESCE(MAX(id) + 1, 0) FROM jobs));
+""",
+    4: """
+CREATE TABLE submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL, created REAL NOT NULL);
 """,
 }
 """What each schema version adds to the one before it."""
@@ -147,6 +153,7 @@ class Repository:
         self._db: aiosqlite.Connection | None = None
         self._dirty_jobs: dict[int, dict[str, Any]] = {}
         self._dirty_subjobs: dict[tuple[int, int], SubjobUpdate] = {}
+        self._dirty_tokens: dict[str, tuple[int, float]] = {}
         self._wake = anyio.Event()
         self._write_lock = anyio.Lock()
 
@@ -248,13 +255,28 @@ class Repository:
         self._dirty_subjobs[(job_id, idx)] = values
         self._wake.set()
 
+    def queue_token(self, token: str, job_id: int, created: float) -> None:
+        """Queue a submission token of a job, written with the next flush (the one that
+        accepts the job)."""
+        self._dirty_tokens[token] = (job_id, created)
+        self._wake.set()
+
+    async def token_job(self, token: str) -> int | None:
+        """The id of the job accepted with submission ``token``, or None."""
+        if token in self._dirty_tokens:
+            return self._dirty_tokens[token][0]
+        async with self.db.execute("SELECT job_id FROM submit_tokens WHERE token=?", (token,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
     async def flush(self) -> None:
         """Write every queued update in one transaction."""
         async with self._write_lock:
             self._wake = anyio.Event()
             jobs, self._dirty_jobs = self._dirty_jobs, {}
             subjobs, self._dirty_subjobs = self._dirty_subjobs, {}
-            if not jobs and not subjobs:
+            tokens, self._dirty_tokens = self._dirty_tokens, {}
+            if not jobs and not subjobs and not tokens:
                 return
             statements: list[tuple[str, Sequence[Any]]] = []
             for job_id, columns in jobs.items():
@@ -265,9 +287,13 @@ class Repository:
             sets = ", ".join(f"{k}=?" for k in _SUB_UPDATE)
             try:
                 await self._transaction(
-                    statements, many=[(f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", rows)]
+                    statements, many=[(f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", rows),
+                                      ("INSERT OR REPLACE INTO submit_tokens VALUES (?, ?, ?)",
+                                       [(t, j, c) for t, (j, c) in tokens.items()])]
                 )
             except BaseException:
+                for token, value in tokens.items():
+                    self._dirty_tokens.setdefault(token, value)
                 for job_id, columns in jobs.items():
                     self._dirty_jobs.setdefault(job_id, {}).update(
                         {k: v for k, v in columns.items() if k not in self._dirty_jobs.get(job_id, {})}

@@ -71,6 +71,8 @@ class AcceptStage:
             ctx.repository.queue_job(live.id, name=job.name, comment=job.comment,
                                      application=job.application.plugin_name,
                                      backend=job.backend.plugin_name, spec=job.spec())
+            if live.token is not None:  # in the transaction that accepts the job
+                ctx.repository.queue_token(live.token, live.id, time.time())
             await ctx.repository.flush()
         except BaseException as exc:
             if (prepared_here and isinstance(exc, Exception)
