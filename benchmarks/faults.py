@@ -58,9 +58,9 @@ from typing import Any
 
 import anyio
 
-from ganga_async.states import FINAL
 from ganga_async import ArgSplitter, Config, Engine, Executable, Job, Local, Slurm, Status, load_config
 from ganga_async.service.client import AsyncGangaService
+from ganga_async.states import FINAL
 
 LOOPS = ("engine", "daemon", "crash", "flaky")
 CRASH_REASONS = ("may have run", "cannot be known", "exit status is unknown")
@@ -80,6 +80,8 @@ class Counts:
     """Trials whose kill came after acceptance and before the last subjob ran."""
     retried: int = 0
     """Daemon trials whose submit reply was lost and whose retry (same token) found the job."""
+    injected: int = 0
+    """Faults the flaky loop's commands made (failures, hangs, lost replies)."""
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -420,8 +422,10 @@ def daemon_trial(trial: Trial, counts: Counts, rng: random.Random, *, max_delay:
 
 
 async def start_daemon(trial: Trial) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "ganga_async.cli", "--gangadir", str(trial.gangadir),
-                             "service", "start", "--foreground"], env=trial.env(),
+    # Popen, not anyio.open_process: the harness kills it by pid at a random moment.
+    argv = [sys.executable, "-m", "ganga_async.cli", "--gangadir", str(trial.gangadir),
+            "service", "start", "--foreground"]
+    proc = subprocess.Popen(argv, env=trial.env(),  # noqa: ASYNC220
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with anyio.fail_after(60):
         while True:
@@ -444,15 +448,19 @@ async def connect(trial: Trial) -> AsyncGangaService:
 SHIM = """#!/bin/bash
 r=$((RANDOM % 100))
 if [ $r -lt 15 ]; then
+  echo fail >> {log}
   echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2
   exit 1
 elif [ $r -lt 30 ]; then
-  if [ $((RANDOM % 2)) = 0 ]; then exec sleep 600; fi
+  if [ $((RANDOM % 2)) = 0 ]; then echo hang >> {log}; exec sleep 600; fi
   {real} "$@"
+  echo lost-reply >> {log}
   exec sleep 600
 fi
 exec {real} "$@"
 """
+"""A batch command that fails 15% of the time and hangs 15% (half of those after doing its
+work: a lost reply), logging each fault it makes to ``{log}``."""
 
 
 def make_shims(root: Path) -> Path:
@@ -463,7 +471,7 @@ def make_shims(root: Path) -> Path:
         if real is None:
             continue
         path = shims / name
-        path.write_text(SHIM.replace("{real}", real))
+        path.write_text(SHIM.replace("{real}", real).replace("{log}", str(root / "faults.log")))
         path.chmod(0o755)
     return shims
 
@@ -486,6 +494,8 @@ def flaky_trial(trial: Trial, counts: Counts, rng: random.Random, *, max_delay: 
         anyio.run(main, backend="asyncio")
     finally:
         os.environ["PATH"] = path
+        faults = trial.root / "faults.log"
+        counts.injected += len(faults.read_text().split()) if faults.exists() else 0
 
 
 def cluster_problem() -> str | None:
@@ -526,7 +536,8 @@ def run_loop(loop: str, trials: int, subjobs: int, *, seed: int, max_delay: floa
             counts.notes.append(f"trial {number} kept in {root}")
         progress(f"{loop} trial {number + 1}/{trials}: lost {counts.lost}, twice {counts.twice}, "
                  f"stuck {counts.stuck}, integrity {counts.integrity}, unknown {counts.unknown}, "
-                 f"killed mid-run {counts.mid_run}, retried {counts.retried}")
+                 f"killed mid-run {counts.mid_run}, retried {counts.retried}, "
+                 f"faults injected {counts.injected}")
     return counts
 
 
@@ -557,13 +568,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 progress=lambda s: print(s, file=sys.stderr, flush=True)))
     print(f"fault suite (seed {seed}, {args.trials} trials each, {args.subjobs} subjobs):")
     print(f"{'loop':8} {'trials':>6} {'lost':>5} {'twice':>5} {'stuck':>5} {'integrity':>9} "
-          f"{'unknown':>7} {'mid-run':>7} {'retried':>7}")
+          f"{'unknown':>7} {'mid-run':>7} {'retried':>7} {'injected':>8}")
     for c in results:
         if c.skipped:
             print(f"{c.loop:8} skipped: {c.skipped}")
             continue
         print(f"{c.loop:8} {c.trials:>6} {c.lost:>5} {c.twice:>5} {c.stuck:>5} {c.integrity:>9} "
-              f"{c.unknown:>7} {c.mid_run:>7} {c.retried:>7}")
+              f"{c.unknown:>7} {c.mid_run:>7} {c.retried:>7} {c.injected:>8}")
         for note in c.notes[:20]:
             print(f"  {note}")
     if args.json:
