@@ -60,7 +60,7 @@ async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refus
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
     db.executescript("DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
-                     "UPDATE meta SET value='1' WHERE key='schema_version';")
+                     "DROP TABLE submit_tokens; UPDATE meta SET value='1' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
                "('new', 'Executable', 'Local', '{}')")
     db.commit()
@@ -90,7 +90,7 @@ async def test_ids_start_at_0_and_a_removed_id_is_never_given_again(tmp_path: Pa
 async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id(tmp_path: Path) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript("DELETE FROM meta WHERE key='next_job_id'; "
+    db.executescript("DELETE FROM meta WHERE key='next_job_id'; DROP TABLE submit_tokens; "
                      "UPDATE meta SET value='2' WHERE key='schema_version';")
     db.executemany("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
                    "(?, 'new', 'Executable', 'Local', '{}')", [(1,), (7,)])
@@ -99,6 +99,29 @@ async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id
     repo = Repository(path)
     await repo.open()
     assert await repo.insert_job(_job_row()) == 8
+    await repo.aclose()
+
+
+async def test_a_version_3_repository_upgraded_to_4_keeps_its_jobs_and_stores_tokens(
+    tmp_path: Path,
+) -> None:
+    path = await created(tmp_path / "jobs.sqlite")
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE submit_tokens; UPDATE meta SET value='3' WHERE key='schema_version';")
+    db.execute("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
+               "(0, 'completed', 'Executable', 'Local', '{}')")
+    db.commit()
+    db.close()
+    repo = Repository(path)
+    await repo.open()
+    assert [r.id for r in await repo.job_rows()] == [0]
+    assert await repo.token_job("t-1") is None
+    repo.queue_token("t-1", 0, 1.0)
+    await repo.flush()
+    await repo.aclose()
+    repo = Repository(path)
+    await repo.open()
+    assert await repo.token_job("t-1") == 0
     await repo.aclose()
 
 

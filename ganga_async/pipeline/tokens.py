@@ -46,18 +46,18 @@ class SubmitTokens:
         token = check_token(token)
         while (busy := self._busy.get(token)) is not None:
             await busy.wait()
-        job_id = await self._repository.token_job(token)
-        if job_id is not None:
-            try:
-                found = await self._get(job_id)
-            except JobNotFoundError:
-                raise JobNotFoundError(f"job {job_id}, which submission token {token!r} made, has "
-                                       "been removed; submit with a new token to run it again"
-                                       ) from None
-            if found.status is not Status.NEW:
-                return found
-        self._busy[token] = done = anyio.Event()
+        self._busy[token] = done = anyio.Event()  # before any await: one look-up at a time
         try:
+            job_id = await self._repository.token_job(token)
+            if job_id is not None:
+                try:
+                    found = await self._get(job_id)
+                except JobNotFoundError:
+                    raise JobNotFoundError(
+                        f"job {job_id}, which submission token {token!r} made, has been removed; "
+                        "submit with a new token to run it again") from None
+                if found.status is not Status.NEW:
+                    return found
             return await submit(token)
         finally:
             del self._busy[token]
