@@ -25,6 +25,7 @@ from ..model.job import Job, freeze_description, thaw_description
 from ..prepared import _preparing
 from ..prepared.sharedir import SharedArea
 from .context import Context, Live, engine_log
+from .inputs import check_inputs
 from .monitor import Backends
 
 __all__ = ["AcceptStage", "answer", "refuse", "sharedir_path"]
@@ -62,6 +63,8 @@ class AcceptStage:
             else:
                 sharedir = await sharedir_path(ctx.shared, job.application)
             validate(job, sharedir, ctx.gangadir)
+            await anyio.to_thread.run_sync(check_inputs, job.inputfiles, ctx.gangadir,
+                                           ctx.config["Pipeline"]["max_input_size"])
             if ctx.tg is not None:  # the backend gets ready while this is persisted
                 ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
