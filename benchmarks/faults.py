@@ -219,14 +219,7 @@ def reap_leftovers(keep: Sequence[int] = (), grace: float = 30.0) -> int:
     deadline = time.monotonic() + grace
     killed = 0
     while True:
-        orphans = [p for p in _children().get(mine, []) if p not in keep]
-        for pid in orphans:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-            if done:
-                orphans.remove(pid)
+        orphans = [p for p in _children().get(mine, []) if p not in keep and not _reaped(p)]
         if not orphans:
             return killed
         if time.monotonic() > deadline:
@@ -236,6 +229,15 @@ def reap_leftovers(keep: Sequence[int] = (), grace: float = 30.0) -> int:
                     killed += 1
             deadline = time.monotonic() + 5
         time.sleep(0.1)
+
+
+def _reaped(pid: int) -> bool:
+    """Reap ``pid`` if it has ended (a zombie); whether it is gone."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done != 0
 
 
 def start_submitter(trial: Trial) -> subprocess.Popen[str]:
@@ -342,9 +344,8 @@ def engine_trial(trial: Trial, counts: Counts, rng: random.Random, *, crash: boo
     proc = start_submitter(trial)
     said = read_until(proc, "submitting")
     time.sleep(rng.uniform(0, max_delay))
-    accepted = False
     if proc.poll() is None:
-        # Whether it got to say "accepted" before it dies: read without blocking afterwards.
+        # Whether it said "accepted" before it died is read from its output afterwards.
         if crash:
             freeze_and_kill(proc.pid)
         else:
