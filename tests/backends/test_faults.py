@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+
+from ganga_async import ArgSplitter, Config, Engine, Executable, Job, Slurm, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +57,48 @@ def test_a_slurm_whose_commands_fail_or_hang_30_percent_of_the_time_runs_each_ta
                            "--loop", "flaky", tmp_path=tmp_path)
     assert_sound([counts])
     assert counts["injected"] > 0, "no fault was injected"
+
+
+LOST_REPLY = """#!/bin/bash
+# The first call does its real work, then never answers (its reply is lost); later ones pass.
+echo "$0 $*" >> {calls}
+if mkdir {state}/$(basename "$0").first 2>/dev/null; then
+  {first}
+fi
+exec {real} "$@"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_lost_sbatch_reply_and_a_failing_search_on_the_real_cluster_submit_once(
+    tmp_path: Path, gangadir: Path, slurm_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shims, calls, ledger = tmp_path / "shims", tmp_path / "calls", tmp_path / "ledger"
+    shims.mkdir()
+    unreachable = "squeue: error: Unable to contact slurm controller (connect failure)"
+    first = {"sbatch": '{real} "$@"; exec sleep 600',  # submitted, but the answer never comes
+             "squeue": f'echo "{unreachable}" >&2; exit 1'}  # and the search for it fails once
+    for name in ("sbatch", "squeue", "sacct", "scancel", "scontrol"):
+        real = shutil.which(name)
+        assert real is not None
+        text = LOST_REPLY.replace("{first}", first.get(name, ":")).replace("{real}", real)
+        (shims / name).write_text(text.replace("{calls}", str(calls)).replace("{state}", str(tmp_path)))
+        (shims / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    slurm_config["Slurm"]["command_timeout"] = 2.0
+
+    async def main() -> Job:
+        async with Engine(gangadir, config=slurm_config) as engine:
+            job = Job(application=Executable(exe="/bin/sh"), backend=Slurm(time="10"),
+                      splitter=ArgSplitter(args=[["-c", f'echo "$1" >> {ledger}', "sh", str(i)]
+                                                 for i in range(5)]))
+            await engine.submit(job)
+            await engine.wait(job, timeout=180)
+            return job
+
+    job = anyio.run(main, backend="asyncio")
+    assert job.status is Status.COMPLETED
+    assert sorted(ledger.read_text().split()) == ["0", "1", "2", "3", "4"], "a task ran twice or never"
+    sbatches = [line for line in calls.read_text().splitlines() if line.split()[0].endswith("sbatch")]
+    assert len(sbatches) == 1, f"submitted again: {sbatches}"
