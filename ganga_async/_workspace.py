@@ -7,9 +7,10 @@ and ``work/`` for working directories. The model and the backends both follow th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["job_dir", "job_dir_of", "output_dir", "work_dir"]
+__all__ = ["job_dir", "job_dir_of", "output_dir", "tail_text", "work_dir"]
 
 
 def job_dir(workspace: Path, job_id: int) -> Path:
@@ -31,3 +32,15 @@ def work_dir(jobdir: Path, index: int | None) -> Path:
 def job_dir_of(outputdir: Path) -> Path:
     """The directory of the job an outputdir (of the job or of one of its subjobs) belongs to."""
     return outputdir.parent
+
+
+def tail_text(path: Path, limit: int) -> str:
+    """The file's text, or its last ``limit`` bytes after a line saying what was left out (so
+    that reading a job's gigabyte stdout never fills memory)."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size <= limit:
+            return file.read().decode(errors="replace")
+        file.seek(size - limit)
+        tail = file.read(limit).decode(errors="replace")
+    return f"[the first {size - limit} of {size} bytes are not shown; the whole file is {path}]\n{tail}"

@@ -34,7 +34,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import get_logger
-from ._workspace import output_dir
+from ._workspace import output_dir, tail_text
 from .applications.base import Application
 from .backends.base import Handle
 from .config import Config, load_config
@@ -281,9 +281,8 @@ class Engine:
 
         Raises :class:`JobSpecError` (the job stays ``new``) when the description cannot run,
         e.g. a missing executable or a splitter that fails, and :class:`JobStateError` when the
-        job is not ``new``. With a ``token`` (the caller's name for this submission), a repeat
-        with the same token returns the job the first one made, even after a crash or restart,
-        and ``job`` is then not submitted (:mod:`~ganga_async.pipeline.tokens`).
+        job is not ``new``. A repeat with the same ``token`` returns the first one's job instead,
+        also after a crash or restart (:mod:`~ganga_async.pipeline.tokens`).
         """
         await self._working()
         if token is not None:
@@ -513,7 +512,7 @@ class Engine:
             for place in places:
                 path = anyio.Path(place / filename)
                 if await path.is_file():
-                    return await anyio.to_thread.run_sync(_tail, Path(path), limit)
+                    return await anyio.to_thread.run_sync(tail_text, Path(path), limit)
         names = await _listing(job.outputdir, "")
         if job.workdir.parent != job.outputdir:
             names += await _listing(job.workdir, "work/")
@@ -537,17 +536,6 @@ class Engine:
         if self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
         return self._store
-
-
-def _tail(path: Path, limit: int) -> str:
-    """The file's text, or its last ``limit`` bytes after a line saying what was left out."""
-    with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size <= limit:
-            return file.read().decode(errors="replace")
-        file.seek(size - limit)
-        tail = file.read(limit).decode(errors="replace")
-    return f"[the first {size - limit} of {size} bytes are not shown; the whole file is {path}]\n{tail}"
 
 
 async def _listing(directory: Path, prefix: str) -> list[str]:
