@@ -15,9 +15,17 @@ A batch backend is two small things, kept apart from the IO:
 
 from .driver import BatchDriver
 from .status import HEARTBEAT_FILE, STATUS_FILE, resolve
-from .system import ACTIVE_NATIVE, BatchSystem, CommandResult, CommandRunner, SubmitRequest, compact_ranges
+from .system import (
+    ACTIVE_NATIVE,
+    BatchSystem,
+    CommandResult,
+    CommandRunner,
+    CommandSystem,
+    SubmitRequest,
+    compact_ranges,
+)
 
 __all__ = [
-    "ACTIVE_NATIVE", "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "HEARTBEAT_FILE",
-    "STATUS_FILE", "SubmitRequest", "compact_ranges", "resolve",
+    "ACTIVE_NATIVE", "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "CommandSystem",
+    "HEARTBEAT_FILE", "STATUS_FILE", "SubmitRequest", "compact_ranges", "resolve",
 ]
