@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -28,6 +28,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The fault suite at full size (30 trials of each loop, 1,000 subjobs); FAULTS_ARGS adds options,
+# e.g. make faults FAULTS_ARGS="--trials 100 --loop crash". The flaky-Slurm loop needs the cluster
+# of scripts/slurm-up.sh (it says so and skips otherwise).
+faults: $(STAMP)
+	$(BIN)/python -m benchmarks.faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -71,6 +71,10 @@ def load_job_file(path: str | os.PathLike[str]) -> Job:
         line = re.search(r"at line (\d+)", str(exc))
         fix = f"fix the TOML syntax at line {line.group(1)}" if line else "fix the TOML syntax"
         raise _located(JobSpecError("", f"{exc}; {fix}"), str(path)) from None
+    except RecursionError:
+        error = JobSpecError("", "its arrays or tables are nested too deeply to read; no field "
+                             "needs more than a few levels, so write them flat")
+        raise _located(error, str(path)) from None
     return job_from_dict(data, str(path), basedir=path.absolute().parent)
 
 

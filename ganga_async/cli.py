@@ -190,6 +190,10 @@ def parser() -> Parser:
     sub = command("submit", "submit the job described in a TOML file and print its id")
     sub.add_argument("file", metavar="FILE.toml", type=Path)
     sub.add_argument("--wait", action="store_true", help="show progress until the job is final")
+    sub.add_argument("--token", metavar="TOKEN",
+                     help="name this submission (e.g. a uuid): submitting again with the same "
+                          "token gives the job the first one made instead of a second job, so "
+                          "a submit whose reply was lost can be repeated safely")
     sub = command("jobs", "list the jobs")
     sub.add_argument("--status", metavar="S[,S...]",
                      help="only jobs in these statuses (e.g. running, or killed,failed)")

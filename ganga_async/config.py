@@ -174,9 +174,10 @@ def _converted(section: str, option: str, default: Any, value: Any, where: str) 
     if isinstance(value, str) and kind is dict:
         try:
             value = tomllib.loads(f"value = {value}")["value"]
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, RecursionError):
+            shown = repr(value) if len(value) <= 80 else f"{value[:60]!r}... ({len(value)} characters)"
             raise ConfigError(
-                f"{where}: {value!r} is not a TOML inline table such as {{Slurm = \"2h\"}}"
+                f"{where}: {shown} is not a TOML inline table such as {{Slurm = \"2h\"}}"
             ) from None
     check = _CHECKS.get((section, option))
     if check is not None:
@@ -392,10 +393,16 @@ class Config(Mapping[str, Section]):
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        text = path.read_bytes().decode()
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}; fix the TOML syntax at that line") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
+                          "as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: its arrays or tables are nested too deeply to read; no option "
+                          "needs more than a few levels, so write them flat") from None
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
 

@@ -42,7 +42,7 @@ from .credentials.manager import CredentialManager
 from .events import CredentialEvent, EventHub, EventStream, JobEvent
 from .model import machine
 from .model.job import Job
-from .model.record import JobRecord
+from .model.record import JobRecord, parse_fqid
 from .persistence.lock import EngineLock, claim_gangadir
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
@@ -55,6 +55,7 @@ from .pipeline.retry import Retrier
 from .pipeline.split import SplitStage
 from .pipeline.store import JobStore
 from .pipeline.submit import SubmitStage
+from .pipeline.tokens import SubmitTokens
 from .prepared import _preparing
 from .prepared.box import Box
 from .prepared.sharedir import SharedArea, ShareDir
@@ -134,6 +135,7 @@ class Engine:
         self._retrier = Retrier(self._ctx, self._backends)
         self._ctx.retry = self._retrier.schedule
         self._ctx.notify = NotifyStage(self._ctx, self._hub).watch
+        self._tokens = SubmitTokens(self.repository, self.get)
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -281,15 +283,21 @@ class Engine:
             app.is_prepared = None
             await self.shareref.flush()
 
-    async def submit(self, job: Job) -> Job:
+    async def submit(self, job: Job, *, token: str | None = None) -> Job:
         """Submit a new job: returns once it is validated, accepted and persisted with all its
         subjobs (``job.subjobs`` is complete); submission to the backend goes on in the background.
 
         Raises :class:`JobSpecError` (the job stays ``new``) when the description cannot run,
         e.g. a missing executable or a splitter that fails, and :class:`JobStateError` when the
-        job is not ``new``.
+        job is not ``new``. A repeat with the same ``token`` returns the first one's job instead,
+        also after a crash or restart (:mod:`~ganga_async.pipeline.tokens`).
         """
         await self._working()
+        if token is not None:
+            return await self._tokens.once(token, lambda checked: self._submit(job, checked))
+        return await self._submit(job, None)
+
+    async def _submit(self, job: Job, token: str | None) -> Job:
         if job.master is not None:
             raise JobStateError(f"subjob {job.fqid} cannot be submitted on its own; submit its master")
         if job.status is not Status.NEW:
@@ -299,6 +307,7 @@ class Engine:
             )
         await self.add(job)
         live, _ = self._ctx.registry.find(job)
+        live.token = token
         say.info(f"submitting job {job.fqid}")
         assert self._to_accept is not None
         reply_send, reply_recv = anyio.create_memory_object_stream[BaseException | None](1)
@@ -346,7 +355,7 @@ class Engine:
     async def get(self, job_id: int | str) -> Job:
         """The job with this id, or subjob with this fqid (``"3.17"``)."""
         store = self._running_store()
-        master_id, index = _parse_fqid(job_id)
+        master_id, index = parse_fqid(job_id)
         live = self._ctx.registry.jobs.get(master_id)
         if live is None:
             rows = await self.repository.job_rows(ids=[master_id])
@@ -574,19 +583,3 @@ def _application_of(target: Job | Application, verb: str) -> Application:
             "editable copy with job.copy() (copy(unprepare=True) for an unprepared one)"
         )
     return target.application
-
-
-_MAX_ID = 2**63 - 1
-"""The largest id the repository can hold (SQLite's integers)."""
-
-
-def _parse_fqid(value: int | str) -> tuple[int, int | None]:
-    """A job id (``3``, ``"3"``) or subjob fqid (``"3.17"``) as (job id, subjob index)."""
-    head, _, tail = str(value).partition(".")
-    if isinstance(value, bool) or not head.isdecimal() or not (tail.isdecimal() or not tail) or (
-            "." in str(value) and not tail):
-        raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17")
-    job_id, index = int(head), (int(tail) if tail else None)
-    if job_id > _MAX_ID or (index is not None and index > _MAX_ID):
-        raise JobNotFoundError(f"no job {value}: ids go up to {_MAX_ID}")
-    return job_id, index

@@ -3,6 +3,8 @@ service's tests get a daemon."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +62,25 @@ def daemon(paths: ServicePaths) -> Iterator[ServicePaths]:
     """A daemon started with ``service start``, stopped (or killed) afterwards."""
     with running_daemon(paths):
         yield paths
+
+
+@pytest.fixture
+def other_user() -> Iterator[str]:
+    """A throwaway system user, removed afterwards (root makes it with useradd; elsewhere the
+    test skips, except under CI=true where it fails: CI runs as root)."""
+    reason = None
+    if os.geteuid() != 0:
+        reason = "creating another user needs root"
+    elif not Path("/usr/sbin/useradd").exists():
+        reason = "useradd is not installed"
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the foreign-uid test cannot run in CI: {reason}")
+        pytest.skip(reason)
+    name = f"gasvc{os.getpid() % 100000}"
+    subprocess.run(["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    name], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["/usr/sbin/userdel", name], check=False, capture_output=True)

@@ -61,6 +61,24 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
         load_config(user, environ={})
 
 
+def test_a_deeply_nested_or_non_utf8_configuration_is_one_line_naming_the_file_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match=f"^{deep}: its arrays or tables are nested too deeply"
+                       ".*write them flat$"):
+        load_config(deep, environ={})
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"[Local]\n# caf\xe9\nmax_concurrent = 2\n")
+    with pytest.raises(ConfigError, match=f"^{latin}: is not UTF-8 text .*; save it as UTF-8$"):
+        load_config(latin, environ={})
+    nested = "{a = " * 3000 + "1" + "}" * 3000
+    with pytest.raises(ConfigError, match=r"min_time_left_by_backend .*\(18001 characters\) is not "
+                       "a TOML inline table"):
+        load_config(environ={"GANGA_ASYNC_CREDENTIALS_MIN_TIME_LEFT_BY_BACKEND": nested})
+
+
 def test_unknown_environment_variable_is_an_error() -> None:
     with pytest.raises(ConfigError, match="GANGA_ASYNC_LOCAL_MAXCONCURRENT is not a ganga-async option"):
         load_config(environ={"GANGA_ASYNC_LOCAL_MAXCONCURRENT": "3"})

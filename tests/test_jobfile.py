@@ -171,6 +171,13 @@ def test_a_toml_syntax_error_keeps_the_line_and_column_and_says_where_to_fix(
     assert str(error).endswith("fix the TOML syntax at line 4")
 
 
+def test_a_deeply_nested_job_file_is_one_line_not_a_recursion_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[application]\ntype = "Executable"\nexe = "/bin/true"\nargs = '
+                 + "[" * 100_000 + "]" * 100_000 + "\n")
+    error = spec_error(path)
+    assert str(error).startswith(f"{path}: its arrays or tables are nested too deeply")
+
+
 def test_every_error_starts_with_the_file_it_came_from(tmp_path: Path) -> None:
     path = write(tmp_path, "name = 3\n")
     assert str(spec_error(path)).startswith(f"{path}: name: ")

@@ -30,6 +30,8 @@ async def created(path: Path) -> Path:
 _UNDO_4 = ("ALTER TABLE jobs DROP COLUMN retry_at; ALTER TABLE subjobs DROP COLUMN retry_at; "
            "DROP TABLE attempts; ")
 """What version 4 added, taken away again to make an older repository."""
+_UNDO_5 = "DROP TABLE submit_tokens; "
+"""What version 5 added."""
 
 
 def set_schema_version(path: Path, version: int) -> None:
@@ -64,7 +66,7 @@ async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refus
 ) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
+    db.executescript(_UNDO_5 + _UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
                      "UPDATE meta SET value='1' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
                "('new', 'Executable', 'Local', '{}')")
@@ -95,7 +97,7 @@ async def test_ids_start_at_0_and_a_removed_id_is_never_given_again(tmp_path: Pa
 async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id(tmp_path: Path) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_4 + "DELETE FROM meta WHERE key='next_job_id'; "
+    db.executescript(_UNDO_5 + _UNDO_4 + "DELETE FROM meta WHERE key='next_job_id'; "
                      "UPDATE meta SET value='2' WHERE key='schema_version';")
     db.executemany("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
                    "(?, 'new', 'Executable', 'Local', '{}')", [(1,), (7,)])
@@ -111,7 +113,7 @@ async def test_a_version_3_repository_gains_the_retry_state_and_keeps_its_jobs(t
     """Version 4 (issue 15): retry_at on jobs and subjobs, and the attempts table."""
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_4 + "UPDATE meta SET value='3' WHERE key='schema_version';")
+    db.executescript(_UNDO_5 + _UNDO_4 + "UPDATE meta SET value='3' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (id, status, application, backend, spec, n_subjobs) VALUES "
                "(0, 'failed', 'Executable', 'Local', '{}', 1)")
     db.execute("INSERT INTO subjobs (job_id, idx, status, submit_counter) VALUES (0, 0, 6, 1)")
@@ -166,4 +168,27 @@ async def test_a_failed_split_insert_leaves_no_subjobs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="splitter broke"):
         await repo.insert_subjobs(job_id, rows())
     assert await repo.subjob_rows(job_id) == []
+    await repo.aclose()
+
+
+async def test_a_version_4_repository_upgraded_to_5_keeps_its_jobs_and_stores_tokens(
+    tmp_path: Path,
+) -> None:
+    path = await created(tmp_path / "jobs.sqlite")
+    db = sqlite3.connect(path)
+    db.executescript(_UNDO_5 + "UPDATE meta SET value='4' WHERE key='schema_version';")
+    db.execute("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
+               "(0, 'completed', 'Executable', 'Local', '{}')")
+    db.commit()
+    db.close()
+    repo = Repository(path)
+    await repo.open()
+    assert [r.id for r in await repo.job_rows()] == [0]
+    assert await repo.token_job("t-1") is None
+    repo.queue_token("t-1", 0, 1.0)
+    await repo.flush()
+    await repo.aclose()
+    repo = Repository(path)
+    await repo.open()
+    assert await repo.token_job("t-1") == 0
     await repo.aclose()

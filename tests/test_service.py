@@ -14,7 +14,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -353,27 +352,6 @@ def test_a_daemon_killed_with_sigkill_is_restarted_cleaning_its_files_and_losing
 
 
 # -- another user ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def other_user() -> Iterator[str]:
-    """A throwaway system user, removed afterwards."""
-    reason = None
-    if os.geteuid() != 0:
-        reason = "creating another user needs root"
-    elif not Path("/usr/sbin/useradd").exists():
-        reason = "useradd is not installed"
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the foreign-uid test cannot run in CI: {reason}")
-        pytest.skip(reason)
-    name = f"gasvc{os.getpid() % 100000}"
-    subprocess.run(["/usr/sbin/useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    name], check=True, capture_output=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["/usr/sbin/userdel", name], check=False, capture_output=True)
 
 
 FOREIGN_CLIENT = """

@@ -35,6 +35,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -71,9 +72,17 @@ def stage_inputs(inputs: list, workdir: str) -> None:
     for src in inputs:
         dst = os.path.join(workdir, os.path.basename(src))
         if os.path.isdir(src):
-            shutil.copytree(src, dst, dirs_exist_ok=True)
+            shutil.copytree(src, dst, dirs_exist_ok=True, copy_function=copy_regular)
         else:
-            shutil.copy2(src, dst)
+            copy_regular(src, dst)
+
+
+def copy_regular(src: str, dst: str) -> str:
+    """Copy a regular file (a link to one is followed); a fifo, socket or device is refused,
+    never read (a fifo would block, a device could fill the disk)."""
+    if not stat.S_ISREG(os.stat(src).st_mode):
+        raise OSError(f"{src} is not a regular file; special files are not copied")
+    return shutil.copy2(src, dst)
 
 
 def collect_outputs(patterns: list, workdir: str, outputdir: str) -> None:

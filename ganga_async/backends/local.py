@@ -444,8 +444,18 @@ def _alive(pid: int) -> bool:
 def _orphan_statuses(handles: Sequence[Handle], killed: set[str],
                      logs: _StatusLogs | None = None) -> dict[str, BackendStatus]:
     """Statuses of (sub)jobs started by an earlier engine, read from their status logs."""
-    records = (logs or _StatusLogs()).records(handles)
-    is_runner = functools.cache(_is_runner)  # the (sub)jobs of a job mostly share one runner
+    logs = logs or _StatusLogs()
+    # Whether a runner lives is asked before its log is read (again): one found gone had logged
+    # all it did before it went, while one that ends between a reading and the question would
+    # leave its last commands looking launched or queued by a dead runner, and so failed or
+    # started a second time. One found alive that ends meanwhile is read again next sweep.
+    pids = {r.get("runner_pid") for r in logs.records(handles) if r is not None}
+    alive = {pid: _is_runner(pid) for pid in pids if isinstance(pid, int)}
+    records = logs.records(handles)
+
+    def is_runner(pid: object) -> bool:
+        return alive.get(pid, True) if isinstance(pid, int) else False
+
     result: dict[str, BackendStatus] = {}
     for handle, record in zip(handles, records, strict=True):
         result[handle.key] = _orphan_status(record, handle.key in killed, is_runner)

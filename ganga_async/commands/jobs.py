@@ -43,9 +43,10 @@ Events = AsyncIterator[dict[str, Any]]
 
 
 async def submit(session: Session, args: argparse.Namespace, config: Config) -> int:
-    """``submit FILE.toml [--wait]``."""
+    """``submit FILE.toml [--wait] [--token TOKEN]``."""
     job = load_job_file(args.file)
-    return await _submitted(session, args, lambda: session.submit(job), None)
+    token = getattr(args, "token", None)
+    return await _submitted(session, args, lambda: session.submit(job, token=token), None)
 
 
 async def resubmit(session: Session, args: argparse.Namespace, config: Config) -> int:

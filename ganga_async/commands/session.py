@@ -53,8 +53,10 @@ class Session(Protocol):
         """Any operation by name: its whole result (e.g. ``peek``'s ``{id, file, content}``)."""
 
     async def submit(self, job: JobDescription | Job, *,
-                     basedir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-        """Submit a job; ``{"id", "status", ...}`` once it is accepted."""
+                     basedir: str | os.PathLike[str] | None = None,
+                     token: str | None = None) -> dict[str, Any]:
+        """Submit a job; ``{"id", "status", ...}`` once it is accepted (a repeat with the same
+        ``token`` gives the job the first one made)."""
 
     async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """One summary per master job."""

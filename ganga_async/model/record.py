@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._exceptions import JobStateError
+from .._exceptions import JobNotFoundError, JobStateError
 from .._workspace import job_dir
 from ..states import Status
 from .retry import Attempt, Retry
 from .subjobs import SubjobTable
 
-__all__ = ["JobRecord"]
+__all__ = ["JobRecord", "MAX_ID", "parse_fqid"]
 
 
 class JobRecord:
@@ -77,3 +77,19 @@ class JobRecord:
         if self.table is None:
             raise JobStateError(f"job {self.id} has no subjobs")
         return self.table.get_status(index)
+
+
+MAX_ID = 2**63 - 1
+"""The largest id the repository can hold (SQLite's integers)."""
+
+
+def parse_fqid(value: int | str) -> tuple[int, int | None]:
+    """A job id (``3``, ``"3"``) or subjob fqid (``"3.17"``) as (job id, subjob index)."""
+    head, _, tail = str(value).partition(".")
+    if isinstance(value, bool) or not head.isdecimal() or not (tail.isdecimal() or not tail) or (
+            "." in str(value) and not tail):
+        raise JobNotFoundError(f"{value!r} is not a job id; use e.g. 3 or 3.17")
+    job_id, index = int(head), (int(tail) if tail else None)
+    if job_id > MAX_ID or (index is not None and index > MAX_ID):
+        raise JobNotFoundError(f"no job {value}: ids go up to {MAX_ID}")
+    return job_id, index

@@ -13,7 +13,10 @@ upgraded in place, in one transaction (version 2 added the ShareDir and box tabl
 the next job id, so that ids start at 0, as Ganga's, and a removed job's id is never given again;
 version 4 the retry policy's state: when a (sub)job waiting for a retry is due, ``retry_at``,
 and the ``attempts`` table, one row for each earlier run of a (sub)job, ``idx`` -1 for a job
-without subjobs).
+without subjobs;
+version 5 the submission tokens, ``submit_tokens`` (token, job id, created): a token is written in
+the transaction that accepts its job, so a repeated submission with it finds that job, across
+crashes and restarts).
 
 The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.prepared.shareref`):
 ``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
@@ -39,7 +42,7 @@ from .._log import get_logger
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -109,6 +112,9 @@ CREATE TABLE attempts (
     PRIMARY KEY (job_id, idx, n)
 ) WITHOUT ROWID;
 """,
+    5: """
+CREATE TABLE submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL, created REAL NOT NULL);
+""",
 }
 """What each schema version adds to the one before it."""
 
@@ -173,6 +179,7 @@ class Repository:
         self._dirty_jobs: dict[int, dict[str, Any]] = {}
         self._dirty_subjobs: dict[tuple[int, int], SubjobUpdate] = {}
         self._new_attempts: list[tuple[int, int, AttemptRow]] = []
+        self._dirty_tokens: dict[str, tuple[int, float]] = {}
         self._wake = anyio.Event()
         self._write_lock = anyio.Lock()
 
@@ -280,6 +287,20 @@ class Repository:
         self._new_attempts.append((job_id, -1 if idx is None else idx, attempt))
         self._wake.set()
 
+    def queue_token(self, token: str, job_id: int, created: float) -> None:
+        """Queue a submission token of a job, written with the next flush (the one that
+        accepts the job)."""
+        self._dirty_tokens[token] = (job_id, created)
+        self._wake.set()
+
+    async def token_job(self, token: str) -> int | None:
+        """The id of the job accepted with submission ``token``, or None."""
+        if token in self._dirty_tokens:
+            return self._dirty_tokens[token][0]
+        async with self.db.execute("SELECT job_id FROM submit_tokens WHERE token=?", (token,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
     async def flush(self) -> None:
         """Write every queued update in one transaction."""
         async with self._write_lock:
@@ -287,7 +308,8 @@ class Repository:
             jobs, self._dirty_jobs = self._dirty_jobs, {}
             subjobs, self._dirty_subjobs = self._dirty_subjobs, {}
             attempts, self._new_attempts = self._new_attempts, []
-            if not jobs and not subjobs and not attempts:
+            tokens, self._dirty_tokens = self._dirty_tokens, {}
+            if not jobs and not subjobs and not attempts and not tokens:
                 return
             statements: list[tuple[str, Sequence[Any]]] = []
             for job_id, columns in jobs.items():
@@ -302,9 +324,13 @@ class Repository:
                     ("INSERT OR REPLACE INTO attempts (job_id, idx, n, status, backend_id, exitcode, "
                      "reason, t_submitted, t_running, t_final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [(job_id, idx, *attempt) for job_id, idx, attempt in attempts]),
+                    ("INSERT OR REPLACE INTO submit_tokens VALUES (?, ?, ?)",
+                     [(t, j, c) for t, (j, c) in tokens.items()]),
                 ])
             except BaseException:
                 self._new_attempts[:0] = attempts
+                for token, value in tokens.items():
+                    self._dirty_tokens.setdefault(token, value)
                 for job_id, columns in jobs.items():
                     self._dirty_jobs.setdefault(job_id, {}).update(
                         {k: v for k, v in columns.items() if k not in self._dirty_jobs.get(job_id, {})}

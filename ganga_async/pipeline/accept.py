@@ -25,6 +25,7 @@ from ..model.job import Job, freeze_description, thaw_description
 from ..prepared import _preparing
 from ..prepared.sharedir import SharedArea
 from .context import Context, Live, engine_log
+from .inputs import check_inputs
 from .monitor import Backends
 from .postprocess import holds_master
 from .retry import retry_policy
@@ -64,6 +65,8 @@ class AcceptStage:
             else:
                 sharedir = await sharedir_path(ctx.shared, job.application)
             validate(job, sharedir, ctx.gangadir)
+            await anyio.to_thread.run_sync(check_inputs, job.inputfiles, ctx.gangadir,
+                                           ctx.config["Pipeline"]["max_input_size"])
             if ctx.tg is not None:  # the backend gets ready while this is persisted
                 ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
@@ -77,6 +80,8 @@ class AcceptStage:
             ctx.repository.queue_job(live.id, name=job.name, comment=job.comment,
                                      application=job.application.plugin_name,
                                      backend=job.backend.plugin_name, spec=job.spec())
+            if live.token is not None:  # in the transaction that accepts the job
+                ctx.repository.queue_token(live.token, live.id, time.time())
             await ctx.repository.flush()
         except BaseException as exc:
             if (prepared_here and isinstance(exc, Exception)

@@ -41,11 +41,13 @@ Ended = tuple["Live", int | None, BackendStatus]
 class Live:
     """A stored job this engine holds: the user's object and the record the engine keeps."""
 
-    __slots__ = ("job", "record")
+    __slots__ = ("job", "record", "token")
 
     def __init__(self, job: Job, record: JobRecord) -> None:
         self.job = job
         self.record = record
+        self.token: str | None = None
+        """The submission token its acceptance stores (``Engine.submit(token=...)``)."""
 
     @property
     def id(self) -> int:

@@ -11,6 +11,7 @@ data, and a method added here serves both.
 from __future__ import annotations
 
 import os
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,10 @@ from typing import Any
 from .._exceptions import ServiceError
 from ..model.job import Job
 
-__all__ = ["JobDescription", "OperationMethods"]
+__all__ = ["LOST", "JobDescription", "OperationMethods"]
+
+LOST = "the connection to the daemon was lost"
+"""How the error of a request whose reply can no longer come begins."""
 
 JobDescription = dict[str, Any]
 """A job as a dict with the fields of a job file: ``name``, ``comment``, ``inputfiles``,
@@ -32,14 +36,26 @@ class OperationMethods(ABC):
     async def call(self, /, op: str, **args: Any) -> Any:
         """Run operation ``op`` with the named ``args`` and return its result."""
 
-    async def submit(self, job: JobDescription | Job, *, basedir: str | os.PathLike[str] | None = None
-                     ) -> dict[str, Any]:
+    async def submit(self, job: JobDescription | Job, *, basedir: str | os.PathLike[str] | None = None,
+                     token: str | None = None) -> dict[str, Any]:
         """Submit a job given as a dict of job-file fields (or a new :class:`~ganga_async.Job`);
         returns ``{"id", "status", ...}`` once it is accepted. Relative ``inputfiles`` are
-        relative to ``basedir``, by default this process's working directory."""
+        relative to ``basedir``, by default this process's working directory.
+
+        ``token`` names this submission (a new uuid when not given): a repeat with the same
+        token returns the job the first one made. When the reply is lost (the daemon died), the
+        error says the token to repeat the submission with."""
         data = job_dict(job) if isinstance(job, Job) else job
         base = _absolute(basedir if basedir is not None else ".")
-        result: dict[str, Any] = await self.call("submit", job=data, basedir=base)
+        token = token if token is not None else uuid.uuid4().hex
+        try:
+            result: dict[str, Any] = await self.call("submit", job=data, basedir=base, token=token)
+        except ServiceError as exc:
+            if not str(exc).startswith(LOST):
+                raise
+            raise ServiceError(f"{exc}; the job may have been accepted: submit again with the "
+                               f"token {token} (ganga-async submit --token {token}) to get it "
+                               "without making a second one") from exc
         return result
 
     async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:

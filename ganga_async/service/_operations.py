@@ -64,21 +64,23 @@ async def _job_argument(engine: Engine, args: Arguments) -> Job:
 
 
 async def submit(engine: Engine, args: Arguments) -> dict[str, Any]:
-    """``{"job": {<job file fields>}, "basedir": <dir for relative inputfiles>}`` -> the job's
-    id, status and subjob count, once the engine accepted it."""
-    args.check_known("job", "basedir")
+    """``{"job": {<job file fields>}, "basedir": <dir for relative inputfiles>, "token": <the
+    submission's name>}`` -> the job's id, status and subjob count, once the engine accepted
+    it (or the job an earlier submission with the same token made)."""
+    args.check_known("job", "basedir", "token")
     data = args.get("job", dict)
     basedir = args.get("basedir", str, None)
+    token = args.get("token", str, None)
     _check_relative(data, basedir)
     job = job_from_dict(data, "submit", basedir=basedir)
     try:
-        await engine.submit(job)
+        submitted = await engine.submit(job, token=token)
     except GangaAsyncError:
         # A job file is submitted or refused whole: one found invalid leaves no job behind.
         if job.id is not None and job.status == Status.NEW:
             await engine.remove(job)
         raise
-    return summarise(job)
+    return summarise(submitted)
 
 
 def _check_relative(data: dict[str, Any], basedir: str | None) -> None:

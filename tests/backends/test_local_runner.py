@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ganga_async._resources import shipped
+from ganga_async.backends import local
 from ganga_async.backends.base import Handle
 from ganga_async.backends.local import STATUS_LOG, _orphan_statuses, _reset_logs, _start_runner
 from ganga_async.states import Status
@@ -128,6 +129,31 @@ def test_a_command_whose_runner_died_as_it_launched_it_may_have_run_and_is_not_s
         b'{"ev":"launching","key":"1.0","t":2.0}\n')
     status = _orphan_statuses([handle("1.0", tmp_path)], set())["1.0"]
     assert status.status is Status.FAILED and "may have run" in str(status.reason)
+
+
+def test_a_runner_that_ends_as_a_restarted_engine_reads_its_log_is_not_taken_for_dead_mid_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fault suite (benchmarks/faults.py, engine loop): the engine read the log,
+    then asked whether the runner lived; the runner had finished its last commands and exited
+    in between, so one was failed as 'may have run' and the queued ones ran a second time."""
+    log = tmp_path / STATUS_LOG
+    log.write_bytes(b'{"ev":"accepted","key":"1.0","runner_pid":4242,"host":"h","t":1.0}\n'
+                    b'{"ev":"accepted","key":"1.1","runner_pid":4242,"host":"h","t":1.0}\n'
+                    b'{"ev":"launching","key":"1.0","t":2.0}\n')
+
+    def ends_as_it_is_asked(pid: object) -> bool:
+        with open(log, "ab") as f:
+            f.write(b'{"ev":"started","key":"1.0","pid":11,"t":3.0}\n'
+                    b'{"ev":"exited","key":"1.0","code":0,"killed":false,"t":4.0,"error":null}\n'
+                    b'{"ev":"launching","key":"1.1","t":5.0}\n'
+                    b'{"ev":"started","key":"1.1","pid":12,"t":5.0}\n'
+                    b'{"ev":"exited","key":"1.1","code":0,"killed":false,"t":6.0,"error":null}\n')
+        return False
+
+    monkeypatch.setattr(local, "_is_runner", ends_as_it_is_asked)
+    statuses = _orphan_statuses([handle("1.0", tmp_path), handle("1.1", tmp_path)], set())
+    assert [statuses[k].status for k in ("1.0", "1.1")] == [Status.COMPLETED, Status.COMPLETED]
 
 
 def test_a_command_no_runner_accepted_was_never_started(tmp_path: Path) -> None:
