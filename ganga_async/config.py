@@ -118,6 +118,7 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
 _POSITIVE = frozenset({
     ("Slurm", "poll_min"), ("Slurm", "poll_max"), ("Slurm", "command_timeout"),
     ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Monitoring", "poll_interval"),
+    ("Dask", "poll_min"), ("Dask", "poll_max"), ("Dask", "connect_timeout"), ("Dask", "heartbeat"),
     ("Monitoring", "command_timeout"), ("Pipeline", "stream_size"), ("Pipeline", "submit_batch"),
     ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),
 })
