@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _dask_helpers import dask_config, sh, started, until
 
-from ganga_async import ArgSplitter, Config, Engine, Executable, Job, Status
+from ganga_async import ArgSplitter, Config, Engine, Executable, Job, JobSpecError, Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -78,3 +78,43 @@ async def test_max_running_caps_the_tasks_in_the_cluster_at_once(gangadir: Path,
         spans = sorted((float((gangadir / f"s{i}").read_text()), float((gangadir / f"e{i}").read_text()))
                        for i in range(4))
         assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+
+
+async def test_an_unreachable_scheduler_fails_the_job_at_submit_with_the_reason(
+    gangadir: Path, config: Config
+) -> None:
+    config = dask_config(config)
+    config["Dask"]["connect_timeout"] = 1.0
+    async with Engine(gangadir, config=config) as engine:
+        job = sh("echo never", backend=Dask(address="tcp://127.0.0.1:9"))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        assert job.status is Status.FAILED
+        assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in (job.reason or "")
+
+
+async def test_a_bad_address_is_refused_naming_the_field(gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=dask_config(config)) as engine:
+        with pytest.raises(JobSpecError, match=r"backend.address: 'host:8786' is not a Dask scheduler"):
+            await engine.submit(sh("true", backend=Dask(address="host:8786")))
+
+
+async def test_tasks_of_a_local_cluster_closed_with_the_engine_end_or_run_once_after_a_restart(
+    gangadir: Path, config: Config
+) -> None:
+    runs = gangadir / "runs"
+    async with Engine(gangadir, config=dask_config(config)) as engine:
+        job = Job(application=Executable(exe="/bin/sh"),
+                  splitter=ArgSplitter(args=[["-c", f"echo $1 >> {runs}; sleep 1", "sh", str(i)]
+                                             for i in range(4)]),
+                  backend=Dask())
+        await engine.submit(job)
+        fqid = job.fqid
+    async with Engine(gangadir, config=dask_config(config)) as engine:
+        job = await engine.get(fqid)
+        await engine.wait(job, timeout=60)
+        counts = job.subjobs.counts()
+        assert all(s.status in (Status.COMPLETED, Status.FAILED) for s in job.subjobs), counts
+        assert all("Dask worker" in (s.reason or "") for s in job.subjobs if s.status is Status.FAILED)
+        ran = runs.read_text().splitlines()
+        assert len(ran) == len(set(ran))
