@@ -55,6 +55,7 @@ from .splitters.files import FileSplitter
 from .splitters.generic import GenericSplitter
 
 if TYPE_CHECKING:
+    from .backends.dask import Dask
     from .backends.slurm import Slurm
     from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
 from ._version import __version__ as __version__
@@ -82,6 +83,7 @@ __all__ = [
     "CredentialInfo",
     "CredentialManager",
     "CredentialStore",
+    "Dask",
     "DriverContext",
     "Engine",
     "EngineClosedError",
@@ -122,6 +124,6 @@ __all__ = [
 # Plugins imported when first named, as entry points are (importing them all made every
 # ``import ganga_async`` slower by a third).
 __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
-    "Slurm": ".backends.slurm", "AFSToken": ".credentials", "BearerToken": ".credentials",
+    "Slurm": ".backends.slurm", "Dask": ".backends.dask", "AFSToken": ".credentials", "BearerToken": ".credentials",
     "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
 }, globals())

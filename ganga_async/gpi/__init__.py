@@ -39,6 +39,7 @@ from typing import Any, cast
 from .. import _blocking
 from .._component import Component
 from ..applications.executable import Executable
+from ..backends.dask import Dask
 from ..backends.local import Local
 from ..backends.slurm import Slurm
 from ..credentials import afs as _afs
@@ -68,6 +69,7 @@ __all__ = [
     "AFSToken",
     "ArgSplitter",
     "BearerToken",
+    "Dask",
     "Executable",
     "FileSplitter",
     "GenericSplitter",
