@@ -16,7 +16,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import local_echo, open_summary, peers, service_rpc, shareref_actor, slurm_submit, split_persist
+from . import (
+    dask_echo,
+    local_echo,
+    open_summary,
+    peers,
+    service_rpc,
+    shareref_actor,
+    slurm_submit,
+    split_persist,
+)
 from ._harness import Row, fmt_s, print_table
 
 BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
@@ -25,6 +34,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "open_summary": (open_summary.measure, 100_000, 5),
     "service_rpc": (service_rpc.measure, 200, 3),
     "slurm_submit": (slurm_submit.measure, 1000, 3),
+    "dask_echo": (dask_echo.measure, 1000, 2),
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
 }
 """name: (measure function, figure size, default rounds)"""

@@ -124,6 +124,7 @@ __all__ = [
 # Plugins imported when first named, as entry points are (importing them all made every
 # ``import ganga_async`` slower by a third).
 __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
-    "Slurm": ".backends.slurm", "Dask": ".backends.dask", "AFSToken": ".credentials", "BearerToken": ".credentials",
+    "Slurm": ".backends.slurm", "Dask": ".backends.dask", "AFSToken": ".credentials",
+    "BearerToken": ".credentials",
     "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
 }, globals())

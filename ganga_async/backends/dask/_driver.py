@@ -289,26 +289,30 @@ class DaskDriver(TrackingDriver[_Tracked]):
             await self._settle(items)
 
     async def _settle(self, items: list[_Tracked]) -> None:
-        """Publish the end of tasks whose futures finished, from their status files."""
+        """Publish the end of tasks whose futures finished, from their status files; a task's
+        result (the wrapper's stderr) or error is fetched only when it left no record."""
+        live = [i for i in items if i.future is not None and self.tracked.get(i.handle.key) is i]
+        records = (await anyio.to_thread.run_sync(read_records, [i.handle.outputdir for i in live])
+                   if live else {})
         errors: dict[str, str | None] = {}
         states: dict[str, str | None] = {}
         for item in items:
-            future = item.future
-            item.future = None
+            future, item.future = item.future, None
             if future is None:
                 continue
-            if future.status == "error":
-                exc = await future.exception()
-                states[item.handle.key], errors[item.handle.key] = "erred", f"{type(exc).__name__}: {exc}"
-            elif future.status == "finished":
-                done = await future.result()
-                states[item.handle.key] = "memory"
-                errors[item.handle.key] = (done.stderr or "").strip()[-500:] or f"exit code {done.returncode}"
+            key = item.handle.key
+            states[key] = "erred" if future.status == "error" else "memory"
+            if records.get(item.handle.outputdir, (None, None))[0] is None:
+                if future.status == "error":
+                    exc = await future.exception()
+                    errors[key] = f"{type(exc).__name__}: {exc}"
+                else:
+                    done = await future.result()
+                    errors[key] = (done.stderr or "").strip()[-500:] or f"exit code {done.returncode}"
             future.release()
-        live = [i for i in items if self.tracked.get(i.handle.key) is i and i.handle.key in states]
         if live:
             async with self._sweep_lock:
-                self.publish(await self._observe(live, states, errors))
+                self.publish(await self._observe(live, states, errors, records))
 
     # -- watching -------------------------------------------------------------------------
 
@@ -334,11 +338,14 @@ class DaskDriver(TrackingDriver[_Tracked]):
             return self.publish(await self._observe(entries, states, {}))
 
     async def _observe(self, entries: list[_Tracked], states: Mapping[str, str | None],
-                       errors: Mapping[str, str | None]) -> dict[str, BackendStatus]:
+                       errors: Mapping[str, str | None],
+                       records: Mapping[Path, tuple[dict[str, Any] | None, float | None]] | None = None,
+                       ) -> dict[str, BackendStatus]:
         entries = [e for e in entries if self.tracked.get(e.handle.key) is e]
         if not entries:
             return {}
-        records = await anyio.to_thread.run_sync(read_records, [e.handle.outputdir for e in entries])
+        if records is None:
+            records = await anyio.to_thread.run_sync(read_records, [e.handle.outputdir for e in entries])
         now = time.time()
         forget_after = float(self._option("forget_after"))
         heartbeat_timeout = 3 * float(self._option("heartbeat"))
