@@ -103,10 +103,13 @@ def _wrapper_calls(root: Path, n: int) -> list[list[str]]:
 def run_map(root: Path, n: int, *, wrapper: bool) -> float:
     from distributed import Client, LocalCluster
 
+    from ganga_async.backends.dask._driver import NO_DASHBOARD
+
     async def main() -> float:
         calls = _wrapper_calls(root, n) if wrapper else [["/bin/echo", str(i)] for i in range(n)]
         async with LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
-                                dashboard_address=None, asynchronous=True) as cluster, \
+                                dashboard_address=None, scheduler_kwargs=NO_DASHBOARD,
+                                asynchronous=True) as cluster, \
                 Client(cluster, asynchronous=True) as client:
             await client.submit(subprocess.run, ["/bin/true"], pure=False)
             started = time.perf_counter()

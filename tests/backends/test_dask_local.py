@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 from _dask_helpers import dask_config, sh, started, until
 
@@ -118,3 +119,22 @@ async def test_tasks_of_a_local_cluster_closed_with_the_engine_end_or_run_once_a
         assert all("Dask worker" in (s.reason or "") for s in job.subjobs if s.status is Status.FAILED)
         ran = runs.read_text().splitlines()
         assert len(ran) == len(set(ran))
+
+
+async def test_kill_ends_running_and_held_back_subjobs_and_none_starts_afterwards(
+    gangadir: Path, config: Config
+) -> None:
+    runs = gangadir / "runs"
+    async with Engine(gangadir, config=dask_config(config)) as engine:
+        job = Job(application=Executable(exe="/bin/sh"),
+                  splitter=ArgSplitter(args=[["-c", f"echo $1 >> {runs}; echo started; exec sleep 60", "sh",
+                                              str(i)] for i in range(3)]),
+                  backend=Dask(max_running=1))
+        await engine.submit(job)
+        await until(engine, job.subjobs[0], Status.RUNNING, 60)
+        await started(engine, job.subjobs[0])
+        await engine.kill(job)
+        await engine.wait(job, timeout=30)
+        assert [s.status for s in job.subjobs] == [Status.KILLED] * 3
+        await anyio.sleep(1)
+        assert runs.read_text() == "0\n"

@@ -60,6 +60,10 @@ log = get_logger(__name__)
 
 _QUEUED = BackendStatus(Status.SUBMITTED)
 _WAITING_STATES = frozenset({"released", "waiting", "queued", "no-worker", "processing"})
+NO_DASHBOARD = {"dashboard_address": ":0"}
+"""A LocalCluster's scheduler serves HTTP even without a dashboard, by default on port 8787: a
+free port instead, so that an engine never clashes with another cluster (or a notebook's)."""
+
 LOST = BackendStatus(Status.UNKNOWN, reason="lost")
 """What :func:`decide` returns for a task its scheduler does not know and that never started."""
 
@@ -182,7 +186,8 @@ class DaskDriver(TrackingDriver[_Tracked]):
         if not address:
             workers = int(self._option("local_workers")) or os.cpu_count() or 1
             self._cluster = await LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, asynchronous=True)
+                                               dashboard_address=None,
+                                               scheduler_kwargs=NO_DASHBOARD, asynchronous=True)
             log.info("started a local Dask cluster", workers=workers, address=self._cluster.scheduler_address)
             client: Client = await Client(self._cluster, asynchronous=True)
             return client
@@ -279,8 +284,11 @@ class DaskDriver(TrackingDriver[_Tracked]):
         async for first in completed:
             done = [first, *completed.next_batch(block=False)]
             items = [by_key.pop(f.key) for f in done if f.key in by_key]
-            fresh = [pending.popleft() for _ in range(min(len(items), len(pending)))]
-            fresh = [i for i in fresh if self.tracked.get(i.handle.key) is i]
+            fresh: list[_Tracked] = []
+            while pending and len(fresh) < len(done):
+                item = pending.popleft()
+                if self.tracked.get(item.handle.key) is item and not item.killed:
+                    fresh.append(item)
             self._hand_over(client, fresh)
             for item in fresh:
                 assert item.future is not None
