@@ -108,13 +108,14 @@ class _Tracked(Tracked):
     unknown, and whether it was already submitted again once."""
 
     __slots__ = ("address", "manifest", "task", "future", "silent_since", "lost_since", "again", "found",
-                 "resources")
+                 "resources", "security")
 
     def __init__(self, handle: Handle, entry: Mapping[str, Any], manifest: Path,
                  last: BackendStatus | None = None, *, found: bool = False) -> None:
         super().__init__(handle, last)
         self.address = str(entry.get("address") or "")
         self.resources: dict[str, float] = dict(entry.get("resources") or {})
+        self.security: dict[str, str] = dict(entry.get("security") or {})
         self.manifest = manifest
         self.task = int(entry["task"])
         self.future: Future[Any] | None = None
@@ -243,7 +244,7 @@ class DaskDriver(TrackingDriver[_Tracked]):
         for task, unit in enumerate(units):
             entry = manifest_entry(unit, task, heartbeat)
             entry.update(once=True, watch_parent=True, dask_key=dask_key(unit.key, attempts.get(unit.key, 0)),
-                         address=address, resources=settings.resources)
+                         address=address, resources=settings.resources, security=settings.security)
             entries.append(entry)
         await anyio.to_thread.run_sync(write_manifest, manifest, entries)
         tracked = []
@@ -332,7 +333,7 @@ class DaskDriver(TrackingDriver[_Tracked]):
             for entry in entries:
                 by_address.setdefault(entry.address, []).append(entry)
             for address, group in by_address.items():
-                client = await self._client(address)
+                client = await self._client(address, group[0].security)
                 keys = [e.handle.native_id for e in group]
                 try:
                     assert client.scheduler is not None
@@ -414,7 +415,7 @@ class DaskDriver(TrackingDriver[_Tracked]):
             by_address.setdefault(entry.address, []).append(entry)
             news[entry.handle.key] = BackendStatus(Status.SUBMITTED, native_id=entry.handle.native_id)
         for address, group in by_address.items():
-            client = await self._client(address)
+            client = await self._client(address, group[0].security)
             self._hand_over(client, group)
             if self._tg is not None:
                 self._tg.start_soon(self._watch, client, group, deque())
@@ -464,8 +465,8 @@ class DaskDriver(TrackingDriver[_Tracked]):
             by_address.setdefault(entry.address, []).append(entry)
         for address, group in by_address.items():
             try:
-                await self._stop(await self._client(address), group)
-            except OSError as exc:
+                await self._stop(await self._client(address, group[0].security), group)
+            except (OSError, BackendError) as exc:
                 log.warning("the Dask scheduler did not take the kill; the wrappers see their kill "
                             "files at their next heartbeat", error=str(exc))
 
