@@ -108,7 +108,7 @@ class _Tracked(Tracked):
     unknown, and whether it was already submitted again once."""
 
     __slots__ = ("address", "manifest", "task", "future", "silent_since", "lost_since", "again", "found",
-                 "resources", "security")
+                 "resources", "security", "max_running", "held")
 
     def __init__(self, handle: Handle, entry: Mapping[str, Any], manifest: Path,
                  last: BackendStatus | None = None, *, found: bool = False) -> None:
@@ -116,6 +116,8 @@ class _Tracked(Tracked):
         self.address = str(entry.get("address") or "")
         self.resources: dict[str, float] = dict(entry.get("resources") or {})
         self.security: dict[str, str] = dict(entry.get("security") or {})
+        self.max_running = int(entry.get("max_running") or 0)
+        self.held = False
         self.manifest = manifest
         self.task = int(entry["task"])
         self.future: Future[Any] | None = None
@@ -244,7 +246,8 @@ class DaskDriver(TrackingDriver[_Tracked]):
         for task, unit in enumerate(units):
             entry = manifest_entry(unit, task, heartbeat)
             entry.update(once=True, watch_parent=True, dask_key=dask_key(unit.key, attempts.get(unit.key, 0)),
-                         address=address, resources=settings.resources, security=settings.security)
+                         address=address, resources=settings.resources, security=settings.security,
+                         max_running=settings.max_running)
             entries.append(entry)
         await anyio.to_thread.run_sync(write_manifest, manifest, entries)
         tracked = []
@@ -252,15 +255,21 @@ class DaskDriver(TrackingDriver[_Tracked]):
             item = _Tracked(Handle(unit.key, entry["dask_key"], unit.outputdir), entry, manifest, _QUEUED)
             self.tracked[unit.key] = item
             tracked.append(item)
-        cap = settings.max_running or len(tracked)
-        self._hand_over(client, tracked[:cap])
-        if self._tg is not None:
-            self._tg.start_soon(self._watch, client, tracked[:cap], deque(tracked[cap:]))
+        self._feed(client, tracked, settings.max_running)
         log.info("submitted", backend="Dask", tasks=len(units), address=address or "local")
         return [str(e["dask_key"]) for e in entries]
 
     def _python(self, address: str) -> str:
         return sys.executable if not address else str(self._option("python"))
+
+    def _feed(self, client: Client, items: list[_Tracked], cap: int) -> None:
+        """Hand ``items`` over, at most ``cap`` at once (0: all), the rest as others end."""
+        cap = cap or len(items)
+        for item in items[cap:]:
+            item.held = True
+        self._hand_over(client, items[:cap])
+        if self._tg is not None:
+            self._tg.start_soon(self._watch, client, items[:cap], deque(items[cap:]))
 
     def _hand_over(self, client: Client, items: Sequence[_Tracked]) -> None:
         """Submit ``items`` in one ``client.map``, fire-and-forget, keeping their futures."""
@@ -275,6 +284,7 @@ class DaskDriver(TrackingDriver[_Tracked]):
         fire_and_forget(futures)
         for item, future in zip(items, futures, strict=True):
             item.future = future
+            item.held = False
 
     async def _watch(self, client: Client, started: list[_Tracked], pending: deque[_Tracked]) -> None:
         """The fast path: settle each task this engine submitted as soon as its future ends,
@@ -373,7 +383,9 @@ class DaskDriver(TrackingDriver[_Tracked]):
             status = decide(entry.handle.native_id, state, record, heartbeat, now=now,
                             silent_since=entry.silent_since or now, forget_after=forget_after,
                             heartbeat_timeout=heartbeat_timeout, error=errors.get(key))
-            if status is LOST:
+            if status is LOST and entry.held and not entry.killed:
+                status = None
+            elif status is LOST:
                 entry.lost_since = entry.lost_since or now
                 if entry.killed:
                     status = BackendStatus(Status.KILLED, reason="cancelled before it started")
@@ -406,21 +418,19 @@ class DaskDriver(TrackingDriver[_Tracked]):
         """Submit again, once, tasks their scheduler lost before they started, under the next
         attempt's key; news carry the new key as the native id."""
         news: dict[str, BackendStatus] = {}
-        by_address: dict[str, list[_Tracked]] = {}
+        by_manifest: dict[Path, list[_Tracked]] = {}
         for entry in entries:
             entry.again = True
             entry.lost_since = None
             entry.handle = dataclasses.replace(
                 entry.handle, native_id=dask_key(entry.handle.key, attempt_of(entry.handle.native_id) + 1))
-            by_address.setdefault(entry.address, []).append(entry)
+            by_manifest.setdefault(entry.manifest, []).append(entry)
             news[entry.handle.key] = BackendStatus(Status.SUBMITTED, native_id=entry.handle.native_id)
-        for address, group in by_address.items():
-            client = await self._client(address, group[0].security)
-            self._hand_over(client, group)
-            if self._tg is not None:
-                self._tg.start_soon(self._watch, client, group, deque())
+        for group in by_manifest.values():
+            client = await self._client(group[0].address, group[0].security)
+            self._feed(client, group, group[0].max_running)
             log.warning("tasks lost by the Dask scheduler before they started are submitted again",
-                        count=len(group), address=address or "local")
+                        count=len(group), address=group[0].address or "local")
         return news
 
     # -- the rest of the contract -----------------------------------------------------------
