@@ -288,7 +288,16 @@ class DaskDriver(TrackingDriver[_Tracked]):
 
     async def _watch(self, client: Client, started: list[_Tracked], pending: deque[_Tracked]) -> None:
         """The fast path: settle each task this engine submitted as soon as its future ends,
-        and hand the ones held back by ``max_running`` over as others end."""
+        and hand the ones held back by ``max_running`` over as others end. Should it fail, the
+        sweeps go on alone, and take what it still held back for lost tasks to submit again."""
+        try:
+            await self._follow(client, started, pending)
+        except Exception as exc:
+            log.warning("the Dask fast path stopped; sweeps carry on", error=repr(exc))
+            for item in pending:
+                item.held = False
+
+    async def _follow(self, client: Client, started: list[_Tracked], pending: deque[_Tracked]) -> None:
         futures = [i.future for i in started if i.future is not None]
         by_key = {i.handle.native_id: i for i in started}
         completed = as_completed(futures)
@@ -309,26 +318,35 @@ class DaskDriver(TrackingDriver[_Tracked]):
 
     async def _settle(self, items: list[_Tracked]) -> None:
         """Publish the end of tasks whose futures finished, from their status files; a task's
-        result (the wrapper's stderr) or error is fetched only when it left no record."""
-        live = [i for i in items if i.future is not None and self.tracked.get(i.handle.key) is i]
-        records = (await anyio.to_thread.run_sync(read_records, [i.handle.outputdir for i in live])
-                   if live else {})
+        result (the wrapper's stderr) or error is fetched only when it left no record. A future
+        cancelled (the client lost its scheduler) says nothing: the sweeps decide."""
+        ended = [i for i in items if i.future is not None and i.future.status in ("finished", "error")
+                 and self.tracked.get(i.handle.key) is i]
+        records = (await anyio.to_thread.run_sync(read_records, [i.handle.outputdir for i in ended])
+                   if ended else {})
         errors: dict[str, str | None] = {}
         states: dict[str, str | None] = {}
-        for item in items:
-            future, item.future = item.future, None
-            if future is None:
-                continue
+        for item in ended:
+            future = item.future
+            assert future is not None
             key = item.handle.key
             states[key] = "erred" if future.status == "error" else "memory"
             if records.get(item.handle.outputdir, (None, None))[0] is None:
-                if future.status == "error":
-                    exc = await future.exception()
-                    errors[key] = f"{type(exc).__name__}: {exc}"
-                else:
-                    done = await future.result()
-                    errors[key] = (done.stderr or "").strip()[-500:] or f"exit code {done.returncode}"
-            future.release()
+                try:
+                    if future.status == "error":
+                        exc = await future.exception()
+                        errors[key] = f"{type(exc).__name__}: {exc}"
+                    else:
+                        done = await future.result()
+                        errors[key] = (done.stderr or "").strip()[-500:] or f"exit code {done.returncode}"
+                except Exception as exc:  # the result went with its worker or scheduler
+                    del states[key]
+                    log.info("a task's result is gone; the sweeps decide", key=key, error=repr(exc))
+        for item in items:
+            if item.future is not None:
+                item.future.release()
+                item.future = None
+        live = [i for i in ended if i.handle.key in states]
         if live:
             async with self._sweep_lock:
                 self.publish(await self._observe(live, states, errors, records))
