@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import anyio
+import pytest
 
 from ganga_async import Config, Engine, Executable, Job, Status
 
@@ -50,3 +53,12 @@ async def started(engine: Engine, job: Job, text: str = "started") -> None:
             return
         await anyio.sleep(0.1)
     raise AssertionError(f"{job.fqid} never printed {text!r}")
+
+
+def require_distributed() -> None:
+    """Skip without ``distributed`` (the ``dask`` extra), except with ``CI=true``: CI must run
+    the Dask tests."""
+    if os.environ.get("CI") == "true":
+        import distributed  # noqa: F401
+    else:
+        pytest.importorskip("distributed", reason="the Dask tests need pip install 'ganga-async[dask]'")

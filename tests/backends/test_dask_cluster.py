@@ -14,13 +14,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _dask_helpers import dask_config, sh, started, until
+from _dask_helpers import dask_config, require_distributed, sh, started, until
 
-from ganga_async import ArgSplitter, Config, Engine, Executable, Job, Status
+from ganga_async import ArgSplitter, Config, Dask, Engine, Executable, Job, Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-Dask = pytest.importorskip("ganga_async.backends.dask").Dask
+require_distributed()
 DASK = Path(sys.executable).parent / "dask"
 
 

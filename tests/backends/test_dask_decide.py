@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _dask_helpers import require_distributed
 
 from ganga_async import Status
 
-_driver = pytest.importorskip("ganga_async.backends.dask._driver")
-decide, LOST = _driver.decide, _driver.LOST
+require_distributed()
+
+from ganga_async.backends.dask._driver import LOST, decide  # noqa: E402
 
 NOW = 1_000.0
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _dask_helpers import dask_config, sh, started, until
+from _dask_helpers import dask_config, require_distributed, sh, started, until
 
-from ganga_async import ArgSplitter, Config, Engine, Executable, Job, JobSpecError, Status
+from ganga_async import ArgSplitter, Config, Dask, Engine, Executable, Job, JobSpecError, Status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-Dask = pytest.importorskip("ganga_async.backends.dask").Dask
+require_distributed()
 
 
 async def test_a_split_job_is_one_submission_of_keyed_tasks_with_outputs(
