@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from . import (
+    condor_submit,
     dask_echo,
     local_echo,
     open_summary,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "open_summary": (open_summary.measure, 100_000, 5),
     "service_rpc": (service_rpc.measure, 200, 3),
     "slurm_submit": (slurm_submit.measure, 1000, 3),
+    "condor_submit": (condor_submit.measure, 1000, 3),
     "dask_echo": (dask_echo.measure, 1000, 2),
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
 }

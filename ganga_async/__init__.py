@@ -55,6 +55,7 @@ from .splitters.files import FileSplitter
 from .splitters.generic import GenericSplitter
 
 if TYPE_CHECKING:
+    from .backends.condor import Condor
     from .backends.dask import Dask
     from .backends.slurm import Slurm
     from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
@@ -75,6 +76,7 @@ __all__ = [
     "BoxEntry",
     "BoxEntryNotFoundError",
     "Command",
+    "Condor",
     "Config",
     "ConfigError",
     "Credential",
@@ -124,7 +126,8 @@ __all__ = [
 # Plugins imported when first named, as entry points are (importing them all made every
 # ``import ganga_async`` slower by a third).
 __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
-    "Slurm": ".backends.slurm", "Dask": ".backends.dask", "AFSToken": ".credentials",
+    "Slurm": ".backends.slurm", "Condor": ".backends.condor", "Dask": ".backends.dask",
+    "AFSToken": ".credentials",
     "BearerToken": ".credentials",
     "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
 }, globals())

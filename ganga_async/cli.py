@@ -6,6 +6,7 @@
 
     submit FILE.toml [--wait]     jobs [--status S]     show ID     wait ID
     kill ID     resubmit ID [--wait]     remove ID     peek ID [FILE]     demo [--subjobs N]
+    release ID
     service start [--foreground] | stop | status
     credentials [renew] [TYPE]     completion bash|zsh
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
@@ -203,6 +204,8 @@ def parser() -> Parser:
     sub.add_argument("id", metavar="ID")
     ids = "job ids: 3, subjob ids: 3.17, ranges: 7-9 and 3.2-5"
     sub = command("kill", "kill jobs (every active subjob) or subjobs")
+    sub.add_argument("ids", metavar="ID", nargs="+", help=ids)
+    sub = command("release", "release jobs or subjobs their batch system holds (HTCondor's Held)")
     sub.add_argument("ids", metavar="ID", nargs="+", help=ids)
     sub = command("resubmit", "submit again jobs' failed subjobs (or those in --status), or "
                   "finished jobs or subjobs")

@@ -90,6 +90,14 @@ def _plain_name(value: Any) -> Any:
     return value
 
 
+def _condor_client(value: Any) -> Any:
+    """``[Condor] client``: how the schedd is reached."""
+    if value not in ("auto", "bindings", "commands"):
+        raise ValueError(f"{value!r} is not a way to reach the schedd; give 'auto', 'bindings' "
+                         "(htcondor2) or 'commands' (condor_q, condor_submit, ... on PATH)")
+    return value
+
+
 def _directory(value: Any) -> Any:
     """``[Configuration] gangadir``: a directory, never empty (that would be the current one)."""
     if isinstance(value, str) and not value.strip():
@@ -111,13 +119,16 @@ _CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("Credentials", "defaults"): _credential_defaults,
     ("Configuration", "user"): _plain_name,
     ("Configuration", "gangadir"): _directory,
+    ("Condor", "client"): _condor_client,
 }
 """Options whose values need more than a type check; each returns the value to store."""
 
 
 _POSITIVE = frozenset({
     ("Slurm", "poll_min"), ("Slurm", "poll_max"), ("Slurm", "command_timeout"),
-    ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Monitoring", "poll_interval"),
+    ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Condor", "poll_min"), ("Condor", "poll_max"),
+    ("Condor", "command_timeout"), ("Condor", "max_commands"), ("Condor", "heartbeat"),
+    ("Monitoring", "poll_interval"),
     ("Dask", "poll_min"), ("Dask", "poll_max"), ("Dask", "connect_timeout"), ("Dask", "heartbeat"),
     ("Monitoring", "command_timeout"), ("Pipeline", "stream_size"), ("Pipeline", "submit_batch"),
     ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),

@@ -42,7 +42,6 @@ from .credentials.manager import CredentialManager
 from .events import CredentialEvent, EventHub, EventStream, JobEvent
 from .model import machine
 from .model.job import Job
-from .model.machine import ON_BACKEND
 from .model.record import JobRecord
 from .persistence.lock import EngineLock, claim_gangadir
 from .persistence.repository import Repository
@@ -397,12 +396,12 @@ class Engine:
         count = 0
         for target in machine.targets(record, index):
             status = record.status_of(target)
-            if status in (Status.SUBMITTING, Status.NEW, Status.HELD):
+            if machine.on_backend(record, target) and status is not Status.SUBMITTING:
+                on_backend.append(target)
+            elif status in (Status.SUBMITTING, Status.NEW, Status.HELD):
                 machine.set_status(changes, record, target, Status.KILLED, now,
                                    reason="killed before submission")
                 count += 1
-            elif status in ON_BACKEND:
-                on_backend.append(target)
         self._ctx.commit(changes)
         backends = self._backends
         by_backend = backends.handles(live, on_backend)
@@ -413,6 +412,22 @@ class Engine:
             await backends.drivers[name].kill(handles)
             backends.soon(name)
         log.info("kill requested", job_id=live.id, count=count)
+
+    async def release(self, job: Job) -> None:
+        """Release a job (every subjob its batch system holds) or one subjob held by its batch
+        system (HTCondor's Held, with the HoldReason as its reason), in one action. Raises
+        JobStateError when nothing is held there."""
+        await self._working()
+        live, index = self._ctx.registry.find(job)
+        chosen = [t for t in machine.targets(live.record, index) if machine.held_by_backend(live.record, t)]
+        backends = self._backends
+        by_backend = backends.handles(live, chosen)
+        if not by_backend:
+            raise JobStateError(f"job {job.fqid} is {job.status}: nothing of it is held by its backend")
+        for name, handles in by_backend.items():
+            await backends.drivers[name].release(handles)
+            backends.soon(name)
+        log.info("release requested", job_id=live.id, count=len(chosen))
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit

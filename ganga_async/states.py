@@ -11,7 +11,9 @@ job whose submission failed before reaching a backend goes back to ``new``.
 
 ``held`` is the waiting state of the credential gate: a job whose credentials are short goes
 ``submitting ─▶ held`` (its ``reason`` says what to renew) and back to ``submitting`` by itself
-once they are valid; it may be killed or removed while it waits.
+once they are valid; it may be killed or removed while it waits. A batch system may hold a job
+too (HTCondor's Held, with its HoldReason): ``submitted | running ─▶ held`` and, once released,
+on again. The two are told apart by the backend id: a job held at the gate has none.
 
 A master job's status is derived from its subjobs with Ganga's priority: the first of
 ``held, submitting, submitted, running, completing, failed, killed, completed`` that any subjob
@@ -87,9 +89,11 @@ S = Status
 _TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.NEW: frozenset({S.SUBMITTING, S.FAILED, S.KILLED, S.REMOVED}),
     S.SUBMITTING: frozenset({S.NEW, S.SUBMITTED, S.RUNNING, S.FAILED, S.KILLED, S.UNKNOWN, S.HELD}),
-    S.HELD: frozenset({S.SUBMITTING, S.FAILED, S.KILLED}),
-    S.SUBMITTED: frozenset({S.RUNNING, S.COMPLETING, S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN}),
-    S.RUNNING: frozenset({S.COMPLETING, S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN}),
+    S.HELD: frozenset({S.SUBMITTING, S.SUBMITTED, S.RUNNING, S.COMPLETING, S.FAILED, S.KILLED,
+                       S.UNKNOWN}),
+    S.SUBMITTED: frozenset({S.RUNNING, S.COMPLETING, S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN,
+                            S.HELD}),
+    S.RUNNING: frozenset({S.COMPLETING, S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN, S.HELD}),
     S.COMPLETING: frozenset({S.COMPLETED, S.FAILED, S.KILLED, S.UNKNOWN}),
     S.COMPLETED: frozenset({S.SUBMITTING, S.FAILED}),
     S.FAILED: frozenset({S.SUBMITTING, S.COMPLETED}),

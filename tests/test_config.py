@@ -37,7 +37,7 @@ def test_runtime_assignment_is_checked_and_applied() -> None:
 
 
 def test_unknown_section_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match="valid sections: Configuration, .*Local"):
+    with pytest.raises(ConfigError, match="valid sections: Condor, Configuration, .*Local"):
         load_config(environ={})["Lcoal"]
 
 

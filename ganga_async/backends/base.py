@@ -28,6 +28,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._component import Component, JobView
+from .._exceptions import BackendError
 from ..applications.base import Command
 from ..states import Status
 
@@ -193,6 +194,11 @@ class BackendDriver(abc.ABC):
     async def kill(self, handles: Sequence[Handle]) -> None:
         """Ask the backend to stop these (sub)jobs; their final status follows as news."""
 
+    async def release(self, handles: Sequence[Handle]) -> None:
+        """Let (sub)jobs the batch system holds (HTCondor's Held) go on; their news follow.
+        The default refuses: a backend that never holds jobs has none to release."""
+        raise BackendError(f"{type(self).__name__} never holds jobs, so it has none to release")
+
     async def forget(self, handles: Sequence[Handle]) -> None:
         """Stop tracking these (sub)jobs and drop what the backend kept of their earlier runs:
         the engine is about to submit them again, and a restarted engine must never take an
@@ -234,7 +240,7 @@ class Tracked:
 
 TrackedT = TypeVar("TrackedT", bound=Tracked)
 
-_ACTIVE = frozenset({Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN})
+_ACTIVE = frozenset({Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN, Status.HELD})
 
 
 class TrackingDriver(BackendDriver, Generic[TrackedT]):

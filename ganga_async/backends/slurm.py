@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from .._exceptions import BackendError, JobSpecError
 from ..states import Status
-from ._batch import ACTIVE_NATIVE, BatchDriver, BatchSystem, CommandResult, SubmitRequest
+from ._batch import ACTIVE_NATIVE, BatchDriver, CommandResult, CommandSystem, SubmitRequest
 from .base import Backend, BackendStatus, DriverContext
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ _FORMAT = "%i|%T|%S|%e"
 _HISTORY_FIELDS = "JobID,State,ExitCode,Start,End"
 
 
-class SlurmSystem(BatchSystem):
+class SlurmSystem(CommandSystem):
     """The Slurm command builders and output parsers (``sbatch``, ``squeue``, ``sacct``,
     ``scancel``, ``scontrol``)."""
 

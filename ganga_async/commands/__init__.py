@@ -30,7 +30,8 @@ Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, in
 
 COMMANDS: dict[str, Command] = {
     "submit": jobs.submit, "jobs": listing.jobs, "show": jobs.show, "wait": jobs.wait,
-    "kill": jobs.kill, "resubmit": jobs.resubmit, "remove": jobs.remove, "peek": jobs.peek,
+    "kill": jobs.kill, "release": jobs.release, "resubmit": jobs.resubmit, "remove": jobs.remove,
+    "peek": jobs.peek,
     "demo": jobs.demo, "shareref": prepared.shareref, "box": prepared.box,
 }
 """The commands that open a session, by name."""
@@ -42,7 +43,7 @@ never monitor one repository. Without a daemon they open an engine of their own.
 READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 """The commands whose engine never contacts a backend (``monitoring=False``)."""
 
-LIVE = frozenset({"submit", "jobs", "show", "wait", "kill", "resubmit", "remove", "demo"})
+LIVE = frozenset({"submit", "jobs", "show", "wait", "kill", "release", "resubmit", "remove", "demo"})
 """The commands that list or wait: they start the gangadir's daemon when none runs
 (``[Service] autostart``), so that what they print is true now."""
 

@@ -36,7 +36,7 @@ from .session import Session
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["demo", "demo_job", "kill", "kill_patience", "peek", "remove", "resubmit",
+__all__ = ["demo", "demo_job", "kill", "kill_patience", "peek", "release", "remove", "resubmit",
            "show", "submit", "wait"]
 
 Events = AsyncIterator[dict[str, Any]]
@@ -181,6 +181,20 @@ async def kill(session: Session, args: argparse.Namespace, config: Config) -> in
     if len(ids) == 1 and isinstance(only, GangaAsyncError):
         raise only
     return render.print_killed([outcomes[i] for i in ids], args)
+
+
+async def release(session: Session, args: argparse.Namespace, config: Config) -> int:
+    """``release ID...``: let jobs (or subjobs) their batch system holds go on, each in turn."""
+    return await _each(args, expand_ids(args.ids), lambda job_id: _released(session, job_id, args))
+
+
+async def _released(session: Session, job_id: str, args: argparse.Namespace) -> int:
+    released = await session.release(job_id)
+    if args.json:
+        render.print_json(released)
+    else:
+        print(f"release of job {released['id']} requested; it is {released['status']}")
+    return 0
 
 
 def kill_patience(config: Config) -> float:

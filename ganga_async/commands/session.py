@@ -65,6 +65,9 @@ class Session(Protocol):
     async def kill(self, job_id: int | str) -> dict[str, Any]:
         """Kill a job or subjob; its id and the status it has now."""
 
+    async def release(self, job_id: int | str) -> dict[str, Any]:
+        """Release a job or subjob its batch system holds; its id and the status it has now."""
+
     async def resubmit(self, job_id: int | str, statuses: Sequence[str] = ("failed",)) -> dict[str, Any]:
         """Submit a job's subjobs in ``statuses`` again, or a final unsplit job; its summary."""
 

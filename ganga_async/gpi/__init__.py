@@ -39,6 +39,7 @@ from typing import Any, cast
 from .. import _blocking
 from .._component import Component
 from ..applications.executable import Executable
+from ..backends.condor import Condor
 from ..backends.dask import Dask
 from ..backends.local import Local
 from ..backends.slurm import Slurm
@@ -69,6 +70,7 @@ __all__ = [
     "AFSToken",
     "ArgSplitter",
     "BearerToken",
+    "Condor",
     "Dask",
     "Executable",
     "FileSplitter",

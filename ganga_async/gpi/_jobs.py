@@ -106,6 +106,13 @@ class Job(_core.Job):
         """
         _run(lambda engine: _killed(engine, self))
 
+    def release(self) -> Job:
+        """Let the job (every subjob its batch system holds, HTCondor's Held) or this subjob go
+        on; as ``j.backend.release()``. Raises :class:`~ganga_async.JobStateError` when nothing
+        is held by its backend."""
+        _run(lambda engine: engine.release(self))
+        return self
+
     def resubmit(self, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (the failed ones by default), or this final
         unsplit job or subjob. Raises :class:`~ganga_async.JobStateError` when none qualifies."""

@@ -19,13 +19,28 @@ from .record import JobRecord
 
 __all__ = ["ON_BACKEND", "Changes", "Transition", "set_status", "accept", "refuse", "apply_news",
            "never_received", "finish", "reset_for_submission", "resume_held", "remove", "is_final",
-           "targets"]
+           "targets", "on_backend", "held_by_backend"]
 
 ON_BACKEND = ACTIVE | {Status.UNKNOWN}
 """Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
 
-_MOVING = (Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN)
+_MOVING = (Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN, Status.HELD)
 """Backend news that leaves a (sub)job with its backend."""
+
+
+def held_by_backend(record: JobRecord, index: int | None) -> bool:
+    """Whether the (sub)job is ``held`` by its batch system (it has a backend id), not at the
+    credential gate (where it has none)."""
+    if record.status_of(index) is not Status.HELD:
+        return False
+    if index is None or record.table is None:
+        return bool(record.backend_id)
+    return bool(record.table.backend_id[index])
+
+
+def on_backend(record: JobRecord, index: int | None) -> bool:
+    """Whether a backend may hold the (sub)job: to monitor again, kill or release."""
+    return record.status_of(index) in ON_BACKEND or held_by_backend(record, index)
 
 
 class Transition:
@@ -170,6 +185,11 @@ def apply_news(changes: Changes, record: JobRecord, index: int | None, news: Bac
     else:
         _catch_up(changes, record, index, news, now)
     if new in _MOVING:
+        if new is Status.HELD:
+            set_status(changes, record, index, new, now, backend_id=news.native_id, reason=news.reason)
+            return None
+        if record.status_of(index) is Status.HELD:  # released: the hold's reason is over
+            _clear_reason(record, index)
         set_status(changes, record, index, new, now, backend_id=news.native_id, t=news.started)
         return None
     if news.native_id is not None:
@@ -179,13 +199,21 @@ def apply_news(changes: Changes, record: JobRecord, index: int | None, news: Bac
     return news
 
 
+def _clear_reason(record: JobRecord, index: int | None) -> None:
+    if index is None:
+        record.reason = None
+    else:
+        assert record.table is not None
+        record.table.reason.pop(index, None)
+
+
 def never_received(changes: Changes, record: JobRecord, index: int | None, now: float) -> bool:
     """The backend never received a (sub)job an earlier engine left with it (that engine died
     between recording the submission and handing it over): it goes back to ``submitting`` to be
     submitted again, which cannot run it twice. False when it is no longer with its backend
     (killed or forced meanwhile)."""
     current = record.status_of(index)
-    if current not in ON_BACKEND:
+    if not on_backend(record, index):
         return False
     if current is not Status.SUBMITTING:
         set_status(changes, record, index, Status.SUBMITTING, now, force=True)
@@ -227,13 +255,9 @@ def reset_for_submission(changes: Changes, record: JobRecord, index: int | None,
 def resume_held(changes: Changes, record: JobRecord, index: int | None, now: float) -> bool:
     """A (sub)job held at the credential gate may go on: back to ``submitting``, its reason
     cleared. False when it is no longer held (killed meanwhile)."""
-    if record.status_of(index) is not Status.HELD:
+    if record.status_of(index) is not Status.HELD or held_by_backend(record, index):
         return False
-    if index is None:
-        record.reason = None
-    else:
-        assert record.table is not None
-        record.table.reason.pop(index, None)
+    _clear_reason(record, index)
     return set_status(changes, record, index, Status.SUBMITTING, now)
 
 

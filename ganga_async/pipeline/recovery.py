@@ -53,10 +53,10 @@ async def recover(ctx: Context, store: JobStore, backends: Backends) -> None:
         held = []
         for index in machine.targets(live.record):
             status = live.record.status_of(index)
-            if status is Status.HELD:
-                held.append(index)
-            elif status in ON_BACKEND:
+            if machine.on_backend(live.record, index):
                 pending.setdefault(live.job.backend.plugin_name, []).append((live, index))
+            elif status is Status.HELD:
+                held.append(index)
         if held:
             log.info("held jobs wait for their credentials again", job_id=row.id, count=len(held))
             ctx.credentials.hold(Held(ctx, live, held, ctx.credentials.requirements(live.job)))
@@ -84,7 +84,7 @@ async def _resume(ctx: Context, backends: Backends, name: str, entries: dict[str
         handles = []
         for key, entry in entries.items():
             record = entry.live.record
-            if record.status is Status.REMOVED or record.status_of(entry.index) not in ON_BACKEND:
+            if record.status is Status.REMOVED or not machine.on_backend(record, entry.index):
                 continue  # removed, killed or forced while the backend could not answer
             active[key] = entry
             handles.append(entry.handle)

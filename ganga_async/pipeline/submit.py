@@ -77,7 +77,7 @@ class SubmitStage:
         changes = machine.Changes()
         now = time.time()
         for index in targets:
-            machine.set_status(changes, record, index, Status.HELD, now, reason=reason)
+            machine.set_status(changes, record, index, Status.HELD, now, reason=reason, backend_id="")
         ctx.commit(changes)
         ctx.credentials.hold(Held(ctx, live, targets, needs))
         log.warning("held for credentials", count=len(targets), reason=reason)
@@ -182,7 +182,8 @@ class Held:
 
     def _still_held(self) -> list[int | None]:
         record = self.live.record
-        return [i for i in self.targets if record.status_of(i) is Status.HELD]
+        return [i for i in self.targets
+                if record.status_of(i) is Status.HELD and not machine.held_by_backend(record, i)]
 
     async def resume(self) -> None:
         """Back to ``submitting`` and into the submit stage (those not killed meanwhile)."""

@@ -57,6 +57,11 @@ class OperationMethods(ABC):
         result: dict[str, Any] = await self.call("kill", id=job_id)
         return result
 
+    async def release(self, job_id: int | str) -> dict[str, Any]:
+        """Release a job (or subjob) its batch system holds (HTCondor's Held)."""
+        result: dict[str, Any] = await self.call("release", id=job_id)
+        return result
+
     async def resubmit(self, job_id: int | str, statuses: Sequence[str] = ("failed",)) -> dict[str, Any]:
         """Submit again the subjobs in ``statuses``, or a finished unsplit job or subjob."""
         result: dict[str, Any] = await self.call("resubmit", id=job_id, statuses=list(statuses))

@@ -115,6 +115,14 @@ async def kill(engine: Engine, args: Arguments) -> dict[str, Any]:
     return {"id": target.fqid, "status": str(target.status)}
 
 
+async def release(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": ...}`` -> the release is requested; the status the job has now."""
+    args.check_known("id")
+    target = await _job_argument(engine, args)
+    await engine.release(target)
+    return {"id": target.fqid, "status": str(target.status)}
+
+
 async def resubmit(engine: Engine, args: Arguments) -> dict[str, Any]:
     """``{"id": ..., "statuses": ["failed"]}`` -> the job's summary once resubmitted."""
     args.check_known("id", "statuses")
@@ -243,6 +251,7 @@ OPERATIONS: dict[str, Operation] = {
     "jobs": jobs,
     "job": job,
     "kill": kill,
+    "release": release,
     "resubmit": resubmit,
     "remove": remove,
     "peek": peek,

@@ -15,10 +15,18 @@ A batch backend is two small things, kept apart from the IO:
 
 from .driver import BatchDriver, install_wrapper, manifest_entry, write_manifest
 from .status import HEARTBEAT_FILE, KILL_FILE, STATUS_FILE, read_records, remove_status_files, resolve
-from .system import ACTIVE_NATIVE, BatchSystem, CommandResult, CommandRunner, SubmitRequest, compact_ranges
+from .system import (
+    ACTIVE_NATIVE,
+    BatchSystem,
+    CommandResult,
+    CommandRunner,
+    CommandSystem,
+    SubmitRequest,
+    compact_ranges,
+)
 
 __all__ = [
-    "ACTIVE_NATIVE", "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "HEARTBEAT_FILE",
-    "KILL_FILE", "STATUS_FILE", "SubmitRequest", "compact_ranges", "install_wrapper", "manifest_entry",
-    "read_records", "remove_status_files", "resolve", "write_manifest",
+    "ACTIVE_NATIVE", "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "CommandSystem",
+    "HEARTBEAT_FILE", "KILL_FILE", "STATUS_FILE", "SubmitRequest", "compact_ranges", "install_wrapper",
+    "manifest_entry", "read_records", "remove_status_files", "resolve", "write_manifest",
 ]

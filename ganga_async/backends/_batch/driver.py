@@ -41,6 +41,7 @@ from .system import (
     BatchSystem,
     CommandResult,
     CommandRunner,
+    CommandSystem,
     Runner,
     SubmitRequest,
     compact_ranges,
@@ -60,9 +61,10 @@ class _Tracked(Tracked):
 
     __slots__ = ("job", "missing_since", "found")
 
-    def __init__(self, handle: Handle, last: BackendStatus | None = None, *, found: bool = False) -> None:
+    def __init__(self, handle: Handle, job: str, last: BackendStatus | None = None, *,
+                 found: bool = False) -> None:
         super().__init__(handle, last)
-        self.job = handle.native_id.partition("_")[0]
+        self.job = job
         self.missing_since: float | None = None
         self.found = found
 
@@ -86,6 +88,14 @@ class BatchDriver(TrackingDriver[_Tracked]):
         self._max_array: int | None = None
         self._no_history = False
         self._wrappers: set[Path] = set()
+
+    @property
+    def _cli(self) -> CommandSystem:
+        """The system's command builders; a driver for a system without command-line tools
+        replaces every method that uses them."""
+        if not isinstance(self._system, CommandSystem):
+            raise TypeError(f"{type(self).__name__} must do its own IO: {self._system.name} has no commands")
+        return self._system
 
     def _option(self, name: str) -> Any:
         return self._context.config[self._section][name]
@@ -151,12 +161,12 @@ class BatchDriver(TrackingDriver[_Tracked]):
     async def _query(self, job_ids: list[str]) -> dict[str, BackendStatus]:
         found: dict[str, BackendStatus] = {}
         for start in range(0, len(job_ids), 500):
-            result = await self._run(self._system.query_argv(job_ids[start:start + 500]))
+            result = await self._run(self._cli.query_argv(job_ids[start:start + 500]))
             if result.returncode != 0:
-                if self._system.is_unknown_job(result):
+                if self._cli.is_unknown_job(result):
                     continue
                 raise self._error(result)
-            found.update(self._system.parse_query(result))
+            found.update(self._cli.parse_query(result))
         return found
 
     async def _history(self, job_ids: list[str]) -> dict[str, BackendStatus]:
@@ -164,22 +174,22 @@ class BatchDriver(TrackingDriver[_Tracked]):
             return {}
         found: dict[str, BackendStatus] = {}
         for start in range(0, len(job_ids), 500):
-            argv = self._system.history_argv(job_ids[start:start + 500])
+            argv = self._cli.history_argv(job_ids[start:start + 500])
             if argv is None:
                 return found
             result = await self._run(argv)
             if result.returncode != 0:
-                if self._system.has_no_history(result):
+                if self._cli.has_no_history(result):
                     log.info("no accounting: jobs that leave the queue are decided by their status files",
                              backend=self._system.name)
                     self._no_history = True
                     return found
                 raise self._error(result)
-            found.update(self._system.parse_history(result))
+            found.update(self._cli.parse_history(result))
         return found
 
     def _error(self, result: CommandResult) -> BackendError:
-        if self._system.is_transient(result):
+        if self._cli.is_transient(result):
             return BackendUnavailableError(result.message)
         return BackendError(result.message)
 
@@ -197,33 +207,46 @@ class BatchDriver(TrackingDriver[_Tracked]):
             if handle.key in self.tracked:  # submitted again while the lookup ran
                 continue
             if handle.native_id:
-                self.tracked[handle.key] = _Tracked(handle)
+                self.tracked[handle.key] = self._entry(handle)
             elif handle.key in located:
                 handle = dataclasses.replace(handle, native_id=located[handle.key])
-                self.tracked[handle.key] = _Tracked(handle, found=True)
+                self.tracked[handle.key] = self._entry(handle, found=True)
             else:
                 news[handle.key] = BackendStatus(Status.NEW, reason="never submitted")
         self.publish(news)
 
-    async def kill(self, handles: Sequence[Handle]) -> None:
+    def _entry(self, handle: Handle, last: BackendStatus | None = None, *, found: bool = False) -> _Tracked:
+        return _Tracked(handle, self._system.job_of(handle.native_id), last, found=found)
+
+    def _targets(self, handles: Sequence[Handle]) -> list[str]:
+        """The native ids to act on for ``handles``: a whole array (cluster) when every one of
+        its tasks the driver tracks is among them, else the tasks themselves."""
         keys = {h.key for h in handles if h.native_id}
-        if not keys:
-            return
         natives: list[str] = []
         by_job: dict[str, list[str]] = {}
         for handle in handles:
             if handle.native_id:
-                by_job.setdefault(handle.native_id.partition("_")[0], []).append(handle.native_id)
+                by_job.setdefault(self._system.job_of(handle.native_id), []).append(handle.native_id)
         for job, ids in by_job.items():
             others = [e for e in self.tracked.values() if e.job == job and e.handle.key not in keys]
-            natives.extend([job] if "_" in ids[0] and not others else ids)
-        for key in keys:
-            entry = self.tracked.get(key)
-            if entry is not None:
+            natives.extend([job] if self._system.task_separator in ids[0] and not others else ids)
+        return natives
+
+    async def kill(self, handles: Sequence[Handle]) -> None:
+        natives = self._targets(handles)
+        if not natives:
+            return
+        for handle in handles:
+            entry = self.tracked.get(handle.key)
+            if entry is not None and handle.native_id:
                 entry.killed = True
-        result = await self._run(self._system.kill_argv(natives))
+        await self._cancel(natives)
+
+    async def _cancel(self, natives: list[str]) -> None:
+        """Cancel these arrays or tasks in one command."""
+        result = await self._run(self._cli.kill_argv(natives))
         if result.returncode != 0:
-            if self._system.is_transient(result):
+            if self._cli.is_transient(result):
                 raise BackendUnavailableError(result.message)
             log.warning("cancel reported a problem", backend=self._system.name, error=result.message)
 
@@ -253,7 +276,7 @@ class BatchDriver(TrackingDriver[_Tracked]):
                 continue
             for position, unit, native in zip(positions, chosen, ids, strict=True):
                 results[position] = native
-                self.tracked[unit.key] = _Tracked(Handle(unit.key, native, unit.outputdir), _QUEUED)
+                self.tracked[unit.key] = self._entry(Handle(unit.key, native, unit.outputdir), _QUEUED)
         return results
 
     # -- submission -----------------------------------------------------------------------
@@ -263,8 +286,8 @@ class BatchDriver(TrackingDriver[_Tracked]):
         default when it cannot tell)."""
         if self._max_array is None:
             try:
-                result = await self._run(self._system.config_argv())
-                self._max_array = self._system.parse_max_array(result)
+                result = await self._run(self._cli.config_argv())
+                self._max_array = self._cli.parse_max_array(result)
             except (BackendError, ValueError) as exc:
                 log.warning("cannot read the array size limit; using the default",
                             backend=self._system.name, error=str(exc))
@@ -275,18 +298,20 @@ class BatchDriver(TrackingDriver[_Tracked]):
         """Submit units that share their job and settings: one job, or as few arrays as fit."""
         folder = job_dir_of(units[0].outputdir) / self._system.name.lower()
         wrapper = await self._ensure_wrapper(folder)
+        system = self._system
         if units[0].index is None:
-            return [await self._submit_array(folder, wrapper, units, None)]
+            return [system.single_id(await self._submit_array(folder, wrapper, units, None))]
         limit = await self.max_array()
         indices = [u.index for u in units if u.index is not None]
-        if max(indices) < limit and sorted(indices) == indices:
+        if max(indices) < limit and (sorted(indices) == indices if system.sparse_tasks
+                                     else indices == list(range(len(indices)))):
             native = await self._submit_array(folder, wrapper, units, indices)
-            return [f"{native}_{i}" for i in indices]
+            return [system.task_id(native, i) for i in indices]
         ids: list[str] = []
         for start in range(0, len(units), limit):
             chunk = units[start:start + limit]
             native = await self._submit_array(folder, wrapper, chunk, list(range(len(chunk))))
-            ids += [f"{native}_{t}" for t in range(len(chunk))]
+            ids += [system.task_id(native, t) for t in range(len(chunk))]
         return ids
 
     async def _ensure_wrapper(self, folder: Path) -> Path:
@@ -323,7 +348,6 @@ class BatchDriver(TrackingDriver[_Tracked]):
         while searches fail, so no job is ever submitted twice."""
         deadline = time.monotonic() + float(self._option("submit_retry"))
         delay = 1.0
-        argv = self._system.submit_argv(request)
         unsure = False
         while True:
             if unsure:
@@ -337,16 +361,13 @@ class BatchDriver(TrackingDriver[_Tracked]):
                     unsure = False
             if not unsure:
                 try:
-                    result = await self._run(argv)
+                    native, problem = await self._submit_once(request)
                 except BackendUnavailableError as exc:
                     problem = str(exc)
                     unsure = True
                     continue  # look for it at once: it may have been made
-                if result.returncode == 0:
-                    return self._system.parse_submit(result)
-                if not self._system.is_transient(result):
-                    raise BackendError(result.message)
-                problem = result.message
+                if native is not None:
+                    return native
             if time.monotonic() + delay > deadline:
                 maybe = (f"; it may have been made: look for jobs named {request.name}"
                          if unsure else "")
@@ -356,15 +377,27 @@ class BatchDriver(TrackingDriver[_Tracked]):
             await anyio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    async def _submit_once(self, request: SubmitRequest) -> tuple[str | None, str]:
+        """One attempt: (the new id, "") or (None, why) when the batch system cannot answer now
+        and surely did not make it. Raises :class:`~ganga_async.BackendError` when it refused
+        the submission, :class:`~ganga_async.BackendUnavailableError` when it may have made it
+        (no answer in time)."""
+        result = await self._run(self._cli.submit_argv(request))
+        if result.returncode == 0:
+            return self._cli.parse_submit(result), ""
+        if not self._cli.is_transient(result):
+            raise BackendError(result.message)
+        return None, result.message
+
     async def _find(self, name: str) -> str | None:
         """The id of the job called ``name``, from the queue or the accounting."""
-        for argv in self._system.find_argv(name):
+        for argv in self._cli.find_argv(name):
             result = await self._run(argv)
             if result.returncode == 0:
-                found = self._system.parse_find(result)
+                found = self._cli.parse_find(result)
                 if found:
                     return found
-            elif self._system.is_transient(result):
+            elif self._cli.is_transient(result):
                 raise BackendUnavailableError(result.message)
         return None
 
@@ -398,7 +431,8 @@ class BatchDriver(TrackingDriver[_Tracked]):
                 native = submissions[stem]
                 if native:
                     # Subjobs always go in arrays, unsplit jobs never.
-                    found[key] = f"{native}_{task}" if "." in key else native
+                    found[key] = (self._system.task_id(native, task) if "." in key
+                                  else self._system.single_id(native))
         return found
 
     async def _submission_id(self, folder: Path, stem: str) -> str | None:

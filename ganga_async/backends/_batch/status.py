@@ -63,7 +63,7 @@ def resolve(
     """
     ended = record is not None and "end" in record
     if seen is not None and seen.status in ACTIVE_NATIVE:
-        return BackendStatus(seen.status, started=seen.started)
+        return BackendStatus(seen.status, reason=seen.reason, started=seen.started)
     if seen is not None and seen.status is not Status.UNKNOWN:
         if not ended:
             code = seen.exitcode

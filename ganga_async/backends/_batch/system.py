@@ -23,12 +23,12 @@ from ...states import Status
 from ..base import Backend, BackendStatus
 
 __all__ = [
-    "ACTIVE_NATIVE", "BatchSystem", "CommandResult", "CommandRunner", "Runner", "SubmitRequest",
-    "compact_ranges",
+    "ACTIVE_NATIVE", "BatchSystem", "CommandResult", "CommandSystem", "CommandRunner", "Runner",
+    "SubmitRequest", "compact_ranges",
 ]
 
-ACTIVE_NATIVE = frozenset({Status.SUBMITTED, Status.RUNNING})
-"""The statuses of a batch job that has not ended."""
+ACTIVE_NATIVE = frozenset({Status.SUBMITTED, Status.RUNNING, Status.HELD})
+"""The statuses of a batch job that has not ended (``held``: the batch system holds it)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,10 +72,39 @@ class BatchSystem(abc.ABC):
     name: ClassVar[str]
     states: ClassVar[Mapping[str, tuple[Status, str | None]]]
     default_max_array: ClassVar[int] = 1000
+    task_separator: ClassVar[str] = "_"
+    """What joins an array's id and a task's: ``1234_17`` (Slurm), ``1234.17`` (HTCondor)."""
+    sparse_tasks: ClassVar[bool] = True
+    """Whether an array may have any task ids (Slurm's ``--array=3,17``); otherwise they run
+    from 0 in the order of the manifest (HTCondor's procs)."""
+
+    def job_of(self, native_id: str) -> str:
+        """The array (cluster) a native id belongs to."""
+        return native_id.partition(self.task_separator)[0]
+
+    def task_id(self, job: str, task: int) -> str:
+        """The native id of task ``task`` of array ``job``."""
+        return f"{job}{self.task_separator}{task}"
+
+    def single_id(self, job: str) -> str:
+        """The native id of a job submitted alone (not as an array) as :meth:`parse_submit`
+        gave it."""
+        return job
 
     @abc.abstractmethod
     def script(self, python: str, wrapper: Path, manifest: Path, array: bool) -> str:
         """The batch script that runs the job wrapper for one task of ``manifest``."""
+
+    def observe(self, state: str, *, exitcode: int | None = None, started: float | None = None,
+                ended: float | None = None) -> BackendStatus:
+        """Map a native state through :attr:`states` (an unknown state is ``unknown``)."""
+        status, why = self.states.get(state, (Status.UNKNOWN, f"unknown {self.name} state {state}"))
+        return BackendStatus(status, exitcode=exitcode, reason=why, started=started, ended=ended)
+
+
+class CommandSystem(BatchSystem):
+    """A batch system driven through its command-line tools (Slurm's ``sbatch``, ``squeue``,
+    ...): the argv of each command and the parsers of what it prints."""
 
     @abc.abstractmethod
     def submit_argv(self, request: SubmitRequest) -> list[str]:
@@ -132,12 +161,6 @@ class BatchSystem(abc.ABC):
     def has_no_history(self, result: CommandResult) -> bool:
         """True when the history command failed because the site keeps no accounting."""
         return False
-
-    def observe(self, state: str, *, exitcode: int | None = None, started: float | None = None,
-                ended: float | None = None) -> BackendStatus:
-        """Map a native state through :attr:`states` (an unknown state is ``unknown``)."""
-        status, why = self.states.get(state, (Status.UNKNOWN, f"unknown {self.name} state {state}"))
-        return BackendStatus(status, exitcode=exitcode, reason=why, started=started, ended=ended)
 
 
 Runner = Callable[[Sequence[str], float], Awaitable[CommandResult]]
