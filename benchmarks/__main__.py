@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from . import (
     condor_submit,
+    dask_echo,
     local_echo,
     open_summary,
     peers,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "service_rpc": (service_rpc.measure, 200, 3),
     "slurm_submit": (slurm_submit.measure, 1000, 3),
     "condor_submit": (condor_submit.measure, 1000, 3),
+    "dask_echo": (dask_echo.measure, 1000, 2),
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
     "postprocessing": (postprocessing.measure, 10_000, 3),
 }

@@ -58,6 +58,7 @@ from .splitters.generic import GenericSplitter
 
 if TYPE_CHECKING:
     from .backends.condor import Condor
+    from .backends.dask import Dask
     from .backends.slurm import Slurm
     from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
     from .postprocessors import (
@@ -99,6 +100,7 @@ __all__ = [
     "CredentialStore",
     "CustomChecker",
     "CustomMerger",
+    "Dask",
     "DriverContext",
     "Engine",
     "EngineClosedError",
@@ -147,7 +149,8 @@ __all__ = [
 # Plugins imported when first named, as entry points are (importing them all made every
 # ``import ganga_async`` slower by a third).
 __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
-    "Slurm": ".backends.slurm", "Condor": ".backends.condor", "AFSToken": ".credentials",
+    "Slurm": ".backends.slurm", "Condor": ".backends.condor", "Dask": ".backends.dask",
+    "AFSToken": ".credentials",
     "BearerToken": ".credentials",
     "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
     **{name: ".postprocessors" for name in ("CustomChecker", "CustomMerger", "FileChecker",

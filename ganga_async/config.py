@@ -143,6 +143,7 @@ _POSITIVE = frozenset({
     ("Slurm", "max_commands"), ("Slurm", "heartbeat"), ("Condor", "poll_min"), ("Condor", "poll_max"),
     ("Condor", "command_timeout"), ("Condor", "max_commands"), ("Condor", "heartbeat"),
     ("Monitoring", "poll_interval"),
+    ("Dask", "poll_min"), ("Dask", "poll_max"), ("Dask", "connect_timeout"), ("Dask", "heartbeat"),
     ("Monitoring", "command_timeout"), ("Pipeline", "stream_size"), ("Pipeline", "submit_batch"),
     ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),
 })

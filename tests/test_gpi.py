@@ -41,7 +41,7 @@ def test_star_import_gives_exactly_the_documented_names() -> None:
     exec("from ganga_async.gpi import *", namespace)
     names = set(namespace) - {"__builtins__"}
     assert names == {"Job", "Executable", "ArgSplitter", "GenericSplitter", "FileSplitter",
-                     "Local", "Slurm", "Condor", "ShareDir", "jobs", "config", "shareref", "box",
+                     "Local", "Slurm", "Condor", "Dask", "ShareDir", "jobs", "config", "shareref", "box",
                      "credential_store", "CredentialStore", "X509Proxy", "VomsProxy",
                      "KerberosTicket", "AFSToken", "BearerToken", "TextMerger", "CustomMerger",
                      "SmartMerger", "FileChecker", "CustomChecker", "Notifier", "WebhookNotifier", "Retry"}

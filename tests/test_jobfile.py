@@ -141,7 +141,7 @@ def test_a_value_of_the_wrong_type_names_the_field(
 def test_an_unknown_plugin_type_lists_the_available_ones(tmp_path: Path) -> None:
     error = spec_error(write(tmp_path, '[backend]\ntype = "Dirac"\n'))
     assert error.field == "backend.type"
-    assert "unknown backend 'Dirac'; available: Condor, Local, Slurm" in str(error)
+    assert "unknown backend 'Dirac'; available: Condor, Dask, Local, Slurm" in str(error)
 
 
 def test_a_table_without_type_asks_for_one(tmp_path: Path) -> None:

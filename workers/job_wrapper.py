@@ -22,6 +22,14 @@ Its record is ``outputdir/__jobstatus__.json``, which the batch driver reads
 ``error`` (why it could not run). While the application runs, ``outputdir/__heartbeat__`` holds
 the time of the last heartbeat.
 
+Three optional manifest fields serve backends whose workers are long-lived processes (Dask):
+``"once": true`` creates the status file exclusively, so a task a scheduler runs again (after
+its worker died) exits at once when this (sub)job already started; ``"watch_parent": true``
+ends the application and records an error when the process that started the wrapper dies
+(checked every second); and a ``__kill__`` file in the outputdir, looked for before the
+application starts and at every heartbeat, counts as a SIGTERM. The record then also has
+``wrapper_pid``, the process to signal.
+
 SIGTERM (``scancel``, a time limit) and SIGINT are forwarded to the application's process
 group and recorded as ``killed``. The wrapper exits with the application's exit code (128 plus
 the signal number when a signal ended it), so the batch system sees the same outcome.
@@ -42,6 +50,7 @@ import time
 
 STATUS_FILE = "__jobstatus__.json"
 HEARTBEAT_FILE = "__heartbeat__"
+KILL_FILE = "__kill__"
 
 
 def find_task(manifest: str, task: int) -> dict:
@@ -107,6 +116,11 @@ class Wrapper:
                              "batch_id": batch_id(), "start": time.time()}
         self.proc: subprocess.Popen | None = None
         self.killed = False
+        self.kill_path = os.path.join(self.outputdir, KILL_FILE)
+        self.parent = os.getppid() if entry.get("watch_parent") else None
+        self.orphaned: str | None = None
+        if entry.get("once") or self.parent is not None:
+            self.record["wrapper_pid"] = os.getpid()
 
     def on_signal(self, signum: int, frame: object) -> None:
         self.killed = True
@@ -127,9 +141,27 @@ class Wrapper:
             return 1
         return 128 - code if code < 0 else code
 
-    def run(self) -> int:
+    def claim(self) -> bool:
+        """Create the status file; with ``once``, False when it exists (this task already ran)."""
         os.makedirs(self.outputdir, exist_ok=True)
-        write_json(self.status_path, self.record)
+        if not self.entry.get("once"):
+            write_json(self.status_path, self.record)
+            return True
+        try:
+            fd = os.open(self.status_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(self.record, f)
+        return True
+
+    def run(self) -> int:
+        if not self.claim():
+            print(f"job_wrapper: {self.entry['key']} already started; not running it again",
+                  file=sys.stderr)
+            return 0
+        if os.path.exists(self.kill_path):
+            self.killed = True
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.on_signal)
         argv = [str(a) for a in self.entry["argv"]]
@@ -160,17 +192,31 @@ class Wrapper:
                 collect_outputs(list(self.entry["outputs"]), self.workdir, self.outputdir)
             except OSError as exc:
                 error = f"copying the output files back failed: {exc}"
-        return self.finish(code, None if self.killed else error)
+        return self.finish(code, None if self.killed else (self.orphaned or error))
 
     def wait(self, interval: float) -> int:
         assert self.proc is not None
+        step = interval if self.parent is None else min(interval, 1.0)
+        beat = 0.0
         while True:
-            with open(self.heartbeat_path, "w", encoding="utf-8") as f:
-                f.write(f"{time.time():.3f}\n")
+            now = time.time()
+            if now - beat >= interval:
+                beat = now
+                with open(self.heartbeat_path, "w", encoding="utf-8") as f:
+                    f.write(f"{now:.3f}\n")
+                if not self.killed and os.path.exists(self.kill_path):
+                    self.on_signal(signal.SIGTERM, None)
             try:
-                return self.proc.wait(timeout=interval)
+                return self.proc.wait(timeout=step)
             except subprocess.TimeoutExpired:
-                continue
+                pass
+            if self.parent is not None and self.orphaned is None and os.getppid() != self.parent:
+                self.orphaned = ("the process that ran its job wrapper (a Dask worker) ended while "
+                                 "it ran; the application was stopped")
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
 
 
 def main(argv: list) -> int:

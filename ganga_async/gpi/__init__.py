@@ -40,6 +40,7 @@ from .. import _blocking, _sharedir
 from .._component import Component
 from ..applications.executable import Executable
 from ..backends.condor import Condor
+from ..backends.dask import Dask
 from ..backends.local import Local
 from ..backends.slurm import Slurm
 from ..credentials import afs as _afs
@@ -77,6 +78,7 @@ __all__ = [
     "CredentialStore",
     "CustomChecker",
     "CustomMerger",
+    "Dask",
     "Executable",
     "FileChecker",
     "FileSplitter",

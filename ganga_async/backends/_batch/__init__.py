@@ -13,8 +13,8 @@ A batch backend is two small things, kept apart from the IO:
   (:func:`resolve`, :mod:`.status`), once for every batch system.
 """
 
-from .driver import BatchDriver
-from .status import HEARTBEAT_FILE, STATUS_FILE, resolve
+from .driver import BatchDriver, install_wrapper, manifest_entry, write_manifest
+from .status import HEARTBEAT_FILE, KILL_FILE, STATUS_FILE, read_records, remove_status_files, resolve
 from .system import (
     ACTIVE_NATIVE,
     BatchSystem,
@@ -27,5 +27,6 @@ from .system import (
 
 __all__ = [
     "ACTIVE_NATIVE", "BatchDriver", "BatchSystem", "CommandResult", "CommandRunner", "CommandSystem",
-    "HEARTBEAT_FILE", "STATUS_FILE", "SubmitRequest", "compact_ranges", "resolve",
+    "HEARTBEAT_FILE", "KILL_FILE", "STATUS_FILE", "SubmitRequest", "compact_ranges", "install_wrapper",
+    "manifest_entry", "read_records", "remove_status_files", "resolve", "write_manifest",
 ]

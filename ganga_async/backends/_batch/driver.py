@@ -47,7 +47,7 @@ from .system import (
     compact_ranges,
 )
 
-__all__ = ["BatchDriver"]
+__all__ = ["BatchDriver", "install_wrapper", "manifest_entry", "write_manifest"]
 
 _QUEUED = BackendStatus(Status.SUBMITTED)
 
@@ -317,7 +317,7 @@ class BatchDriver(TrackingDriver[_Tracked]):
     async def _ensure_wrapper(self, folder: Path) -> Path:
         target = folder / "job_wrapper.py"
         if target not in self._wrappers:
-            await anyio.to_thread.run_sync(_install_wrapper, folder, target)
+            await anyio.to_thread.run_sync(install_wrapper, folder, target)
             self._wrappers.add(target)
         return target
 
@@ -328,7 +328,7 @@ class BatchDriver(TrackingDriver[_Tracked]):
         manifest = folder / f"{stem}.jsonl"
         script = folder / f"{stem}.sh"
         heartbeat = float(self._option("heartbeat"))
-        entries = [_manifest_entry(unit, task, heartbeat)
+        entries = [manifest_entry(unit, task, heartbeat)
                    for unit, task in zip(units, tasks if tasks is not None else [0], strict=True)]
         text = self._system.script(str(self._option("python")), wrapper, manifest, tasks is not None)
         await anyio.to_thread.run_sync(_write_submission, manifest, entries, script, text)
@@ -450,13 +450,15 @@ class BatchDriver(TrackingDriver[_Tracked]):
 
 
 
-def _manifest_entry(unit: SubmitUnit, task: int, heartbeat: float) -> dict[str, Any]:
+def manifest_entry(unit: SubmitUnit, task: int, heartbeat: float) -> dict[str, Any]:
+    """The manifest line of ``unit`` as task ``task`` (the format of ``workers/job_wrapper.py``)."""
     return {"task": task, "key": unit.key, "argv": unit.command.argv, "env": unit.command.env,
             "workdir": str(unit.workdir), "outputdir": str(unit.outputdir), "inputs": unit.inputfiles,
             "outputs": unit.outputfiles, "heartbeat": heartbeat}
 
 
-def _install_wrapper(folder: Path, target: Path) -> None:
+def install_wrapper(folder: Path, target: Path) -> None:
+    """Copy the shipped job wrapper to ``target`` in ``folder``, atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     source = shipped("workers", "job_wrapper.py")
     tmp = target.with_suffix(".tmp")
@@ -466,14 +468,18 @@ def _install_wrapper(folder: Path, target: Path) -> None:
 
 def _write_submission(manifest: Path, entries: list[dict[str, Any]], script: Path, text: str) -> None:
     """Write the manifest and the batch script in full before anything is submitted."""
+    write_manifest(manifest, entries)
+    script.write_text(text)
+    script.chmod(0o755)
+
+
+def write_manifest(manifest: Path, entries: list[dict[str, Any]]) -> None:
+    """Write a JSON Lines manifest in full (a temporary file renamed into place)."""
     encode = json.JSONEncoder(separators=(",", ":")).encode
     tmp = manifest.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(encode(entry) + "\n" for entry in entries)
     os.replace(tmp, manifest)
-    script.write_text(text)
-    script.chmod(0o755)
-
 
 
 def _find_in_manifests(folder: Path, keys: set[str]) -> dict[str, tuple[str, int]]:

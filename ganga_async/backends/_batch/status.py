@@ -14,7 +14,7 @@ from ...states import Status
 from ..base import BackendStatus, final_status
 from .system import ACTIVE_NATIVE
 
-__all__ = ["HEARTBEAT_FILE", "STATUS_FILE", "read_records", "remove_status_files", "resolve"]
+__all__ = ["HEARTBEAT_FILE", "KILL_FILE", "STATUS_FILE", "read_records", "remove_status_files", "resolve"]
 
 STATUS_FILE = "__jobstatus__.json"
 """The job wrapper's record in a (sub)job's outputdir: pid, start, end, exit code, ``killed``
@@ -22,6 +22,10 @@ and ``error`` (the format is described in ``workers/job_wrapper.py``)."""
 
 HEARTBEAT_FILE = "__heartbeat__"
 """Written by the job wrapper in the outputdir while the application runs: the last heartbeat."""
+
+KILL_FILE = "__kill__"
+"""Written by a driver in the outputdir to stop a run: the job wrapper looks for it before the
+application starts and at every heartbeat."""
 
 
 def _final_from_record(record: Mapping[str, Any]) -> BackendStatus:
@@ -117,8 +121,10 @@ def read_records(outputdirs: list[Path]) -> dict[Path, tuple[dict[str, Any] | No
 
 
 def remove_status_files(outputdirs: list[Path]) -> None:
+    """Remove what the job wrapper and a kill left of earlier runs (status and kill files)."""
     for outputdir in outputdirs:
-        try:
-            os.unlink(outputdir / STATUS_FILE)
-        except FileNotFoundError:
-            pass
+        for name in (STATUS_FILE, KILL_FILE):
+            try:
+                os.unlink(outputdir / name)
+            except FileNotFoundError:
+                pass
