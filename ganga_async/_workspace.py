@@ -47,10 +47,24 @@ def tail_of(path: Path, limit: int) -> str:
     return f"[the first {size - limit} of {size} bytes are not shown; the whole file is {path}]\n{tail}"
 
 
-async def listing(directory: Path, prefix: str) -> list[str]:
+async def listing(directory: Path, prefix: str, *, skip_empty_dirs: bool = False) -> list[str]:
     """The names in ``directory`` (each after ``prefix``); none when it is not there, or went
-    away while being read (a scratch working directory is emptied as its process ends)."""
+    away while being read (a scratch working directory is emptied as its process ends). With
+    ``skip_empty_dirs``, empty directories are left out: a Local slot's scratch directory is
+    emptied before its subjob's end is told, and removed only when the slot ends."""
     try:
-        return [prefix + p.name async for p in anyio.Path(directory).iterdir()]
+        entries = [p async for p in anyio.Path(directory).iterdir()]
     except (FileNotFoundError, NotADirectoryError):
         return []
+    if skip_empty_dirs:
+        entries = [p for p in entries if not await _empty_dir(p)]
+    return [prefix + p.name for p in entries]
+
+
+async def _empty_dir(path: anyio.Path) -> bool:
+    try:
+        async for _ in path.iterdir():
+            return False
+    except OSError:  # not a directory, or gone meanwhile
+        return not await path.exists()
+    return True

@@ -542,7 +542,7 @@ class Engine:
                     return await anyio.to_thread.run_sync(tail_of, Path(path), limit)
         names = await listing(outputdir, "")
         if workdir.parent != outputdir:
-            names += await listing(workdir, "work/")
+            names += await listing(workdir, "work/", skip_empty_dirs=True)
         if not filename:
             return "\n".join(sorted(names))
         raise FileNotFoundError(
