@@ -74,7 +74,7 @@ class Job(_core.Job):
         outputfiles: Sequence[str] | None = None,
         credentials: Sequence[_credentials.Credential] | None = None,
         postprocessors: Sequence[PostProcessor | str] | None = None,
-        do_auto_resubmit: bool | None = None,
+        do_auto_resubmit: bool = False,
         retry: Retry | None = None,
     ) -> None:
         if prev_job is not None:
@@ -92,13 +92,12 @@ class Job(_core.Job):
             credentials = source.credentials if credentials is None else credentials
             postprocessors = source.postprocessors if postprocessors is None else postprocessors
             retry = source.retry if retry is None else retry
-            if do_auto_resubmit is None:
-                do_auto_resubmit = source.do_auto_resubmit
+            do_auto_resubmit = do_auto_resubmit or source.do_auto_resubmit
         super().__init__(
             name=name, comment=comment, application=application, backend=backend,
             splitter=splitter, inputfiles=inputfiles, outputfiles=outputfiles,
             credentials=credentials, postprocessors=postprocessors,
-            do_auto_resubmit=bool(do_auto_resubmit), retry=retry,
+            do_auto_resubmit=do_auto_resubmit, retry=retry,
         )
         _run(lambda engine: engine.add(self))
 

@@ -131,14 +131,15 @@ def test_job_of_a_job_copies_it_and_copies_compare_equal() -> None:
 
 def test_job_of_a_job_keeps_its_postprocessors_and_retry_policy() -> None:
     """Ganga (TestJob.test_job_copy): ``Job(j)`` copies every field, the postprocessors and
-    ``do_auto_resubmit`` included; fields given by name replace them."""
+    ``do_auto_resubmit`` included; fields given by name replace them (and a copy is editable)."""
     out = lines(run_script("""
         from ganga_async.gpi import *
         j = Job(application=Executable(exe="/bin/true"), do_auto_resubmit=True,
                 postprocessors=[FileChecker(files=["stdout"], searchStrings=["ERROR"])],
                 retry=Retry(max_attempts=3))
         j2 = Job(j)
-        j3 = Job(j, do_auto_resubmit=False, postprocessors=[])
+        j3 = Job(j, postprocessors=[])
+        j3.do_auto_resubmit = False
         print("copied:", [type(p).__name__ for p in j2.postprocessors], j2.do_auto_resubmit,
               j2.retry.max_attempts, j2.postprocessors[0] is not j.postprocessors[0])
         print("replaced:", j3.postprocessors, j3.do_auto_resubmit)
