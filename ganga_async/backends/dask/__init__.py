@@ -34,8 +34,9 @@ _SCHEMES = ("tcp://", "tls://", "ws://", "wss://", "ucx://")
 class Dask(Backend):
     """Run each (sub)job as a task on a Dask cluster; a split job is one submission of N tasks.
 
-    ``address`` is the scheduler's (``"tcp://host:8786"``); None starts a ``LocalCluster`` of
-    worker processes that the engine owns and closes with it (``[Dask] local_workers``).
+    ``address`` is the scheduler's (``"tcp://host:8786"``); None starts a local cluster (a
+    ``SubprocessCluster``) of worker processes that the engine owns and closes with it
+    (``[Dask] local_workers``).
     ``resources`` are Dask worker resources each task needs (``{"GPU": 1}``: only workers
     started with ``--resources GPU=1`` take it). ``max_running`` caps how many tasks of one
     job are in the cluster at once (0: no cap); the engine hands the rest over as tasks end.

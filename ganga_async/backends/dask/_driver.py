@@ -36,7 +36,8 @@ from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from distributed import Client, Future, LocalCluster, Security, as_completed, fire_and_forget
+from distributed import Client, Future, Security, SpecCluster, as_completed, fire_and_forget
+from distributed.deploy.subprocess import SubprocessCluster
 
 from ..._exceptions import BackendError, BackendUnavailableError
 from ..._log import get_logger
@@ -134,7 +135,7 @@ class DaskDriver(TrackingDriver[_Tracked]):
     def __init__(self, context: DriverContext) -> None:
         super().__init__(context)
         self._clients: dict[str, Client] = {}
-        self._cluster: LocalCluster | None = None
+        self._cluster: SpecCluster | None = None
         self._connect_lock = anyio.Lock()
         self._sweep_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
@@ -188,9 +189,11 @@ class DaskDriver(TrackingDriver[_Tracked]):
         timeout = float(self._option("connect_timeout"))
         if not address:
             workers = int(self._option("local_workers")) or os.cpu_count() or 1
-            self._cluster = await LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None,
-                                               scheduler_kwargs=NO_DASHBOARD, asynchronous=True)
+            # Subprocesses of their own, not multiprocessing children: those import the user's
+            # script again (as __mp_main__), and a script without a __main__ guard reruns there.
+            self._cluster = await SubprocessCluster(n_workers=workers, threads_per_worker=1,
+                                                    dashboard_address=NO_DASHBOARD["dashboard_address"],
+                                                    asynchronous=True)
             log.info("started a local Dask cluster", workers=workers, address=self._cluster.scheduler_address)
             client: Client = await Client(self._cluster, asynchronous=True)
             return client
