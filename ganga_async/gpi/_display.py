@@ -30,7 +30,8 @@ def job_fields(job: _core.Job) -> list[tuple[str, Any]]:
         ("backend_id", job.backend_id),
     ]
     if master is None:
-        fields.append(("splitter", job.splitter))
+        fields += [("splitter", job.splitter), ("postprocessors", list(job.postprocessors)),
+                   ("do_auto_resubmit", job.do_auto_resubmit), ("retry", job.retry)]
         counts = job.subjobs.counts()
         if counts:
             fields.append(("subjobs", f"{len(job.subjobs)} subjobs ("

@@ -30,6 +30,7 @@ def test_print_job_is_ganga_s_nested_view_and_jupyter_gets_html() -> None:
     assert " name = 'demo' ," in text
     assert " application = Executable (" in text
     assert "    exe = '/bin/echo' ," in text
+    assert " postprocessors = [] ," in text and " do_auto_resubmit = False ," in text
     assert text[-1] == ")"
     found = lines(out)
     assert found["repr same"] == "True"
