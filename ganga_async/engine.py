@@ -461,6 +461,7 @@ class Engine:
         if not chosen:
             names = ", ".join(sorted(str(s) for s in wanted))
             raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
+        say.info(f"resubmitting job {job.fqid}", job_id=live.id, count=len(chosen))
         driver = await self._backends.driver(live.job.backend.plugin_name)
         jobdir = record.jobdir
         await driver.forget([Handle(record.key(i), "", output_dir(jobdir, i)) for i in chosen])
@@ -471,7 +472,6 @@ class Engine:
         self._ctx.commit(changes)
         await self.repository.flush()
         await self._ctx.submit_inbox().send((live, indices_of(chosen)))
-        say.info(f"resubmitting job {job.fqid}", job_id=live.id, count=len(chosen))
         return job
 
     async def remove(self, job: Job) -> None:

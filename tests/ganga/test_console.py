@@ -8,8 +8,8 @@ from gpi_script import run_script
 def test_submission_status_change_and_prepare_lines_as_ganga_prints_them() -> None:
     """Ganga logs ``submitting job N``, ``Preparing Executable application.``, ``Created shared
     directory: ...``, ``job N status changed to "..."`` (masters and unsplit jobs only, never
-    each subjob), ``killing job N`` and ``removing job N`` at INFO on its console; setting the
-    level higher silences them at once."""
+    each subjob), ``killing job N``, ``removing job N`` and ``resubmitting job N`` at INFO on its
+    console; setting the level higher silences them at once."""
     out = run_script("""
         import sys
         sys.stderr = sys.stdout
@@ -21,6 +21,7 @@ def test_submission_status_change_and_prepare_lines_as_ganga_prints_them() -> No
         k.submit()
         k.kill()
         k.remove()
+        j.subjobs[0].resubmit()
         config["Logging"]["console"] = "WARNING"
         Job(application=Executable(exe="/bin/true")).submit()
         print("END")
@@ -31,9 +32,11 @@ def test_submission_status_change_and_prepare_lines_as_ganga_prints_them() -> No
     assert "INFO     Created shared directory: " in text
     for status in ("submitting", "submitted", "completed"):
         assert f'INFO     job 0 status changed to "{status}"\n' in text
-    assert "job 0.0" not in text, "subjobs' changes are not printed"
+    assert "job 0.0" not in text.split("removing job 1")[0], "subjobs' changes are not printed"
     assert 'INFO     killing job 1\n' in text and 'job 1 status changed to "killed"' in text
     assert "INFO     removing job 1\n" in text
+    resubmitted = text.split("INFO     removing job 1\n")[1]
+    assert resubmitted.startswith("INFO     resubmitting job 0.0\n"), "said before its status changes"
     assert "job 2" not in out, "the level was raised to WARNING"
 
 
