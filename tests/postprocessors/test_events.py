@@ -87,14 +87,19 @@ async def test_a_merge_and_a_failing_checker_are_published_kept_and_shown(
         (CHECKER, False, "FileChecker: 'ERROR' found in stdout")]
 
 
+def cut_short(gangadir: Path) -> None:
+    """Leave a line half-written at the end of the results file, as a crash would."""
+    (results,) = gangadir.rglob(RESULTS_FILE)
+    with results.open("a") as file:
+        file.write('{"index": 0, "results": [{"postprocessor": "postpro')
+
+
 async def test_a_line_cut_short_by_a_crash_is_skipped(gangadir: Path, config: Config) -> None:
     job = checked_and_merged(2)
     async with Engine(gangadir, config=config) as engine:
         await engine.submit(job)
         await engine.wait(job, timeout=60)
-    (results,) = gangadir.rglob(RESULTS_FILE)
-    with results.open("a") as file:
-        file.write('{"index": 0, "results": [{"postprocessor": "postpro')
+    cut_short(gangadir)
     async with Engine(gangadir, config=config) as engine:
         again = await engine.get(0)
         assert [r.ok for r in again.subjobs[0].postprocessor_results] == [True]
