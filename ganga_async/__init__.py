@@ -46,7 +46,7 @@ from .backends.local import Local
 from .config import Config, load_config
 from .credentials import Credential, CredentialInfo, CredentialManager, CredentialStore
 from .engine import Engine
-from .events import CredentialEvent, EventStream, JobEvent
+from .events import CredentialEvent, EventStream, JobEvent, PostprocessEvent, RetryEvent
 from .model.job import Job, JobInfo, JobTimes
 from .model.retry import Attempt, Retry
 from .prepared.box import Box, BoxEntry
@@ -113,6 +113,8 @@ __all__ = [
     "Handle",
     "Job",
     "JobEvent",
+    "PostprocessEvent",
+    "RetryEvent",
     "JobInfo",
     "JobNotFoundError",
     "JobSpecError",

@@ -38,6 +38,9 @@ def describe(job: Job) -> dict[str, Any]:
     attempts = job.attempts
     if len(attempts) > 1:
         info["attempts"] = [attempt._asdict() for attempt in attempts]
+    results = job.postprocessor_results
+    if results:
+        info["postprocessor_results"] = [result._asdict() for result in results]
     counts = job.subjobs.counts()
     if counts:
         info["subjobs"] = len(job.subjobs)

@@ -39,7 +39,7 @@ from .applications.base import Application
 from .backends.base import Handle
 from .config import Config, load_config
 from .credentials.manager import CredentialManager
-from .events import CredentialEvent, EventHub, EventStream, JobEvent
+from .events import CredentialEvent, EventHub, EventStream, JobEvent, PostprocessEvent, RetryEvent
 from .model import machine
 from .model.job import Job
 from .model.record import JobRecord, parse_fqid
@@ -351,6 +351,18 @@ class Engine:
         renewed, renewal failed, valid again (see :class:`~ganga_async.events.CredentialEvent`)."""
         self._check_open()
         return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], CredentialEvent)
+
+    def postprocess_events(self) -> EventStream[PostprocessEvent]:
+        """Subscribe to postprocessors' outcomes: a merger's files, a checker passing or
+        failing a (sub)job (see :class:`~ganga_async.events.PostprocessEvent`)."""
+        self._check_open()
+        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], PostprocessEvent)
+
+    def retry_events(self) -> EventStream[RetryEvent]:
+        """Subscribe to retries: each failed (sub)job the retry policy submits again, with the
+        attempt number and the delay before it (see :class:`~ganga_async.events.RetryEvent`)."""
+        self._check_open()
+        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], RetryEvent)
 
     async def get(self, job_id: int | str) -> Job:
         """The job with this id, or subjob with this fqid (``"3.17"``)."""

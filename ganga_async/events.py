@@ -1,5 +1,7 @@
 """What happens, as it happens: ``async for event in engine.events(): ...`` for status
-transitions, ``engine.credential_events()`` for credentials running short, renewed or expired."""
+transitions, ``engine.credential_events()`` for credentials running short, renewed or expired,
+``engine.postprocess_events()`` for each postprocessor's outcome on a (sub)job and
+``engine.retry_events()`` for each retry the retry policy decides."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._log import get_logger
 from .states import Status
 
-__all__ = ["JobEvent", "CredentialEvent", "EventStream", "EventHub"]
+__all__ = ["JobEvent", "CredentialEvent", "PostprocessEvent", "RetryEvent", "EventStream", "EventHub"]
 log = get_logger(__name__)
 
 E = TypeVar("E")
@@ -48,6 +50,35 @@ class CredentialEvent:
     time_left: float
     time: float
     message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PostprocessEvent:
+    """A postprocessor ran on a job or subjob: ``postprocessor`` names it
+    (``postprocessors[TextMerger]``), ``ok`` says whether it passed and ``detail`` what it did:
+    the files a merger wrote, or why it failed (a checker's reason, a merger's error)."""
+
+    fqid: str
+    job_id: int
+    index: int | None
+    postprocessor: str
+    ok: bool
+    detail: str
+    time: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """The retry policy sends a failed job or subjob back: attempt number ``attempt`` (2 for
+    the first retry) is submitted after ``delay`` seconds; ``reason`` says why."""
+
+    fqid: str
+    job_id: int
+    index: int | None
+    attempt: int
+    delay: float
+    time: float
+    reason: str | None = None
 
 
 class EventStream(Generic[E]):
@@ -130,7 +161,7 @@ class EventHub:
     def __init__(self) -> None:
         self.subscribers: set[_Subscription[Any]] = set()
 
-    def publish(self, event: JobEvent | CredentialEvent) -> None:
+    def publish(self, event: JobEvent | CredentialEvent | PostprocessEvent | RetryEvent) -> None:
         for subscriber in list(self.subscribers):
             if not subscriber.offer(event):
                 self.subscribers.discard(subscriber)

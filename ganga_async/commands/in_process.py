@@ -25,7 +25,7 @@ from ..engine import Engine
 from ..events import EventStream
 from ..service import _protocol as protocol
 from ..service._methods import OperationMethods
-from ..service._operations import OPERATIONS, Arguments
+from ..service._operations import OPERATIONS, Arguments, event_streams
 
 __all__ = ["EngineSession"]
 
@@ -54,16 +54,12 @@ class EngineSession(OperationMethods):
     async def events(self, job: int | str | None = None, *, subjobs: bool = True,
                      types: Sequence[str] = protocol.EVENT_TYPES
                      ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        """The engine's status transitions and credential warnings from now on, as the
+        """The engine's status transitions, credential warnings, postprocessors' outcomes and
+        retries from now on, as the
         daemon's ``events`` stream carries them (same filters); the stream ends with the
         ``async with`` block."""
         job_id = int(job) if job is not None else None
-        streams: list[tuple[EventStream[Any], Callable[[Any], dict[str, Any] | None]]] = []
-        if "status" in types:
-            streams.append((self.engine.events(),
-                            lambda event: protocol.status_event(event, job_id, subjobs)))
-        if "credential" in types:
-            streams.append((self.engine.credential_events(), protocol.credential_event))
+        streams = event_streams(self.engine, types, job_id, subjobs)
         send, receive = anyio.create_memory_object_stream[dict[str, Any]]()
         try:
             async with anyio.create_task_group() as tg, receive:

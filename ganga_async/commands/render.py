@@ -221,6 +221,13 @@ def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
                 print(f"    {run['n']:<3} {run['status']:<10} {ended:<13} "
                       f"{_shorten(run['reason'] or '')}")
             continue
+        if key == "postprocessor_results":
+            print("  postprocessed")
+            for result in value:
+                outcome = "ok" if result["ok"] else "failed"
+                print(f"    {result['postprocessor']:<30} {outcome:<6} "
+                      f"{_shorten(result['detail'])}")
+            continue
         if key == "subjob_counts":
             value = ", ".join(f"{status} {n}" for status, n in value.items())
         elif isinstance(value, dict) and "type" in value:

@@ -31,7 +31,7 @@ from ..applications.base import Application
 from ..backends.base import Backend
 from ..config import Config, load_config
 from ..credentials.base import Credential
-from ..postprocessors.base import PostProcessor, ordered
+from ..postprocessors.base import PostProcessor, PostprocessorResult, ordered
 from ..splitters.base import Overrides, Splitter
 from ..states import Status
 from .machine import attempt_of
@@ -275,6 +275,12 @@ class Job:
         if self.info.submit_counter:
             earlier.append(attempt_of(record, i))
         return earlier
+
+    @property
+    def postprocessor_results(self) -> list[PostprocessorResult]:
+        """What the postprocessors did to this (sub)job when it last ended, in the order
+        they ran: each with the postprocessor, ``ok``, and the files merged or why it failed."""
+        return list(self._record.results.get(self._index, []))
 
     @property
     def subjobs(self) -> SubjobList:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .._exceptions import JobNotFoundError, JobStateError
 from .._workspace import job_dir
+from ..postprocessors.base import PostprocessorResult
 from ..states import Status
 from .retry import Attempt, Retry
 from .subjobs import SubjobTable
@@ -26,7 +27,7 @@ class JobRecord:
 
     __slots__ = ("id", "status", "times", "submit_counter", "backend_id", "exitcode", "reason",
                  "table", "workspace", "hold_final", "postprocessing", "retry", "retry_at",
-                 "attempts")
+                 "attempts", "results")
 
     def __init__(self, job_id: int | None = None, workspace: Path | None = None, *,
                  status: Status = Status.NEW, times: dict[str, float] | None = None,
@@ -53,6 +54,8 @@ class JobRecord:
         """When the job (unsplit) waiting to be retried is due; 0 when it is not waiting."""
         self.attempts: dict[int | None, list[Attempt]] = {}
         """The earlier attempts of the job (None) and of each subjob that has had any."""
+        self.results: dict[int | None, list[PostprocessorResult]] = {}
+        """The latest postprocessors' results of the job (None) and of each subjob."""
 
     @property
     def jobdir(self) -> Path:

@@ -17,7 +17,7 @@ from .._log import get_logger, user_logger
 from ..backends.base import BackendStatus
 from ..config import Config
 from ..credentials.manager import CredentialManager
-from ..events import EventHub, JobEvent
+from ..events import EventHub, JobEvent, RetryEvent
 from ..model.job import Job
 from ..model.machine import Changes, is_final
 from ..model.record import JobRecord
@@ -116,6 +116,8 @@ class Recorder:
         for record, index, attempt in changes.attempts:
             assert record.id is not None
             repository.queue_attempt(record.id, index, tuple(attempt))  # type: ignore[arg-type]
+        if changes.retries and self.hub.subscribers:
+            self._retrying(changes)
         if not changes.transitions:
             return
         publish = bool(self.hub.subscribers)
@@ -134,6 +136,20 @@ class Recorder:
                 self.registry.wake(record.key(index))
                 if index is not None and is_final(record):
                     self.registry.wake(record.key(None))
+
+
+    def _retrying(self, changes: Changes) -> None:
+        """Publish a :class:`RetryEvent` for each retry decided: the attempt to come (the
+        (sub)job's submission count, already counted) and the wait before it."""
+        now = time.time()
+        reasons = {(t.record.id, t.index): t.reason for t in changes.transitions}
+        for record, index, due in changes.retries:
+            assert record.id is not None
+            table = record.table
+            attempt = (record.submit_counter if index is None or table is None
+                       else table.submit_counter[index])
+            self.hub.publish(RetryEvent(record.key(index), record.id, index, attempt,
+                                        max(0.0, due - now), now, reasons.get((record.id, index))))
 
 
 @dataclasses.dataclass

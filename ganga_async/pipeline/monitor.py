@@ -189,7 +189,7 @@ class FinaliseStage:
         task_status.started()
         async with inbox:
             async for batch in inbox:
-                ended, checked = await check_ended(batch)
+                ended, checked = await check_ended(self.ctx, batch)
                 changes = machine.Changes()
                 now = time.time()
                 for n, (live, index, end) in enumerate(ended):

@@ -28,6 +28,7 @@ from ..states import Status
 from .accept import sharedir_path
 from .context import Context, Live, engine_log
 from .postprocess import holds_master
+from .results import read_results
 from .retry import retry_policy
 
 __all__ = ["JobStore"]
@@ -90,6 +91,8 @@ class JobStore:
         if row.submit_counter > 1 or row.n_subjobs:
             stored = await self.ctx.repository.attempt_rows(row.id)
             record.attempts = {index: [Attempt(*a) for a in runs] for index, runs in stored.items()}
+        if job.postprocessors and record.status is not Status.NEW:
+            record.results = await anyio.to_thread.run_sync(read_results, record.jobdir)
         live = self._bind(job, record)
         _preparing.attach(job.application, _holder(live.id),
                           functools.partial(self._prepared_changed, live), self.ctx.shareref,

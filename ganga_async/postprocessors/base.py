@@ -22,15 +22,26 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from .._component import Component
 from .._exceptions import JobSpecError, PostProcessError
 
-__all__ = ["PostProcessor", "ProcessedJob", "SubjobSequence", "ordered", "load_module",
-           "check_relative"]
+__all__ = ["PostProcessor", "ProcessedJob", "SubjobSequence", "PostprocessorResult", "ordered",
+           "load_module", "check_relative"]
 
 P = TypeVar("P", bound="PostProcessor")
+
+
+class PostprocessorResult(NamedTuple):
+    """What one postprocessor did to a job or subjob: ``postprocessor`` names it
+    (``postprocessors[TextMerger]``), ``ok`` whether it passed, ``detail`` the files a merger
+    wrote (comma-separated) or why it failed, ``time`` when it ended."""
+
+    postprocessor: str
+    ok: bool
+    detail: str
+    time: float
 
 
 class SubjobSequence(Protocol):

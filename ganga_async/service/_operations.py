@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .. import _plugins
@@ -20,10 +20,12 @@ from .._exceptions import GangaAsyncError, JobSpecError, ProtocolError, RenewalE
 from .._jobfile import job_from_dict
 from ..credentials.base import RENEW_CLI
 from ..engine import Engine
+from ..events import EventStream
 from ..model.job import Job
 from ..states import Status
+from . import _protocol as protocol
 
-__all__ = ["OPERATIONS", "Arguments", "Operation"]
+__all__ = ["OPERATIONS", "Arguments", "Operation", "event_streams"]
 
 _REQUIRED: Any = object()
 
@@ -270,3 +272,25 @@ OPERATIONS: dict[str, Operation] = {
 """Operation name -> implementation. Those in :data:`._protocol.CANCELLABLE` (``wait``) may be
 cancelled by their client; the others run to their end once accepted, even when their client
 goes away."""
+
+
+EventMessage = Callable[[Any], dict[str, Any] | None]
+
+
+def event_streams(engine: Engine, types: Sequence[str], job_id: int | None, subjobs: bool
+                  ) -> list[tuple[EventStream[Any], EventMessage]]:
+    """The engine's subscriptions an ``events`` stream of these ``types`` reads, each with what
+    turns its events into the stream's dicts (None: filtered out for ``job_id`` / ``subjobs``)."""
+    streams: list[tuple[EventStream[Any], EventMessage]] = []
+    if "status" in types:
+        streams.append((engine.events(),
+                        lambda event: protocol.status_event(event, job_id, subjobs)))
+    if "credential" in types:
+        streams.append((engine.credential_events(), protocol.credential_event))
+    if "postprocessed" in types:
+        streams.append((engine.postprocess_events(),
+                        lambda event: protocol.postprocessed_event(event, job_id, subjobs)))
+    if "retrying" in types:
+        streams.append((engine.retry_events(),
+                        lambda event: protocol.retrying_event(event, job_id, subjobs)))
+    return streams

@@ -27,12 +27,13 @@ from typing import Any
 
 from .. import _exceptions
 from .._exceptions import GangaAsyncError, ProtocolError, ServiceError
-from ..events import CredentialEvent, JobEvent
+from ..events import CredentialEvent, JobEvent, PostprocessEvent, RetryEvent
 
 __all__ = [
     "CANCELLABLE", "EVENT_TYPES", "MAX_REPLY_BYTES", "MAX_REQUEST_BYTES", "VERSION", "Request",
     "credential_event", "decode_reply", "decode_request", "encode", "error_reply", "event_message",
-    "exception_from", "ok_reply", "request_message", "status_event",
+    "exception_from", "ok_reply", "postprocessed_event", "request_message", "retrying_event",
+    "status_event",
 ]
 
 VERSION = 1
@@ -48,9 +49,9 @@ description needs, and shallow enough that nothing handling it can run out of st
 MAX_REPLY_BYTES = 64 << 20
 """The largest reply line (64 MiB); a larger answer is replaced by an error saying so."""
 
-EVENT_TYPES = ("status", "credential")
-"""What an ``events`` stream carries (its events' ``type``): job status transitions and
-credential warnings."""
+EVENT_TYPES = ("status", "credential", "postprocessed", "retrying")
+"""What an ``events`` stream carries (its events' ``type``): job status transitions,
+credential warnings, postprocessors' outcomes and retries."""
 
 CANCELLABLE = frozenset({"wait"})
 """The operations that, like ``events`` streams, belong to their connection: a ``cancel``
@@ -97,6 +98,27 @@ def status_event(event: JobEvent, job_id: int | None = None, subjobs: bool = Tru
         return None
     return {"type": "status", "fqid": event.fqid, "job_id": event.job_id, "index": event.index,
             "old": str(event.old), "new": str(event.new), "time": event.time,
+            "reason": event.reason}
+
+
+def postprocessed_event(event: PostprocessEvent, job_id: int | None = None, subjobs: bool = True
+                        ) -> dict[str, Any] | None:
+    """A postprocessor's outcome as an ``events`` stream carries it (filtered as
+    :func:`status_event`)."""
+    if (job_id is not None and event.job_id != job_id) or (not subjobs and event.index is not None):
+        return None
+    return {"type": "postprocessed", "fqid": event.fqid, "job_id": event.job_id,
+            "index": event.index, "postprocessor": event.postprocessor, "ok": event.ok,
+            "detail": event.detail, "time": event.time}
+
+
+def retrying_event(event: RetryEvent, job_id: int | None = None, subjobs: bool = True
+                   ) -> dict[str, Any] | None:
+    """A retry as an ``events`` stream carries it (filtered as :func:`status_event`)."""
+    if (job_id is not None and event.job_id != job_id) or (not subjobs and event.index is not None):
+        return None
+    return {"type": "retrying", "fqid": event.fqid, "job_id": event.job_id, "index": event.index,
+            "attempt": event.attempt, "delay": event.delay, "time": event.time,
             "reason": event.reason}
 
 

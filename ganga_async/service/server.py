@@ -54,10 +54,10 @@ from .._exceptions import (
 from .._log import JsonFormatter, get_logger
 from ..config import Config
 from ..engine import Engine
-from ..events import EventStream, JobEvent
+from ..events import EventStream
 from . import _protocol as protocol
 from ._console import Console, Execution, InterruptiblePortal, install_output_router
-from ._operations import OPERATIONS, Arguments
+from ._operations import OPERATIONS, Arguments, event_streams
 from ._paths import ServicePaths, peer_uid, private_append, read_pid
 
 __all__ = ["Server", "configure_logging", "run_daemon"]
@@ -432,26 +432,18 @@ class Server:
                                 f"not {job!r}")
         job_id = int(job) if job is not None else None
 
-        def status(event: JobEvent) -> dict[str, Any] | None:
-            return protocol.status_event(event, job_id, subjobs)
-
         assert self._engine is not None
-        streams: list[EventStream[Any]] = []
+        streams = event_streams(self._engine, types, job_id, subjobs)
         try:
-            if "status" in types:
-                streams.append(self._engine.events())
-            if "credential" in types:
-                streams.append(self._engine.credential_events())
             await connection.send(protocol.event_message(
                 request.id, {"type": "subscribed", "types": types}))
             async with anyio.create_task_group() as tg:
-                for stream in streams:
-                    tg.start_soon(self._forward, connection, request.id, stream,
-                                  status if stream.kind is JobEvent else protocol.credential_event,
+                for stream, message in streams:
+                    tg.start_soon(self._forward, connection, request.id, stream, message,
                                   tg.cancel_scope)
-            return {"lost": sum(stream.lost for stream in streams)}
+            return {"lost": sum(stream.lost for stream, _ in streams)}
         finally:
-            for stream in streams:
+            for stream, _ in streams:
                 stream.close()
 
     @staticmethod
