@@ -1,0 +1,123 @@
+"""The task rules, without an engine: units from a splitter, float, retries, holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from ganga_async import ArgSplitter, Executable, JobSpecError, Local, Retry
+from ganga_async.model.task import (
+    CoreTask,
+    CoreTransform,
+    TaskStatus,
+    UnitStatus,
+    job_ended,
+    release_held,
+    to_submit,
+)
+from ganga_async.states import Status
+
+
+def _task(n: int = 3, *, run_limit: int = 2, float_: int = 2) -> CoreTask:
+    trf = CoreTransform(name="t", application=Executable(exe="/bin/echo"), backend=Local(),
+                        unit_splitter=ArgSplitter(args=[[str(i)] for i in range(n)]),
+                        run_limit=run_limit)
+    task = CoreTask(name="a", float=float_, transforms=[trf])
+    trf.make_units()
+    task.status = TaskStatus.RUNNING
+    return task
+
+
+def _start(task: CoreTask) -> None:
+    for i, unit in to_submit(task):
+        unit.status, unit.job_id, unit.runs = UnitStatus.RUNNING, 100 + unit.index, unit.runs + 1
+
+
+def test_units_come_from_the_unit_splitter_and_make_jobs_with_their_overrides() -> None:
+    task = _task(3)
+    trf = task.transforms[0]
+    assert [u.overrides for u in trf.units] == [{"application.args": [str(i)]} for i in range(3)]
+    job = trf.unit_job(trf.units[2], "a:0:2")
+    assert job.application.args == ["2"] and job.name == "a:0:2"
+    assert trf.template.application.args != ["2"]
+
+
+def test_float_caps_the_units_given_a_job() -> None:
+    task = _task(5, float_=2)
+    assert [u.index for _, u in to_submit(task)] == [0, 1]
+    _start(task)
+    assert to_submit(task) == []
+    task.status = TaskStatus.PAUSE
+    unit = task.transforms[0].units[0]
+    job_ended(task, task.transforms[0], unit, Status.COMPLETED, 0, None)
+    assert to_submit(task) == []
+    task.status = TaskStatus.RUNNING
+    assert [u.index for _, u in to_submit(task)] == [2]
+
+
+def test_a_failing_unit_gets_new_jobs_up_to_run_limit_then_fails_with_its_reason() -> None:
+    task = _task(1, run_limit=2)
+    trf, unit = task.transforms[0], task.transforms[0].units[0]
+    _start(task)
+    job_ended(task, trf, unit, Status.FAILED, 1, "exit code 1")
+    assert unit.status is UnitStatus.NEW and unit.history == [100] and unit.job_id is None
+    _start(task)
+    job_ended(task, trf, unit, Status.FAILED, 1, "exit code 1")
+    assert unit.status is UnitStatus.FAILED
+    assert unit.reason == "job 100 failed: exit code 1 (after 2 of run_limit 2 runs)"
+    assert task.status is TaskStatus.RUNNING
+    trf.retryFailed()
+    assert unit.status is UnitStatus.NEW and unit.runs == 0 and unit.history == [100, 100]
+
+
+def test_failures_outside_the_retry_policy_fail_the_unit_at_once() -> None:
+    task = _task(2, run_limit=5)
+    trf = task.transforms[0]
+    _start(task)
+    job_ended(task, trf, trf.units[0], Status.FAILED, 127, "cannot start: no such file")
+    assert trf.units[0].status is UnitStatus.FAILED and "not retried" in (trf.units[0].reason or "")
+    trf.template.retry = Retry(on=["checker"])
+    job_ended(task, trf, trf.units[1], Status.FAILED, 1, None)
+    assert trf.units[1].status is UnitStatus.FAILED
+
+
+def test_the_task_completes_with_its_last_unit() -> None:
+    task = _task(2)
+    trf = task.transforms[0]
+    _start(task)
+    job_ended(task, trf, trf.units[0], Status.COMPLETED, 0, None)
+    assert task.status is TaskStatus.RUNNING
+    job_ended(task, trf, trf.units[1], Status.COMPLETED, 0, None)
+    assert task.status is TaskStatus.COMPLETED
+    assert task.overview() == {"0:t": {"new": 0, "hold": 0, "running": 0, "completed": 2, "failed": 0}}
+
+
+def test_a_transform_requiring_another_holds_until_that_one_completed() -> None:
+    task = _task(1, float_=5)
+    second = CoreTransform(name="u", application=Executable(exe="/bin/echo"), requires=[0])
+    task.appendTransform(second)
+    second.make_units()
+    release_held(task)
+    assert second.units[0].status is UnitStatus.HOLD
+    assert [(i, u.index) for i, u in to_submit(task)] == [(0, 0)]
+    _start(task)
+    job_ended(task, task.transforms[0], task.transforms[0].units[0], Status.COMPLETED, 0, None)
+    assert release_held(task) == [(1, second.units[0])]
+    assert [(i, u.index) for i, u in to_submit(task)] == [(1, 0)]
+
+
+def test_descriptions_are_checked_by_field() -> None:
+    with pytest.raises(JobSpecError, match="run_limit"):
+        CoreTransform(run_limit=0)
+    with pytest.raises(JobSpecError, match="transforms"):
+        CoreTask().check()
+    task = CoreTask(transforms=[CoreTransform(requires=[0])])
+    with pytest.raises(JobSpecError, match=r"transforms\[0\].requires"):
+        task.check()
+
+
+def test_a_transform_survives_its_stored_form() -> None:
+    trf = _task(2).transforms[0]
+    again = CoreTransform.from_dict(trf.to_dict())
+    again.make_units()
+    assert again.to_dict() == trf.to_dict()
+    assert [u.overrides for u in again.units] == [u.overrides for u in trf.units]
