@@ -39,10 +39,11 @@ from anyio.abc import TaskStatus
 
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
+from .tasks import TASK_TABLES
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -115,6 +116,7 @@ CREATE TABLE attempts (
     5: """
 CREATE TABLE submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL, created REAL NOT NULL);
 """,
+    6: TASK_TABLES,
 }
 """What each schema version adds to the one before it."""
 
@@ -536,6 +538,12 @@ class Repository:
         ) as cur:
             owners += [(f"box:{name}", sharedir) for name, sharedir in await cur.fetchall()]
         return owners
+
+    async def write(self, statements: Iterable[tuple[str, Sequence[Any]]],
+                    many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = ()) -> None:
+        """Run these statements in one transaction now (the tasks' rows)."""
+        async with self._write_lock:
+            await self._transaction(statements, many)
 
     # -- the box ----------------------------------------------------------------------
 
