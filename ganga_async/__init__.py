@@ -49,6 +49,7 @@ from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .model.job import Job, JobInfo, JobTimes
 from .model.retry import Attempt, Retry
+from .model.task import CoreTask, CoreTransform, TaskStatus, UnitStatus
 from .prepared.box import Box, BoxEntry
 from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
@@ -90,6 +91,8 @@ __all__ = [
     "Command",
     "Condor",
     "Config",
+    "CoreTask",
+    "CoreTransform",
     "ConfigError",
     "Credential",
     "CredentialError",
@@ -136,7 +139,9 @@ __all__ = [
     "Splitter",
     "Status",
     "SubmitUnit",
+    "TaskStatus",
     "TextMerger",
+    "UnitStatus",
     "VomsProxy",
     "WaitTimeoutError",
     "WebhookNotifier",

@@ -61,6 +61,7 @@ from .prepared.box import Box
 from .prepared.sharedir import SharedArea, ShareDir
 from .prepared.shareref import ShareRef
 from .states import FINAL, Status
+from .tasks import Tasks
 
 __all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
 
@@ -136,6 +137,8 @@ class Engine:
         self._ctx.retry = self._retrier.schedule
         self._ctx.notify = NotifyStage(self._ctx, self._hub).watch
         self._tokens = SubmitTokens(self.repository, self.get)
+        self.tasks = Tasks(self)
+        """Tasks: transforms whose units create and submit jobs (:class:`~ganga_async.tasks.Tasks`)."""
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -187,6 +190,7 @@ class Engine:
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
             await tg.start(self.credentials.run)
             await recover(ctx, self._store, self._backends, self._postprocessing, self._retrier)
+            await tg.start(self.tasks.serve)
         except BaseException:
             # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)
@@ -236,6 +240,10 @@ class Engine:
         """Guard of the public API: refuse calls before the engine runs and once it closes."""
         if self._ctx.tg is None or self._closing or self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
+
+    def check_running(self) -> None:
+        """Raise EngineClosedError unless the engine runs (for its parts, e.g. ``tasks``)."""
+        self._check_open()
 
     async def _working(self) -> None:
         """Guard of the calls that submit, kill or delete: the engine runs and holds the

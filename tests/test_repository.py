@@ -68,7 +68,8 @@ async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refus
 ) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_6 + _UNDO_5 + _UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
+    db.executescript(_UNDO_6 + _UNDO_5 + _UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; "
+                     "DROP TABLE sharedirs; "
                      "UPDATE meta SET value='1' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
                "('new', 'Executable', 'Local', '{}')")

@@ -28,7 +28,7 @@ def _task(n: int = 3, *, run_limit: int = 2, float_: int = 2) -> CoreTask:
 
 
 def _start(task: CoreTask) -> None:
-    for i, unit in to_submit(task):
+    for _, unit in to_submit(task):
         unit.status, unit.job_id, unit.runs = UnitStatus.RUNNING, 100 + unit.index, unit.runs + 1
 
 

@@ -1,0 +1,119 @@
+"""Tasks on real Local processes: units get jobs within float as jobs end (no polling), a
+failing unit is retried then fails with its reason, pause stops new jobs, and an engine
+restart carries a task on without a second job for any unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ganga_async import (
+    ArgSplitter,
+    Config,
+    CoreTask,
+    CoreTransform,
+    Engine,
+    Executable,
+    JobSpecError,
+    Local,
+    Status,
+    TaskStatus,
+    UnitStatus,
+)
+from ganga_async.states import FINAL
+
+pytestmark = pytest.mark.anyio
+
+
+def sh_task(scripts: list[str], *, float_: int, run_limit: int = 3) -> CoreTask:
+    trf = CoreTransform(name="sh", application=Executable(exe="/bin/sh"),
+                        backend=Local(max_concurrent=8), run_limit=run_limit,
+                        unit_splitter=ArgSplitter(args=[["-c", s] for s in scripts]))
+    task = CoreTask(name="analysis", float=float_)
+    task.appendTransform(trf)
+    return task
+
+
+async def test_a_task_of_five_units_completes_with_never_more_than_float_jobs_active(
+        gangadir: Path, config: Config) -> None:
+    task = sh_task(["sleep 0.2"] * 5, float_=2)
+    async with Engine(gangadir, config=config) as engine:
+        active: set[int] = set()
+        most = 0
+
+        events = engine.events()
+
+        async def watch() -> None:
+            nonlocal most
+            async with events:
+                async for event in events:
+                    if event.index is None and event.new is Status.SUBMITTING:
+                        active.add(event.job_id)
+                    elif event.new in FINAL:
+                        active.discard(event.job_id)
+                    most = max(most, len(active))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await engine.tasks.run(task)
+            await engine.tasks.wait(task, timeout=60)
+            tg.cancel_scope.cancel()
+        assert task.status is TaskStatus.COMPLETED
+        assert task.overview()["0:sh"]["completed"] == 5
+        assert most == 2 and events.lost == 0
+        jobs = await engine.jobs()
+        assert len(jobs) == 5 and all(j.status is Status.COMPLETED for j in jobs)
+        assert jobs[3].application.args == ["-c", "sleep 0.2"] and "unit 3" in jobs[3].comment
+
+
+async def test_a_failing_unit_gets_new_jobs_until_run_limit_then_fails_with_its_reason(
+        gangadir: Path, config: Config) -> None:
+    task = sh_task(["true", "exit 3", "true"], float_=3, run_limit=2)
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        units = task.transforms[0].units
+        assert [u.status for u in units] == [UnitStatus.COMPLETED, UnitStatus.FAILED,
+                                             UnitStatus.COMPLETED]
+        bad = units[1]
+        assert len(bad.history) == 1 and bad.job_id is not None
+        assert bad.reason is not None and "exit" in bad.reason and "run_limit 2" in bad.reason
+        assert task.status is TaskStatus.RUNNING
+        assert len(await engine.jobs()) == 4
+        with pytest.raises(JobSpecError, match="float"):
+            await engine.tasks.run(CoreTask(transforms=[CoreTransform()]))
+        assert engine.tasks.all() == [task]
+
+
+async def test_pause_stops_new_jobs_and_run_goes_on(gangadir: Path, config: Config) -> None:
+    task = sh_task(["sleep 0.3"] * 3, float_=1)
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        await engine.tasks.pause(task)
+        [first] = await engine.jobs()
+        await engine.wait(first, timeout=30)
+        await anyio.sleep(0.3)
+        assert len(await engine.jobs()) == 1
+        assert task.overview()["0:sh"] == {"new": 2, "hold": 0, "running": 0, "completed": 1,
+                                           "failed": 0}
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert task.status is TaskStatus.COMPLETED and len(await engine.jobs()) == 3
+
+
+async def test_an_engine_restart_carries_the_task_on_without_a_second_job_per_unit(
+        gangadir: Path, config: Config) -> None:
+    task = sh_task(["sleep 0.5"] * 3, float_=1)
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        assert len(await engine.jobs()) == 1
+    async with Engine(gangadir, config=config) as engine:
+        [again] = engine.tasks.all()
+        assert again.status is TaskStatus.RUNNING and again.id == task.id
+        await engine.tasks.wait(again, timeout=60)
+        assert again.status is TaskStatus.COMPLETED
+        jobs = await engine.jobs()
+        assert len(jobs) == 3 and all(j.status is Status.COMPLETED for j in jobs)
+        assert sorted(u.job_id for u in again.transforms[0].units) == [j.id for j in jobs]
