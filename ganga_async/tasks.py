@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
 
-from ._exceptions import GangaAsyncError, JobNotFoundError, JobSpecError, WaitTimeoutError
+from ._exceptions import EngineClosedError, GangaAsyncError, JobNotFoundError, JobSpecError, WaitTimeoutError
 from ._log import get_logger, user_logger
 from .events import EventStream, JobEvent
 from .model.task import (
@@ -151,6 +151,8 @@ class Tasks:
                 job = trf.unit_job(unit, f"{task.name or 'task'}:{task.id}.{i}.{unit.index}")
                 job.comment = f"task {task.id} transform {i} unit {unit.index}"
                 await self._engine.add(job)
+            except EngineClosedError:
+                raise
             except GangaAsyncError as exc:
                 unit.status, unit.reason = UnitStatus.FAILED, f"its job cannot be made: {exc}"
                 await stored.save_units(repository, task, [(i, unit)])
@@ -169,6 +171,8 @@ class Tasks:
         assert isinstance(job, Job)
         try:
             await self._engine.submit(job)
+        except EngineClosedError:
+            raise  # the job stays new; the next engine submits it
         except GangaAsyncError as exc:
             # The job stays new and refused: the unit fails with why; the rest goes on.
             self._by_job.pop(job.id or -1, None)
@@ -198,15 +202,24 @@ class Tasks:
 
     async def run(self, task: CoreTask) -> None:
         """Run a task (adding it first if needed): its new units get jobs, up to ``float``
-        active at once. Raises JobSpecError while ``float`` is 0."""
+        active at once. Units reset by hand (``trf.resetUnit(i)``, ``trf.retryFailed()``)
+        and a changed ``float`` are stored first. Raises JobSpecError while ``float`` is 0."""
         if isinstance(task.float, int) and task.float == 0:
             raise JobSpecError("float", "is 0, so the task may run no job; set t.float = 10 "
                                "to run 10 units at a time")
+        stored_before = task.id is not None
         await self.add(task)
+        self._known(task)
+        task.check()
         async with self._lock:
-            if task.status is not TaskStatus.COMPLETED:
+            if any(u.status is not UnitStatus.COMPLETED for _, _, u in task.units()):
                 task.status = TaskStatus.RUNNING
-            await stored.save_task(self._engine.repository, task)
+            release_held(task)
+            if stored_before:
+                await stored.save_units(self._engine.repository, task,
+                                        [(i, u) for i, _, u in task.units()])
+            else:
+                await stored.save_task(self._engine.repository, task)
             await self._look_again(task)
 
     async def pause(self, task: CoreTask) -> None:
@@ -226,18 +239,6 @@ class Tasks:
             for job_id in [j for j, (t, _, _) in self._by_job.items() if t is task]:
                 del self._by_job[job_id]
         self._changed.set()
-
-    async def update(self, task: CoreTask) -> None:
-        """Store the task's ``float`` and units changed by hand (``resetUnit``,
-        ``retryFailed``) and act on them."""
-        self._known(task)
-        async with self._lock:
-            if task.status is TaskStatus.COMPLETED and any(
-                    u.status is not UnitStatus.COMPLETED for _, _, u in task.units()):
-                task.status = TaskStatus.RUNNING
-            await stored.save_units(self._engine.repository, task,
-                                    [(i, u) for i, _, u in task.units()])
-            await self._look_again(task)
 
     def get(self, task_id: int) -> CoreTask:
         """The task with this id."""
@@ -263,7 +264,7 @@ class Tasks:
                     self._engine.check_running()
         except TimeoutError:
             raise WaitTimeoutError(f"task {task.id} is not done after {timeout} s: "
-                                   f"{task.overview()}") from None
+                                   f"{task.unit_counts()}") from None
         return task
 
     def _known(self, task: CoreTask) -> int:

@@ -61,7 +61,7 @@ async def test_a_task_of_five_units_completes_with_never_more_than_float_jobs_ac
             await engine.tasks.wait(task, timeout=60)
             tg.cancel_scope.cancel()
         assert task.status is TaskStatus.COMPLETED
-        assert task.overview()["0:sh"]["completed"] == 5
+        assert task.unit_counts()["0:sh"]["completed"] == 5
         assert most == 2 and events.lost == 0
         jobs = await engine.jobs()
         assert len(jobs) == 5 and all(j.status is Status.COMPLETED for j in jobs)
@@ -96,7 +96,7 @@ async def test_pause_stops_new_jobs_and_run_goes_on(gangadir: Path, config: Conf
         await engine.wait(first, timeout=30)
         await anyio.sleep(0.3)
         assert len(await engine.jobs()) == 1
-        assert task.overview()["0:sh"] == {"new": 2, "hold": 0, "running": 0, "completed": 1,
+        assert task.unit_counts()["0:sh"] == {"new": 2, "hold": 0, "running": 0, "completed": 1,
                                            "failed": 0}
         await engine.tasks.run(task)
         await engine.tasks.wait(task, timeout=60)
@@ -117,3 +117,30 @@ async def test_an_engine_restart_carries_the_task_on_without_a_second_job_per_un
         jobs = await engine.jobs()
         assert len(jobs) == 3 and all(j.status is Status.COMPLETED for j in jobs)
         assert sorted(u.job_id for u in again.transforms[0].units) == [j.id for j in jobs]
+
+
+def test_the_gpi_runs_a_task_and_a_later_session_finds_it() -> None:
+    from test_gpi import run_gpi
+
+    out = run_gpi("""
+        from ganga_async.gpi import *
+        t = CoreTask(name="analysis")
+        t.appendTransform(CoreTransform(name="echo", application=Executable(exe="/bin/echo"),
+                                        unit_splitter=ArgSplitter(args=[["a"], ["b"], ["c"]])))
+        t.float = 2
+        t.run()
+        t.wait(timeout=30)
+        print(t.overview())
+        print(len(jobs), tasks(t.id) is t)
+    """, timeout=60)
+    title, header, _, row, count = out.splitlines()
+    assert title == "Task 0 (analysis): completed, float 2"
+    assert [c.strip() for c in header.split("|")] == ["transform", "new", "hold", "running",
+                                                     "completed", "failed"]
+    assert [c.strip() for c in row.split("|")] == ["0:echo", "0", "0", "0", "3", "0"]
+    assert count == "3 True"
+    table = run_gpi("from ganga_async.gpi import *\nprint(tasks)")
+    title, header, _, row = table.splitlines()
+    assert title == "Registry: tasks (1 task)"
+    assert [c.strip() for c in row.split("|")] == ["0", "analysis", "completed", "2",
+                                                  "0", "0", "0", "3", "0"]

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .._component import build_component
-from .._exceptions import JobSpecError
+from .._exceptions import JobSpecError, JobStateError
 from ..applications.base import Application
 from ..backends.base import Backend
 from ..splitters.base import Overrides, Splitter
@@ -143,13 +143,16 @@ class CoreTransform:
         return {str(k): v for k, v in found.items()}
 
     def resetUnit(self, index: int) -> Unit:  # noqa: N802 (Ganga's name)
-        """Give unit ``index`` a fresh start (its active job, if any, goes to its history);
-        the task stage submits it again."""
+        """Give unit ``index`` a fresh start (its last job goes to its history); the task
+        gives it a new job once run again (``engine.tasks.run(t)``, ``t.run()``). A unit whose
+        job is running cannot be reset."""
         try:
             unit = self.units[index]
         except IndexError:
             raise JobSpecError("unit", f"{index} is not a unit of this transform "
                                f"(it has {len(self.units)})") from None
+        if unit.status is UnitStatus.RUNNING:
+            raise JobStateError(f"unit {index} has job {unit.job_id} running; kill it first")
         if unit.job_id is not None:
             unit.history.append(unit.job_id)
         unit.job_id, unit.runs, unit.reason, unit.status = None, 0, None, UnitStatus.NEW
@@ -220,7 +223,7 @@ class CoreTask:
             for unit in trf.units:
                 yield i, trf, unit
 
-    def overview(self) -> dict[str, dict[str, int]]:
+    def unit_counts(self) -> dict[str, dict[str, int]]:
         """Units by status, per transform (``"0:name"``)."""
         return {f"{i}:{trf.name}": trf.counts() for i, trf in enumerate(self.transforms)}
 

@@ -88,7 +88,7 @@ def test_the_task_completes_with_its_last_unit() -> None:
     assert task.status is TaskStatus.RUNNING
     job_ended(task, trf, trf.units[1], Status.COMPLETED, 0, None)
     assert task.status is TaskStatus.COMPLETED
-    assert task.overview() == {"0:t": {"new": 0, "hold": 0, "running": 0, "completed": 2, "failed": 0}}
+    assert task.unit_counts() == {"0:t": {"new": 0, "hold": 0, "running": 0, "completed": 2, "failed": 0}}
 
 
 def test_a_transform_requiring_another_holds_until_that_one_completed() -> None:
