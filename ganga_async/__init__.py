@@ -49,7 +49,7 @@ from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent
 from .model.job import Job, JobInfo, JobTimes
 from .model.retry import Attempt, Retry
-from .model.task import CoreTask, CoreTransform, TaskStatus, UnitStatus
+from .model.task import CoreTask, CoreTransform, TaskChainInput, TaskStatus, UnitStatus
 from .prepared.box import Box, BoxEntry
 from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
@@ -139,6 +139,7 @@ __all__ = [
     "Splitter",
     "Status",
     "SubmitUnit",
+    "TaskChainInput",
     "TaskStatus",
     "TextMerger",
     "UnitStatus",

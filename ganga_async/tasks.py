@@ -16,6 +16,7 @@ or takes its end, and never makes a second job for it. Should the event queue ov
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -26,9 +27,12 @@ from ._log import get_logger, user_logger
 from .events import EventStream, JobEvent
 from .model.task import (
     CoreTask,
+    TaskChainInput,
     TaskStatus,
     Unit,
     UnitStatus,
+    add_chained,
+    chain_pending,
     job_ended,
     release_held,
     to_submit,
@@ -143,8 +147,17 @@ class Tasks:
         await self._advance(task)
 
     async def _advance(self, task: CoreTask) -> None:
-        """Give jobs to new units, within the task's float."""
+        """Make the units chains are owed, then give jobs to new units within the float."""
         repository = self._engine.repository
+        made = []
+        for i, parents in chain_pending(task):
+            chain = task.transforms[i].chain_input
+            assert chain is not None
+            files = [path for parent in parents for path in await self._outputs(parent, chain)]
+            made.append((i, add_chained(task, i, parents, files)))
+        if made:
+            made += release_held(task)
+            await stored.save_units(repository, task, made)
         for i, unit in to_submit(task):
             trf = task.transforms[i]
             try:
@@ -164,6 +177,23 @@ class Tasks:
             await self._submit(task, i, unit, job)
         self._changed.set()
         self._changed = anyio.Event()
+
+    async def _outputs(self, parent: Unit, chain: TaskChainInput) -> list[str]:
+        """The files of the parent unit's job's output directory that the chain wants."""
+        if parent.job_id is None:
+            return []
+        try:
+            job = await self._engine.get(parent.job_id)
+        except JobNotFoundError:
+            return []
+        outputdir = Path(job.outputdir)
+
+        def wanted() -> list[str]:
+            if not outputdir.is_dir():
+                return []
+            return sorted(str(p) for p in outputdir.iterdir() if p.is_file() and chain.wants(p.name))
+
+        return await anyio.to_thread.run_sync(wanted)
 
     async def _submit(self, task: CoreTask, i: int, unit: Unit, job: object) -> None:
         from .model.job import Job
@@ -254,12 +284,14 @@ class Tasks:
         return [self._tasks[k] for k in sorted(self._tasks)]
 
     async def wait(self, task: CoreTask, timeout: float | None = None) -> CoreTask:  # noqa: ASYNC109
-        """Wait until every unit of the task is completed or failed."""
+        """Wait until every unit of the task is completed or failed, and no chain has a unit
+        still to make."""
         self._known(task)
         try:
             with anyio.fail_after(timeout):
-                while any(u.status not in (UnitStatus.COMPLETED, UnitStatus.FAILED)
-                          for _, _, u in task.units()):
+                while chain_pending(task) or any(
+                        u.status not in (UnitStatus.COMPLETED, UnitStatus.FAILED)
+                        for _, _, u in task.units()):
                     await self._changed.wait()
                     self._engine.check_running()
         except TimeoutError:

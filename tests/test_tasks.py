@@ -19,6 +19,7 @@ from ganga_async import (
     JobSpecError,
     Local,
     Status,
+    TaskChainInput,
     TaskStatus,
     UnitStatus,
 )
@@ -144,3 +145,44 @@ def test_the_gpi_runs_a_task_and_a_later_session_finds_it() -> None:
     assert title == "Registry: tasks (1 task)"
     assert [c.strip() for c in row.split("|")] == ["0", "analysis", "completed", "2",
                                                   "0", "0", "0", "3", "0"]
+
+
+def chain_task(float_: int) -> CoreTask:
+    parent = CoreTransform(name="make", application=Executable(exe="/bin/sh"),
+                           outputfiles=["out.txt", "skip.log"], unit_splitter=ArgSplitter(args=[
+                               ["-c", f"sleep 0.2; echo {word} > out.txt; echo no > skip.log"]
+                               for word in ("alpha", "beta")]))
+    child = CoreTransform(name="read", application=Executable(exe="/bin/sh", args=["-c", "cat *.*"]),
+                          chain_input=TaskChainInput(input_trf=0, include_file_mask=[r"\.txt$"]))
+    return CoreTask(name="chain", float=float_, transforms=[parent, child])
+
+
+async def test_a_chain_gives_each_child_the_masked_outputs_of_its_parent(
+        gangadir: Path, config: Config) -> None:
+    task = chain_task(4)
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert task.status is TaskStatus.COMPLETED
+        children = task.transforms[1].units
+        assert sorted(u.parents for u in children) == [[0], [1]]
+        for unit in children:
+            job = await engine.get(unit.job_id)  # type: ignore[arg-type]
+            assert [Path(f).name for f in job.inputfiles] == ["out.txt"]
+            parent = task.transforms[0].units[unit.parents[0]]
+            word = ("alpha", "beta")[parent.index]
+            assert (await engine.peek(job, "stdout")) == f"{word}\n"
+
+
+async def test_a_restart_in_the_middle_of_a_chain_goes_on_with_no_second_job(
+        gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(chain_task(1))
+        assert len(await engine.jobs()) == 1
+    async with Engine(gangadir, config=config) as engine:
+        [task] = engine.tasks.all()
+        await engine.tasks.wait(task, timeout=60)
+        assert task.status is TaskStatus.COMPLETED
+        jobs = await engine.jobs()
+        assert len(jobs) == 4 and all(j.status is Status.COMPLETED for j in jobs)
+        assert task.unit_counts()["1:read"]["completed"] == 2

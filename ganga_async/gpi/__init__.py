@@ -55,7 +55,7 @@ from ..credentials import x509 as _x509
 from ..engine import Engine
 from ..model import job as _core
 from ..model.retry import Retry
-from ..model.task import CoreTransform
+from ..model.task import CoreTransform, TaskChainInput
 from ..postprocessors.checkers import CustomChecker, FileChecker
 from ..postprocessors.mergers import CustomMerger, SmartMerger, TextMerger
 from ..postprocessors.notifiers import Notifier, WebhookNotifier
@@ -98,6 +98,7 @@ __all__ = [
     "ShareDir",
     "Slurm",
     "SmartMerger",
+    "TaskChainInput",
     "TextMerger",
     "VomsProxy",
     "WebhookNotifier",

@@ -13,13 +13,18 @@ each set of overrides it yields becomes one :class:`Unit`. A unit owns one activ
 ``failed``     its last job failed and it may not run again (``run_limit`` runs, or a failure
                the retry policy does not take); ``reason`` says why
 
-The rules (:func:`to_submit`, :func:`job_ended`, :func:`release_held`) say what happens;
+A transform with a :class:`TaskChainInput` gets one unit per completed unit of its input
+transform (:func:`chain_pending`, :func:`add_chained`), whose input files are that unit's
+job's outputs. The rules (:func:`to_submit`, :func:`job_ended`, :func:`release_held`,
+:func:`settle`) say what happens;
 the engine's task stage (:mod:`ganga_async.tasks`) carries it out and persists it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -32,8 +37,9 @@ from ..states import Status
 from .job import Job
 from .retry import Retry, failure_kind
 
-__all__ = ["UnitStatus", "TaskStatus", "Unit", "CoreTransform", "CoreTask", "to_submit",
-           "job_ended", "release_held", "active_units"]
+__all__ = ["UnitStatus", "TaskStatus", "Unit", "TaskChainInput", "CoreTransform", "CoreTask",
+           "to_submit", "job_ended", "release_held", "active_units", "settle", "chain_pending",
+           "add_chained"]
 
 
 class UnitStatus(enum.StrEnum):
@@ -61,7 +67,7 @@ class Unit:
 
     def __init__(self, index: int, overrides: Overrides, *, status: UnitStatus = UnitStatus.NEW,
                  job_id: int | None = None, history: Sequence[int] = (), runs: int = 0,
-                 reason: str | None = None) -> None:
+                 reason: str | None = None, parents: Sequence[int] = ()) -> None:
         self.index = index
         self.overrides = dict(overrides)
         self.status = status
@@ -70,9 +76,48 @@ class Unit:
         self.runs = runs
         """Jobs run since the unit was made or last reset (``run_limit`` bounds it)."""
         self.reason = reason
+        self.parents = list(parents)
+        """For a unit made by a chain: the indices of the units of the input transform it
+        takes the outputs of."""
 
     def __repr__(self) -> str:
         return f"Unit({self.index}, status={self.status}, job_id={self.job_id})"
+
+
+@dataclasses.dataclass
+class TaskChainInput:
+    """The outputs of an earlier transform as a transform's input (Ganga's TaskChainInput).
+
+    Each unit of transform ``input_trf`` that completes makes one unit here, whose
+    ``inputfiles`` are the files its job left in its output directory whose names match a
+    regular expression of ``include_file_mask`` (all, when empty) and none of
+    ``exclude_file_mask``; with ``single_unit`` one unit takes the files of all of them, once
+    all completed.
+    """
+
+    input_trf: int = 0
+    include_file_mask: list[str] = dataclasses.field(default_factory=list)
+    exclude_file_mask: list[str] = dataclasses.field(default_factory=list)
+    single_unit: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.input_trf, bool) or not isinstance(self.input_trf, int):
+            raise JobSpecError("input_trf", f"{self.input_trf!r} must be a transform's index")
+        for name in ("include_file_mask", "exclude_file_mask"):
+            masks = getattr(self, name)
+            if isinstance(masks, str) or not isinstance(masks, list | tuple):
+                raise JobSpecError(name, f"{masks!r} must be a list of regular expressions")
+            for mask in masks:
+                try:
+                    re.compile(mask)
+                except (re.error, TypeError) as exc:
+                    raise JobSpecError(name, f"{mask!r} is not a regular expression: {exc}") from None
+            setattr(self, name, list(masks))
+
+    def wants(self, filename: str) -> bool:
+        """Whether a parent's output file of this name goes to the child unit."""
+        return (not self.include_file_mask or any(re.search(m, filename) for m in self.include_file_mask)
+                ) and not any(re.search(m, filename) for m in self.exclude_file_mask)
 
 
 class CoreTransform:
@@ -91,7 +136,7 @@ class CoreTransform:
                  backend: Backend | None = None, unit_splitter: Splitter | None = None,
                  inputfiles: Sequence[str] | None = None, outputfiles: Sequence[str] | None = None,
                  run_limit: int = 8, retry: Retry | None = None,
-                 requires: Sequence[int] = ()) -> None:
+                 requires: Sequence[int] = (), chain_input: TaskChainInput | None = None) -> None:
         if isinstance(run_limit, bool) or not isinstance(run_limit, int) or run_limit < 1:
             raise JobSpecError("run_limit", f"{run_limit!r} must be a whole number, 1 or more")
         self.name = name
@@ -101,7 +146,14 @@ class CoreTransform:
         self.unit_splitter = unit_splitter
         self.run_limit = run_limit
         self.requires = list(requires)
+        self.chain_input = chain_input
         self.units: list[Unit] = []
+
+    def addInputData(self, chain: TaskChainInput) -> None:  # noqa: N802 (Ganga's name)
+        """Take the outputs of an earlier transform (one chain input per transform)."""
+        if not isinstance(chain, TaskChainInput):
+            raise JobSpecError("inputdata", f"{chain!r} is not a TaskChainInput")
+        self.chain_input = chain
 
     @property
     def application(self) -> Application:
@@ -112,8 +164,9 @@ class CoreTransform:
         return self.template.backend
 
     def make_units(self) -> None:
-        """Make the units from the unit splitter (one unit without one); once only."""
-        if self.units:
+        """Make the units from the unit splitter (one unit without one; none for a chained
+        transform, whose units come as its input transform's complete); once only."""
+        if self.units or self.chain_input is not None:
             return
         splitter = self.unit_splitter
         if splitter is None:
@@ -166,13 +219,15 @@ class CoreTransform:
         """The description (not the units), as stored."""
         return {"name": self.name, "job": self.template.spec(), "run_limit": self.run_limit,
                 "requires": self.requires,
+                "chain_input": dataclasses.asdict(self.chain_input) if self.chain_input else None,
                 "unit_splitter": self.unit_splitter.to_dict() if self.unit_splitter else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CoreTransform:
         job = Job.from_spec(data["job"])
-        splitter = data.get("unit_splitter")
-        return cls(name=data.get("name", ""), application=job.application, backend=job.backend,
+        splitter, chain = data.get("unit_splitter"), data.get("chain_input")
+        return cls(chain_input=TaskChainInput(**chain) if chain else None,
+                   name=data.get("name", ""), application=job.application, backend=job.backend,
                    inputfiles=job.inputfiles, outputfiles=job.outputfiles, retry=job.retry,
                    run_limit=data.get("run_limit", 8), requires=data.get("requires", ()),
                    unit_splitter=build_component(Splitter, splitter) if splitter else None)
@@ -216,6 +271,13 @@ class CoreTask:
                 if not isinstance(required, int) or not 0 <= required < i:
                     raise JobSpecError(f"transforms[{i}].requires", f"{required!r} is not the index "
                                        "of an earlier transform of this task")
+            chain = trf.chain_input
+            if chain is not None and not 0 <= chain.input_trf < i:
+                raise JobSpecError(f"transforms[{i}].input_trf", f"{chain.input_trf!r} is not the "
+                                   "index of an earlier transform of this task")
+            if chain is not None and trf.unit_splitter is not None:
+                raise JobSpecError(f"transforms[{i}].unit_splitter", "a chained transform takes "
+                                   "its units from its TaskChainInput; remove the unit splitter")
 
     def units(self) -> Iterator[tuple[int, CoreTransform, Unit]]:
         """Every unit, with its transform and that transform's index."""
@@ -288,5 +350,41 @@ def job_ended(task: CoreTask, trf: CoreTransform, unit: Unit, end: Status,
             why = (f"after {unit.runs} of run_limit {trf.run_limit} runs" if kind in kinds
                    else "not retried")
             unit.status, unit.reason = UnitStatus.FAILED, f"{said} ({why})"
-    if all(u.status is UnitStatus.COMPLETED for _, _, u in task.units()):
+    settle(task)
+
+
+def settle(task: CoreTask) -> None:
+    """The task is completed once every unit is and no chain has a unit still to make."""
+    if all(u.status is UnitStatus.COMPLETED for _, _, u in task.units()) and not chain_pending(task):
         task.status = TaskStatus.COMPLETED
+
+
+def chain_pending(task: CoreTask) -> list[tuple[int, list[Unit]]]:
+    """The units chains have to make: (chained transform's index, the parent units whose
+    outputs it takes), one per completed parent unit without a child (or one on all parents
+    for ``single_unit``, once all completed)."""
+    pending: list[tuple[int, list[Unit]]] = []
+    for i, trf in enumerate(task.transforms):
+        chain = trf.chain_input
+        if chain is None:
+            continue
+        parents = task.transforms[chain.input_trf].units
+        if chain.single_unit:
+            if not trf.units and parents and all(u.status is UnitStatus.COMPLETED for u in parents):
+                pending.append((i, list(parents)))
+            continue
+        covered = {p for unit in trf.units for p in unit.parents}
+        pending.extend((i, [u]) for u in parents
+                       if u.status is UnitStatus.COMPLETED and u.index not in covered)
+    return pending
+
+
+def add_chained(task: CoreTask, index: int, parents: Sequence[Unit], files: Sequence[str]) -> Unit:
+    """Make the unit of chained transform ``index`` on ``parents``, its input ``files``
+    (their outputs the chain wants, found by the caller)."""
+    trf = task.transforms[index]
+    unit = Unit(len(trf.units), {"inputfiles": list(files)}, parents=[p.index for p in parents])
+    trf.units.append(unit)
+    if task.status is TaskStatus.COMPLETED:
+        task.status = TaskStatus.RUNNING
+    return unit

@@ -34,18 +34,19 @@ CREATE TABLE task_units (
     history TEXT NOT NULL,
     runs INTEGER NOT NULL,
     reason TEXT,
+    parents TEXT NOT NULL,
     PRIMARY KEY (task_id, trf, idx)
 ) WITHOUT ROWID;
 """
 """The tables of schema version 6."""
 
 _UNIT = ("INSERT OR REPLACE INTO task_units (task_id, trf, idx, status, overrides, job_id, "
-         "history, runs, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+         "history, runs, reason, parents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _unit_row(task_id: int, trf: int, unit: Unit) -> tuple[Any, ...]:
     return (task_id, trf, unit.index, str(unit.status), json.dumps(unit.overrides), unit.job_id,
-            json.dumps(unit.history), unit.runs, unit.reason)
+            json.dumps(unit.history), unit.runs, unit.reason, json.dumps(unit.parents))
 
 
 async def insert_task(repository: Repository, task: CoreTask) -> int:
@@ -95,9 +96,11 @@ async def load_tasks(repository: Repository) -> list[CoreTask]:
         task.id, task.status = task_id, TaskStatus(status)
         tasks[task_id] = task
     async with db.execute("SELECT task_id, trf, idx, status, overrides, job_id, history, runs, "
-                          "reason FROM task_units ORDER BY task_id, trf, idx") as cur:
-        for task_id, trf, idx, status, overrides, job_id, history, runs, reason in await cur.fetchall():
+                          "reason, parents FROM task_units ORDER BY task_id, trf, idx") as cur:
+        for (task_id, trf, idx, status, overrides, job_id, history, runs, reason,
+             parents) in await cur.fetchall():
             tasks[task_id].transforms[trf].units.append(Unit(
                 idx, json.loads(overrides), status=UnitStatus(status), job_id=job_id,
-                history=json.loads(history), runs=runs, reason=reason))
+                history=json.loads(history), runs=runs, reason=reason,
+                parents=json.loads(parents)))
     return list(tasks.values())

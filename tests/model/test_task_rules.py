@@ -8,8 +8,11 @@ from ganga_async import ArgSplitter, Executable, JobSpecError, Local, Retry
 from ganga_async.model.task import (
     CoreTask,
     CoreTransform,
+    TaskChainInput,
     TaskStatus,
     UnitStatus,
+    add_chained,
+    chain_pending,
     job_ended,
     release_held,
     to_submit,
@@ -121,3 +124,43 @@ def test_a_transform_survives_its_stored_form() -> None:
     again.make_units()
     assert again.to_dict() == trf.to_dict()
     assert [u.overrides for u in again.units] == [u.overrides for u in trf.units]
+
+
+def test_a_chain_makes_one_child_per_completed_parent_and_the_task_waits_for_them() -> None:
+    task = _task(2, float_=5)
+    child = CoreTransform(name="c", chain_input=TaskChainInput(input_trf=0))
+    task.appendTransform(child)
+    child.make_units()
+    assert child.units == [] and chain_pending(task) == []
+    _start(task)
+    first, second = task.transforms[0].units
+    job_ended(task, task.transforms[0], first, Status.COMPLETED, 0, None)
+    assert chain_pending(task) == [(1, [first])]
+    made = add_chained(task, 1, [first], ["/out/a.txt"])
+    assert (made.index, made.parents, made.overrides) == (0, [0], {"inputfiles": ["/out/a.txt"]})
+    assert chain_pending(task) == []
+    job_ended(task, task.transforms[0], second, Status.COMPLETED, 0, None)
+    assert task.status is TaskStatus.RUNNING and chain_pending(task) == [(1, [second])]
+
+
+def test_a_single_unit_chain_waits_for_every_parent() -> None:
+    task = _task(2, float_=5)
+    task.appendTransform(CoreTransform(chain_input=TaskChainInput(single_unit=True)))
+    _start(task)
+    first, second = task.transforms[0].units
+    job_ended(task, task.transforms[0], first, Status.COMPLETED, 0, None)
+    assert chain_pending(task) == []
+    job_ended(task, task.transforms[0], second, Status.COMPLETED, 0, None)
+    assert chain_pending(task) == [(1, [first, second])]
+
+
+def test_chain_masks_are_regular_expressions_checked_by_field() -> None:
+    chain = TaskChainInput(include_file_mask=[r"\.txt$"], exclude_file_mask=["^skip"])
+    assert [chain.wants(n) for n in ("a.txt", "skip.txt", "a.log")] == [True, False, False]
+    with pytest.raises(JobSpecError, match="include_file_mask"):
+        TaskChainInput(include_file_mask=["("])
+    with pytest.raises(JobSpecError, match="exclude_file_mask"):
+        TaskChainInput(exclude_file_mask="x")  # type: ignore[arg-type]
+    task = CoreTask(transforms=[CoreTransform(chain_input=TaskChainInput(input_trf=0))])
+    with pytest.raises(JobSpecError, match="input_trf"):
+        task.check()
