@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from ganga_async import ArgSplitter, Executable, JobSpecError, Local, Retry
+from ganga_async import ArgSplitter, Executable, FileSplitter, JobSpecError, Local, Retry
 from ganga_async.model.task import (
     CoreTask,
     CoreTransform,
@@ -164,3 +166,14 @@ def test_chain_masks_are_regular_expressions_checked_by_field() -> None:
     task = CoreTask(transforms=[CoreTransform(chain_input=TaskChainInput(input_trf=0))])
     with pytest.raises(JobSpecError, match="input_trf"):
         task.check()
+
+
+def test_a_file_splitter_gives_each_unit_its_share_of_the_transforms_input_files(
+        tmp_path: Path) -> None:
+    files = [tmp_path / f"f{i}" for i in range(5)]
+    for f in files:
+        f.write_text("")
+    trf = CoreTransform(inputfiles=[str(f) for f in files],
+                        unit_splitter=FileSplitter(files_per_subjob=2))
+    trf.make_units()
+    assert [len(u.overrides["inputfiles"]) for u in trf.units] == [2, 2, 1]
