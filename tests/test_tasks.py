@@ -16,6 +16,7 @@ from ganga_async import (
     CoreTransform,
     Engine,
     Executable,
+    GenericSplitter,
     JobSpecError,
     Local,
     Status,
@@ -186,3 +187,17 @@ async def test_a_restart_in_the_middle_of_a_chain_goes_on_with_no_second_job(
         jobs = await engine.jobs()
         assert len(jobs) == 4 and all(j.status is Status.COMPLETED for j in jobs)
         assert task.unit_counts()["1:read"]["completed"] == 2
+
+
+async def test_a_unit_whose_job_is_refused_fails_with_why_and_the_rest_goes_on(
+        gangadir: Path, config: Config) -> None:
+    trf = CoreTransform(name="exe", unit_splitter=GenericSplitter(
+        attribute="application.exe", values=["/bin/true", "/no/such/program", "/bin/true"]))
+    task = CoreTask(name="mixed", float=3, transforms=[trf])
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert [u.status for u in trf.units] == [UnitStatus.COMPLETED, UnitStatus.FAILED,
+                                                 UnitStatus.COMPLETED]
+        reason = trf.units[1].reason or ""
+        assert "refused" in reason and "/no/such/program" in reason
