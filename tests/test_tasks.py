@@ -70,7 +70,7 @@ async def test_a_task_of_five_units_completes_with_never_more_than_float_jobs_ac
         assert jobs[3].application.args == ["-c", "sleep 0.2"] and "unit 3" in jobs[3].comment
 
 
-async def test_a_failing_unit_gets_new_jobs_until_run_limit_then_fails_with_its_reason(
+async def test_a_failing_unit_is_retried_to_run_limit_then_fails_with_its_reason_until_retry_failed(
         gangadir: Path, config: Config) -> None:
     task = sh_task(["true", "exit 3", "true"], float_=3, run_limit=2)
     async with Engine(gangadir, config=config) as engine:
@@ -84,6 +84,11 @@ async def test_a_failing_unit_gets_new_jobs_until_run_limit_then_fails_with_its_
         assert bad.reason is not None and "exit" in bad.reason and "run_limit 2" in bad.reason
         assert task.status is TaskStatus.RUNNING
         assert len(await engine.jobs()) == 4
+        task.transforms[0].retryFailed()
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert bad.status is UnitStatus.FAILED and len(bad.history) == 3
+        assert len(await engine.jobs()) == 6
         with pytest.raises(JobSpecError, match="float"):
             await engine.tasks.run(CoreTask(transforms=[CoreTransform()]))
         assert engine.tasks.all() == [task]
