@@ -16,6 +16,7 @@ or takes its end, and never makes a second job for it. Should the event queue ov
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from anyio.abc import TaskStatus as AnyioTaskStatus
 from ._exceptions import EngineClosedError, GangaAsyncError, JobNotFoundError, JobSpecError, WaitTimeoutError
 from ._log import get_logger, user_logger
 from .events import EventStream, JobEvent
+from .model.job import Job
 from .model.task import (
     CoreTask,
     TaskChainInput,
@@ -138,26 +140,23 @@ class Tasks:
             return  # its retry policy sent it back to submitting
         del self._by_job[job_id]
         job_ended(task, task.transforms[i], unit, end, exitcode, reason)
-        changed = [(i, unit), *release_held(task)]
-        await stored.save_units(self._engine.repository, task, changed)
         if unit.status in (UnitStatus.FAILED,):  # (job_ended changed it)
             say.warning(f"task {task.id} transform {i} unit {unit.index} failed: {unit.reason}")
         if task.status is TaskStatus.COMPLETED:
             say.info(f"task {task.id} ({task.name}) completed")
-        await self._advance(task)
+        await self._advance(task, [(i, unit)])
 
-    async def _advance(self, task: CoreTask) -> None:
-        """Make the units chains are owed, then give jobs to new units within the float."""
-        repository = self._engine.repository
-        made = []
+    async def _advance(self, task: CoreTask, changed: Sequence[tuple[int, Unit]] = ()) -> None:
+        """Make the units chains are owed and give jobs to new units within the float; store
+        all of it (with the ``changed`` units) in one transaction, then submit the jobs."""
+        changed = list(changed)
         for i, parents in chain_pending(task):
             chain = task.transforms[i].chain_input
             assert chain is not None
             files = [path for parent in parents for path in await self._outputs(parent, chain)]
-            made.append((i, add_chained(task, i, parents, files)))
-        if made:
-            made += release_held(task)
-            await stored.save_units(repository, task, made)
+            changed.append((i, add_chained(task, i, parents, files)))
+        changed += release_held(task)
+        jobs: list[tuple[int, Unit, Job]] = []
         for i, unit in to_submit(task):
             trf = task.transforms[i]
             try:
@@ -168,12 +167,16 @@ class Tasks:
                 raise
             except GangaAsyncError as exc:
                 unit.status, unit.reason = UnitStatus.FAILED, f"its job cannot be made: {exc}"
-                await stored.save_units(repository, task, [(i, unit)])
+                changed.append((i, unit))
                 continue
             assert job.id is not None
             unit.job_id, unit.status, unit.runs = job.id, UnitStatus.RUNNING, unit.runs + 1
             self._by_job[job.id] = (task, i, unit)
-            await stored.save_units(repository, task, [(i, unit)])
+            changed.append((i, unit))
+            jobs.append((i, unit, job))
+        if changed:
+            await stored.save_units(self._engine.repository, task, changed)
+        for i, unit, job in jobs:
             await self._submit(task, i, unit, job)
         self._changed.set()
         self._changed = anyio.Event()
@@ -195,10 +198,7 @@ class Tasks:
 
         return await anyio.to_thread.run_sync(wanted)
 
-    async def _submit(self, task: CoreTask, i: int, unit: Unit, job: object) -> None:
-        from .model.job import Job
-
-        assert isinstance(job, Job)
+    async def _submit(self, task: CoreTask, i: int, unit: Unit, job: Job) -> None:
         try:
             await self._engine.submit(job)
         except EngineClosedError:
