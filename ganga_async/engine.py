@@ -571,7 +571,8 @@ class Engine:
         return await self._opened_store().prepared_owners()
 
     async def _unprepare_owners(self, holders: Sequence[str]) -> None:
-        await self._opened_store().unprepare_owners(holders)
+        await self.tasks.unprepare([h for h in holders if h.startswith("task:")])
+        await self._opened_store().unprepare_owners([h for h in holders if not h.startswith("task:")])
 
     def _opened_store(self) -> JobStore:
         """The job store, also while the engine closes (the ShareRef actor's last cleanup)."""

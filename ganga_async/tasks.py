@@ -40,6 +40,7 @@ from .model.task import (
     to_submit,
 )
 from .persistence import tasks as stored
+from .prepared import _preparing
 from .states import FINAL, Status
 
 if TYPE_CHECKING:
@@ -226,6 +227,10 @@ class Tasks:
         async with self._lock:
             task.id = await stored.insert_task(self._engine.repository, task)
             self._tasks[task.id] = task
+        for i, trf in enumerate(task.transforms):
+            prepared = trf.application.is_prepared
+            if prepared is not None:
+                await self._engine.shareref.incref(stored.task_holder(task.id, i), prepared.name)
         say.info(f"task {task.id} ({task.name}) added with "
                  f"{sum(len(t.units) for t in task.transforms)} units")
         return task
@@ -266,9 +271,22 @@ class Tasks:
         async with self._lock:
             await stored.delete_task(self._engine.repository, task_id)
             del self._tasks[task_id]
+            for i, trf in enumerate(task.transforms):
+                if trf.application.is_prepared is not None:
+                    await self._engine.shareref.decref(stored.task_holder(task_id, i))
             for job_id in [j for j, (t, _, _) in self._by_job.items() if t is task]:
                 del self._by_job[job_id]
         self._changed.set()
+
+    async def unprepare(self, holders: Sequence[str]) -> None:
+        """Unprepare the applications of these transforms (``task:<id>.<transform>``): their
+        ShareDir is gone (``shareref.rebuild()``, ``lookup(name, unprepare=True)``)."""
+        for holder in holders:
+            task_id, _, index = holder.removeprefix("task:").partition(".")
+            task = self._tasks.get(int(task_id))
+            if task is not None and _preparing.unprepare(task.transforms[int(index)].application):
+                await stored.save_transforms(self._engine.repository, task)
+            await self._engine.shareref.decref(holder)
 
     def get(self, task_id: int) -> CoreTask:
         """The task with this id."""

@@ -206,3 +206,30 @@ async def test_a_unit_whose_job_is_refused_fails_with_why_and_the_rest_goes_on(
                                                  UnitStatus.COMPLETED]
         reason = trf.units[1].reason or ""
         assert "refused" in reason and "/no/such/program" in reason
+
+
+async def test_shareref_counts_and_names_a_transform_holding_a_prepared_application(
+        gangadir: Path, config: Config) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        app = Executable(exe="/bin/echo")
+        sharedir = await engine.prepare(app)
+        trf = CoreTransform(application=app, unit_splitter=ArgSplitter(args=[["a"], ["b"]]))
+        task = CoreTask(name="prepared", float=2, transforms=[trf])
+        await engine.tasks.add(task)
+        assert "task:0.0" in await engine.shareref.lookup(sharedir.name)
+        before = (await engine.shareref.counts())[sharedir.name]
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert task.status is TaskStatus.COMPLETED
+        holders = await engine.shareref.lookup(sharedir.name)
+        assert "task:0.0" in holders and sum(h.startswith("job:") for h in holders) == 2
+        assert (await engine.shareref.rebuild())[sharedir.name] == before + 2
+        await engine.tasks.remove(task)
+        assert "task:0.0" not in await engine.shareref.lookup(sharedir.name)
+        again = CoreTask(name="again", transforms=[CoreTransform(application=app)])
+        await engine.tasks.add(again)
+        await engine.shareref.lookup(sharedir.name, unprepare=True)
+        assert again.transforms[0].application.is_prepared is None
+    async with Engine(gangadir, config=config) as engine:
+        [stored_again] = [t for t in engine.tasks.all() if t.name == "again"]
+        assert stored_again.transforms[0].application.is_prepared is None

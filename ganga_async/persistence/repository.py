@@ -39,7 +39,7 @@ from anyio.abc import TaskStatus
 
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
-from .tasks import TASK_TABLES
+from .tasks import TASK_TABLES, prepared_task_owners
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
@@ -526,8 +526,9 @@ class Repository:
         return unreferenced, vanished
 
     async def prepared_owners(self) -> list[tuple[str, str]]:
-        """``(holder, ShareDir name)`` for every stored job and box entry whose application is
-        prepared, read from the stored descriptions themselves (``job:<id>``, ``box:<name>``)."""
+        """``(holder, ShareDir name)`` for every stored job, box entry and task transform whose
+        application is prepared, read from the stored descriptions (``job:<id>``, ``box:<name>``,
+        ``task:<id>.<transform>``)."""
         async with self.db.execute(
             "SELECT id, json_extract(spec, '$.application.is_prepared.name') AS sharedir "
             "FROM jobs WHERE sharedir IS NOT NULL ORDER BY id"
@@ -537,7 +538,7 @@ class Repository:
             "SELECT name, sharedir FROM box WHERE sharedir IS NOT NULL ORDER BY name"
         ) as cur:
             owners += [(f"box:{name}", sharedir) for name, sharedir in await cur.fetchall()]
-        return owners
+        return owners + await prepared_task_owners(self)
 
     async def write(self, statements: Iterable[tuple[str, Sequence[Any]]],
                     many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = ()) -> None:

@@ -13,7 +13,8 @@ from ..model.task import CoreTask, CoreTransform, TaskStatus, Unit, UnitStatus
 if TYPE_CHECKING:
     from .repository import Repository
 
-__all__ = ["TASK_TABLES", "insert_task", "save_task", "save_units", "delete_task", "load_tasks"]
+__all__ = ["TASK_TABLES", "insert_task", "save_task", "save_units", "save_transforms", "delete_task",
+           "load_tasks", "prepared_task_owners", "task_holder"]
 
 TASK_TABLES = """
 CREATE TABLE tasks (
@@ -77,6 +78,30 @@ async def save_units(repository: Repository, task: CoreTask,
     await repository.write([("UPDATE tasks SET status=?, float=? WHERE id=?",
                              (str(task.status), task.float, task_id))],
                            [(_UNIT, [_unit_row(task_id, i, unit) for i, unit in units])])
+
+
+def task_holder(task_id: int, transform: int) -> str:
+    """The ShareRef holder of a transform's prepared application: ``task:<id>.<transform>``."""
+    return f"task:{task_id}.{transform}"
+
+
+async def prepared_task_owners(repository: Repository) -> list[tuple[str, str]]:
+    """``(holder, ShareDir name)`` of every stored transform whose application is prepared."""
+    owners = []
+    async with repository.db.execute("SELECT id, transforms FROM tasks ORDER BY id") as cur:
+        for task_id, transforms in await cur.fetchall():
+            for i, trf in enumerate(json.loads(transforms)):
+                prepared = trf["job"]["application"].get("is_prepared")
+                if isinstance(prepared, dict) and prepared.get("name"):
+                    owners.append((task_holder(task_id, i), prepared["name"]))
+    return owners
+
+
+async def save_transforms(repository: Repository, task: CoreTask) -> None:
+    """Write the descriptions of the task's transforms (an application unprepared)."""
+    assert task.id is not None
+    transforms = json.dumps([trf.to_dict() for trf in task.transforms])
+    await repository.write([("UPDATE tasks SET transforms=? WHERE id=?", (transforms, task.id))])
 
 
 async def delete_task(repository: Repository, task_id: int) -> None:
