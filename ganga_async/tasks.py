@@ -193,9 +193,13 @@ class Tasks:
         outputdir = Path(job.outputdir)
 
         def wanted() -> list[str]:
-            if not outputdir.is_dir():
+            try:
+                return sorted(str(p) for p in outputdir.iterdir()
+                              if p.is_file() and chain.wants(p.name))
+            except OSError as exc:  # the child's job then says what it misses
+                log.warning("the outputs of a unit's job cannot be listed", job_id=parent.job_id,
+                            error=str(exc))
                 return []
-            return sorted(str(p) for p in outputdir.iterdir() if p.is_file() and chain.wants(p.name))
 
         return await anyio.to_thread.run_sync(wanted)
 

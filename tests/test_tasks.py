@@ -233,3 +233,20 @@ async def test_shareref_counts_and_names_a_transform_holding_a_prepared_applicat
     async with Engine(gangadir, config=config) as engine:
         [stored_again] = [t for t in engine.tasks.all() if t.name == "again"]
         assert stored_again.transforms[0].application.is_prepared is None
+
+
+async def test_a_stored_task_that_cannot_be_read_is_left_out_and_the_engine_opens(
+        gangadir: Path, config: Config) -> None:
+    import sqlite3
+
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.add(sh_task(["true"], float_=1))
+        await engine.tasks.add(sh_task(["true"], float_=1))
+        path = engine.repository.path
+    db = sqlite3.connect(path)
+    db.execute("""UPDATE tasks SET transforms='[{"job": {"application": {"type": "NoSuchApp"}}}]'
+                  WHERE id=0""")
+    db.commit()
+    db.close()
+    async with Engine(gangadir, config=config) as engine:
+        assert [t.id for t in engine.tasks.all()] == [1]

@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .._exceptions import GangaAsyncError
+from .._log import get_logger
 from ..model.task import CoreTask, CoreTransform, TaskStatus, Unit, UnitStatus
 
 if TYPE_CHECKING:
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TASK_TABLES", "insert_task", "save_task", "save_units", "save_transforms", "delete_task",
            "load_tasks", "prepared_task_owners", "task_holder"]
+
+log = get_logger(__name__)
 
 TASK_TABLES = """
 CREATE TABLE tasks (
@@ -116,14 +120,22 @@ async def load_tasks(repository: Repository) -> list[CoreTask]:
         rows = list(await cur.fetchall())
     tasks: dict[int, CoreTask] = {}
     for task_id, name, status, float_, transforms in rows:
-        task = CoreTask(name=name, float=float_,
-                        transforms=[CoreTransform.from_dict(t) for t in json.loads(transforms)])
-        task.id, task.status = task_id, TaskStatus(status)
+        try:
+            task = CoreTask(name=name, float=float_,
+                            transforms=[CoreTransform.from_dict(t) for t in json.loads(transforms)])
+            task.id, task.status = task_id, TaskStatus(status)
+        except (GangaAsyncError, LookupError, TypeError, ValueError) as exc:
+            # One task that cannot be read (a plugin gone) must not keep the engine closed.
+            log.error("a stored task cannot be read; it is left out", task_id=task_id,
+                      error=str(exc))
+            continue
         tasks[task_id] = task
     async with db.execute("SELECT task_id, trf, idx, status, overrides, job_id, history, runs, "
                           "reason, parents FROM task_units ORDER BY task_id, trf, idx") as cur:
         for (task_id, trf, idx, status, overrides, job_id, history, runs, reason,
              parents) in await cur.fetchall():
+            if task_id not in tasks:
+                continue
             tasks[task_id].transforms[trf].units.append(Unit(
                 idx, json.loads(overrides), status=UnitStatus(status), job_id=job_id,
                 history=json.loads(history), runs=runs, reason=reason,
