@@ -120,6 +120,10 @@ class TaskChainInput:
                 ) and not any(re.search(m, filename) for m in self.exclude_file_mask)
 
 
+_TEMPLATE_FIELDS = frozenset({"application", "backend", "inputfiles", "outputfiles", "retry"})
+"""The fields of a transform that are its jobs' description."""
+
+
 class CoreTransform:
     """One step of a task: ``CoreTransform(name=..., application=..., backend=...,
     unit_splitter=GenericSplitter(...), run_limit=8, retry=Retry(...))``.
@@ -140,7 +144,7 @@ class CoreTransform:
         if isinstance(run_limit, bool) or not isinstance(run_limit, int) or run_limit < 1:
             raise JobSpecError("run_limit", f"{run_limit!r} must be a whole number, 1 or more")
         self.name = name
-        self.template = Job(application=application, backend=backend, inputfiles=inputfiles,
+        self.template: Job = Job(application=application, backend=backend, inputfiles=inputfiles,
                             outputfiles=outputfiles, retry=retry)
         """The job description every unit's job starts from."""
         self.unit_splitter = unit_splitter
@@ -155,13 +159,18 @@ class CoreTransform:
             raise JobSpecError("inputdata", f"{chain!r} is not a TaskChainInput")
         self.chain_input = chain
 
-    @property
-    def application(self) -> Application:
-        return self.template.application
+    def __getattr__(self, name: str) -> Any:
+        if name in _TEMPLATE_FIELDS:
+            return getattr(self.template, name)
+        raise AttributeError(f"CoreTransform has no attribute {name!r}")
 
-    @property
-    def backend(self) -> Backend:
-        return self.template.backend
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``trf.application = Executable(...)`` and the other job fields (as in Ganga's
+        scripts) go to the template, checked as a job's are."""
+        if name in _TEMPLATE_FIELDS:
+            setattr(self.template, name, value)
+        else:
+            object.__setattr__(self, name, value)
 
     def make_units(self) -> None:
         """Make the units from the unit splitter (one unit without one; none for a chained

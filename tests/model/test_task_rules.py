@@ -177,3 +177,15 @@ def test_a_file_splitter_gives_each_unit_its_share_of_the_transforms_input_files
                         unit_splitter=FileSplitter(files_per_subjob=2))
     trf.make_units()
     assert [len(u.overrides["inputfiles"]) for u in trf.units] == [2, 2, 1]
+
+
+def test_a_transforms_job_fields_are_set_as_in_gangas_scripts_and_checked() -> None:
+    trf = CoreTransform()
+    trf.application = Executable(exe="/bin/date")
+    trf.backend = Local(max_concurrent=2)
+    trf.outputfiles = ["*.txt"]
+    assert trf.template.application.exe == "/bin/date" and trf.outputfiles == ["*.txt"]
+    with pytest.raises(JobSpecError, match="outputfiles"):
+        trf.outputfiles = "x.txt"  # type: ignore[assignment]
+    with pytest.raises(AttributeError):
+        trf.no_such_field  # noqa: B018
