@@ -250,3 +250,21 @@ async def test_a_stored_task_that_cannot_be_read_is_left_out_and_the_engine_open
     db.close()
     async with Engine(gangadir, config=config) as engine:
         assert [t.id for t in engine.tasks.all()] == [1]
+
+
+async def test_resetting_a_parent_unit_makes_its_child_again_from_the_new_outputs(
+        gangadir: Path, config: Config) -> None:
+    task = chain_task(4)
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        task.transforms[0].resetUnit(0)
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert task.status is TaskStatus.COMPLETED
+        children = task.transforms[1].units
+        assert sorted(u.parents for u in children) == [[0], [1]] and len(children) == 2
+        assert len(await engine.jobs()) == 6
+    async with Engine(gangadir, config=config) as engine:
+        [again] = engine.tasks.all()
+        assert sorted(u.index for u in again.transforms[1].units) == sorted(u.index for u in children)

@@ -152,6 +152,8 @@ class CoreTransform:
         self.requires = list(requires)
         self.chain_input = chain_input
         self.units: list[Unit] = []
+        self.task: CoreTask | None = None
+        """The task it belongs to (set by the task)."""
 
     def addInputData(self, chain: TaskChainInput) -> None:  # noqa: N802 (Ganga's name)
         """Take the outputs of an earlier transform (one chain input per transform)."""
@@ -206,19 +208,49 @@ class CoreTransform:
 
     def resetUnit(self, index: int) -> Unit:  # noqa: N802 (Ganga's name)
         """Give unit ``index`` a fresh start (its last job goes to its history); the task
-        gives it a new job once run again (``engine.tasks.run(t)``, ``t.run()``). A unit whose
-        job is running cannot be reset."""
-        try:
-            unit = self.units[index]
-        except IndexError:
-            raise JobSpecError("unit", f"{index} is not a unit of this transform "
-                               f"(it has {len(self.units)})") from None
+        gives it a new job once run again (``engine.tasks.run(t)``, ``t.run()``). The units
+        chains made from its outputs (and theirs) are dropped, to be made again from its new
+        outputs. A unit whose job runs, or with a child whose job runs, cannot be reset."""
+        unit = self.unit(index)
+        busy = [(i, u) for i, u in self.descendants(index) if u.status is UnitStatus.RUNNING]
         if unit.status is UnitStatus.RUNNING:
             raise JobStateError(f"unit {index} has job {unit.job_id} running; kill it first")
+        if busy:
+            i, child = busy[0]
+            raise JobStateError(f"unit {child.index} of transform {i}, made from unit {index}'s "
+                                f"outputs, has job {child.job_id} running; kill it first")
         if unit.job_id is not None:
             unit.history.append(unit.job_id)
         unit.job_id, unit.runs, unit.reason, unit.status = None, 0, None, UnitStatus.NEW
+        task = self.task
+        if task is not None:
+            for i, child in {id(u): (i, u) for i, u in self.descendants(index)}.values():
+                task.transforms[i].units.remove(child)
+                task.dropped.append((i, child.index))
         return unit
+
+    def unit(self, index: int) -> Unit:
+        """The unit numbered ``index``."""
+        for unit in self.units:
+            if unit.index == index:
+                return unit
+        raise JobSpecError("unit", f"{index} is not a unit of this transform "
+                           f"(it has {len(self.units)})")
+
+    def descendants(self, index: int) -> list[tuple[int, Unit]]:
+        """The units chains made from unit ``index``, and theirs: (transform index, unit)."""
+        task = self.task
+        if task is None or self not in task.transforms:
+            return []
+        mine = task.transforms.index(self)
+        found: list[tuple[int, Unit]] = []
+        for i, trf in enumerate(task.transforms):
+            chain = trf.chain_input
+            if chain is not None and chain.input_trf == mine:
+                for child in trf.units:
+                    if index in child.parents:
+                        found += [(i, child), *trf.descendants(child.index)]
+        return found
 
     def retryFailed(self) -> list[Unit]:  # noqa: N802 (Ganga's name)
         """Reset every failed unit; returns them."""
@@ -258,7 +290,12 @@ class CoreTask:
         self.name = name
         self.float = float
         self.status = TaskStatus.NEW
-        self.transforms: list[CoreTransform] = list(transforms)
+        self.transforms: list[CoreTransform] = []
+        self.dropped: list[tuple[int, int]] = []
+        """Units dropped since last stored (transform index, unit index): the children of a
+        reset unit."""
+        for transform in transforms:
+            self.appendTransform(transform)
 
     def appendTransform(self, transform: CoreTransform) -> None:  # noqa: N802 (Ganga's name)
         """Add a transform (before the task is stored)."""
@@ -268,6 +305,7 @@ class CoreTask:
         if not isinstance(transform, CoreTransform):
             raise JobSpecError("transforms", f"{transform!r} is not a CoreTransform")
         self.transforms.append(transform)
+        transform.task = self
 
     def check(self) -> None:
         """Raise JobSpecError when the task cannot run as described."""
@@ -392,7 +430,8 @@ def add_chained(task: CoreTask, index: int, parents: Sequence[Unit], files: Sequ
     """Make the unit of chained transform ``index`` on ``parents``, its input ``files``
     (their outputs the chain wants, found by the caller)."""
     trf = task.transforms[index]
-    unit = Unit(len(trf.units), {"inputfiles": list(files)}, parents=[p.index for p in parents])
+    unit = Unit(max((u.index for u in trf.units), default=-1) + 1, {"inputfiles": list(files)},
+                parents=[p.index for p in parents])
     trf.units.append(unit)
     if task.status is TaskStatus.COMPLETED:
         task.status = TaskStatus.RUNNING

@@ -76,12 +76,20 @@ async def save_task(repository: Repository, task: CoreTask) -> None:
 
 async def save_units(repository: Repository, task: CoreTask,
                      units: Iterable[tuple[int, Unit]]) -> None:
-    """Write these units of the task (transform index, unit) and its status, together."""
+    """Write these units of the task (transform index, unit), its status, and delete the
+    units it dropped (``task.dropped``), together."""
     assert task.id is not None
     task_id = task.id
-    await repository.write([("UPDATE tasks SET status=?, float=? WHERE id=?",
-                             (str(task.status), task.float, task_id))],
-                           [(_UNIT, [_unit_row(task_id, i, unit) for i, unit in units])])
+    dropped, task.dropped = task.dropped, []
+    try:
+        await repository.write(
+            [("UPDATE tasks SET status=?, float=? WHERE id=?", (str(task.status), task.float, task_id))],
+            [("DELETE FROM task_units WHERE task_id=? AND trf=? AND idx=?",
+              [(task_id, i, idx) for i, idx in dropped]),
+             (_UNIT, [_unit_row(task_id, i, unit) for i, unit in units])])
+    except BaseException:
+        task.dropped[:0] = dropped
+        raise
 
 
 def task_holder(task_id: int, transform: int) -> str:

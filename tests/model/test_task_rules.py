@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from ganga_async import ArgSplitter, Executable, FileSplitter, JobSpecError, Local, Retry
+from ganga_async import (
+    ArgSplitter,
+    Executable,
+    FileSplitter,
+    JobSpecError,
+    JobStateError,
+    Local,
+    Retry,
+)
 from ganga_async.model.task import (
     CoreTask,
     CoreTransform,
@@ -189,3 +197,29 @@ def test_a_transforms_job_fields_are_set_as_in_gangas_scripts_and_checked() -> N
         trf.outputfiles = "x.txt"  # type: ignore[assignment]
     with pytest.raises(AttributeError):
         trf.no_such_field  # noqa: B018
+
+
+def test_resetting_a_parent_unit_drops_its_chain_children_which_are_made_again() -> None:
+    task = _task(2, float_=5)
+    child_trf = CoreTransform(chain_input=TaskChainInput(input_trf=0))
+    grand_trf = CoreTransform(chain_input=TaskChainInput(input_trf=1))
+    task.appendTransform(child_trf)
+    task.appendTransform(grand_trf)
+    parents = task.transforms[0]
+    _start(task)
+    for unit in parents.units:
+        job_ended(task, parents, unit, Status.COMPLETED, 0, None)
+    first, second = (add_chained(task, 1, [p], [f"/out/{p.index}"]) for p in parents.units)
+    grand = add_chained(task, 2, [first], ["/out/g"])
+    first.status = UnitStatus.RUNNING
+    with pytest.raises(JobStateError, match="made from unit 0's outputs"):
+        parents.resetUnit(0)
+    first.status = UnitStatus.COMPLETED
+    parents.resetUnit(0)
+    assert child_trf.units == [second] and grand_trf.units == []
+    assert task.dropped == [(1, first.index), (2, grand.index)]
+    _start(task)
+    job_ended(task, parents, parents.units[0], Status.COMPLETED, 0, None)
+    assert chain_pending(task) == [(1, [parents.units[0]])]
+    again = add_chained(task, 1, [parents.units[0]], ["/out/0-again"])
+    assert again.index == 2 and child_trf.unit(2) is again
