@@ -27,6 +27,7 @@ from . import (
     shareref_actor,
     slurm_submit,
     split_persist,
+    tasks_chain,
 )
 from ._harness import Row, fmt_s, print_table
 
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "dask_echo": (dask_echo.measure, 1000, 2),
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
     "postprocessing": (postprocessing.measure, 10_000, 3),
+    "tasks_chain": (tasks_chain.measure, 1000, 3),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -49,6 +49,7 @@ from .engine import Engine
 from .events import CredentialEvent, EventStream, JobEvent, PostprocessEvent, RetryEvent
 from .model.job import Job, JobInfo, JobTimes
 from .model.retry import Attempt, Retry
+from .model.task import CoreTask, CoreTransform, TaskChainInput, TaskStatus, UnitStatus
 from .prepared.box import Box, BoxEntry
 from .prepared.shareref import ShareDirInfo, ShareRef
 from .splitters import Splitter
@@ -91,6 +92,8 @@ __all__ = [
     "Command",
     "Condor",
     "Config",
+    "CoreTask",
+    "CoreTransform",
     "ConfigError",
     "Credential",
     "CredentialError",
@@ -140,7 +143,10 @@ __all__ = [
     "Splitter",
     "Status",
     "SubmitUnit",
+    "TaskChainInput",
+    "TaskStatus",
     "TextMerger",
+    "UnitStatus",
     "VomsProxy",
     "WaitTimeoutError",
     "WebhookNotifier",

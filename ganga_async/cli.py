@@ -10,6 +10,7 @@
     service start [--foreground] | stop | status
     credentials [renew] [TYPE]     completion bash|zsh
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
+    tasks [show|pause|run|remove ID]
 
 This module parses the command line and configures logging; the commands themselves are in
 :mod:`ganga_async.commands`, each written once against a session: the daemon's client when a
@@ -253,6 +254,13 @@ def parser() -> Parser:
     lookup.add_argument("name", metavar="NAME")
     lookup.add_argument("--unprepare", action="store_true", help="unprepare them")
     command("box", "list the box: named jobs and applications kept in the repository")
+    sub = command("tasks", "list the tasks (units by status), or show, pause, run or remove one")
+    actions = sub.add_subparsers(dest="action", metavar="ACTION")
+    for name, what in (("show", "show a task and each of its units"),
+                       ("pause", "give no new jobs to a task's units (running ones go on)"),
+                       ("run", "run a task: its units get jobs, float at a time"),
+                       ("remove", "forget a task (its jobs stay)")):
+        command(name, what, actions).add_argument("id", metavar="ID", type=int)
     sub = command("demo", "run a split job of /bin/echo on Local with a progress bar")
     sub.add_argument("--subjobs", type=_positive, default=1000, metavar="N",
                      help="how many subjobs (default 1000)")

@@ -61,6 +61,7 @@ from .prepared.box import Box
 from .prepared.sharedir import SharedArea, ShareDir
 from .prepared.shareref import ShareRef
 from .states import FINAL, Status
+from .tasks import Tasks
 
 __all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
 
@@ -136,6 +137,8 @@ class Engine:
         self._ctx.retry = self._retrier.schedule
         self._ctx.notify = NotifyStage(self._ctx, self._hub).watch
         self._tokens = SubmitTokens(self.repository, self.get)
+        self.tasks = Tasks(self)
+        """Tasks: transforms whose units create and submit jobs (:class:`~ganga_async.tasks.Tasks`)."""
         self._store: JobStore | None = None
         self._to_accept: MemoryObjectSendStream[tuple[Live, MemoryObjectSendStream[Any]]] | None = None
         self._closing = False
@@ -187,6 +190,7 @@ class Engine:
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
             await tg.start(self.credentials.run)
             await recover(ctx, self._store, self._backends, self._postprocessing, self._retrier)
+            await tg.start(self.tasks.serve)
         except BaseException:
             # _stop (once registered) cancels what started; _release then forgets the task group.
             await stack.__aexit__(None, None, None)
@@ -237,6 +241,10 @@ class Engine:
         if self._ctx.tg is None or self._closing or self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
 
+    def check_running(self) -> None:
+        """Raise EngineClosedError unless the engine runs (for its parts, e.g. ``tasks``)."""
+        self._check_open()
+
     async def _working(self) -> None:
         """Guard of the calls that submit, kill or delete: the engine runs and holds the
         gangadir's lock (an engine opened with ``monitoring=False`` takes it now, or raises
@@ -272,13 +280,13 @@ class Engine:
         or when the job is not new; a failed copy leaves neither a directory nor a count.
         """
         self._check_open()
-        app = _application_of(target, "prepared")
+        app = _preparing.application_of(target, "prepared")
         return await _preparing.prepare(app, self.shared, self.shareref, force=force)
 
     async def unprepare(self, target: Job | Application) -> None:
         """Unprepare a new job's application, or an application, releasing its reference."""
         self._check_open()
-        app = _application_of(target, "unprepared")
+        app = _preparing.application_of(target, "unprepared")
         if app.is_prepared is not None:
             app.is_prepared = None
             await self.shareref.flush()
@@ -575,23 +583,11 @@ class Engine:
         return await self._opened_store().prepared_owners()
 
     async def _unprepare_owners(self, holders: Sequence[str]) -> None:
-        await self._opened_store().unprepare_owners(holders)
+        await self.tasks.unprepare([h for h in holders if h.startswith("task:")])
+        await self._opened_store().unprepare_owners([h for h in holders if not h.startswith("task:")])
 
     def _opened_store(self) -> JobStore:
         """The job store, also while the engine closes (the ShareRef actor's last cleanup)."""
         if self._store is None:
             raise EngineClosedError("the engine is not running; use `async with Engine(...) as engine:`")
         return self._store
-
-
-def _application_of(target: Job | Application, verb: str) -> Application:
-    if not isinstance(target, Job):
-        return target
-    if target.master is not None:
-        raise JobStateError(f"subjob {target.fqid} cannot be {verb} on its own; use its master")
-    if target.status is not Status.NEW:
-        raise JobStateError(
-            f"job {target.fqid} is {target.status}: only a new job can be {verb}; make an "
-            "editable copy with job.copy() (copy(unprepare=True) for an unprepared one)"
-        )
-    return target.application

@@ -44,7 +44,8 @@ def test_star_import_gives_exactly_the_documented_names() -> None:
                      "Local", "Slurm", "Condor", "Dask", "ShareDir", "jobs", "config", "shareref", "box",
                      "credential_store", "CredentialStore", "X509Proxy", "VomsProxy",
                      "KerberosTicket", "AFSToken", "BearerToken", "TextMerger", "CustomMerger",
-                     "SmartMerger", "FileChecker", "CustomChecker", "Notifier", "WebhookNotifier", "Retry"}
+                     "SmartMerger", "FileChecker", "CustomChecker", "Notifier", "WebhookNotifier", "Retry",
+                     "CoreTask", "CoreTransform", "TaskChainInput", "tasks"}
 
 
 def test_gpi_job_takes_the_same_keyword_arguments_as_the_core_job() -> None:

@@ -32,6 +32,8 @@ _UNDO_4 = ("ALTER TABLE jobs DROP COLUMN retry_at; ALTER TABLE subjobs DROP COLU
 """What version 4 added, taken away again to make an older repository."""
 _UNDO_5 = "DROP TABLE submit_tokens; "
 """What version 5 added."""
+_UNDO_6 = "DROP TABLE task_units; DROP TABLE tasks; "
+"""What version 6 added."""
 
 
 def set_schema_version(path: Path, version: int) -> None:
@@ -66,7 +68,8 @@ async def test_a_version_1_repository_is_upgraded_in_place_and_a_newer_one_refus
 ) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_5 + _UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; DROP TABLE sharedirs; "
+    db.executescript(_UNDO_6 + _UNDO_5 + _UNDO_4 + "DROP TABLE box; DROP TABLE shareref_holders; "
+                     "DROP TABLE sharedirs; "
                      "UPDATE meta SET value='1' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (status, application, backend, spec) VALUES "
                "('new', 'Executable', 'Local', '{}')")
@@ -97,7 +100,7 @@ async def test_ids_start_at_0_and_a_removed_id_is_never_given_again(tmp_path: Pa
 async def test_a_version_2_repository_upgraded_to_3_goes_on_after_its_highest_id(tmp_path: Path) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_5 + _UNDO_4 + "DELETE FROM meta WHERE key='next_job_id'; "
+    db.executescript(_UNDO_6 + _UNDO_5 + _UNDO_4 + "DELETE FROM meta WHERE key='next_job_id'; "
                      "UPDATE meta SET value='2' WHERE key='schema_version';")
     db.executemany("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
                    "(?, 'new', 'Executable', 'Local', '{}')", [(1,), (7,)])
@@ -113,7 +116,7 @@ async def test_a_version_3_repository_gains_the_retry_state_and_keeps_its_jobs(t
     """Version 4 (issue 15): retry_at on jobs and subjobs, and the attempts table."""
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_5 + _UNDO_4 + "UPDATE meta SET value='3' WHERE key='schema_version';")
+    db.executescript(_UNDO_6 + _UNDO_5 + _UNDO_4 + "UPDATE meta SET value='3' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (id, status, application, backend, spec, n_subjobs) VALUES "
                "(0, 'failed', 'Executable', 'Local', '{}', 1)")
     db.execute("INSERT INTO subjobs (job_id, idx, status, submit_counter) VALUES (0, 0, 6, 1)")
@@ -176,7 +179,7 @@ async def test_a_version_4_repository_upgraded_to_5_keeps_its_jobs_and_stores_to
 ) -> None:
     path = await created(tmp_path / "jobs.sqlite")
     db = sqlite3.connect(path)
-    db.executescript(_UNDO_5 + "UPDATE meta SET value='4' WHERE key='schema_version';")
+    db.executescript(_UNDO_6 + _UNDO_5 + "UPDATE meta SET value='4' WHERE key='schema_version';")
     db.execute("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
                "(0, 'completed', 'Executable', 'Local', '{}')")
     db.commit()
@@ -191,4 +194,44 @@ async def test_a_version_4_repository_upgraded_to_5_keeps_its_jobs_and_stores_to
     repo = Repository(path)
     await repo.open()
     assert await repo.token_job("t-1") == 0
+    await repo.aclose()
+
+
+async def test_a_version_5_repository_upgraded_to_6_keeps_its_jobs_and_stores_tasks(
+    tmp_path: Path,
+) -> None:
+    from ganga_async import ArgSplitter, Executable
+    from ganga_async.model.task import CoreTask, CoreTransform, UnitStatus
+    from ganga_async.persistence import tasks as stored
+
+    path = await created(tmp_path / "jobs.sqlite")
+    db = sqlite3.connect(path)
+    db.executescript(_UNDO_6 + "UPDATE meta SET value='5' WHERE key='schema_version';")
+    db.execute("INSERT INTO jobs (id, status, application, backend, spec) VALUES "
+               "(0, 'completed', 'Executable', 'Local', '{}')")
+    db.commit()
+    db.close()
+    repo = Repository(path)
+    await repo.open()
+    assert [r.id for r in await repo.job_rows()] == [0]
+    trf = CoreTransform(name="t", application=Executable(exe="/bin/echo"),
+                        unit_splitter=ArgSplitter(args=[["a"], ["b"]]), run_limit=3)
+    task = CoreTask(name="analysis", float=4, transforms=[trf])
+    trf.make_units()
+    task.id = await stored.insert_task(repo, task)
+    unit = trf.units[1]
+    unit.status, unit.job_id, unit.history, unit.runs, unit.reason = (
+        UnitStatus.RUNNING, 7, [3], 2, "job 3 failed")
+    await stored.save_units(repo, task, [(0, unit)])
+    await repo.aclose()
+    repo = Repository(path)
+    await repo.open()
+    [again] = await stored.load_tasks(repo)
+    assert (again.id, again.name, again.float, str(again.status)) == (0, "analysis", 4, "new")
+    assert again.transforms[0].to_dict() == trf.to_dict()
+    second = again.transforms[0].units[1]
+    assert (second.status, second.job_id, second.history, second.runs, second.reason) == (
+        UnitStatus.RUNNING, 7, [3], 2, "job 3 failed")
+    await stored.delete_task(repo, 0)
+    assert await stored.load_tasks(repo) == []
     await repo.aclose()

@@ -46,7 +46,7 @@ SHAREREF_COMMANDS = [
     ("shareref", "ls", "{name}"), ("--json", "shareref", "ls", "{name}"),
     ("shareref", "lookup", "{name}"), ("--json", "shareref", "lookup", "{name}"),
     ("shareref", "rebuild", "--no-unprepare"), ("--json", "shareref", "rebuild"),
-    ("box",), ("--json", "box"),
+    ("box",), ("--json", "box"), ("tasks",), ("--json", "tasks"), ("tasks", "show", "9"),
     ("shareref", "ls", "../.."), ("shareref", "lookup", "conf-0f6c3b8e-1d2a-4c5b-9e8f-7a6b5c4d3e2f"),
 ]
 

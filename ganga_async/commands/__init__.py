@@ -22,6 +22,7 @@ from .credentials import credentials
 from .in_process import EngineSession
 from .service import service_command
 from .session import Session, open_session
+from .tasks import tasks
 
 __all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
            "service_command"]
@@ -32,7 +33,7 @@ COMMANDS: dict[str, Command] = {
     "submit": jobs.submit, "jobs": listing.jobs, "show": jobs.show, "wait": jobs.wait,
     "kill": jobs.kill, "release": jobs.release, "resubmit": jobs.resubmit, "remove": jobs.remove,
     "peek": jobs.peek,
-    "demo": jobs.demo, "shareref": prepared.shareref, "box": prepared.box,
+    "demo": jobs.demo, "shareref": prepared.shareref, "box": prepared.box, "tasks": tasks,
 }
 """The commands that open a session, by name."""
 
@@ -43,7 +44,8 @@ never monitor one repository. Without a daemon they open an engine of their own.
 READ_ONLY = frozenset({"jobs", "show", "peek", "shareref", "box"})
 """The commands whose engine never contacts a backend (``monitoring=False``)."""
 
-LIVE = frozenset({"submit", "jobs", "show", "wait", "kill", "release", "resubmit", "remove", "demo"})
+LIVE = frozenset({"submit", "jobs", "show", "wait", "kill", "release", "resubmit", "remove", "demo",
+                  "tasks"})
 """The commands that list or wait: they start the gangadir's daemon when none runs
 (``[Service] autostart``), so that what they print is true now."""
 

@@ -16,6 +16,11 @@
     shareref                   # the ShareDirs and their reference counts
     box.add(j, "analysis"); box["analysis"]
 
+    t = CoreTask(name="analysis"); t.float = 10   # a task: units that make their own jobs
+    t.appendTransform(CoreTransform(application=Executable(exe="/bin/echo"),
+                                    unit_splitter=ArgSplitter(args=[["a"], ["b"]])))
+    t.run(); t.overview(); tasks
+
     j = Job(credentials=[VomsProxy(vo="lhcb")])   # held, not failed, while the proxy is short
     credential_store                               # a table of the credentials on this machine
     KerberosTicket().timeleft()                    # the credential methods, without await
@@ -51,6 +56,7 @@ from ..credentials import x509 as _x509
 from ..engine import Engine
 from ..model import job as _core
 from ..model.retry import Retry
+from ..model.task import CoreTransform, TaskChainInput
 from ..postprocessors.checkers import CustomChecker, FileChecker
 from ..postprocessors.mergers import CustomMerger, SmartMerger, TextMerger
 from ..postprocessors.notifiers import Notifier, WebhookNotifier
@@ -69,12 +75,15 @@ from ._session import attach as attach
 from ._session import config
 from ._session import run as _run
 from ._session import session as _session
+from ._tasks import CoreTask, tasks
 
 __all__ = [
     "AFSToken",
     "ArgSplitter",
     "BearerToken",
     "Condor",
+    "CoreTask",
+    "CoreTransform",
     "CredentialStore",
     "CustomChecker",
     "CustomMerger",
@@ -91,6 +100,7 @@ __all__ = [
     "ShareDir",
     "Slurm",
     "SmartMerger",
+    "TaskChainInput",
     "TextMerger",
     "VomsProxy",
     "WebhookNotifier",
@@ -100,6 +110,7 @@ __all__ = [
     "credential_store",
     "jobs",
     "shareref",
+    "tasks",
 ]
 
 

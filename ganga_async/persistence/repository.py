@@ -39,10 +39,11 @@ from anyio.abc import TaskStatus
 
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
+from .tasks import TASK_TABLES, prepared_task_owners
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -115,6 +116,7 @@ CREATE TABLE attempts (
     5: """
 CREATE TABLE submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL, created REAL NOT NULL);
 """,
+    6: TASK_TABLES,
 }
 """What each schema version adds to the one before it."""
 
@@ -524,8 +526,9 @@ class Repository:
         return unreferenced, vanished
 
     async def prepared_owners(self) -> list[tuple[str, str]]:
-        """``(holder, ShareDir name)`` for every stored job and box entry whose application is
-        prepared, read from the stored descriptions themselves (``job:<id>``, ``box:<name>``)."""
+        """``(holder, ShareDir name)`` for every stored job, box entry and task transform whose
+        application is prepared, read from the stored descriptions (``job:<id>``, ``box:<name>``,
+        ``task:<id>.<transform>``)."""
         async with self.db.execute(
             "SELECT id, json_extract(spec, '$.application.is_prepared.name') AS sharedir "
             "FROM jobs WHERE sharedir IS NOT NULL ORDER BY id"
@@ -535,7 +538,13 @@ class Repository:
             "SELECT name, sharedir FROM box WHERE sharedir IS NOT NULL ORDER BY name"
         ) as cur:
             owners += [(f"box:{name}", sharedir) for name, sharedir in await cur.fetchall()]
-        return owners
+        return owners + await prepared_task_owners(self)
+
+    async def write(self, statements: Iterable[tuple[str, Sequence[Any]]],
+                    many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = ()) -> None:
+        """Run these statements in one transaction now (the tasks' rows)."""
+        async with self._write_lock:
+            await self._transaction(statements, many)
 
     # -- the box ----------------------------------------------------------------------
 

@@ -20,13 +20,15 @@ import anyio
 from .._component import frozen_by
 from .._exceptions import JobStateError
 from .._log import get_logger, user_logger
+from ..model.job import Job
+from ..states import Status
 from .sharedir import SharedArea, ShareDir
 from .shareref import SESSION, ShareRef
 
 if TYPE_CHECKING:
     from ..applications.base import Application
 
-__all__ = ["Holders", "hold_in_session", "attach", "detach", "prepare", "unprepare"]
+__all__ = ["Holders", "application_of", "hold_in_session", "attach", "detach", "prepare", "unprepare"]
 
 log = get_logger(__name__)
 say = user_logger()
@@ -169,3 +171,18 @@ def unprepare(app: Application) -> bool:
     say.info("Unpreparing application.")
     app.mark_prepared(None)
     return True
+
+
+def application_of(target: Job | Application, verb: str) -> Application:
+    """The application of a new master job (or ``target`` itself when it is an application) to
+    be ``verb`` (prepared, unprepared); a one-line JobStateError for any other job."""
+    if not isinstance(target, Job):
+        return target
+    if target.master is not None:
+        raise JobStateError(f"subjob {target.fqid} cannot be {verb} on its own; use its master")
+    if target.status is not Status.NEW:
+        raise JobStateError(
+            f"job {target.fqid} is {target.status}: only a new job can be {verb}; make an "
+            "editable copy with job.copy() (copy(unprepare=True) for an unprepared one)"
+        )
+    return target.application

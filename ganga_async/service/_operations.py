@@ -22,6 +22,7 @@ from ..credentials.base import RENEW_CLI
 from ..engine import Engine
 from ..events import EventStream
 from ..model.job import Job
+from ..model.task import CoreTask, UnitStatus
 from ..states import Status
 from . import _protocol as protocol
 
@@ -250,6 +251,43 @@ async def box(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
     return [dataclasses.asdict(entry) for entry in await engine.box.entries()]
 
 
+def _task_row(task: CoreTask) -> dict[str, Any]:
+    units = dict.fromkeys((str(s) for s in UnitStatus), 0)
+    for counts in task.unit_counts().values():
+        for status, count in counts.items():
+            units[status] += count
+    return {"id": task.id, "name": task.name, "status": str(task.status), "float": task.float,
+            "units": units, "transforms": task.unit_counts()}
+
+
+async def tasks(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
+    """``{}`` -> one row per task: id, name, status, float, units by status (in all and per
+    transform)."""
+    args.check_known()
+    return [_task_row(task) for task in engine.tasks.all()]
+
+
+async def task(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": 0}`` -> the task's row and every unit: transform, unit, status, job id, the
+    ids of its earlier jobs and its reason."""
+    args.check_known("id")
+    found = engine.tasks.get(args.get("id", int))
+    return {**_task_row(found), "unit_list": [
+        {"transform": i, "unit": u.index, "status": str(u.status), "job_id": u.job_id,
+         "history": u.history, "reason": u.reason} for i, _, u in found.units()]}
+
+
+async def task_action(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"id": 0, "action": "pause" | "run" | "remove"}`` -> the task's row after it."""
+    args.check_known("id", "action")
+    found = engine.tasks.get(args.get("id", int))
+    action = args.get("action", str)
+    if action not in ("pause", "run", "remove"):
+        raise ProtocolError("bad_args", f"task_action: action {action!r} must be pause, run or remove")
+    await getattr(engine.tasks, action)(found)
+    return _task_row(found)
+
+
 OPERATIONS: dict[str, Operation] = {
     "submit": submit,
     "jobs": jobs,
@@ -266,6 +304,9 @@ OPERATIONS: dict[str, Operation] = {
     "shareref_lookup": shareref_lookup,
     "shareref_rebuild": shareref_rebuild,
     "box": box,
+    "tasks": tasks,
+    "task": task,
+    "task_action": task_action,
     "credentials": credentials,
     "credentials_renew": credentials_renew,
 }

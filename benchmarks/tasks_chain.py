@@ -1,0 +1,122 @@
+"""Tasks figure (issue 16): a task of two chained transforms against the same jobs by hand.
+
+What is measured, each in a fresh gangadir on ``Local(max_concurrent=8)`` running ``/bin/true``:
+
+- **task**: a ``CoreTask`` with ``float = 50`` of two transforms: ``n`` units from an
+  ``ArgSplitter``, then a ``TaskChainInput`` making one child unit per completed parent (its
+  input file the parent's ``stdout``), ``2n`` jobs in all. Timed from ``engine.tasks.run()``
+  until every unit completed.
+- **by hand**: the same ``2n`` unsplit jobs submitted one by one in two waves: ``n`` jobs,
+  wait for all, then ``n`` jobs taking the first wave's ``stdout`` files, wait for all.
+
+The figure is the ratio task / by hand: what event-driven units, chaining and the float cost
+over a script that knows the answer in advance.
+
+Run it alone with ``python -m benchmarks.tasks_chain [--n 1000] [--rounds 3]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from ganga_async import (
+    ArgSplitter,
+    CoreTask,
+    CoreTransform,
+    Engine,
+    Executable,
+    Job,
+    Local,
+    Status,
+    TaskChainInput,
+    TaskStatus,
+)
+
+from ._harness import Row, bench_config, common_options, fmt_s, interleave, print_table, scratch
+
+FLOAT = 50
+
+
+def _true(**kwargs: object) -> dict[str, object]:
+    return {"application": Executable(exe="/bin/true"), "backend": Local(max_concurrent=8), **kwargs}
+
+
+def run_task(root: Path, n: int) -> float:
+    run = root / f"task-{time.monotonic_ns()}"
+    config = bench_config(root)
+
+    async def main() -> float:
+        async with Engine(run / "gangadir", config=config) as engine:
+            task = CoreTask(name="bench", float=FLOAT, transforms=[
+                CoreTransform(**_true(unit_splitter=ArgSplitter(args=[[str(i)] for i in range(n)]))),
+                CoreTransform(**_true(chain_input=TaskChainInput(include_file_mask=["^stdout$"]))),
+            ])
+            started = time.perf_counter()
+            await engine.tasks.run(task)
+            await engine.tasks.wait(task)
+            elapsed = time.perf_counter() - started
+            assert task.status is TaskStatus.COMPLETED, task.unit_counts()
+            assert len(await engine.summary()) == 2 * n
+            return elapsed
+
+    return anyio.run(main, backend="asyncio")
+
+
+def run_by_hand(root: Path, n: int) -> float:
+    run = root / f"hand-{time.monotonic_ns()}"
+    config = bench_config(root)
+
+    async def main() -> float:
+        async with Engine(run / "gangadir", config=config) as engine:
+            started = time.perf_counter()
+            first = [Job(**_true(), name=str(i)) for i in range(n)]  # type: ignore[arg-type]
+            for job in first:
+                await engine.submit(job)
+            for job in first:
+                await engine.wait(job)
+            second = [Job(**_true(), inputfiles=[str(Path(j.outputdir) / "stdout")])  # type: ignore[arg-type]
+                      for j in first]
+            for job in second:
+                await engine.submit(job)
+            for job in second:
+                await engine.wait(job)
+            elapsed = time.perf_counter() - started
+            assert all(j.status is Status.COMPLETED for j in first + second)
+            return elapsed
+
+    return anyio.run(main, backend="asyncio")
+
+
+def measure(n: int = 1000, rounds: int = 3, tmpdir: str | None = None) -> list[Row]:
+    """A task of ``n`` + ``n`` chained units against ``2n`` jobs by hand in two waves."""
+    print(f"tasks: {n} units chained to {n} more (float {FLOAT}) against {2 * n} jobs by hand "
+          f"in two waves, {rounds} interleaved rounds")
+    with scratch(tmpdir, "tasks") as root:
+        samples = interleave(rounds, {"task": lambda: run_task(root, n),
+                                      "by hand": lambda: run_by_hand(root, n)})
+    task, hand = samples["task"], samples["by hand"]
+    for s in samples.values():
+        print(f"  {s.name:<8} {s.summary()}")
+    ratio = task.best / hand.best
+    print(f"  task / by hand: {ratio:.2f} best-to-best, {task.median / hand.median:.2f} "
+          "median-to-median")
+    return [Row("tasks", f"{n}+{n} chained units, float {FLOAT}, /bin/true", fmt_s(task.best),
+                f"{ratio:.2f}x by hand")]
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    parser = common_options(__doc__)
+    parser.add_argument("--n", type=int, default=1000, help="units of the first transform")
+    args = parser.parse_args(argv)
+    rows = measure(args.n, args.rounds, args.tmpdir)
+    print()
+    print_table(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
