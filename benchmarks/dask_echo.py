@@ -41,14 +41,12 @@ import anyio
 from ganga_async import ArgSplitter, Engine, Executable, Job, Status
 
 from ._harness import (
-    Milestones,
     Row,
     Samples,
     bench_config,
     common_options,
     fmt_s,
     interleave,
-    listen_to_engine,
     print_table,
     scratch,
 )
@@ -129,15 +127,16 @@ def measure_sweep(root: Path, n: int, cpu: Samples, wall: Samples) -> None:
     from ganga_async.backends.dask._driver import DaskDriver
 
     async def main() -> None:
-        milestones = Milestones()
-        with listen_to_engine(milestones):
-            async with Engine(root / f"gangadir-{time.monotonic_ns()}", config=_config(root)) as engine:
-                job = Job(application=Executable(exe="/bin/true"), backend=Dask(resources={"NOWHERE": 1}),
-                          splitter=ArgSplitter(args=[[str(i)] for i in range(n)]))
+        async with Engine(root / f"gangadir-{time.monotonic_ns()}", config=_config(root)) as engine:
+            job = Job(application=Executable(exe="/bin/true"), backend=Dask(resources={"NOWHERE": 1}),
+                      splitter=ArgSplitter(args=[[str(i)] for i in range(n)]))
+            async with engine.events() as events:
                 await engine.submit(job)
                 with anyio.fail_after(60):
-                    await milestones.submitted.wait()
-                await sweep_it(engine, job)
+                    async for _ in events:
+                        if job.status is Status.SUBMITTED:
+                            break
+            await sweep_it(engine, job)
 
     async def sweep_it(engine: Engine, job: Job) -> None:
         driver = engine._backends.drivers["Dask"]
@@ -155,7 +154,7 @@ def measure_sweep(root: Path, n: int, cpu: Samples, wall: Samples) -> None:
 
 
 def measure(n: int, rounds: int, tmpdir: str | None) -> list[Row]:
-    print(f"dask_echo: {n} /bin/echo subjobs on a {WORKERS}-worker LocalCluster, against client.map; "
+    print(f"dask_echo: {n} /bin/echo subjobs on a {WORKERS}-worker local Dask cluster, against client.map; "
           f"{rounds} rounds")
     try:
         import distributed  # noqa: F401
