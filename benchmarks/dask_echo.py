@@ -1,9 +1,10 @@
-"""Figures of the Dask backend: 1,000 ``/bin/echo`` subjobs on a 2-worker LocalCluster against
+"""Figures of the Dask backend: 1,000 ``/bin/echo`` subjobs on a 2-worker local cluster against
 Dask's own ``client.map``, and one monitoring sweep over 1,000 active tasks.
 
 What is measured, interleaved over ``--rounds`` rounds, each variant on its own fresh 2-worker
-``LocalCluster`` (worker processes of one thread; the cluster's start is not timed: a one-task
-job, or one task, warms it up first):
+local cluster (worker processes of one thread: the engine's own ``SubprocessCluster``, a
+``LocalCluster`` for ``client.map``; the cluster's start is not timed: a one-task job, or one
+task, warms it up first):
 
 - **engine**: ``Job(Executable(exe="/bin/echo"), Dask(), ArgSplitter(args=[[str(i)] ...]))``
   submitted to an open engine; the clock runs from ``await engine.submit(job)`` until the
@@ -20,8 +21,8 @@ job, or one task, warms it up first):
 
 Then one monitoring sweep (``DaskDriver.sweep``) over ``n`` active tasks that need a resource
 no worker offers (so they stay queued): the CPU time of this process (all threads) and its
-wall time. A LocalCluster's scheduler runs in this process, so its answer to the one
-``get_task_status`` call is included in that CPU time.
+wall time. The engine's scheduler runs in a process of its own, so its answer to the one
+``get_task_status`` call is not in that CPU time.
 
 Run it alone with ``python -m benchmarks.dask_echo [--n 1000] [--rounds 2]``.
 """
