@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
@@ -40,16 +40,32 @@ from .model.task import (
     to_submit,
 )
 from .persistence import tasks as stored
+from .persistence.repository import Repository
 from .prepared import _preparing
+from .prepared.shareref import ShareRef
 from .states import FINAL, Status
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["Tasks"]
+__all__ = ["TaskEngine", "Tasks"]
 
 log = get_logger(__name__)
 say = user_logger()
+
+
+class TaskEngine(Protocol):
+    """What the task stage uses of its engine (:class:`~ganga_async.engine.Engine`)."""
+
+    repository: Repository
+    shareref: ShareRef
+
+    def check_running(self) -> None: ...
+
+    def events(self) -> EventStream[JobEvent]: ...
+
+    async def add(self, job: Job) -> Job: ...
+
+    async def get(self, job_id: int | str) -> Job: ...
+
+    async def submit(self, job: Job, *, token: str | None = None) -> Job: ...
 
 
 class Tasks:
@@ -59,7 +75,7 @@ class Tasks:
     running go on. Methods raise EngineClosedError while the engine is not running.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: TaskEngine) -> None:
         self._engine = engine
         self._tasks: dict[int, CoreTask] = {}
         self._by_job: dict[int, tuple[CoreTask, int, Unit]] = {}

@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import aiosqlite
 
 from .._exceptions import GangaAsyncError
 from .._log import get_logger
 from ..model.task import CoreTask, CoreTransform, TaskStatus, Unit, UnitStatus
 
-if TYPE_CHECKING:
-    from .repository import Repository
+
+class RowStore(Protocol):
+    """What the task rows need of :class:`~ganga_async.persistence.repository.Repository`
+    (which imports this module for the tables and the tasks' ShareDir owners)."""
+
+    @property
+    def db(self) -> aiosqlite.Connection: ...
+
+    async def write(self, statements: Iterable[tuple[str, Sequence[Any]]],
+                    many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = ()) -> None: ...
 
 __all__ = ["TASK_TABLES", "insert_task", "save_task", "save_units", "save_transforms", "delete_task",
            "load_tasks", "prepared_task_owners", "task_holder"]
@@ -54,7 +64,7 @@ def _unit_row(task_id: int, trf: int, unit: Unit) -> tuple[Any, ...]:
             json.dumps(unit.history), unit.runs, unit.reason, json.dumps(unit.parents))
 
 
-async def insert_task(repository: Repository, task: CoreTask) -> int:
+async def insert_task(repository: RowStore, task: CoreTask) -> int:
     """Store a new task with all its units in one transaction; returns its id."""
     async with repository.db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM tasks") as cur:
         row = await cur.fetchone()
@@ -67,14 +77,14 @@ async def insert_task(repository: Repository, task: CoreTask) -> int:
     return task_id
 
 
-async def save_task(repository: Repository, task: CoreTask) -> None:
+async def save_task(repository: RowStore, task: CoreTask) -> None:
     """Write the task's status and float."""
     assert task.id is not None
     await repository.write([("UPDATE tasks SET status=?, float=? WHERE id=?",
                              (str(task.status), task.float, task.id))])
 
 
-async def save_units(repository: Repository, task: CoreTask,
+async def save_units(repository: RowStore, task: CoreTask,
                      units: Iterable[tuple[int, Unit]]) -> None:
     """Write these units of the task (transform index, unit), its status, and delete the
     units it dropped (``task.dropped``), together."""
@@ -97,7 +107,7 @@ def task_holder(task_id: int, transform: int) -> str:
     return f"task:{task_id}.{transform}"
 
 
-async def prepared_task_owners(repository: Repository) -> list[tuple[str, str]]:
+async def prepared_task_owners(repository: RowStore) -> list[tuple[str, str]]:
     """``(holder, ShareDir name)`` of every stored transform whose application is prepared."""
     owners = []
     async with repository.db.execute("SELECT id, transforms FROM tasks ORDER BY id") as cur:
@@ -109,19 +119,19 @@ async def prepared_task_owners(repository: Repository) -> list[tuple[str, str]]:
     return owners
 
 
-async def save_transforms(repository: Repository, task: CoreTask) -> None:
+async def save_transforms(repository: RowStore, task: CoreTask) -> None:
     """Write the descriptions of the task's transforms (an application unprepared)."""
     assert task.id is not None
     transforms = json.dumps([trf.to_dict() for trf in task.transforms])
     await repository.write([("UPDATE tasks SET transforms=? WHERE id=?", (transforms, task.id))])
 
 
-async def delete_task(repository: Repository, task_id: int) -> None:
+async def delete_task(repository: RowStore, task_id: int) -> None:
     await repository.write([("DELETE FROM task_units WHERE task_id=?", (task_id,)),
                             ("DELETE FROM tasks WHERE id=?", (task_id,))])
 
 
-async def load_tasks(repository: Repository) -> list[CoreTask]:
+async def load_tasks(repository: RowStore) -> list[CoreTask]:
     """Every stored task with its transforms and units, by id."""
     db = repository.db
     async with db.execute("SELECT id, name, status, float, transforms FROM tasks ORDER BY id") as cur:
