@@ -137,7 +137,7 @@ def test_the_gpi_runs_a_task_and_a_later_session_finds_it() -> None:
         t.float = 2
         t.run()
         t.wait(timeout=30)
-        print(t.overview())
+        t.overview()
         print(len(jobs), tasks(t.id) is t)
     """, timeout=60)
     title, header, _, row, count = out.splitlines()

@@ -37,12 +37,13 @@ class CoreTask(_core.CoreTask):
         _run(lambda engine: engine.tasks.wait(self, timeout))
         return self
 
-    def overview(self) -> Text:
-        """Units by status, one line per transform (Ganga's ``t.overview()``)."""
+    def overview(self) -> None:
+        """Print the units by status, one line per transform, as Ganga's ``t.overview()``
+        does (a script calling it shows the table; ``unit_counts()`` gives the numbers)."""
         rows = [[name, *(str(counts[c]) for c in _COLUMNS)]
                 for name, counts in self.unit_counts().items()]
         title = f"Task {self.id} ({self.name}): {self.status}, float {self.float}"
-        return Text(_render(title, ["transform", *_COLUMNS], rows))
+        print(_render(title, ["transform", *_COLUMNS], rows))
 
 
 def _adopt(task: _core.CoreTask) -> CoreTask:
