@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -34,19 +32,19 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import get_logger, user_logger
-from ._workspace import listing, output_dir, tail_of
+from ._workspace import listing, tail_of
 from .applications.base import Application
-from .backends.base import Handle
 from .config import Config, load_config
 from .credentials.manager import CredentialManager
 from .events import CredentialEvent, EventHub, EventStream, JobEvent, PostprocessEvent, RetryEvent
 from .model import machine
 from .model.job import Job
-from .model.record import JobRecord, parse_fqid
+from .model.record import parse_fqid
 from .persistence.lock import EngineLock, claim_gangadir
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
-from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry, indices_of
+from .pipeline.actions import Actions
+from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry
 from .pipeline.monitor import Backends, FinaliseStage
 from .pipeline.notify import NotifyStage
 from .pipeline.postprocess import Postprocessing, merge_by_hand
@@ -60,7 +58,7 @@ from .prepared import _preparing
 from .prepared.box import Box
 from .prepared.sharedir import SharedArea, ShareDir
 from .prepared.shareref import ShareRef
-from .states import FINAL, Status
+from .states import Status
 from .tasks import Tasks
 
 __all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
@@ -134,6 +132,7 @@ class Engine:
         self._postprocessing = Postprocessing(self._ctx)
         self._ctx.postprocess = self._postprocessing.start
         self._retrier = Retrier(self._ctx, self._backends)
+        self._actions = Actions(self._ctx, self._backends)
         self._ctx.retry = self._retrier.schedule
         self._ctx.notify = NotifyStage(self._ctx, self._hub).watch
         self._tokens = SubmitTokens(self.repository, self.get)
@@ -423,128 +422,33 @@ class Engine:
     async def kill(self, job: Job) -> None:
         """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""
         await self._working()
-        live, index = self._ctx.registry.find(job)
-        record = live.record
-        if record.status_of(index) is Status.NEW:
-            raise JobStateError(
-                f"job {job.fqid} is new: it was never submitted, so there is nothing to kill "
-                "(submit() it, or remove() it)")
-        changes = machine.Changes()
-        now = time.time()
-        on_backend: list[int | None] = []
-        count = 0
-        for target in machine.targets(record, index):
-            status = record.status_of(target)
-            if machine.on_backend(record, target) and status is not Status.SUBMITTING:
-                on_backend.append(target)
-            elif status in (Status.SUBMITTING, Status.NEW, Status.HELD):
-                machine.set_status(changes, record, target, Status.KILLED, now,
-                                   reason="killed before submission")
-                count += 1
-        self._ctx.commit(changes)
-        backends = self._backends
-        by_backend = backends.handles(live, on_backend)
-        count += sum(len(handles) for handles in by_backend.values())
-        if not count:
-            raise JobStateError(f"job {job.fqid} is {job.status}: there is nothing to kill")
-        for name, handles in by_backend.items():
-            await backends.drivers[name].kill(handles)
-            backends.soon(name)
-        say.info(f"killing job {job.fqid}", job_id=live.id, count=count)
+        await self._actions.kill(job)
 
     async def release(self, job: Job) -> None:
         """Release a job (every subjob its batch system holds) or one subjob held by its batch
         system (HTCondor's Held, with the HoldReason as its reason), in one action. Raises
         JobStateError when nothing is held there."""
         await self._working()
-        live, index = self._ctx.registry.find(job)
-        chosen = [t for t in machine.targets(live.record, index) if machine.held_by_backend(live.record, t)]
-        backends = self._backends
-        by_backend = backends.handles(live, chosen)
-        if not by_backend:
-            raise JobStateError(f"job {job.fqid} is {job.status}: nothing of it is held by its backend")
-        for name, handles in by_backend.items():
-            await backends.drivers[name].release(handles)
-            backends.soon(name)
-        log.info("release requested", job_id=live.id, count=len(chosen))
+        await self._actions.release(job)
 
     async def resubmit(self, job: Job, *, statuses: Sequence[str | Status] = ("failed",)) -> Job:
         """Submit again the subjobs in ``statuses`` (failed ones by default), or a final unsplit
         job or subjob. Raises JobStateError when nothing qualifies."""
         await self._working()
-        live, index = self._ctx.registry.find(job)
-        record = live.record
-        wanted = {Status.parse(s) for s in statuses}
-        if index is not None or not record.split:
-            wanted = set(FINAL - {Status.REMOVED})
-        chosen = [i for i in machine.targets(record, index) if record.status_of(i) in wanted]
-        if not chosen:
-            names = ", ".join(sorted(str(s) for s in wanted))
-            raise JobStateError(f"job {job.fqid} has nothing in {names} to resubmit")
-        say.info(f"resubmitting job {job.fqid}", job_id=live.id, count=len(chosen))
-        driver = await self._backends.driver(live.job.backend.plugin_name)
-        jobdir = record.jobdir
-        await driver.forget([Handle(record.key(i), "", output_dir(jobdir, i)) for i in chosen])
-        changes = machine.Changes()
-        now = time.time()
-        for target in chosen:
-            machine.reset_for_submission(changes, record, target, now)
-        self._ctx.commit(changes)
-        await self.repository.flush()
-        await self._ctx.submit_inbox().send((live, indices_of(chosen)))
+        await self._actions.resubmit(job, statuses)
         return job
 
     async def remove(self, job: Job) -> None:
         """Kill the job if active, then delete it from the repository and its workspace."""
         await self._working()
-        if job.master is not None:
-            raise JobStateError(f"subjob {job.fqid} cannot be removed on its own; remove job {job.master.id}")
-        store = self._running_store()
-        if job.id is None:
-            job.bind(JobRecord(status=Status.REMOVED), store)
-            return
-        live, _ = self._ctx.registry.find(job)
-        try:
-            await self.kill(job)
-        except JobStateError:
-            pass
-        self._backends.drop(live)
-        await self.repository.delete_job(live.id)
-        await anyio.to_thread.run_sync(shutil.rmtree, live.record.jobdir, True)
-        changes = machine.Changes()
-        machine.remove(changes, live.record)
-        await store.forget(live)
-        self._ctx.commit(changes)
-        registry = self._ctx.registry
-        prefix = f"{job.fqid}."
-        for key in [k for k in registry.waiters if k == job.fqid or k.startswith(prefix)]:
-            registry.wake(key)
-        say.info(f"removing job {live.id}", job_id=live.id)
+        await self._actions.remove(job, self._running_store())
 
     async def force_status(self, job: Job, status: str | Status, *, kill: bool = True) -> None:
         """Force a job (all its subjobs) or a subjob into ``failed`` or ``completed``, as Ganga's
         ``force_status``; active ones are killed at their backend first (with ``kill=False``
         they are only no longer monitored: Ganga's ``force=True``)."""
         await self._working()
-        target = Status.parse(status)
-        if target not in (Status.FAILED, Status.COMPLETED):
-            raise JobStateError(f"force_status accepts 'failed' or 'completed', not {target}")
-        live, index = self._ctx.registry.find(job)
-        say.info(f'Forcing job {job.fqid} to status "{target}"')
-        try:
-            if kill:
-                await self.kill(job)
-        except JobStateError:
-            pass
-        chosen = machine.targets(live.record, index)
-        self._backends.drop(live, chosen)
-        changes = machine.Changes()
-        now = time.time()
-        for each in chosen:
-            if live.record.status_of(each) is not target:
-                machine.set_status(changes, live.record, each, target, now,
-                                   reason="forced by the user", force=True)
-        self._ctx.commit(changes)
+        await self._actions.force_status(job, Status.parse(status), kill=kill)
 
     async def peek(self, job: Job, filename: str = "stdout", *, limit: int = PEEK_LIMIT) -> str:
         """The text of ``filename`` in the job's output (or kept working) directory; with ``""``
