@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus, UNIXSocketStream
+from anyio.abc import SocketAttribute, TaskGroup, TaskStatus, UNIXSocketStream
 
 from .._exceptions import BackendError, JobSpecError
 from .._log import get_logger
@@ -94,6 +94,8 @@ class LocalDriver(TrackingDriver[Tracked]):
         super().__init__(context)
         self._tg: TaskGroup | None = None
         self._stream: UNIXSocketStream | None = None
+        self._reader_done: anyio.Event | None = None
+        self._hung_up = False
         self._runner_lock = anyio.Lock()
         self._send_lock = anyio.Lock()
         self._sweep_lock = anyio.Lock()
@@ -101,11 +103,16 @@ class LocalDriver(TrackingDriver[Tracked]):
         self._logs = _StatusLogs()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._hung_up = False
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 task_status.started()
-                await anyio.sleep_forever()
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    self._tg = None
+                    self._hang_up()  # the reader ends by itself; the task group waits for it
         finally:
             self._tg = None
             if self._stream is not None:
@@ -143,8 +150,25 @@ class LocalDriver(TrackingDriver[Tracked]):
                 # Also on cancellation (an engine closing while the runner starts): no socket leaks.
                 ours.close()
                 raise
+            if self._tg is None or self._hung_up:
+                await stream.aclose()
+                raise BackendError("the Local driver is closing")
             self._stream = stream
-            self._tg.start_soon(self._read_events, stream)
+            self._reader_done = anyio.Event()
+            self._tg.start_soon(self._read_events, stream, self._reader_done)
+
+    def _hang_up(self) -> None:
+        """Shut the runner connection down so that its reader meets the end of the stream and
+        stops by itself. Cancelling (or closing the stream under) a task waiting in ``receive()``
+        can race with anyio's own reader callback, which then completes a finished future
+        ("InvalidStateError" from the loop: agronholm/anyio#1267). The runner and its processes
+        go on: only this engine's connection ends."""
+        self._hung_up = True
+        if self._stream is not None:
+            try:
+                self._stream.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     async def warm_up(self) -> None:
         await self._ensure_runner()
@@ -162,7 +186,15 @@ class LocalDriver(TrackingDriver[Tracked]):
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 raise BackendError(f"the local runner went away: {exc}") from exc
 
-    async def _read_events(self, stream: UNIXSocketStream) -> None:
+    async def _read_events(self, stream: UNIXSocketStream, done: anyio.Event) -> None:
+        # Shielded: it ends when the connection does (_hang_up when the driver stops).
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._read_from(stream)
+            finally:
+                done.set()
+
+    async def _read_from(self, stream: UNIXSocketStream) -> None:
         pending = b""
         try:
             while True:
@@ -175,7 +207,7 @@ class LocalDriver(TrackingDriver[Tracked]):
                     self.publish(news)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
-        if self._stream is stream:
+        if self._stream is stream and not self._hung_up:
             # What it held stays tracked, and sweeps read it from the status logs from now on.
             log.warning("local runner connection lost; its processes are checked through status logs")
             self._stream = None
@@ -301,6 +333,10 @@ class LocalDriver(TrackingDriver[Tracked]):
         await anyio.to_thread.run_sync(_reset_logs, handles)
 
     async def aclose(self) -> None:
+        self._hang_up()
+        if self._reader_done is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._reader_done.wait()
         async with self._send_lock:
             if self._stream is not None:
                 await self._stream.aclose()
