@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -24,6 +25,9 @@ from .postprocess import check_ended
 __all__ = ["Active", "Backends", "Cadence", "FinaliseStage", "MonitorGate"]
 
 log = engine_log
+
+NEWS_CHUNK = 2000
+"""News applied between two yields of the event loop: about 10 ms of work."""
 
 
 class Active:
@@ -148,12 +152,21 @@ class Backends:
 
     async def apply_news(self, active: dict[str, Active], news: Mapping[str, BackendStatus]) -> None:
         """Have the state machine apply a backend's news; what ended goes to the finalise stage,
-        what an earlier engine left and the backend never received back to submission."""
+        what an earlier engine left and the backend never received back to submission. A large
+        batch (one sweep of 10^5 jobs) is applied ``NEWS_CHUNK`` at a time, the loop free
+        between chunks."""
+        items = list(news.items())
+        for start in range(0, len(items), NEWS_CHUNK):
+            if start:
+                await anyio.lowlevel.checkpoint()
+            await self._apply(active, items[start:start + NEWS_CHUNK])
+
+    async def _apply(self, active: dict[str, Active], news: list[tuple[str, BackendStatus]]) -> None:
         ended: list[Ended] = []
         resubmit: dict[int, tuple[Live, list[int | None]]] = {}
         changes = machine.Changes()
         now = time.time()
-        for key, status in news.items():
+        for key, status in news:
             entry = active.get(key)
             if entry is None:
                 if key in self.handing_over:  # applied once its submission call returns
