@@ -5,9 +5,13 @@
 news, so the engine finalises it the way it finalises real jobs (used to build a repository
 whose master is finished).
 
-Importing this module registers the class with ``ganga_async._plugins`` under the name
-``Null``, which is how an engine, including one in a fresh interpreter that imports this
-module, finds it without an entry point.
+``NullQueue`` runs nothing either, but holds every unit ``submitted`` and answers each sweep
+with one query giving the status of all it holds, as one ``squeue`` would; the benchmark moves
+them all at once (``NullQueueDriver.move_all``) and asks for the sweeps (issue 20, figure 3).
+
+Importing this module registers the classes with ``ganga_async._plugins`` under the names
+``Null`` and ``NullQueue``, which is how an engine, including one in a fresh interpreter that
+imports this module, finds them without an entry point.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ class Recorder:
 
     def commit(self, changes: Changes) -> None:
         repository = self.repository
-        for record, index in changes.rows:
+        for record, index in dict.fromkeys(changes.rows):  # a row changed twice is written once
             job_id = record.id
             assert job_id is not None
             if index is None:

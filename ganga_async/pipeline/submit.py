@@ -162,11 +162,13 @@ class SubmitStage:
             if path is None:
                 path = sharedirs[where] = self.ctx.shared.root / sharedir.name / sharedir.subdir
         command = app.command(fields["inputfiles"], path)
+        outputdir = output_dir(jobdir, index)
         return SubmitUnit(
             key=live.record.key(index), job_id=live.id, index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
-            outputfiles=list(fields["outputfiles"]), workdir=work_dir(jobdir, index),
-            outputdir=output_dir(jobdir, index),
+            outputfiles=list(fields["outputfiles"]), outputdir=outputdir,
+            # a subjob's work_dir is inside its outputdir: one path join less per subjob
+            workdir=work_dir(jobdir, None) if index is None else outputdir / "work",
         )
 
 
