@@ -124,11 +124,10 @@ class SubmitStage:
                 machine.set_status(changes, record, unit.index, Status.FAILED, now,
                                    reason=f"submission refused: {result}")
                 continue
-            handle = Handle(unit.key, result, unit.outputdir)
             if record.status_of(unit.index) is Status.KILLED:
-                late_kills.append(handle)
+                late_kills.append(Handle(unit.key, result, unit.outputdir))
                 continue
-            active[unit.key] = Active(live, unit.index, handle)
+            active[unit.key] = Active(live, unit.index, result)
             machine.set_status(changes, record, unit.index, Status.SUBMITTED, now, backend_id=result, t=now)
             if news is not None:
                 early[unit.key] = news
