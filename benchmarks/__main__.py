@@ -19,13 +19,16 @@ from collections.abc import Callable, Sequence
 from . import (
     condor_submit,
     dask_echo,
+    engine_cpu,
     local_echo,
+    monitor_sweep,
     open_summary,
     peers,
     postprocessing,
     service_rpc,
     shareref_actor,
     slurm_submit,
+    split_million,
     split_persist,
     tasks_chain,
 )
@@ -42,6 +45,9 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
     "postprocessing": (postprocessing.measure, 10_000, 3),
     "tasks_chain": (tasks_chain.measure, 1000, 3),
+    "engine_cpu": (engine_cpu.measure, 100_000, 3),
+    "monitor_sweep": (monitor_sweep.measure, 100_000, 3),
+    "split_million": (split_million.measure, 1_000_000, 2),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 
 from ganga_async import Config, load_config
+from ganga_async._log import USER_LOGGER
 
 __all__ = [
     "Milestones", "Row", "Samples", "bench_config", "clean_env", "common_options", "fmt_bytes",
@@ -204,22 +205,25 @@ class Milestones(logging.Handler):
             if self.on_split is not None:
                 self.on_split()
             self.split.set()
-        elif event.get("event") == "job status" and event.get("new") == "submitted":
+        elif event.get("new") == "submitted" and event.get("job_id") is not None:
             self.submitted_at = time.perf_counter()
             self.submitted.set()
 
 
 @contextmanager
 def listen_to_engine(handler: logging.Handler) -> Iterator[None]:
-    """Route the engine logger's INFO records to ``handler`` only, for the duration."""
-    logger = logging.getLogger("ganga_async.engine")
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    logger.addHandler(handler)
+    """Route the INFO records of the engine's logger and of its console lines (where a job's
+    status changes are told, ``USER_LOGGER``) to ``handler`` only, for the duration."""
+    loggers = [logging.getLogger("ganga_async.engine"), logging.getLogger(USER_LOGGER)]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
+        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate

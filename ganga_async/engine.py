@@ -344,14 +344,14 @@ class Engine:
             raise WaitTimeoutError(f"job {job.fqid} is still {job.status} after {timeout} s") from None
         return job
 
-    def events(self) -> EventStream[JobEvent]:
+    def events(self, *, masters_only: bool = False) -> EventStream[JobEvent]:
         """Subscribe to status transitions: ``async for event in engine.events(): ...``.
 
         The subscription starts now, so no event after this call is missed; iteration ends when
-        the engine closes. Close it (or use ``async with``) when you stop reading.
-        """
+        the engine closes. Close it (or use ``async with``) when you stop reading. With
+        ``masters_only`` it leaves out subjobs' transitions (the engine then need not make them)."""
         self._check_open()
-        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], JobEvent)
+        return self._hub.subscribe(self.config["Pipeline"]["event_buffer"], JobEvent, masters_only)
 
     def credential_events(self) -> EventStream[CredentialEvent]:
         """Subscribe to what happens to the credentials jobs need: running short, expired,

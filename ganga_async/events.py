@@ -86,12 +86,13 @@ class EventStream(Generic[E]):
 
     Events are queued per subscriber up to ``[Pipeline] event_buffer``; events arriving while the
     queue is full are dropped for this subscriber and ``lost`` counts them. Iteration ends when
-    the engine closes.
+    the engine closes. With ``masters_only`` it receives no subjob's events (``index`` set),
+    and the engine does not even make them while no other subscriber wants them.
     """
 
-    def __init__(self, hub: EventHub, size: float, kind: type[E]) -> None:
+    def __init__(self, hub: EventHub, size: float, kind: type[E], masters_only: bool = False) -> None:
         send, self._receive = anyio.create_memory_object_stream[E](size)
-        self._subscription = _Subscription(send, kind)
+        self._subscription = _Subscription(send, kind, masters_only)
         self._hub = hub
         hub.subscribers.add(self._subscription)
 
@@ -136,15 +137,17 @@ class EventStream(Generic[E]):
 class _Subscription(Generic[E]):
     """The hub's side of one EventStream: where its events go, and how many were lost."""
 
-    def __init__(self, send: MemoryObjectSendStream[E], kind: type[E]) -> None:
+    def __init__(self, send: MemoryObjectSendStream[E], kind: type[E], masters_only: bool) -> None:
         self.send = send
         self.kind = kind
+        self.masters_only = masters_only
         self.lost = 0
 
     def offer(self, event: object) -> bool:
         """Queue ``event`` if it is of this subscription's kind; False once the subscriber
         has gone."""
-        if not isinstance(event, self.kind):
+        if not isinstance(event, self.kind) or (
+                self.masters_only and getattr(event, "index", None) is not None):
             return True
         try:
             self.send.send_nowait(event)
@@ -166,8 +169,14 @@ class EventHub:
             if not subscriber.offer(event):
                 self.subscribers.discard(subscriber)
 
-    def subscribe(self, size: int, kind: type[E]) -> EventStream[E]:
-        return EventStream(self, size if size > 0 else math.inf, kind)
+    def subscribe(self, size: int, kind: type[E], masters_only: bool = False) -> EventStream[E]:
+        return EventStream(self, size if size > 0 else math.inf, kind, masters_only)
+
+    def wants(self, kind: type, *, subjobs: bool) -> bool:
+        """Whether a subscriber takes events of ``kind`` (of subjobs too, with ``subjobs``):
+        an event nobody takes need not be made."""
+        return any(issubclass(kind, s.kind) and not (subjobs and s.masters_only)
+                   for s in self.subscribers)
 
     def close(self) -> None:
         for subscriber in list(self.subscribers):

@@ -59,7 +59,7 @@ class TaskEngine(Protocol):
 
     def check_running(self) -> None: ...
 
-    def events(self) -> EventStream[JobEvent]: ...
+    def events(self, *, masters_only: bool = False) -> EventStream[JobEvent]: ...
 
     async def add(self, job: Job) -> Job: ...
 
@@ -94,7 +94,7 @@ class Tasks:
             for i, _, unit in task.units():
                 if unit.job_id is not None:
                     self._by_job[unit.job_id] = (task, i, unit)
-        events = engine.events()
+        events = engine.events(masters_only=True)
         task_status.started()
         try:
             await self._follow(events)

@@ -232,6 +232,27 @@ async def test_events_report_every_transition(gangadir: Path, config: Config) ->
         assert seen == ["submitting", "submitted", "running", "completing", "completed"]
 
 
+async def test_events_of_masters_only_leave_out_subjobs(gangadir: Path, config: Config) -> None:
+    """A ``masters_only`` subscriber hears the master's transitions and none of its subjobs';
+    another subscriber at the same time still hears the subjobs'."""
+    async with Engine(gangadir, config=config) as engine:
+        masters, everything = engine.events(masters_only=True), engine.events()
+        job = Job(application=Executable(exe="/bin/true"), splitter=ArgSplitter(args=[["a"], ["b"]]))
+        await engine.submit(job)
+        await engine.wait(job, timeout=30)
+        heard: dict[str, list[str]] = {"masters": [], "everything": []}
+        for name, events in (("masters", masters), ("everything", everything)):
+            with anyio.move_on_after(1):
+                async for event in events:
+                    heard[name].append(event.fqid)
+                    if event.fqid == job.fqid and event.new is Status.COMPLETED:
+                        break
+            events.close()
+        assert set(heard["masters"]) == {job.fqid}
+        assert heard["masters"][-1] == job.fqid and len(heard["masters"]) >= 3
+        assert {f"{job.id}.0", f"{job.id}.1"} <= set(heard["everything"])
+
+
 async def test_wait_timeout_raises_and_kill_terminates_the_process_group(
     gangadir: Path, config: Config
 ) -> None:

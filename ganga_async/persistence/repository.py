@@ -318,7 +318,7 @@ class Repository:
                 encoded = {k: _encode(v) for k, v in columns.items()}
                 sets = ", ".join(f"{k}=?" for k in encoded)
                 statements.append((f"UPDATE jobs SET {sets} WHERE id=?", [*encoded.values(), job_id]))
-            rows = [(*values, job_id, idx) for (job_id, idx), values in subjobs.items()]
+            rows = ((*values, j, i) for (j, i), values in subjobs.items())  # made in the db thread
             sets = ", ".join(f"{k}=?" for k in _SUB_UPDATE)
             try:
                 await self._transaction(statements, many=[

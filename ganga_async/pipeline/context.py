@@ -99,7 +99,7 @@ class Recorder:
 
     def commit(self, changes: Changes) -> None:
         repository = self.repository
-        for record, index in changes.rows:
+        for record, index in dict.fromkeys(changes.rows):  # a row changed twice is written once
             job_id = record.id
             assert job_id is not None
             if index is None:
@@ -120,13 +120,14 @@ class Recorder:
             self._retrying(changes)
         if not changes.transitions:
             return
-        publish = bool(self.hub.subscribers)
+        publish = self.hub.wants(JobEvent, subjobs=False)
+        publish_subjobs = publish and self.hub.wants(JobEvent, subjobs=True)
         waiting = bool(self.registry.waiters)
         now = time.time()
         for change in changes.transitions:
             record, index = change.record, change.index
             assert record.id is not None
-            if publish:
+            if publish and (index is None or publish_subjobs):
                 self.hub.publish(JobEvent(record.key(index), record.id, index, change.old,
                                           change.new, now, change.reason))
             if index is None:

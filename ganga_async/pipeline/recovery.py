@@ -12,8 +12,6 @@ from __future__ import annotations
 import anyio
 
 from .._exceptions import GangaAsyncError, PluginError
-from .._workspace import output_dir
-from ..backends.base import Handle
 from ..model import machine
 from ..model.machine import ON_BACKEND
 from ..model.record import JobRecord
@@ -85,8 +83,7 @@ async def recover(ctx: Context, store: JobStore, backends: Backends,
             backend_id = record.backend_id if index is None or record.table is None else (
                 record.table.backend_id[index])
             key = record.key(index)
-            handle = Handle(key, backend_id or "", output_dir(record.jobdir, index))
-            entries[key] = Active(live, index, handle, recovered=True)
+            entries[key] = Active(live, index, backend_id or "", recovered=True)
         if not await _resume(ctx, backends, name, entries) and ctx.tg is not None:
             ctx.tg.start_soon(_resume_later, ctx, backends, name, entries)
 

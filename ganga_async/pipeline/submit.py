@@ -124,11 +124,10 @@ class SubmitStage:
                 machine.set_status(changes, record, unit.index, Status.FAILED, now,
                                    reason=f"submission refused: {result}")
                 continue
-            handle = Handle(unit.key, result, unit.outputdir)
             if record.status_of(unit.index) is Status.KILLED:
-                late_kills.append(handle)
+                late_kills.append(Handle(unit.key, result, unit.outputdir))
                 continue
-            active[unit.key] = Active(live, unit.index, handle)
+            active[unit.key] = Active(live, unit.index, result)
             machine.set_status(changes, record, unit.index, Status.SUBMITTED, now, backend_id=result, t=now)
             if news is not None:
                 early[unit.key] = news
@@ -162,11 +161,13 @@ class SubmitStage:
             if path is None:
                 path = sharedirs[where] = self.ctx.shared.root / sharedir.name / sharedir.subdir
         command = app.command(fields["inputfiles"], path)
+        outputdir = output_dir(jobdir, index)
         return SubmitUnit(
             key=live.record.key(index), job_id=live.id, index=index, name=fields["name"],
             backend=fields["backend"], command=command, inputfiles=list(fields["inputfiles"]),
-            outputfiles=list(fields["outputfiles"]), workdir=work_dir(jobdir, index),
-            outputdir=output_dir(jobdir, index),
+            outputfiles=list(fields["outputfiles"]), outputdir=outputdir,
+            # a subjob's work_dir is inside its outputdir: one path join less per subjob
+            workdir=work_dir(jobdir, None) if index is None else outputdir / "work",
         )
 
 

@@ -1,0 +1,166 @@
+"""Issue 20, figure 4: split and persist 1,000,000 subjobs: time, bytes on disk per subjob,
+and the longest the event loop was blocked meanwhile.
+
+A master ``Job(Executable(exe="/bin/echo"), Null(), ArgSplitter(args=[[str(i)] for i in
+range(n)]))`` is submitted to an open engine in a fresh gangadir (as in
+:mod:`benchmarks.split_persist`, whose figure is the same at 100,000). The clock runs from
+``await engine.submit(job)`` until the engine logs ``job split``, once every subjob row is
+committed (target under 10 s). Meanwhile a ticker task sleeping 5 ms at a time notes the
+longest the event loop was kept from it (target under 100 ms); the same is noted for the
+second phase, from the split until every subjob is submitted to ``Null`` (for information,
+with this process's CPU time for each phase). The ticker also notes the loop thread's CPU
+time between two of its ticks, which a loaded machine does not inflate (see ``_lag.py``).
+
+Bytes on disk: once the engine has closed, the blocks the gangadir's repository files and
+workspace take (``st_blocks``, what ``du`` counts) divided by ``n`` (target under 1 KiB per
+subjob); the size with the write-ahead log, before the close, is printed beside it. The run
+checks that the repository holds ``n`` subjob rows. ``--rounds`` runs follow one another.
+
+Run it alone with ``python -m benchmarks.split_million [--n 1000000] [--rounds 2]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from ganga_async import Engine
+
+from ._harness import (
+    Milestones,
+    Row,
+    Samples,
+    bench_config,
+    common_options,
+    fmt_bytes,
+    fmt_s,
+    listen_to_engine,
+    print_table,
+    scratch,
+    verdict,
+)
+from ._lag import LagTicker
+from .split_persist import count_subjob_rows, make_job
+
+TARGET_SECONDS = 10.0
+TARGET_BYTES = 1024
+TARGET_LAG = 0.100
+
+
+@dataclasses.dataclass
+class Run:
+    persisted: float = 0.0
+    cpu_split: float = 0.0
+    lag_split: float = 0.0
+    cpu_lag_split: float = 0.0
+    submitted: float = 0.0
+    cpu_submit: float = 0.0
+    lag_submit: float = 0.0
+    cpu_lag_submit: float = 0.0
+    disk_open: int = 0
+    disk: int = 0
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes the files and directories under ``path`` take on disk (``du``)."""
+    total = 0
+    for folder, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+    return total
+
+
+def run_engine(root: Path, n: int) -> Run:
+    gangadir = root / f"gangadir-{time.monotonic_ns()}"
+    run = Run()
+
+    async def main() -> None:
+        job = make_job(n)
+        milestones = Milestones()
+        ticker = LagTicker()
+        async with Engine(gangadir, config=bench_config(root)) as engine, \
+                anyio.create_task_group() as tg:
+            tg.start_soon(ticker.run)
+            await anyio.sleep(0.05)
+            with listen_to_engine(milestones):
+                ticker.window()
+                cpu, start = time.process_time(), time.perf_counter()
+                await engine.submit(job)
+                await milestones.split.wait()
+                run.lag_split, run.cpu_lag_split = ticker.window_cpu()
+                run.cpu_split = time.process_time() - cpu
+                cpu = time.process_time()
+                await milestones.submitted.wait()
+                run.lag_submit, run.cpu_lag_submit = ticker.window_cpu()
+                run.cpu_submit = time.process_time() - cpu
+            run.persisted = milestones.split_at - start
+            run.submitted = milestones.submitted_at - start
+            await engine.repository.flush()
+            run.disk_open = disk_bytes(gangadir)
+            tg.cancel_scope.cancel()
+        stored = count_subjob_rows(engine.repository.path, job.id)
+        if stored != n:
+            raise RuntimeError(f"expected {n} subjob rows, found {stored}")
+
+    anyio.run(main, backend="asyncio")
+    run.disk = disk_bytes(gangadir)
+    return run
+
+
+def measure(n: int = 1_000_000, rounds: int = 2, tmpdir: str | None = None) -> list[Row]:
+    """Run ``rounds`` engine runs, print the details, return the rows."""
+    print(f"split_million: split and persist {n} subjobs, {rounds} rounds")
+    runs: list[Run] = []
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with scratch(tmpdir, "split-million") as root:
+        for _ in range(rounds):
+            runs.append(run_engine(root, n))
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss
+    persisted = Samples("submit to split", [r.persisted for r in runs])
+    lag = Samples("loop lag", [r.lag_split for r in runs])
+    per = min(r.disk for r in runs) / n
+    print(f"  submit() to {n} rows persisted: {persisted.summary()}")
+    print(f"  worst loop lag until split: {lag.summary()}; loop thread CPU between two ticks at "
+          f"most {fmt_s(min(r.cpu_lag_split for r in runs))} (best run)")
+    for r in runs:
+        print(f"    run: CPU until split {fmt_s(r.cpu_split)}; then every subjob submitted to Null "
+              f"after {fmt_s(r.submitted)} (CPU {fmt_s(r.cpu_submit)}, worst loop lag "
+              f"{fmt_s(r.lag_submit)}, {fmt_s(r.cpu_lag_submit)} of CPU); on disk "
+              f"{fmt_bytes(r.disk)} closed, {fmt_bytes(r.disk_open)} open with its WAL")
+    print(f"  on disk per subjob: {per:.0f} B (target < {TARGET_BYTES} B); peak RSS grew by "
+          f"{fmt_bytes(grown * 1024)} ({grown * 1024 / n:.0f} B per subjob)")
+    return [
+        Row("20.4 split_million", f"submit to {n} rows persisted", fmt_s(persisted.best),
+            f"median {fmt_s(persisted.median)}", f"< {TARGET_SECONDS:g} s",
+            verdict(persisted.best, TARGET_SECONDS, inclusive=False)),
+        Row("20.4 split_million", "bytes on disk per subjob", f"{per:.0f} B", "",
+            f"< {TARGET_BYTES} B", verdict(per, TARGET_BYTES, inclusive=False)),
+        Row("20.4 split_million", "worst loop lag until split", fmt_s(lag.best),
+            f"median {fmt_s(lag.median)}", f"< {TARGET_LAG * 1e3:g} ms",
+            verdict(lag.best, TARGET_LAG, inclusive=False)),
+        Row("20.4 split_million", "worst loop CPU between ticks until split",
+            fmt_s(min(r.cpu_lag_split for r in runs)), "", "(load-independent)"),
+        Row("20.4 split_million", "worst loop lag, split to submitted",
+            fmt_s(min(r.lag_submit for r in runs)),
+            f"{fmt_s(min(r.cpu_lag_submit for r in runs))} CPU", "(information)"),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    parser = common_options(__doc__, rounds=2)
+    parser.add_argument("--n", type=int, default=1_000_000, help="subjobs (default: %(default)s)")
+    args = parser.parse_args(argv)
+    rows = measure(args.n, args.rounds, args.tmpdir)
+    print()
+    print_table(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
