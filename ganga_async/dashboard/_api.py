@@ -151,9 +151,8 @@ async def job_detail(request: Request) -> JSONResponse:
     engine = _engine(request)
     job_id = master_id(request)
     row = await _row(engine, job_id)
-    status = row.status
-    if status in _ACTIVE_OR_NEW:
-        status = (await job_counts(engine, job_id))["status"]
+    # The engine's summary holds the status of a job in memory, which may be ahead of its row.
+    status = next((r["status"] for r in await engine.summary() if r["id"] == job_id), row.status)
     counts = (await _counts(engine, [{"id": job_id, "status": status, "subjobs": row.n_subjobs}]))[job_id]
     if row.n_subjobs:
         reasons = [{"reason": r, "count": n, "example": f"{job_id}.{i}"}
