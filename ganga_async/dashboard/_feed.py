@@ -80,6 +80,9 @@ class Feed:
         """Pages disconnected because they did not read their messages."""
         self.skipped = 0
         """Events not sent live (over the rate) since the last ``dropped`` message."""
+        self.final_counts: dict[int, dict[str, int]] = {}
+        """Counts of masters that were final when read from the repository; a master's events
+        forget its entry."""
         self._seq = 0
         self._dirty: set[int] = set()
         self._window = (0, 0)
@@ -113,6 +116,7 @@ class Feed:
                 continue
             if isinstance(event, JobEvent):
                 self._dirty.add(event.job_id)
+                self.final_counts.pop(event.job_id, None)
             self._seq += 1
             entry["seq"] = self._seq
             self.recent.append(entry)

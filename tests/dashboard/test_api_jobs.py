@@ -97,7 +97,7 @@ def test_a_split_job_with_failing_subjobs_as_the_api_shows_it(
     assert line["running"][-1] == 0
 
     assert api.get("/api/jobs/999").status_code == 404
-    assert api.get("/api/jobs/999/cells").json() == {"error": "no job 999"}
+    assert api.get("/api/jobs/999/cells").json()["error"].startswith("no job 999")
 
 
 def test_the_files_route_reads_a_subjobs_files_and_nothing_outside(
