@@ -31,7 +31,8 @@ from ._harness import bench_config, scratch
 from .split_persist import make_job
 
 ROUTES = ["/api/jobs", "/api/jobs/{id}", "/api/jobs/{id}/cells", "/api/jobs/{id}/subjobs",
-          "/api/jobs/{id}/subjobs?offset=90000&limit=100", "/api/jobs/{id}/subjobs?status=completed&offset=50000",
+          "/api/jobs/{id}/subjobs?offset=90000&limit=100",
+          "/api/jobs/{id}/subjobs?status=completed&offset=50000",
           "/api/jobs/{id}/subjobs?q=99999", "/api/jobs/{id}/timeline?buckets=200",
           "/api/jobs/{id}.777/files/stdout"]
 
