@@ -3,6 +3,7 @@ header; it listens on loopback only and keeps its token private (a real daemon, 
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 
@@ -114,3 +115,17 @@ def test_a_bad_parameter_is_a_400_naming_it(dashboard_daemon: DashboardDaemon, p
         response = client.get(path)
         assert response.status_code == 400, response.text
         assert repr(name) in response.json()["error"]
+
+
+def test_garbage_on_the_port_is_refused_and_the_daemon_serves_on(dashboard_daemon: DashboardDaemon) -> None:
+    url, token, _ = dashboard_daemon
+    host, port = url.removeprefix("http://").split(":")
+    for garbage in (b"\x00\xff\r\n\r\n", b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", b"A" * 70000):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            answer = sock.recv(4096)
+            assert b"root:" not in answer and (not answer or answer.startswith(b"HTTP/1.1 4")), answer
+    with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"token {token}"}) as client:
+        assert client.get("/api/session").status_code == 200

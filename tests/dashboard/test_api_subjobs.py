@@ -1,8 +1,16 @@
-"""The dashboard's reads of a master's subjob table (pure functions over a copy of it)."""
+"""The dashboard's reads of a master's subjob table (pure functions over a copy of it), and its
+feed's rate limit and dropping of a page that does not read."""
 
 from __future__ import annotations
 
+from typing import cast
+
+import anyio
+import pytest
+
+from ganga_async import Engine, load_config
 from ganga_async.dashboard import _subjobs
+from ganga_async.dashboard._feed import Feed
 from ganga_async.model.subjobs import SubjobTable
 from ganga_async.states import Status
 
@@ -50,3 +58,26 @@ def test_the_timeline_counts_starts_and_ends_per_bucket_until_now_while_one_runs
     assert line["started"] == [4, 1, 0, 0] and line["ended"] == [2, 1, 1, 0]
     assert line["running"] == [2, 2, 1, 1]
     assert _subjobs.timeline(SubjobTable().snapshot(), 4, now=1.0)["edges"] == []
+
+
+@pytest.mark.anyio
+async def test_the_feed_sends_events_up_to_its_rate_and_drops_a_page_whose_queue_is_full() -> None:
+    settings = load_config()["Service"]
+    settings["dashboard_event_rate"] = 3
+    settings["dashboard_client_buffer"] = 4
+    feed = Feed(cast(Engine, None), settings)  # the engine is read only by run()
+    page = feed.subscribe()
+    for n in range(10):
+        feed._offer_event({"type": "status", "n": n})
+    assert feed.skipped >= 7 - 3  # a new second may have begun in between
+    sent = []
+    while True:
+        try:
+            sent.append(page.receive.receive_nowait())
+        except anyio.WouldBlock:
+            break
+    assert [name for name, _ in sent] == ["event"] * len(sent) and 3 <= len(sent) <= 4
+    for n in range(5):
+        feed.broadcast("job", {"id": n})
+    assert page.dropped and feed.dropped_clients == 1 and not feed.clients
+    assert page.scope.cancel_called
