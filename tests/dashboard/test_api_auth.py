@@ -58,7 +58,7 @@ def test_the_token_in_the_url_gives_a_cookie_and_redirects_without_it(
         for path in GETS:
             assert _status(client, "GET", path) not in (401, 403), path
         assert _status(client, "GET", "/api/stream") == 200
-        assert client.get("/api/jobs").json() == {"jobs": []}
+        assert isinstance(client.get("/api/jobs").json()["jobs"], list)
 
 
 def test_the_authorization_header_is_accepted_on_every_route(dashboard_daemon: DashboardDaemon) -> None:
