@@ -154,7 +154,10 @@ class Feed:
                 self.skipped = 0
             dirty, self._dirty = self._dirty, set()
             for job_id in sorted(dirty):
-                self.broadcast("job", await job_counts(self.engine, job_id))
+                try:
+                    self.broadcast("job", await job_counts(self.engine, job_id))
+                except Exception as exc:  # a job that cannot be read must not stop the feed
+                    log.error("dashboard: cannot read a job's counts", job_id=job_id, error=repr(exc))
 
     def broadcast(self, name: str, data: dict[str, Any]) -> None:
         """Queue one message for every page, without waiting; a full queue drops its page."""

@@ -170,13 +170,11 @@ async def _stream(feed: Feed, receive: Receive, send: Send) -> None:
                 await send({"type": "http.response.body", "body": b"retry: 3000\n: connected\n\n",
                             "more_body": True})
                 while True:
+                    chunk = b": ping\n\n"
                     with anyio.move_on_after(PING_SECONDS):
                         name, data = await client.receive.receive()
                         chunk = f"event: {name}\ndata: {data}\n\n".encode()
-                    if not chunk:
-                        chunk = b": ping\n\n"
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    chunk = b""
     except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
         pass
     finally:
@@ -305,6 +303,8 @@ class Dashboard:
         async def serve() -> None:
             try:
                 await server.serve(sockets=[sock])
+            except Exception as exc:  # the daemon goes on without its dashboard
+                log.error("the dashboard stopped", error=repr(exc), exc_info=exc)
             finally:
                 served.set()
                 server.ready.set()
