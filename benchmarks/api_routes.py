@@ -10,7 +10,13 @@ loads nothing) beside them.
 
 The targets (docs/dashboard.md): the cells and a subjob page well under 100 ms.
 
-Run it with ``python -m benchmarks.api_routes [--n 100000] [--rounds 7]``.
+With ``--feed``, it measures the live feed instead: the same master is submitted to an engine
+on ``Null(complete=True)`` twice, once alone and once with the dashboard's :class:`Feed` running
+and one page reading ``/api/stream``'s messages as fast as they come; it prints the wall time
+of each (submit to completed), the events the feed took in per second, the messages the page
+got, and the events lost (none expected).
+
+Run it with ``python -m benchmarks.api_routes [--n 100000] [--rounds 7] [--feed]``.
 """
 
 from __future__ import annotations
@@ -18,14 +24,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import cast
 
 import anyio
 import httpx
 
-from ganga_async import Engine
+from ganga_async import Engine, Status
 from ganga_async.config import Section
-from ganga_async.dashboard._feed import Feed
+from ganga_async.dashboard._feed import Client, Feed
 from ganga_async.dashboard.server import create_app
+from ganga_async.events import EventHub, JobEvent
+from ganga_async.service._protocol import status_event
 
 from ._harness import bench_config, scratch
 from .split_persist import make_job
@@ -64,12 +73,67 @@ async def measure(n: int, rounds: int) -> None:
                           f"(first {times[0] * 1000:.1f} ms, {size} bytes, HTTP {status})")
 
 
+async def read(page: Client, counter: list[int]) -> None:
+    async for _ in page.receive:
+        counter[0] += 1
+
+
+async def feed_rate(n: int, settings: Section) -> float:
+    """Events per second one feed takes in (kept, rate-limited, fanned out to one reading
+    page), fed ``n`` status events through an event hub as fast as it reads them."""
+    hub = EventHub()
+    feed = Feed(cast(Engine, None), settings)  # the engine is read only by run()
+    stream = hub.subscribe(n + 1, JobEvent)
+    counter = [0]
+    for i in range(n):
+        hub.publish(JobEvent(f"1.{i}", 1, i, Status.RUNNING, Status.COMPLETED, time.time()))
+    hub.close()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read, feed.subscribe(), counter)
+        start = time.perf_counter()
+        await feed._read(stream, status_event)
+        took = time.perf_counter() - start
+        tg.cancel_scope.cancel()
+    return n / took
+
+
+async def measure_feed(n: int) -> None:
+    with scratch(None, "api-feed") as root:
+        config = bench_config(root)
+        config["Service"]["dashboard_event_rate"] = 200
+        rate = await feed_rate(n, config["Service"])
+        print(f"the feed takes in {rate:,.0f} status events/s (one page reading, "
+              f"{config['Service']['dashboard_event_rate']} sent per second)")
+        for with_feed in (False, True):
+            async with Engine(root / f"gangadir-{with_feed}", config=config) as engine:
+                feed = Feed(engine, config["Service"])
+                counter = [0]
+                async with anyio.create_task_group() as tg:
+                    if with_feed:
+                        await tg.start(feed.run)
+                        tg.start_soon(read, feed.subscribe(), counter)
+                    start = time.perf_counter()
+                    job = await engine.submit(make_job(n, complete=True))
+                    await engine.wait(job)
+                    took = time.perf_counter() - start
+                    await anyio.sleep(2 * feed.coalesce)
+                    tg.cancel_scope.cancel()
+                seen = feed.recent[-1]["seq"] if feed.recent else 0
+                print(f"{'with' if with_feed else 'without'} the feed: {n} subjobs in {took:.2f} s"
+                      + (f"; the feed took in {seen} events ({seen / took:,.0f}/s), sent "
+                         f"{counter[0]} messages to the page, lost {feed.lost}" if with_feed else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--feed", action="store_true", help="measure the live feed instead")
     args = parser.parse_args()
-    anyio.run(measure, args.n, args.rounds, backend="asyncio")
+    if args.feed:
+        anyio.run(measure_feed, args.n, backend="asyncio")
+    else:
+        anyio.run(measure, args.n, args.rounds, backend="asyncio")
 
 
 if __name__ == "__main__":
