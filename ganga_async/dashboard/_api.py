@@ -35,20 +35,17 @@ from . import _subjobs
 from ._feed import Feed, job_counts
 from ._subjobs import LEGEND
 
-__all__ = ["BadRequest", "bad", "int_param", "job_detail", "jobs", "session"]
+__all__ = ["BadRequest", "int_param", "job_detail", "jobs", "session"]
 
 BRIEF_LIST = 20
 """Items of a long list in a job's description (a splitter's 100,000 arguments) shown."""
 
-_ACTIVE_OR_NEW = frozenset(Status) - FINAL - {Status.NEW}
+_ACTIVE = frozenset(Status) - FINAL - {Status.NEW}
+"""Statuses of a master the engine holds in memory and changes."""
 
 
 class BadRequest(Exception):
     """A parameter that cannot be used: a 400 naming it."""
-
-
-def bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def _engine(request: Request) -> Engine:
@@ -100,7 +97,7 @@ async def _counts(engine: Engine, feed: Feed, rows: list[dict[str, Any]]) -> dic
     found: dict[int, dict[str, int]] = {}
     stored: list[int] = []
     for row in rows:
-        if row["status"] in _ACTIVE_OR_NEW:
+        if row["status"] in _ACTIVE:
             found[row["id"]] = (await job_counts(engine, row["id"]))["counts"]
         elif not row["subjobs"]:
             found[row["id"]] = {row["status"]: 1}
