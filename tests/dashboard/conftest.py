@@ -1,6 +1,7 @@
-"""A real daemon serving the dashboard, shared by the tests.
+"""A real daemon serving the dashboard, for the tests of a module (``dashboard_daemon``) or for
+all the API's tests (``api_daemon``).
 
-``dashboard_daemon`` yields ``(url, token, gangadir)``: the dashboard's base URL
+Each yields ``(url, token, gangadir)``: the dashboard's base URL
 (``http://127.0.0.1:PORT``, no token), its token and the daemon's gangadir. The daemon runs
 real Local jobs; submit them with :func:`dashboard_cli` (the gangadir's own command line: the
 per-test environment of tests/conftest.py points elsewhere). It is stopped through its
@@ -71,12 +72,19 @@ def running_dashboard(root: Path, extra_config: str = "",
         _stop(paths)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dashboard_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardDaemon]:
-    """A daemon started with ``service start --dashboard`` on a new gangadir, shared by every
-    test of the session that asks for it (a test sees the other tests' jobs: it looks at the
-    ids it submitted)."""
+    """A daemon started with ``service start --dashboard`` on a new gangadir, for the tests of
+    one module."""
     with running_dashboard(tmp_path_factory.mktemp("dashboard")) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardDaemon]:
+    """The same, shared by the API's tests (tests/dashboard/test_api*.py): each looks only at
+    the jobs it submitted."""
+    with running_dashboard(tmp_path_factory.mktemp("api")) as daemon:
         yield daemon
 
 

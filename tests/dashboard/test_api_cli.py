@@ -13,8 +13,8 @@ from conftest import DashboardDaemon, dashboard_cli
 
 
 def test_dashboard_prints_the_url_with_its_token_and_status_without_it(
-        dashboard_daemon: DashboardDaemon) -> None:
-    url, token, gangadir = dashboard_daemon
+        api_daemon: DashboardDaemon) -> None:
+    url, token, gangadir = api_daemon
     printed = dashboard_cli(gangadir, "dashboard")
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.strip() == f"{url}/?token={token}"
@@ -22,6 +22,15 @@ def test_dashboard_prints_the_url_with_its_token_and_status_without_it(
     status = dashboard_cli(gangadir, "service", "status")
     assert status.returncode == 0 and f"dashboard: {url}/" in status.stdout
     assert token not in status.stdout
+
+
+def test_dashboard_open_hands_the_url_to_the_browser(api_daemon: DashboardDaemon, tmp_path: Path) -> None:
+    url, token, gangadir = api_daemon
+    opened = tmp_path / "opened"
+    browser = f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\").write(sys.argv[2])' {opened} %s"
+    done = dashboard_cli(gangadir, "dashboard", "--open", env={"BROWSER": browser})
+    assert done.returncode == 0, done.stderr
+    assert opened.read_text() == f"{url}/?token={token}"
 
 
 def test_dashboard_without_a_daemon_is_one_line_saying_how_to_start_one() -> None:

@@ -36,8 +36,8 @@ def submit(daemon: DashboardDaemon, tmp_path: Path, name: str, commands: list[st
 
 
 @pytest.fixture
-def api(dashboard_daemon: DashboardDaemon) -> Iterator[httpx.Client]:
-    url, token, _ = dashboard_daemon
+def api(api_daemon: DashboardDaemon) -> Iterator[httpx.Client]:
+    url, token, _ = api_daemon
     with httpx.Client(base_url=url, timeout=20, headers={"Authorization": f"token {token}"}) as client:
         yield client
 
@@ -65,8 +65,8 @@ def _raw_get(url: str, token: str, path: str) -> tuple[int, str]:
 
 
 def test_a_split_job_with_failing_subjobs_as_the_api_shows_it(
-        dashboard_daemon: DashboardDaemon, api: httpx.Client, tmp_path: Path) -> None:
-    job_id = submit(dashboard_daemon, tmp_path, "mix", MIX)
+        api_daemon: DashboardDaemon, api: httpx.Client, tmp_path: Path) -> None:
+    job_id = submit(api_daemon, tmp_path, "mix", MIX)
     row = until(lambda: next((j for j in api.get("/api/jobs").json()["jobs"]
                               if j["id"] == job_id and j["status"] == "failed"), None))
     assert row["counts"] == {"completed": 4, "failed": 2} and row["subjobs"] == 6
@@ -101,9 +101,9 @@ def test_a_split_job_with_failing_subjobs_as_the_api_shows_it(
 
 
 def test_the_files_route_reads_a_subjobs_files_and_nothing_outside(
-        dashboard_daemon: DashboardDaemon, api: httpx.Client, tmp_path: Path) -> None:
-    url, token, gangadir = dashboard_daemon
-    job_id = submit(dashboard_daemon, tmp_path, "files", MIX[:2])
+        api_daemon: DashboardDaemon, api: httpx.Client, tmp_path: Path) -> None:
+    url, token, gangadir = api_daemon
+    job_id = submit(api_daemon, tmp_path, "files", MIX[:2])
     stderr = api.get(f"/api/jobs/{job_id}.1/files/stderr").json()
     assert stderr["text"] == "bad\n" and stderr["truncated"] is False
     tail = api.get(f"/api/jobs/{job_id}.0/files/stdout", params={"limit": 2}).json()
@@ -133,9 +133,9 @@ def test_the_files_route_reads_a_subjobs_files_and_nothing_outside(
 
 
 def test_kill_resubmit_and_remove_through_post_do_what_the_cli_does(
-        dashboard_daemon: DashboardDaemon, api: httpx.Client, tmp_path: Path) -> None:
+        api_daemon: DashboardDaemon, api: httpx.Client, tmp_path: Path) -> None:
     csrf = {"X-CSRF-Token": api.get("/api/session").json()["csrf"]}
-    sleeper = submit(dashboard_daemon, tmp_path, "sleeper", ["sleep 60", "sleep 60"], wait=False)
+    sleeper = submit(api_daemon, tmp_path, "sleeper", ["sleep 60", "sleep 60"], wait=False)
     until(lambda: api.get(f"/api/jobs/{sleeper}").json()["counts"].get("running") == 2)
     killed = api.post(f"/api/jobs/{sleeper}/kill", headers=csrf)
     assert killed.status_code == 200 and killed.json()["ok"] is True
@@ -143,7 +143,7 @@ def test_kill_resubmit_and_remove_through_post_do_what_the_cli_does(
     again = api.post(f"/api/jobs/{sleeper}/kill", headers=csrf)
     assert again.status_code == 409 and again.json()["ok"] is False
 
-    mix = submit(dashboard_daemon, tmp_path, "again", MIX[:2])
+    mix = submit(api_daemon, tmp_path, "again", MIX[:2])
     resubmitted = api.post(f"/api/jobs/{mix}/resubmit", headers=csrf)
     assert resubmitted.status_code == 200 and resubmitted.json()["ok"] is True
     done = until(lambda: (lambda d: d if d["status"] == "failed" and d["attempts"]["total"] == 3 else None)(
@@ -153,4 +153,4 @@ def test_kill_resubmit_and_remove_through_post_do_what_the_cli_does(
     removed = api.post(f"/api/jobs/{mix}/remove", headers=csrf)
     assert removed.status_code == 200 and removed.json()["ok"] is True
     assert api.get(f"/api/jobs/{mix}").status_code == 404
-    assert dashboard_cli(dashboard_daemon.gangadir, "show", str(mix)).returncode == 2
+    assert dashboard_cli(api_daemon.gangadir, "show", str(mix)).returncode == 2

@@ -14,14 +14,14 @@ from test_api_jobs import submit, until
 
 
 def test_a_reader_sees_coalesced_job_messages_up_to_completed(
-        dashboard_daemon: DashboardDaemon, tmp_path: Path) -> None:
-    url, token, _ = dashboard_daemon
+        api_daemon: DashboardDaemon, tmp_path: Path) -> None:
+    url, token, _ = api_daemon
     headers = {"Authorization": f"token {token}"}
     with httpx.Client(base_url=url, timeout=30, headers=headers) as client, \
             client.stream("GET", "/api/stream") as stream:
         lines = stream.iter_lines()
         assert next(lines).startswith("retry:")
-        job_id = submit(dashboard_daemon, tmp_path, "live", ["true"] * 40, wait=False)
+        job_id = submit(api_daemon, tmp_path, "live", ["true"] * 40, wait=False)
         jobs: list[dict[str, object]] = []
         events = 0
         deadline = time.monotonic() + 60
@@ -43,8 +43,8 @@ def test_a_reader_sees_coalesced_job_messages_up_to_completed(
 
 
 def test_a_page_that_never_reads_is_dropped_and_does_not_hold_up_the_engine(
-        dashboard_daemon: DashboardDaemon, tmp_path: Path) -> None:
-    url, token, _ = dashboard_daemon
+        api_daemon: DashboardDaemon, tmp_path: Path) -> None:
+    url, token, _ = api_daemon
     host, port = url.removeprefix("http://").split(":")
     idle = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     idle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -56,7 +56,7 @@ def test_a_page_that_never_reads_is_dropped_and_does_not_hold_up_the_engine(
             until(lambda: api.get("/api/session").json()["stream"]["clients"] >= 1)
             before = api.get("/api/session").json()["stream"]["dropped_clients"]
             started = time.monotonic()
-            job_id = submit(dashboard_daemon, tmp_path, "unread", ["true"] * 600)
+            job_id = submit(api_daemon, tmp_path, "unread", ["true"] * 600)
             took = time.monotonic() - started
             row = next(j for j in api.get("/api/jobs").json()["jobs"] if j["id"] == job_id)
             assert row["counts"] == {"completed": 600}, row
