@@ -5,8 +5,9 @@ A command is ``async def command(session, args, config) -> exit code`` over a
 an engine of the command's own (:func:`~.session.open_session`), which starts the daemon first
 for the commands in :data:`LIVE`. :mod:`.jobs`, :mod:`.listing` and :mod:`.prepared` hold them,
 :mod:`.ids` reads their job ids and ranges, :mod:`.render` prints everything they print,
-:mod:`.credentials` and :mod:`.service` are the two commands that need neither a daemon nor an
-engine of their own, and :mod:`.completion` answers the shells' completion scripts.
+:mod:`.credentials` and :mod:`.service` (``service`` and ``dashboard``) are the commands that need
+neither a daemon's client nor an engine of their own, and :mod:`.completion` answers the shells'
+completion scripts.
 :func:`run` runs one from a parsed command line; :mod:`ganga_async.cli` parses it.
 """
 
