@@ -244,7 +244,7 @@ async def recent(request: Request) -> JSONResponse:
     feed = _feed(request)
     limit = int_param(request, "limit", 200, 1, feed.recent.maxlen or 1)
     events = list(feed.recent)[-limit:]
-    return JSONResponse({"events": events, **feed.stats()})
+    return JSONResponse({"events": events, "stream": feed.stats()})
 
 
 async def session(request: Request) -> JSONResponse:
