@@ -37,7 +37,8 @@ def engine_opened(stderr: str) -> bool:
 def test_every_command_that_opens_an_engine_is_served() -> None:
     commands = cli.parser().commands
     assert commands.choices is not None
-    assert set(commands.choices) - SERVED == {"credentials", "service", "completion", "__complete"}
+    assert set(commands.choices) - SERVED == {"credentials", "service", "dashboard", "completion",
+                                              "__complete"}
     assert SERVED == set(COMMANDS)
 
 

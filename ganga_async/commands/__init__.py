@@ -5,8 +5,9 @@ A command is ``async def command(session, args, config) -> exit code`` over a
 an engine of the command's own (:func:`~.session.open_session`), which starts the daemon first
 for the commands in :data:`LIVE`. :mod:`.jobs`, :mod:`.listing` and :mod:`.prepared` hold them,
 :mod:`.ids` reads their job ids and ranges, :mod:`.render` prints everything they print,
-:mod:`.credentials` and :mod:`.service` are the two commands that need neither a daemon nor an
-engine of their own, and :mod:`.completion` answers the shells' completion scripts.
+:mod:`.credentials` and :mod:`.service` (``service`` and ``dashboard``) are the commands that need
+neither a daemon's client nor an engine of their own, and :mod:`.completion` answers the shells'
+completion scripts.
 :func:`run` runs one from a parsed command line; :mod:`ganga_async.cli` parses it.
 """
 
@@ -20,12 +21,12 @@ from ..config import Config, load_config
 from . import jobs, listing, prepared
 from .credentials import credentials
 from .in_process import EngineSession
-from .service import service_command
+from .service import dashboard_command, service_command
 from .session import Session, open_session
 from .tasks import tasks
 
 __all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
-           "service_command"]
+           "dashboard_command", "service_command"]
 
 Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
