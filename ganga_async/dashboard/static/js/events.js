@@ -1,0 +1,87 @@
+// The events page: the daemon's recent events, then the live stream. Events arriving faster than
+// the screen refreshes are queued and added once per animation frame, and only the newest
+// MAX_ROWS stay in the table, so a burst never blocks the page.
+import { boot, el, fmtTime, getJSON, listen, statusBadge } from "./common.js";
+
+const MAX_ROWS = 500;
+const body = document.querySelector("#events tbody");
+const rate = document.getElementById("rate");
+const queue = [];
+const counters = { received: 0, dropped: 0 };
+let paused = false;
+let scheduled = false;
+let filter = "";
+
+function summary(e) {
+  if (e.old !== undefined && e.new !== undefined) {
+    return el("span", {}, statusBadge(e.old), " → ", statusBadge(e.new), e.reason ? ` (${e.reason})` : "");
+  }
+  const text = e.message ?? e.detail ?? e.reason;
+  if (text !== undefined && text !== null) return String(text);
+  const rest = Object.entries(e).filter(([k]) => !["time", "kind", "type", "fqid", "job_id", "index"].includes(k));
+  return rest.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+}
+
+function row(e, fresh) {
+  const fqid = e.fqid ?? e.job_id ?? e.id;
+  const master = fqid === undefined || fqid === null ? null : String(fqid).split(".")[0];
+  const tr = el("tr", { class: fresh ? "fresh" : null, dataset: { kind: e.kind ?? e.type ?? "" } },
+    el("td", { class: "mono" }, fmtTime(e.time)),
+    el("td", {}, e.kind ?? e.type ?? ""),
+    el("td", {}, master === null ? (e.credential ?? "") : el("a", { href: `/job/${master}` }, fqid)),
+    el("td", {}, summary(e)));
+  tr.hidden = Boolean(filter) && !tr.textContent.toLowerCase().includes(filter);
+  return tr;
+}
+
+function flush() {
+  scheduled = false;
+  if (paused || !queue.length) return;
+  const batch = queue.splice(0, queue.length).slice(-MAX_ROWS);
+  const fragment = document.createDocumentFragment();
+  for (let i = batch.length - 1; i >= 0; i -= 1) fragment.append(row(batch[i], true));
+  body.prepend(fragment);
+  while (body.rows.length > MAX_ROWS) body.lastElementChild.remove();
+  showCounters();
+}
+
+function showCounters() {
+  rate.dataset.received = counters.received;
+  rate.dataset.dropped = counters.dropped;
+  const skipped = counters.dropped ? `, ${counters.dropped} skipped by the server's rate limit` : "";
+  rate.textContent = `${counters.received} live events${skipped}${paused ? ` (paused, ${queue.length} waiting)` : ""}`;
+}
+
+function push(e) {
+  counters.received += 1;
+  queue.push(e);
+  if (queue.length > 4 * MAX_ROWS) queue.splice(0, queue.length - MAX_ROWS);
+  if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
+}
+
+function onDropped(data) {
+  counters.dropped += Number(data.dropped ?? data.count ?? data.skipped ?? 0);
+  showCounters();
+}
+
+boot(async () => {
+  const form = document.getElementById("filters");
+  form.addEventListener("submit", (e) => e.preventDefault());
+  form.elements.q.addEventListener("input", () => {
+    filter = form.elements.q.value.trim().toLowerCase();
+    for (const tr of body.rows) tr.hidden = Boolean(filter) && !tr.textContent.toLowerCase().includes(filter);
+  });
+  const pause = document.getElementById("pause");
+  pause.addEventListener("click", () => {
+    paused = !paused;
+    pause.textContent = paused ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", String(paused));
+    if (!paused && !scheduled) { scheduled = true; requestAnimationFrame(flush); }
+    showCounters();
+  });
+  const recent = await getJSON("/api/events/recent?limit=200");
+  const events = Array.isArray(recent) ? recent : (recent.events ?? []);
+  body.replaceChildren(...events.slice().reverse().map((e) => row(e, false)));
+  showCounters();
+  listen({ event: push, dropped: onDropped });
+});
