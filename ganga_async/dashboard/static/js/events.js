@@ -13,21 +13,29 @@ let scheduled = false;
 let filter = "";
 
 function summary(e) {
-  if (e.old !== undefined && e.new !== undefined) {
-    return el("span", {}, statusBadge(e.old), " → ", statusBadge(e.new), e.reason ? ` (${e.reason})` : "");
+  switch (e.type) {
+    case "status":
+      return el("span", {}, statusBadge(e.old), " → ", statusBadge(e.new), e.reason ? ` ${e.reason}` : "");
+    case "postprocessed":
+      return el("span", {}, `${e.postprocessor} `, statusBadge(e.ok ? "completed" : "failed"),
+        e.detail ? ` ${e.detail}` : "");
+    case "retrying":
+      return `attempt ${e.attempt} in ${Math.round(e.delay)}s${e.reason ? `: ${e.reason}` : ""}`;
+    case "credential":
+      return `${e.kind}: ${e.message ?? ""}`;
+    default: {
+      const rest = Object.entries(e).filter(([k]) => !["time", "type", "seq", "fqid", "job_id", "index"].includes(k));
+      return rest.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+    }
   }
-  const text = e.message ?? e.detail ?? e.reason;
-  if (text !== undefined && text !== null) return String(text);
-  const rest = Object.entries(e).filter(([k]) => !["time", "kind", "type", "fqid", "job_id", "index"].includes(k));
-  return rest.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
 }
 
 function row(e, fresh) {
-  const fqid = e.fqid ?? e.job_id ?? e.id;
+  const fqid = e.fqid ?? e.job_id;
   const master = fqid === undefined || fqid === null ? null : String(fqid).split(".")[0];
-  const tr = el("tr", { class: fresh ? "fresh" : null, dataset: { kind: e.kind ?? e.type ?? "" } },
+  const tr = el("tr", { class: fresh ? "fresh" : null, dataset: { type: e.type ?? "" } },
     el("td", { class: "mono" }, fmtTime(e.time)),
-    el("td", {}, e.kind ?? e.type ?? ""),
+    el("td", {}, e.type ?? ""),
     el("td", {}, master === null ? (e.credential ?? "") : el("a", { href: `/job/${master}` }, fqid)),
     el("td", {}, summary(e)));
   tr.hidden = Boolean(filter) && !tr.textContent.toLowerCase().includes(filter);
@@ -60,7 +68,7 @@ function push(e) {
 }
 
 function onDropped(data) {
-  counters.dropped += Number(data.dropped ?? data.count ?? data.skipped ?? 0);
+  counters.dropped += Number(data.skipped ?? 0);
   showCounters();
 }
 
@@ -80,7 +88,7 @@ boot(async () => {
     showCounters();
   });
   const recent = await getJSON("/api/events/recent?limit=200");
-  const events = Array.isArray(recent) ? recent : (recent.events ?? []);
+  const { events } = recent;
   body.replaceChildren(...events.slice().reverse().map((e) => row(e, false)));
   showCounters();
   listen({ event: push, dropped: onDropped });

@@ -12,7 +12,7 @@ import { Timeline } from "./timeline.js";
 const jobId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const PAGE = 100;
 const DESCRIBED = ["name", "comment", "application", "backend", "splitter", "postprocessors",
-  "inputfiles", "outputfiles", "times"];
+  "inputfiles", "outputfiles", "backend_id", "exitcode", "reason", "elapsed", "times"];
 
 const state = { job: null, offset: 0, total: 0, subjobs: 0, selected: null };
 const heatmap = new Heatmap(document.getElementById("heatmap"), {
@@ -52,9 +52,10 @@ function renderJob(job) {
   const dl = document.getElementById("description");
   dl.replaceChildren();
   for (const key of DESCRIBED) {
-    if (!(key in job)) continue;
+    if (!(key in job) || (job[key] === null && ["backend_id", "exitcode", "reason", "comment"].includes(key))) continue;
     dl.append(el("dt", {}, key), el("dd", { dataset: { field: key } },
-      key === "times" ? renderTimes(job[key]) : describe(job[key])));
+      key === "times" ? renderTimes(job[key])
+        : key === "elapsed" ? fmtDuration(job[key]) : describe(job[key])));
   }
   renderReasons(job.reasons || []);
   renderAttempts(job.attempts);
@@ -80,21 +81,22 @@ function renderAttempts(attempts) {
   node.replaceChildren(parts.length ? parts.join(", ") : describe(attempts));
 }
 
-function renderPostprocessing(results) {
+function renderPostprocessing(perJob) {
+  // [{fqid, results: [{postprocessor, ok, detail, time}]}], the master's first
+  const rows = (perJob || []).flatMap((entry) => entry.results.map((r) => ({ fqid: entry.fqid, ...r })));
   const node = document.getElementById("postprocessing");
-  if (!results || (Array.isArray(results) && !results.length)) {
+  if (!rows.length) {
     node.replaceChildren(el("p", { class: "muted" }, "No postprocessor has run."));
     return;
   }
-  if (!Array.isArray(results)) { node.replaceChildren(describe(results)); return; }
-  node.replaceChildren(el("table", {},
-    el("thead", {}, el("tr", {}, el("th", {}, "postprocessor"), el("th", {}, "on"), el("th", {}, "result"),
-      el("th", {}, "detail"))),
-    el("tbody", {}, ...results.map((r) => el("tr", {},
-      el("td", {}, r.postprocessor ?? r.name ?? ""),
-      el("td", {}, r.fqid ?? ""),
-      el("td", {}, r.ok === undefined ? "" : statusBadge(r.ok ? "completed" : "failed")),
-      el("td", {}, r.detail ?? describe(r)))))));
+  node.replaceChildren(el("table", { id: "postprocessors" },
+    el("thead", {}, el("tr", {}, el("th", {}, "on"), el("th", {}, "postprocessor"), el("th", {}, "result"),
+      el("th", {}, "detail"), el("th", {}, "ended"))),
+    el("tbody", {}, ...rows.slice(0, 200).map((r) => el("tr", {},
+      el("td", {}, r.fqid), el("td", {}, r.postprocessor),
+      el("td", {}, statusBadge(r.ok ? "completed" : "failed")),
+      el("td", { class: "reason" }, r.detail || ""), el("td", {}, fmtTime(r.time)))))));
+  if (rows.length > 200) node.append(el("p", { class: "muted" }, `the first 200 of ${rows.length} results`));
 }
 
 function indexOf(fqid) {
