@@ -7,7 +7,7 @@
     submit FILE.toml [--wait]     jobs [--status S]     show ID     wait ID
     kill ID     resubmit ID [--wait]     remove ID     peek ID [FILE]     demo [--subjobs N]
     release ID
-    service start [--foreground] | stop | status
+    service start [--foreground] [--dashboard] | stop | status     dashboard [--open]
     credentials [renew] [TYPE]     completion bash|zsh
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
     tasks [show|pause|run|remove ID]
@@ -48,7 +48,7 @@ import anyio
 from ._exceptions import GangaAsyncError
 from ._log import JsonFormatter
 from ._version import __version__
-from .commands import run, service_command
+from .commands import dashboard_command, run, service_command
 from .commands.completion import complete, completion_script
 from .commands.render import print_completion_script, print_error, print_warning
 from .config import Config, load_config, unknown_variables
@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return print_completion_script(completion_script(args.shell))
         if service:
             return service_command(args, config)
+        if args.command == "dashboard":
+            return dashboard_command(args, config)
         return anyio.run(run, args, config, backend="asyncio")
     except KeyboardInterrupt:
         if getattr(args, "watch", None) is not None:
@@ -232,8 +234,13 @@ def parser() -> Parser:
     start.add_argument("--foreground", action="store_true",
                        help="run in this process, logging to stderr too (systemd, containers)")
     start.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    start.add_argument("--dashboard", action="store_true",
+                       help="serve the web dashboard on 127.0.0.1 too (ganga-async dashboard "
+                            "prints its URL; needs the dashboard extra)")
     command("stop", "stop the daemon once accepted work has finished", actions)
     command("status", "say whether a daemon runs (exit code 3 if none)", actions)
+    sub = command("dashboard", "print the URL (with its token) of the daemon's web dashboard")
+    sub.add_argument("--open", action="store_true", help="open it in a web browser too")
     sub = command("credentials", "list the credentials on this machine (type, identity, location, "
                   "time left, backends it is valid for), or renew them")
     sub.add_argument("words", nargs="*", metavar="[renew] [TYPE]",

@@ -57,8 +57,9 @@ async def connect(gangadir: Path) -> SocketStream | None:
     return stream
 
 
-def spawn_daemon(gangadir: Path, *, timeout: float, verbose: int = 0) -> int:
-    """Start the daemon in the background and return its pid once it serves.
+def spawn_daemon(gangadir: Path, *, timeout: float, verbose: int = 0, dashboard: bool = False) -> int:
+    """Start the daemon in the background and return its pid once it serves (and, with
+    ``dashboard``, serves the dashboard too).
 
     Raises :class:`ServiceRunningError` if one already runs, :class:`ServiceError` if it fails
     to start (with its reason) or is not ready within ``timeout`` seconds.
@@ -70,7 +71,8 @@ def spawn_daemon(gangadir: Path, *, timeout: float, verbose: int = 0) -> int:
         raise ServiceRunningError(f"a ganga-async service already runs for {gangadir} (pid {running})",
                                   running)
     argv = [sys.executable, "-m", "ganga_async.cli", "--gangadir", str(gangadir),
-            *(["-v"] * verbose), "service", "start", "--foreground"]
+            *(["-v"] * verbose), "service", "start", "--foreground",
+            *(["--dashboard"] if dashboard else [])]
     reader, writer = os.pipe()
     try:
         with private_append(paths.errlog, binary=True) as errlog:

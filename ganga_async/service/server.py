@@ -35,7 +35,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,12 @@ from ._console import Console, Execution, InterruptiblePortal, install_output_ro
 from ._operations import OPERATIONS, Arguments, event_streams
 from ._paths import ServicePaths, peer_uid, private_append, read_pid
 
-__all__ = ["Server", "configure_logging", "run_daemon"]
+__all__ = ["Addon", "Server", "configure_logging", "run_daemon"]
+
+Addon = Callable[..., Any]
+"""A service the daemon runs beside its socket (the dashboard): ``await addon(engine,
+task_status=...)`` in the daemon's task group, ready once it calls ``task_status.started()``,
+cancelled when the daemon stops."""
 
 log = get_logger(__name__)
 
@@ -100,7 +105,8 @@ class _Connection:
 class Server:
     """The daemon for one gangadir; :meth:`serve` runs it until it is asked to stop."""
 
-    def __init__(self, gangadir: str | os.PathLike[str], config: Config) -> None:
+    def __init__(self, gangadir: str | os.PathLike[str], config: Config,
+                 addons: Sequence[Addon] = ()) -> None:
         self.gangadir = Path(gangadir).expanduser().absolute()
         self.config = config
         self.paths = ServicePaths(self.gangadir)
@@ -117,6 +123,7 @@ class Server:
         self._engine: Engine | None = None
         self._console: Console | None = None
         self._work: TaskGroup | None = None
+        self._addons = tuple(addons)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -134,6 +141,8 @@ class Server:
                 listener = await SocketListener.from_socket(self._listen())
                 async with anyio.create_task_group() as work:
                     self._work = work
+                    for addon in self._addons:
+                        await work.start(addon, engine)
                     async with anyio.create_task_group() as front:
                         front.start_soon(self._watch_signals)
                         accepting = anyio.CancelScope()
@@ -542,14 +551,15 @@ def configure_logging(paths: ServicePaths, *, foreground: bool, verbose: int = 0
 
 
 def run_daemon(gangadir: Path, config: Config, *, foreground: bool, ready_fd: int | None = None,
-               verbose: int = 0) -> int:
+               verbose: int = 0, addons: Sequence[Addon] = ()) -> int:
     """Run the daemon in this process until it stops; returns the exit code.
 
     ``ready_fd`` is a pipe to tell whoever started the daemon that it serves (``ready <pid>``)
-    or why it could not start (``error: ...``).
+    or why it could not start (``error: ...``). ``addons`` run beside the socket (see
+    :data:`Addon`).
     """
     paths = ServicePaths(gangadir)
-    server = Server(gangadir, config)
+    server = Server(gangadir, config, addons)
 
     def tell(text: str) -> None:
         nonlocal ready_fd
