@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _service_helpers import cli, service_paths, stop_daemon
+from conftest import DashboardDaemon, dashboard_cli
 
 pytestmark = pytest.mark.slow
 
@@ -57,32 +57,33 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-class Dashboard:
-    """A daemon serving the dashboard for the test's gangadir: its base URL and token."""
+@pytest.fixture(scope="module")
+def dashboard(dashboard_daemon: DashboardDaemon) -> Dashboard:
+    return Dashboard(dashboard_daemon)
 
-    def __init__(self, gangadir: Path, found: dict[str, Any]) -> None:
-        self.gangadir = gangadir
-        self.port = int(found["port"])
-        self.token = str(found["token"])
-        self.base = f"http://127.0.0.1:{self.port}"
+
+class Dashboard:
+    """The module's daemon serving the dashboard (tests/dashboard/conftest.py): its address,
+    its token, and its gangadir's command line."""
+
+    def __init__(self, daemon: DashboardDaemon) -> None:
+        self.base = daemon.url
+        self.token = daemon.token
+        self.gangadir = daemon.gangadir
 
     def url(self, path: str = "/") -> str:
         """``path`` with the token, as ``ganga-async dashboard`` prints the address."""
         return f"{self.base}{path}?token={self.token}"
 
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return dashboard_cli(self.gangadir, *args, timeout=timeout)
 
-@pytest.fixture
-def dashboard(gangadir: Path) -> Iterator[Dashboard]:
-    paths = service_paths(gangadir)
-    started = cli("service", "start", "--dashboard")
-    try:
-        assert started.returncode == 0, started.stderr + started.stdout
-        printed = cli("--json", "dashboard")
-        assert printed.returncode == 0, printed.stderr
-        url = json.loads(printed.stdout)
-        yield Dashboard(gangadir, {"port": url["port"], "token": url["url"].split("token=", 1)[1]})
-    finally:
-        stop_daemon(paths)
+    def submit(self, tmp_path: Path, text: str) -> int:
+        path = tmp_path / "job.toml"
+        path.write_text(text)
+        submitted = self.cli("--json", "submit", str(path))
+        assert submitted.returncode == 0, submitted.stderr
+        return int(json.loads(submitted.stdout)["id"])
 
 
 @pytest.fixture
@@ -115,23 +116,16 @@ def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
     return path
 
 
-def submit(tmp_path: Path, text: str, name: str = "job.toml") -> int:
-    path = tmp_path / name
-    path.write_text(text)
-    submitted = cli("--json", "submit", str(path))
-    assert submitted.returncode == 0, submitted.stderr
-    return int(json.loads(submitted.stdout)["id"])
-
-
 def counted(page: Any, selector: str) -> str:
     return str(page.locator(selector).first.text_content() or "")
 
 
 def test_the_jobs_page_counts_a_1000_subjob_job_to_completion_without_a_reload(
-        page: Any, tmp_path: Path) -> None:
+        page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
+    page.wait_for_selector('.live[data-state="live"]')  # the stream is open
     page.evaluate("window.sameDocument = true")
     args = ", ".join(f'["{i}"]' for i in range(1000))
-    job = submit(tmp_path, f'name = "thousand"\n[application]\ntype = "Executable"\nexe = "/bin/true"\n'
+    job = dashboard.submit(tmp_path, f'name = "thousand"\n[application]\ntype = "Executable"\nexe = "/bin/true"\n'
                            f'[backend]\ntype = "Local"\nmax_concurrent = 8\n'
                            f'[splitter]\ntype = "ArgSplitter"\nargs = [{args}]\n')
     row = f'#jobs tr[data-job-id="{job}"]'
@@ -158,11 +152,11 @@ def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
         page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
     script = ('echo "subjob $0 says hello"; if [ "$0" = 2 ]; then echo "disk full in subjob $0" >&2; '
               'exit 3; fi')
-    job = submit(tmp_path, f'name = "one-fails"\n[application]\ntype = "Executable"\nexe = "/bin/sh"\n'
+    job = dashboard.submit(tmp_path, f'name = "one-fails"\n[application]\ntype = "Executable"\nexe = "/bin/sh"\n'
                            f'args = ["-c", {json.dumps(script)}]\n'
                            f'[splitter]\ntype = "ArgSplitter"\nappend = true\n'
                            f'args = [["0"], ["1"], ["2"], ["3"]]\n')
-    waited = cli("wait", str(job), timeout=60)
+    waited = dashboard.cli("wait", str(job), timeout=60)
     assert waited.returncode == 1, waited.stderr  # 1: the job ended failed
     page.goto(f"{dashboard.base}/job/{job}")
     page.wait_for_selector("#reasons tbody tr")
@@ -194,10 +188,11 @@ def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
 
 def test_kill_from_the_job_page_asks_first_and_the_job_becomes_killed(
         page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
-    job = submit(tmp_path, 'name = "sleepers"\n[application]\ntype = "Executable"\nexe = "/bin/sleep"\n'
-                           '[splitter]\ntype = "ArgSplitter"\nargs = [["60"], ["60"], ["60"]]\n')
+    job = dashboard.submit(tmp_path, 'name = "sleepers"\n[application]\ntype = "Executable"\nexe = "/bin/sleep"\n'
+                           '[backend]\ntype = "Local"\nmax_concurrent = 2\n'
+                           '[splitter]\ntype = "ArgSplitter"\nargs = [["60"], ["60"]]\n')
     page.goto(f"{dashboard.base}/job/{job}")
-    page.wait_for_selector('#status [data-status="running"]', timeout=30_000)
+    page.wait_for_selector('#status [data-status="running"]', timeout=30_000)  # both subjobs run
     page.click("button[data-action=kill]")
     dialog = page.locator("dialog#confirm")
     assert dialog.is_visible()
@@ -208,7 +203,7 @@ def test_kill_from_the_job_page_asks_first_and_the_job_becomes_killed(
     page.click("dialog#confirm button[value=yes]")
     page.wait_for_selector('#status [data-status="killed"]', timeout=30_000)
     assert "killed" in counted(page, "#counts")
-    shown = json.loads(cli("--json", "show", str(job)).stdout)
+    shown = json.loads(dashboard.cli("--json", "show", str(job)).stdout)
     assert shown["status"] == "killed"
 
 

@@ -76,8 +76,8 @@ function renderAttempts(attempts) {
   const node = document.getElementById("attempts");
   if (!attempts || typeof attempts !== "object") { node.replaceChildren(describe(attempts)); return; }
   const parts = [];
-  if ("max" in attempts) parts.push(`at most ${attempts.max} attempts per subjob`);
-  if ("total" in attempts) parts.push(`${attempts.total} attempts in all`);
+  if ("total" in attempts) parts.push(`${attempts.total} submissions in all`);
+  if ("max" in attempts) parts.push(`the most of one ${state.subjobs ? "subjob" : "job"}: ${attempts.max}`);
   node.replaceChildren(parts.length ? parts.join(", ") : describe(attempts));
 }
 
