@@ -9,7 +9,7 @@ stops, then removes that file.
 
 Every request passes :class:`TokenAuth` first (docs/dashboard.md, "Security"); the routes are
 the pages (HTML files of ``static/``), ``/static/...``, the JSON API (:mod:`._api`,
-:mod:`._files`) and the live stream (:func:`stream`).
+:mod:`._files`) and the live stream (:class:`_Stream`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._exceptions import ConfigError, GangaAsyncError, JobNotFoundError
 from .._log import get_logger
@@ -93,7 +93,27 @@ class TokenAuth:
         elif not (self._valid(_authorization(headers)) or self._valid(_cookie(headers, self.cookie))):
             await _forbidden(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await _answered(self.app, scope, receive, send)
+
+
+async def _answered(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``; an error it raises after answering (Starlette's last resort answers, then
+    raises again) ends the request here, not in uvicorn's log as a traceback."""
+    started = False
+
+    async def tracking(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking)
+    except Exception as exc:
+        if started:
+            return
+        log.error("dashboard request failed", path=scope.get("path"), error=repr(exc), exc_info=exc)
+        await PlainTextResponse("the request failed inside the daemon\n", status_code=500)(
+            scope, receive, send)
 
 
 def _authorization(headers: Headers) -> str | None:
@@ -127,10 +147,16 @@ def _page(filename: str) -> Any:
     return page
 
 
-async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+class _Stream:
     """``/api/stream``: Server-Sent Events from the :class:`~._feed.Feed` until the page goes
-    away, is dropped for not reading, or the daemon stops."""
-    feed: Feed = scope["app"].state.feed
+    away, is dropped for not reading, or the daemon stops (an ASGI app of its own: the response
+    must end when the feed drops its page, which a generator of a StreamingResponse cannot)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _stream(scope["app"].state.feed, receive, send)
+
+
+async def _stream(feed: Feed, receive: Receive, send: Send) -> None:
     client = feed.subscribe()
     try:
         await send({"type": "http.response.start", "status": 200, "headers": [
@@ -195,10 +221,11 @@ def create_app(engine: Engine, feed: Feed, token: str, port: int) -> ASGIApp:
           for name in ("kill", "resubmit", "remove")],
         Route("/api/credentials", _api.credentials),
         Route("/api/events/recent", _api.recent),
-        Route("/api/stream", stream, methods=["GET"]),
+        Route("/api/stream", _Stream(), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False)),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: _error, HTTPException: _error})
+    app = Starlette(routes=routes, exception_handlers={
+        Exception: _error, HTTPException: _error, _api.BadRequest: _error, GangaAsyncError: _error})
     app.state.engine = engine
     app.state.feed = feed
     app.state.csrf = secrets.token_urlsafe(32)
