@@ -78,9 +78,17 @@ class Dashboard:
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return dashboard_cli(self.gangadir, *args, timeout=timeout)
 
-    def submit(self, tmp_path: Path, text: str) -> int:
+    def submit(self, tmp_path: Path, name: str, exe: str, split: list[list[str]],
+               args: list[str] | None = None, max_concurrent: int = 0) -> int:
+        """Submit an Executable job on Local, one subjob per list of ``split`` (appended to
+        ``args`` when given); its id."""
         path = tmp_path / "job.toml"
-        path.write_text(text)
+        path.write_text(  # TOML's arrays of strings are written as JSON's
+            f'name = "{name}"\n[application]\ntype = "Executable"\nexe = "{exe}"\n'
+            + (f"args = {json.dumps(args)}\n" if args else "")
+            + f'[backend]\ntype = "Local"\nmax_concurrent = {max_concurrent}\n'
+            + f'[splitter]\ntype = "ArgSplitter"\nappend = {"true" if args else "false"}\n'
+            + f"args = {json.dumps(split)}\n")
         submitted = self.cli("--json", "submit", str(path))
         assert submitted.returncode == 0, submitted.stderr
         return int(json.loads(submitted.stdout)["id"])
@@ -124,10 +132,8 @@ def test_the_jobs_page_counts_a_1000_subjob_job_to_completion_without_a_reload(
         page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
     page.wait_for_selector('.live[data-state="live"]')  # the stream is open
     page.evaluate("window.sameDocument = true")
-    args = ", ".join(f'["{i}"]' for i in range(1000))
-    job = dashboard.submit(tmp_path, f'name = "thousand"\n[application]\ntype = "Executable"\nexe = "/bin/true"\n'
-                           f'[backend]\ntype = "Local"\nmax_concurrent = 8\n'
-                           f'[splitter]\ntype = "ArgSplitter"\nargs = [{args}]\n')
+    job = dashboard.submit(tmp_path, "thousand", "/bin/true", [[str(i)] for i in range(1000)],
+                           max_concurrent=8)
     row = f'#jobs tr[data-job-id="{job}"]'
     page.wait_for_selector(row)
     page.wait_for_function(
@@ -152,10 +158,8 @@ def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
         page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
     script = ('echo "subjob $0 says hello"; if [ "$0" = 2 ]; then echo "disk full in subjob $0" >&2; '
               'exit 3; fi')
-    job = dashboard.submit(tmp_path, f'name = "one-fails"\n[application]\ntype = "Executable"\nexe = "/bin/sh"\n'
-                           f'args = ["-c", {json.dumps(script)}]\n'
-                           f'[splitter]\ntype = "ArgSplitter"\nappend = true\n'
-                           f'args = [["0"], ["1"], ["2"], ["3"]]\n')
+    job = dashboard.submit(tmp_path, "one-fails", "/bin/sh", [["0"], ["1"], ["2"], ["3"]],
+                           args=["-c", script])
     waited = dashboard.cli("wait", str(job), timeout=60)
     assert waited.returncode == 1, waited.stderr  # 1: the job ended failed
     page.goto(f"{dashboard.base}/job/{job}")
@@ -188,9 +192,7 @@ def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
 
 def test_kill_from_the_job_page_asks_first_and_the_job_becomes_killed(
         page: Any, dashboard: Dashboard, tmp_path: Path) -> None:
-    job = dashboard.submit(tmp_path, 'name = "sleepers"\n[application]\ntype = "Executable"\nexe = "/bin/sleep"\n'
-                           '[backend]\ntype = "Local"\nmax_concurrent = 2\n'
-                           '[splitter]\ntype = "ArgSplitter"\nargs = [["60"], ["60"]]\n')
+    job = dashboard.submit(tmp_path, "sleepers", "/bin/sleep", [["60"], ["60"]], max_concurrent=2)
     page.goto(f"{dashboard.base}/job/{job}")
     page.wait_for_selector('#status [data-status="running"]', timeout=30_000)  # both subjobs run
     page.click("button[data-action=kill]")
