@@ -112,10 +112,10 @@ def page(browser: Any, dashboard: Dashboard, tmp_path: Path) -> Iterator[Any]:
         context.close()
 
 
-def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
-    """``dashboard-NAME.png`` of the whole page, kept as described in the module's docstring."""
+def screenshot(page: Any, name: str, tmp_path: Path, *, full_page: bool = True) -> Path:
+    """``dashboard-NAME.png`` of the page, kept as described in the module's docstring."""
     path = tmp_path / f"dashboard-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     for variable, sub in (("CI_ARTIFACTS", "dashboard"), ("DASHBOARD_SCREENSHOTS", "")):
         if os.environ.get(variable):
             target = Path(os.environ[variable]) / sub
@@ -152,6 +152,7 @@ def test_the_jobs_page_counts_a_1000_subjob_job_to_completion_without_a_reload(
     page.wait_for_selector("#timeline .uplot")
     assert page.locator("#subjobs tbody tr").count() == 100
     assert counted(page, "#page") == "1–100 of 1000"
+    screenshot(page, "job-1000", tmp_path)
 
 
 def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
@@ -184,7 +185,7 @@ def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
 
     page.click("nav a[href='/events']")
     page.wait_for_selector(f"#events tbody tr[data-type=status] a[href='/job/{job}']")
-    screenshot(page, "events", tmp_path)
+    screenshot(page, "events", tmp_path, full_page=False)
     page.click("nav a[href='/credentials']")
     page.wait_for_selector("#credentials tbody tr, #empty:not([hidden])", state="attached")
     screenshot(page, "credentials", tmp_path)

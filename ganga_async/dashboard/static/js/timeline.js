@@ -37,7 +37,7 @@ export class Timeline {
         { label: "time" },
         { label: "started", stroke: statusColour("running"), width: 2, paths: step },
         { label: "ended", stroke: statusColour("completed"), width: 2, paths: step },
-        { label: "running", stroke: statusColour("submitted"), width: 2, dash: [6, 3] },
+        { label: "running", stroke: statusColour("submitted"), width: 2, dash: [6, 3], paths: step },
       ],
     }, series, this.container);
   }
