@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from . import (
     condor_submit,
+    dashboard_browser,
     dask_echo,
     local_echo,
     open_summary,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
     "postprocessing": (postprocessing.measure, 10_000, 3),
     "tasks_chain": (tasks_chain.measure, 1000, 3),
+    "dashboard_browser": (dashboard_browser.measure, 100_000, 5),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -8,8 +8,14 @@ export const STATUSES = ["new", "submitting", "submitted", "running", "completin
 export const FINAL = new Set(["completed", "failed", "killed", "removed", "unknown"]);
 
 const styles = getComputedStyle(document.documentElement);
+const colours = new Map();
 export function statusColour(status) {
-  return styles.getPropertyValue(`--st-${status}`).trim() || "#999999";
+  let colour = colours.get(status);
+  if (colour === undefined) {
+    colour = styles.getPropertyValue(`--st-${status}`).trim() || "#999999";
+    colours.set(status, colour);
+  }
+  return colour;
 }
 
 export class ApiError extends Error {

@@ -4,6 +4,7 @@
 import { boot, el, fmtTime, getJSON, listen, statusBadge } from "./common.js";
 
 const MAX_ROWS = 500;
+const FEW = 20;
 const body = document.querySelector("#events tbody");
 const rate = document.getElementById("rate");
 const queue = [];
@@ -38,7 +39,7 @@ function row(e, fresh) {
     el("td", {}, e.type ?? ""),
     el("td", {}, master === null ? (e.credential ?? "") : el("a", { href: `/job/${master}` }, fqid)),
     el("td", {}, summary(e)));
-  tr.hidden = Boolean(filter) && !tr.textContent.toLowerCase().includes(filter);
+  if (filter) tr.hidden = !tr.textContent.toLowerCase().includes(filter);
   return tr;
 }
 
@@ -47,7 +48,8 @@ function flush() {
   if (paused || !queue.length) return;
   const batch = queue.splice(0, queue.length).slice(-MAX_ROWS);
   const fragment = document.createDocumentFragment();
-  for (let i = batch.length - 1; i >= 0; i -= 1) fragment.append(row(batch[i], true));
+  const highlight = batch.length <= FEW; // a flood is not highlighted row by row
+  for (let i = batch.length - 1; i >= 0; i -= 1) fragment.append(row(batch[i], highlight));
   body.prepend(fragment);
   while (body.rows.length > MAX_ROWS) body.lastElementChild.remove();
   showCounters();
