@@ -167,7 +167,8 @@ def job_page(page: Any, daemon: Daemon, job: int, n: int, rounds: int) -> dict[s
 
     def load_page() -> None:
         page.goto(f"{daemon.base}/job/{job}")
-        page.wait_for_function("performance.getEntriesByName('job:heatmap').length > 0", timeout=120_000)
+        page.wait_for_function("performance.getEntriesByName('job:heatmap').length > 0 && "
+                               "performance.getEntriesByName('job:first-render').length > 0", timeout=120_000)
         marks = page.evaluate("""() => {
             const first = performance.getEntriesByName('job:first-render')[0];
             const heat = performance.getEntriesByName('job:heatmap')[0];
