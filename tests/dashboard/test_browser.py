@@ -152,7 +152,8 @@ def test_the_jobs_page_counts_a_1000_subjob_job_to_completion_without_a_reload(
     page.wait_for_selector("#timeline .uplot")
     assert page.locator("#subjobs tbody tr").count() == 100
     assert counted(page, "#page") == "1–100 of 1000"
-    screenshot(page, "job-1000", tmp_path)
+    assert "1000 in all" in counted(page, '#description [data-field="splitter"]')
+    screenshot(page, "job-1000", tmp_path, full_page=False)
 
 
 def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
@@ -221,7 +222,7 @@ def test_a_page_without_the_token_is_refused(browser: Any, dashboard: Dashboard,
             assert text and "\n" not in text, text  # one line saying why
         response = page.goto(f"{dashboard.base}/?token=not-the-token")
         assert response is not None and response.status == 403
-        screenshot(page, "refused", tmp_path)
+        screenshot(page, "refused", tmp_path, full_page=False)
         assert context.cookies() == []
     finally:
         context.close()

@@ -31,9 +31,19 @@ function describe(value) {
     const entries = Object.entries(value);
     if (!entries.length) return el("span", { class: "muted" }, "none");
     return el("div", { class: "mono" }, ...entries.map(([k, v]) => el("div", {},
-      `${k}: `, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v))));
+      `${k}: `, typeof v === "object" && v !== null ? brief(v) : String(v))));
   }
   return String(value);
+}
+
+/** JSON of a value, long lists cut (a splitter's 100,000 argument lists are not a description). */
+function brief(value) {
+  if (Array.isArray(value) && value.length > 6) {
+    const head = value.slice(0, 3).map((v) => JSON.stringify(v)).join(", ");
+    return `[${head}, … ${value.length} in all]`;
+  }
+  const text = JSON.stringify(value);
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
 function renderTimes(times) {
