@@ -113,3 +113,13 @@ def test_the_wheel_installed_in_a_fresh_venv_runs_version_and_demo(
     listed = run("credentials", "-o", "tsv", X509_USER_PROXY=str(proxy))
     assert listed.returncode == 0, listed.stderr
     assert "pip install 'ganga-async[grid]'" in listed.stdout + listed.stderr
+
+
+def test_the_wheel_carries_the_dashboard_its_pages_and_its_extra(dist: Path) -> None:
+    (wheel,) = dist.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    static = ROOT / "ganga_async" / "dashboard" / "static"
+    pages = {p.relative_to(ROOT).as_posix() for p in static.rglob("*") if p.is_file()}
+    assert "ganga_async/dashboard/server.py" in names and pages <= names
+    assert "Provides-Extra: dashboard" in metadata(dist)

@@ -97,11 +97,15 @@ async def _status(gangadir: Path, args: argparse.Namespace) -> int:
 
 def _check_dashboard_extra() -> None:
     """A one-line error, before any daemon starts, when the dashboard cannot be served."""
-    import importlib.util
-
-    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in ("starlette", "uvicorn"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
     if missing:
-        raise ServiceError(f"the dashboard needs {' and '.join(missing)}: {EXTRA_HINT}")
+        raise ServiceError(f"the dashboard needs {' and '.join(missing)}, which are not installed: "
+                           f"{EXTRA_HINT}")
 
 
 def dashboard_command(args: argparse.Namespace, config: Config) -> int:

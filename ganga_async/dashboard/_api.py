@@ -2,10 +2,11 @@
 
 Every handler answers JSON. A request naming no such job is a 404 and a bad parameter a 400,
 each with ``{"error": "<one line>"}`` naming what was wrong; nothing a request holds can stop
-the daemon. Counts of a master come from the engine's in-memory record while it is active and
-from the repository otherwise; a master's subjobs (pages, cells, timeline, reasons) are read in
-SQL (:mod:`ganga_async.persistence.dashboard`), so a 100,000-subjob master costs no Python
-object per subjob. The actions (kill, resubmit, remove) are the daemon's own operations
+the daemon. In the list of jobs, counts of a master come from the engine's in-memory record
+while it is active and from the repository otherwise. One job's page reads the job from the
+engine (loaded once, then kept in memory as every job the engine has opened) and its subjobs
+from a copy of its compact table (:mod:`._subjobs`), so a 100,000-subjob master costs no
+Python object per subjob. The actions (kill, resubmit, remove) are the daemon's own operations
 (:mod:`ganga_async.service._operations`), as the command line's.
 """
 
@@ -24,27 +25,27 @@ from .._describe import credential_rows
 from .._exceptions import GangaAsyncError, JobNotFoundError, ProtocolError
 from .._workspace import job_dir
 from ..engine import Engine
+from ..model.job import Job
 from ..model.record import parse_fqid
-from ..persistence import dashboard as queries
+from ..persistence.dashboard import master_times
 from ..pipeline.results import read_results
 from ..service._operations import OPERATIONS, Arguments
 from ..states import FINAL, Status
+from . import _subjobs
 from ._feed import Feed, job_counts
+from ._subjobs import LEGEND
 
-__all__ = ["BadRequest", "LEGEND", "bad", "job_detail", "jobs", "session"]
+__all__ = ["BadRequest", "int_param", "job_detail", "jobs", "session"]
 
-LEGEND = [str(Status.from_code(code)) for code in range(len(Status))]
-"""The statuses in code order: a heat-map cell ``c`` is ``LEGEND[ord(c) - 48]``."""
+BRIEF_LIST = 20
+"""Items of a long list in a job's description (a splitter's 100,000 arguments) shown."""
 
-_ACTIVE_OR_NEW = frozenset(Status) - FINAL - {Status.NEW}
+_ACTIVE = frozenset(Status) - FINAL - {Status.NEW}
+"""Statuses of a master the engine holds in memory and changes."""
 
 
 class BadRequest(Exception):
     """A parameter that cannot be used: a 400 naming it."""
-
-
-def bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def _engine(request: Request) -> Engine:
@@ -90,20 +91,23 @@ def master_id(request: Request) -> int:
     return job_id
 
 
-async def _counts(engine: Engine, rows: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
+async def _counts(engine: Engine, feed: Feed, rows: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
     """Counts by status of each master of ``rows``: an active one's from the engine's record,
-    the others' in one repository read."""
+    a final one's from the repository (in one read, then kept until its next event)."""
     found: dict[int, dict[str, int]] = {}
     stored: list[int] = []
     for row in rows:
-        if row["status"] in _ACTIVE_OR_NEW:
+        if row["status"] in _ACTIVE:
             found[row["id"]] = (await job_counts(engine, row["id"]))["counts"]
-        elif row["subjobs"]:
-            stored.append(row["id"])
-        else:
+        elif not row["subjobs"]:
             found[row["id"]] = {row["status"]: 1}
+        elif row["id"] in feed.final_counts:
+            found[row["id"]] = feed.final_counts[row["id"]]
+        else:
+            stored.append(row["id"])
     for job_id, by_code in (await engine.repository.subjob_counts(stored)).items():
-        found[job_id] = {str(Status.from_code(code)): n for code, n in by_code.items()}
+        found[job_id] = feed.final_counts[job_id] = {
+            str(Status.from_code(code)): n for code, n in by_code.items()}
     return found
 
 
@@ -125,8 +129,8 @@ async def jobs(request: Request) -> JSONResponse:
     rows = await engine.summary(status=status, name=name)
     if backend is not None:
         rows = [row for row in rows if row["backend"] == backend]
-    counts = await _counts(engine, rows)
-    times = await queries.master_times(engine.repository)
+    counts = await _counts(engine, _feed(request), rows)
+    times = await master_times(engine.repository)
     now = time.time()
     result = []
     for row in rows:
@@ -138,83 +142,78 @@ async def jobs(request: Request) -> JSONResponse:
     return JSONResponse({"jobs": result})
 
 
-async def _row(engine: Engine, job_id: int) -> Any:
-    await engine.repository.flush()
-    rows = await engine.repository.job_rows(ids=[job_id])
-    if not rows:
-        raise JobNotFoundError(f"no job {job_id}")
-    return rows[0]
+async def _master(request: Request) -> Job:
+    return await _engine(request).get(master_id(request))
+
+
+def _brief(value: Any) -> Any:
+    """``value`` with every list over :data:`BRIEF_LIST` items cut to its first ones and a
+    last string saying how many there are."""
+    if isinstance(value, dict):
+        return {key: _brief(item) for key, item in value.items()}
+    if isinstance(value, list):
+        if len(value) > BRIEF_LIST:
+            return [*(_brief(v) for v in value[:BRIEF_LIST]), f"... ({len(value)} in all)"]
+        return [_brief(v) for v in value]
+    return value
 
 
 async def job_detail(request: Request) -> JSONResponse:
     """``/api/jobs/{id}``: the description, counts, failure reasons, attempts, postprocessing."""
     engine = _engine(request)
-    job_id = master_id(request)
-    row = await _row(engine, job_id)
-    status = row.status
-    if status in _ACTIVE_OR_NEW:
-        status = (await job_counts(engine, job_id))["status"]
-    counts = (await _counts(engine, [{"id": job_id, "status": status, "subjobs": row.n_subjobs}]))[job_id]
-    if row.n_subjobs:
-        reasons = [{"reason": r, "count": n, "example": f"{job_id}.{i}"}
-                   for r, n, i in await queries.failure_reasons(engine.repository, job_id)]
-        most, total = await queries.subjob_attempts(engine.repository, job_id)
+    job = await _master(request)
+    job_id = int(job.fqid)
+    status = str(job.status)
+    if len(job.subjobs):
+        columns = job.subjobs.columns()
+        reasons = _subjobs.reasons(columns, job_id)
+        tried = _subjobs.attempts(columns)
     else:
-        reasons = ([{"reason": row.reason or "", "count": 1, "example": str(job_id)}]
-                   if status == Status.FAILED else [])
-        most = total = row.submit_counter
+        reasons = ([{"reason": job.reason or "", "count": 1, "example": str(job_id)}]
+                   if job.status == Status.FAILED else [])
+        tried = {"max": job.info.submit_counter, "total": job.info.submit_counter}
     results = await anyio.to_thread.run_sync(read_results, job_dir(engine.workspace, job_id))
-    started, elapsed = _times(row.times, status, time.time())
-    spec = row.spec
+    times = {name: stamp.timestamp() for name, stamp in job.time.timestamps.items()}
+    started, elapsed = _times(times, status, time.time())
+    spec = _brief(job.spec())
     return JSONResponse({
-        "id": job_id, "name": row.name, "comment": row.comment, "status": status,
+        "id": job_id, "name": job.name, "comment": job.comment, "status": status,
         "application": spec.get("application"), "backend": spec.get("backend"),
         "splitter": spec.get("splitter"), "postprocessors": spec.get("postprocessors", []),
         "inputfiles": spec.get("inputfiles", []), "outputfiles": spec.get("outputfiles", []),
-        "times": row.times, "started": started, "elapsed": elapsed,
-        "subjobs": row.n_subjobs or 0, "counts": counts, "reasons": reasons,
-        "attempts": {"max": most, "total": total}, "backend_id": row.backend_id,
-        "exitcode": row.exitcode, "reason": row.reason,
+        "times": times, "started": started, "elapsed": elapsed, "subjobs": len(job.subjobs),
+        "counts": job.subjobs.counts() or {status: 1}, "reasons": reasons, "attempts": tried,
+        "backend_id": job.backend_id, "exitcode": job.exitcode, "reason": job.reason,
         "postprocessing": [{"fqid": str(job_id) if index is None else f"{job_id}.{index}",
                             "results": [r._asdict() for r in found]}
-                           for index, found in sorted(results.items(), key=lambda kv: -1 if kv[0] is None
-                                                      else kv[0])],
+                           for index, found in sorted(results.items(),
+                                                      key=lambda kv: -1 if kv[0] is None else kv[0])],
     })
 
 
 async def subjobs(request: Request) -> JSONResponse:
     """``/api/jobs/{id}/subjobs?status=&q=&offset=0&limit=100``: a page of subjobs."""
-    engine = _engine(request)
-    job_id = master_id(request)
     status = status_param(request)
     offset = int_param(request, "offset", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
     q = request.query_params.get("q") or None
-    await _row(engine, job_id)
-    page = await queries.subjob_page(engine.repository, job_id, status=status, q=q,
-                                     offset=offset, limit=limit)
-    return JSONResponse({"total": page.total, "rows": [
-        {"index": i, "fqid": f"{job_id}.{i}", "status": LEGEND[code], "backend_id": backend_id,
-         "reason": reason, "attempts": counter, "started": t_run or None, "ended": t_final or None}
-        for i, code, backend_id, reason, counter, _t_sub, t_run, t_final in page.rows]})
+    job = await _master(request)
+    return JSONResponse(_subjobs.page(job.subjobs.columns(), int(job.fqid), status=status, q=q,
+                                      offset=offset, limit=limit))
 
 
 async def cells(request: Request) -> JSONResponse:
     """``/api/jobs/{id}/cells``: one character per subjob, for the heat-map."""
-    engine = _engine(request)
-    job_id = master_id(request)
-    await _row(engine, job_id)
-    codes = await queries.status_codes(engine.repository, job_id)
+    job = await _master(request)
+    codes = _subjobs.cells(job.subjobs.columns())
     return JSONResponse({"legend": LEGEND, "codes": codes, "n": len(codes)})
 
 
 async def timeline(request: Request) -> JSONResponse:
     """``/api/jobs/{id}/timeline?buckets=200``: subjobs started, ended, running per bucket."""
-    engine = _engine(request)
-    job_id = master_id(request)
     buckets = int_param(request, "buckets", 200, 1, 2000)
-    await _row(engine, job_id)
-    return JSONResponse(await queries.timeline(engine.repository, job_id, buckets, time.time()))
+    job = await _master(request)
+    return JSONResponse(_subjobs.timeline(job.subjobs.columns(), buckets, time.time()))
 
 
 async def credentials(request: Request) -> JSONResponse:

@@ -9,7 +9,8 @@ From them it keeps:
 - the masters whose counts changed: every ``dashboard_coalesce`` seconds one ``job`` message
   per such master, with its status and counts read from the engine's in-memory record;
 - an ``event`` message per event, at most ``dashboard_event_rate`` a second; those over the
-  rate are counted and announced by one ``dropped`` message at the next tick.
+  rate are counted and announced by one ``dropped`` message at the next tick, as are events
+  the engine dropped for the feed (after which every master seen gets a ``job`` message again).
 
 Each page reading ``/api/stream`` is a :class:`Client` with a queue of
 ``dashboard_client_buffer`` messages. Messages are put on it without waiting; a page whose
@@ -80,8 +81,13 @@ class Feed:
         """Pages disconnected because they did not read their messages."""
         self.skipped = 0
         """Events not sent live (over the rate) since the last ``dropped`` message."""
+        self.final_counts: dict[int, dict[str, int]] = {}
+        """Counts of masters that were final when read from the repository; a master's events
+        forget its entry."""
         self._seq = 0
         self._dirty: set[int] = set()
+        self._seen: set[int] = set()
+        self._lost_seen = 0
         self._window = (0, 0)
         self._streams: list[tuple[EventStream[Any], EventMessage]] = []
 
@@ -113,6 +119,8 @@ class Feed:
                 continue
             if isinstance(event, JobEvent):
                 self._dirty.add(event.job_id)
+                self._seen.add(event.job_id)
+                self.final_counts.pop(event.job_id, None)
             self._seq += 1
             entry["seq"] = self._seq
             self.recent.append(entry)
@@ -135,12 +143,21 @@ class Feed:
     async def _tick(self) -> None:
         while True:
             await anyio.sleep(self.coalesce)
-            if self.skipped:
-                self.broadcast("dropped", {"skipped": self.skipped})
+            lost = self.lost - self._lost_seen
+            if lost:
+                # Which jobs the lost events were about is unknown: send every job seen again.
+                self._lost_seen += lost
+                self._dirty |= self._seen
+                self.final_counts.clear()
+            if self.skipped or lost:
+                self.broadcast("dropped", {"skipped": self.skipped, "lost": lost})
                 self.skipped = 0
             dirty, self._dirty = self._dirty, set()
             for job_id in sorted(dirty):
-                self.broadcast("job", await job_counts(self.engine, job_id))
+                try:
+                    self.broadcast("job", await job_counts(self.engine, job_id))
+                except Exception as exc:  # a job that cannot be read must not stop the feed
+                    log.error("dashboard: cannot read a job's counts", job_id=job_id, error=repr(exc))
 
     def broadcast(self, name: str, data: dict[str, Any]) -> None:
         """Queue one message for every page, without waiting; a full queue drops its page."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import secrets
 import socket
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ PAGES = {"/": "jobs.html", "/job/{id}": "job.html", "/credentials": "credentials
 """Each page's path and its file in :data:`STATIC`."""
 
 PING_SECONDS = 15.0
+SEND_BUFFER = 64 << 10
 
 
 class TokenAuth:
@@ -168,13 +170,11 @@ async def _stream(feed: Feed, receive: Receive, send: Send) -> None:
                 await send({"type": "http.response.body", "body": b"retry: 3000\n: connected\n\n",
                             "more_body": True})
                 while True:
+                    chunk = b": ping\n\n"
                     with anyio.move_on_after(PING_SECONDS):
                         name, data = await client.receive.receive()
                         chunk = f"event: {name}\ndata: {data}\n\n".encode()
-                    if not chunk:
-                        chunk = b": ping\n\n"
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    chunk = b""
     except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
         pass
     finally:
@@ -251,6 +251,15 @@ class _Server(uvicorn.Server):
             self.ready.set()
 
 
+def _log_into_daemon_log() -> None:
+    """uvicorn's own messages go where the daemon logs (this runs only in the daemon, which
+    configures logging; the library never does)."""
+    ours, theirs = logging.getLogger("ganga_async"), logging.getLogger("uvicorn")
+    theirs.handlers = list(ours.handlers)
+    theirs.setLevel(logging.WARNING)
+    theirs.propagate = False
+
+
 def _bind(port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise ConfigError(f"[Service] dashboard_port: {port} is not a TCP port; give 1-65535, or 0 "
@@ -258,6 +267,9 @@ def _bind(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by each connection: what a page that stops reading can hold in the kernel
+        # stays small, so its queue fills and it is dropped (instead of megabytes piling up).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
         sock.close()
@@ -277,6 +289,7 @@ class Dashboard:
 
     async def __call__(self, engine: Engine, *,
                        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        _log_into_daemon_log()
         sock = _bind(self.port)
         port = sock.getsockname()[1]
         token = secrets.token_urlsafe(32)
@@ -290,6 +303,8 @@ class Dashboard:
         async def serve() -> None:
             try:
                 await server.serve(sockets=[sock])
+            except Exception as exc:  # the daemon goes on without its dashboard
+                log.error("the dashboard stopped", error=repr(exc), exc_info=exc)
             finally:
                 served.set()
                 server.ready.set()

@@ -37,7 +37,7 @@ from ..states import Status
 from .machine import attempt_of
 from .record import JobRecord
 from .retry import Attempt, Retry
-from .subjobs import SubjobTable
+from .subjobs import SubjobColumns, SubjobTable
 from .times import JobTimes
 
 __all__ = ["Job", "JobInfo", "JobTimes", "JobObserver", "SubjobList", "apply_overrides",
@@ -509,6 +509,11 @@ class SubjobList(Sequence[Job]):
         if self._table is None:
             return {}
         return {str(Status.from_code(code)): n for code, n in enumerate(self._table.counts) if n}
+
+    def columns(self) -> SubjobColumns:
+        """A copy of every subjob's status, backend id, reason, submissions and times, taken
+        now, without building any subjob (:class:`~.subjobs.SubjobColumns`)."""
+        return (self._table if self._table is not None else SubjobTable()).snapshot()
 
     def __call__(self, index: int) -> Job:
         """The subjob with this id (its index), as Ganga's ``j.subjobs(3)``."""

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 
 from ..states import FINAL, Status
 
-__all__ = ["SubjobTable"]
+__all__ = ["SubjobColumns", "SubjobTable"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubjobColumns:
+    """A copy of a master's subjob table taken at one moment, for readers that look at many
+    subjobs at once (the dashboard): copying the compact arrays costs well under a
+    millisecond per 100,000 subjobs, and nothing the reader does can change the engine's."""
+
+    status: bytes
+    """One status code per subjob (``Status.from_code``)."""
+    backend_id: list[str | None]
+    reason: dict[int, str]
+    submit_counter: array[int]
+    t_running: array[float]
+    t_final: array[float]
 
 
 class SubjobTable:
@@ -73,6 +89,12 @@ class SubjobTable:
 
     def all_final(self) -> bool:
         return sum(self.counts[s.code] for s in FINAL) == len(self.status)
+
+    def snapshot(self) -> SubjobColumns:
+        """A copy of the columns readers need (see :class:`SubjobColumns`)."""
+        return SubjobColumns(bytes(self.status), list(self.backend_id), dict(self.reason),
+                             array("H", self.submit_counter), array("d", self.t_running),
+                             array("d", self.t_final))
 
     def row(self, index: int
             ) -> tuple[int, str | None, int | None, str | None, int, float, float, float, float]:

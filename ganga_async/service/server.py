@@ -5,7 +5,7 @@ as long as it lives (a second daemon is refused; a pid file left by a crash is r
 its free lock and cleaned, with its socket), listens on ``<gangadir>/service/socket`` (mode
 0600 in a directory of mode 0700) and accepts a connection only from a process of its own
 uid, as the kernel reports it (``SO_PEERCRED``); anyone else is refused and logged. Nothing
-listens on TCP.
+listens on TCP but an addon asked for (the dashboard, on 127.0.0.1 behind its token).
 
 Requests (see :mod:`._protocol`) are served concurrently, many per connection:
 

@@ -1,6 +1,7 @@
-"""A real daemon serving the dashboard, shared by the tests of a module.
+"""A real daemon serving the dashboard, for the tests of a module (``dashboard_daemon``) or for
+all the API's tests (``api_daemon``).
 
-``dashboard_daemon`` yields ``(url, token, gangadir)``: the dashboard's base URL
+Each yields ``(url, token, gangadir)``: the dashboard's base URL
 (``http://127.0.0.1:PORT``, no token), its token and the daemon's gangadir. The daemon runs
 real Local jobs; submit them with :func:`dashboard_cli` (the gangadir's own command line: the
 per-test environment of tests/conftest.py points elsewhere). It is stopped through its
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,27 +44,48 @@ def _env(gangadir: Path) -> dict[str, str]:
     return env
 
 
-def dashboard_cli(gangadir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``ganga-async ARGS`` on the dashboard daemon's gangadir (its daemon answers)."""
+def dashboard_cli(gangadir: Path, *args: str, timeout: float = 60,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``ganga-async ARGS`` on the dashboard daemon's gangadir (its daemon answers), with
+    ``env`` added to the environment."""
     return subprocess.run([sys.executable, "-m", "ganga_async.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(gangadir))
+                          timeout=timeout, env={**_env(gangadir), **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def dashboard_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardDaemon]:
-    """A daemon started with ``service start --dashboard`` on a new gangadir (see the module)."""
-    gangadir = tmp_path_factory.mktemp("dashboard") / "gangadir"
+@contextmanager
+def running_dashboard(root: Path, extra_config: str = "",
+                      env: dict[str, str] | None = None) -> Iterator[DashboardDaemon]:
+    """A daemon serving the dashboard on ``root/gangadir``, configured with
+    :data:`DASHBOARD_CONFIG` and ``extra_config``, its environment with ``env``."""
+    gangadir = root / "gangadir"
     gangadir.mkdir()
-    (gangadir.parent / "config.toml").write_text(
-        SERVICE_CONFIG.replace("[Service]\n", "[Service]\n" + DASHBOARD_CONFIG.split("\n", 1)[1]))
+    (root / "config.toml").write_text(
+        SERVICE_CONFIG.replace("[Service]\n", "[Service]\n" + DASHBOARD_CONFIG.split("\n", 1)[1])
+        + extra_config)
     paths = ServicePaths(gangadir)
-    started = dashboard_cli(gangadir, "service", "start", "--dashboard")
+    started = dashboard_cli(gangadir, "service", "start", "--dashboard", env=env)
     assert started.returncode == 0, started.stderr + started.stdout
     try:
         state = json.loads((paths.directory / "dashboard.json").read_text())
         yield DashboardDaemon(f"http://127.0.0.1:{state['port']}", state["token"], gangadir)
     finally:
         _stop(paths)
+
+
+@pytest.fixture(scope="module")
+def dashboard_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardDaemon]:
+    """A daemon started with ``service start --dashboard`` on a new gangadir, for the tests of
+    one module."""
+    with running_dashboard(tmp_path_factory.mktemp("dashboard")) as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope="session")
+def api_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardDaemon]:
+    """The same, shared by the API's tests (tests/dashboard/test_api*.py): each looks only at
+    the jobs it submitted."""
+    with running_dashboard(tmp_path_factory.mktemp("api")) as daemon:
+        yield daemon
 
 
 def _stop(paths: ServicePaths) -> None:

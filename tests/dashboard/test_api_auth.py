@@ -3,6 +3,7 @@ header; it listens on loopback only and keeps its token private (a real daemon, 
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 
@@ -24,8 +25,8 @@ def _status(client: httpx.Client, method: str, path: str, **kwargs: object) -> i
 
 
 def test_every_route_refuses_a_request_without_the_token_or_with_a_wrong_one(
-        dashboard_daemon: DashboardDaemon) -> None:
-    url, token, _ = dashboard_daemon
+        api_daemon: DashboardDaemon) -> None:
+    url, token, _ = api_daemon
     wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
     port = url.rsplit(":", 1)[1]
     attempts: list[dict[str, object]] = [
@@ -46,8 +47,8 @@ def test_every_route_refuses_a_request_without_the_token_or_with_a_wrong_one(
 
 
 def test_the_token_in_the_url_gives_a_cookie_and_redirects_without_it(
-        dashboard_daemon: DashboardDaemon) -> None:
-    url, token, _ = dashboard_daemon
+        api_daemon: DashboardDaemon) -> None:
+    url, token, _ = api_daemon
     with httpx.Client(base_url=url, timeout=10) as client:
         first = client.get("/events", params={"token": token, "x": "1"})
         assert first.status_code == 303
@@ -57,11 +58,11 @@ def test_the_token_in_the_url_gives_a_cookie_and_redirects_without_it(
         for path in GETS:
             assert _status(client, "GET", path) not in (401, 403), path
         assert _status(client, "GET", "/api/stream") == 200
-        assert client.get("/api/jobs").json() == {"jobs": []}
+        assert isinstance(client.get("/api/jobs").json()["jobs"], list)
 
 
-def test_the_authorization_header_is_accepted_on_every_route(dashboard_daemon: DashboardDaemon) -> None:
-    url, token, _ = dashboard_daemon
+def test_the_authorization_header_is_accepted_on_every_route(api_daemon: DashboardDaemon) -> None:
+    url, token, _ = api_daemon
     with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"token {token}"}) as client:
         for path in GETS:
             assert _status(client, "GET", path) not in (401, 403), path
@@ -72,8 +73,8 @@ def test_the_authorization_header_is_accepted_on_every_route(dashboard_daemon: D
         assert set(session) >= {"csrf", "user", "gangadir", "version"}
 
 
-def test_actions_need_post_and_the_csrf_header(dashboard_daemon: DashboardDaemon) -> None:
-    url, token, _ = dashboard_daemon
+def test_actions_need_post_and_the_csrf_header(api_daemon: DashboardDaemon) -> None:
+    url, token, _ = api_daemon
     with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"token {token}"}) as client:
         csrf = client.get("/api/session").json()["csrf"]
         for path in ACTIONS:
@@ -86,8 +87,8 @@ def test_actions_need_post_and_the_csrf_header(dashboard_daemon: DashboardDaemon
 
 
 def test_it_listens_on_loopback_only_and_keeps_its_token_private(
-        dashboard_daemon: DashboardDaemon) -> None:
-    url, token, gangadir = dashboard_daemon
+        api_daemon: DashboardDaemon) -> None:
+    url, token, gangadir = api_daemon
     port = int(url.rsplit(":", 1)[1])
     listening = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -108,9 +109,23 @@ def test_it_listens_on_loopback_only_and_keeps_its_token_private(
     ("/api/jobs/0/subjobs?limit=5000", "limit"), ("/api/jobs/0/timeline?buckets=abc", "buckets"),
     ("/api/jobs/0/files/stdout?limit=-5", "limit"),
 ])
-def test_a_bad_parameter_is_a_400_naming_it(dashboard_daemon: DashboardDaemon, path: str, name: str) -> None:
-    url, token, _ = dashboard_daemon
+def test_a_bad_parameter_is_a_400_naming_it(api_daemon: DashboardDaemon, path: str, name: str) -> None:
+    url, token, _ = api_daemon
     with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"token {token}"}) as client:
         response = client.get(path)
         assert response.status_code == 400, response.text
         assert repr(name) in response.json()["error"]
+
+
+def test_garbage_on_the_port_is_refused_and_the_daemon_serves_on(api_daemon: DashboardDaemon) -> None:
+    url, token, _ = api_daemon
+    host, port = url.removeprefix("http://").split(":")
+    for garbage in (b"\x00\xff\r\n\r\n", b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", b"A" * 70000):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(garbage)
+            sock.shutdown(socket.SHUT_WR)
+            answer = sock.recv(4096)
+            assert b"root:" not in answer and (not answer or answer.startswith(b"HTTP/1.1 4")), answer
+    with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"token {token}"}) as client:
+        assert client.get("/api/session").status_code == 200
