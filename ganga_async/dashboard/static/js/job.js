@@ -40,7 +40,10 @@ function describe(value) {
 function brief(value) {
   if (Array.isArray(value) && value.length > 6) {
     const head = value.slice(0, 3).map((v) => JSON.stringify(v)).join(", ");
-    return `[${head}, … ${value.length} in all]`;
+    // the server may have cut the list already, ending it with "... (N in all)"
+    const last = value[value.length - 1];
+    const said = typeof last === "string" && /^\.\.\. \(\d+ in all\)$/.test(last);
+    return `[${head}, ${said ? last : `... (${value.length} in all)`}]`;
   }
   const text = JSON.stringify(value);
   return text.length > 400 ? `${text.slice(0, 400)}…` : text;
