@@ -184,6 +184,9 @@ def test_a_failing_subjob_shows_its_reason_and_its_stderr_on_the_job_page(
     page.select_option("#subjob-filters select[name=status]", "failed")
     page.wait_for_function("document.querySelectorAll('#subjobs tbody tr').length === 1")
     assert page.locator("#subjobs tbody tr").first.get_attribute("data-index") == "2"
+    page.select_option("#output-form select[name=file]", "stderr")
+    page.click("#output-form button[type=submit]")
+    page.wait_for_function("document.getElementById('tail').textContent.includes('disk full in subjob 2')")
     screenshot(page, "job", tmp_path)
 
     page.click("nav a[href='/events']")
