@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from . import (
     condor_submit,
+    dashboard_browser,
     dask_echo,
     engine_cpu,
     local_echo,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "engine_cpu": (engine_cpu.measure, 100_000, 3),
     "monitor_sweep": (monitor_sweep.measure, 100_000, 3),
     "split_million": (split_million.measure, 1_000_000, 2),
+    "dashboard_browser": (dashboard_browser.measure, 100_000, 5),
 }
 """name: (measure function, figure size, default rounds)"""
 
