@@ -36,10 +36,14 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Chromium, installed by scripts/browser-up.sh and launched by Playwright with a new
-    profile of its own (Playwright's ``launch`` makes an empty user-data-dir and removes it)."""
+    profile of its own (Playwright's ``launch`` makes an empty user-data-dir and removes it).
+
+    Module-scoped, never longer: Playwright's sync API keeps an asyncio loop marked as running in
+    the main thread while it is open, and every anyio test after it would fail ("Cannot run the
+    event loop while another loop is running")."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -62,16 +62,16 @@ export async function post(path) {
 /**
  * Listen to /api/stream. `handlers` maps an SSE event name (job, event, dropped, credential) to
  * a function of its parsed data. The header's live marker says whether the stream is open;
- * EventSource reconnects by itself, and `onreconnect` lets a page refetch what it missed.
+ * EventSource reconnects by itself. `onreconnect` runs at every opening, the first included: a
+ * page fetches what it shows before the stream opens, so news of that moment would otherwise be
+ * missed for good (a job page loaded as its job started showed "submitted" until the next change).
  */
 export function listen(handlers, { onreconnect } = {}) {
   const marker = document.querySelector(".live");
   const source = new EventSource("/api/stream");
-  let opened = false;
   source.onopen = () => {
     if (marker) { marker.dataset.state = "live"; marker.textContent = "live"; }
-    if (opened && onreconnect) onreconnect();
-    opened = true;
+    if (onreconnect) onreconnect();
   };
   source.onerror = () => {
     if (marker) { marker.dataset.state = "down"; marker.textContent = "reconnecting"; }
