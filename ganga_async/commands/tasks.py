@@ -25,6 +25,8 @@ async def tasks(session: Session, args: argparse.Namespace, config: Config) -> i
             render.print_json(detail)
             return 0
         _print_rows(["id", "name", "status", "float", *_UNITS], [_row(detail)], args)
+        if detail.get("reason"):
+            print(f"reason: {detail['reason']}")
         print()
         _print_rows(["transform", "unit", "status", "job", "earlier jobs", "reason"], [
             [str(u["transform"]), str(u["unit"]), u["status"],

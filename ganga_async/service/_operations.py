@@ -257,7 +257,7 @@ def _task_row(task: CoreTask) -> dict[str, Any]:
         for status, count in counts.items():
             units[status] += count
     return {"id": task.id, "name": task.name, "status": str(task.status), "float": task.float,
-            "units": units, "transforms": task.unit_counts()}
+            "units": units, "transforms": task.unit_counts(), "reason": task.reason}
 
 
 async def tasks(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
