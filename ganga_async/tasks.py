@@ -43,6 +43,7 @@ from .model.task import (
 )
 from .persistence import tasks as stored
 from .persistence.repository import Repository
+from .pipeline.tokens import check_token
 from .prepared import _preparing
 from .prepared.shareref import ShareRef
 from .states import FINAL, Status
@@ -263,19 +264,30 @@ class Tasks:
 
     # -- the public API ---------------------------------------------------------------
 
-    async def add(self, task: CoreTask) -> CoreTask:
+    async def add(self, task: CoreTask, *, token: str | None = None) -> CoreTask:
         """Store a new task: its units are made from each transform's unit splitter (status
         ``new``, or ``hold`` for a transform that requires others) and it gets an id. Raises
-        JobSpecError naming the field when it cannot run as described."""
+        JobSpecError naming the field when it cannot run as described.
+
+        ``token`` names this addition: a repeat with the same token (a request whose reply
+        was lost, also after a restart) returns the task the first one added instead."""
         self._engine.check_running()
         if task.id is not None:
             return task
+        if token is not None:
+            check_token(token)
         task.check()
         for trf in task.transforms:
             trf.make_units()
         release_held(task)
         async with self._lock:
-            task.id = await stored.insert_task(self._engine.repository, task)
+            if token is not None and (known := await stored.token_task(self._engine.repository,
+                                                                       token)) is not None:
+                if known not in self._tasks:
+                    raise JobNotFoundError(f"task {known}, which token {token!r} added, has been "
+                                           "removed; add it with a new token to run it again")
+                return self._tasks[known]
+            task.id = await stored.insert_task(self._engine.repository, task, token)
             self._tasks[task.id] = task
         for i, trf in enumerate(task.transforms):
             prepared = trf.application.is_prepared
