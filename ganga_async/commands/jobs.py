@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import GangaAsyncError, JobStateError, WaitTimeoutError
+from .._exceptions import GangaAsyncError, JobSpecError, JobStateError, WaitTimeoutError
 from .._jobfile import job_from_dict, read_toml
 from .._taskfile import is_task_file
 from ..applications.executable import Executable
@@ -50,6 +50,9 @@ async def submit(session: Session, args: argparse.Namespace, config: Config) -> 
     run as ``tasks add FILE`` does."""
     data = read_toml(args.file)
     if is_task_file(data):
+        if args.wait:
+            raise JobSpecError("--wait", f"{args.file} is a task file: --wait follows one job; "
+                               "leave it out and follow the task with ganga-async tasks show ID")
         return await add_task(session, args, data)
     job = job_from_dict(data, str(args.file), basedir=file_dir(args.file))
     token = getattr(args, "token", None)
