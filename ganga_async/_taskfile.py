@@ -133,8 +133,8 @@ def _known(table: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
 
 
 def _whole(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise JobSpecError(field, f"{value!r} must be a whole number")
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63:
+        raise JobSpecError(field, f"{value!r} must be a whole number (below 2**63)")
     return value
 
 

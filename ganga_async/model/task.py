@@ -320,8 +320,8 @@ class CoreTask:
         """Raise JobSpecError when the task cannot run as described."""
         if not self.transforms:
             raise JobSpecError("transforms", "the task has none; add one with t.appendTransform(trf)")
-        if isinstance(self.float, bool) or not isinstance(self.float, int) or self.float < 0:
-            raise JobSpecError("float", f"{self.float!r} must be a whole number, 0 or more")
+        if isinstance(self.float, bool) or not isinstance(self.float, int) or not 0 <= self.float < 2**63:
+            raise JobSpecError("float", f"{self.float!r} must be a whole number, 0 or more (below 2**63)")
         for i, trf in enumerate(self.transforms):
             for required in trf.requires:
                 if not isinstance(required, int) or not 0 <= required < i:
