@@ -10,7 +10,10 @@ What is measured, each in a fresh gangadir on ``Local(max_concurrent=8)`` runnin
   wait for all, then ``n`` jobs taking the first wave's ``stdout`` files, wait for all.
 
 The figure is the ratio task / by hand: what event-driven units, chaining and the float cost
-over a script that knows the answer in advance.
+over a script that knows the answer in advance. Then the task rules alone (no engine, no I/O:
+``to_submit``, ``job_ended``, ``chain_pending``, ``add_chained`` for one end at a time) are
+timed in CPU seconds for ``n`` and ``4n`` units: the growth is 4 when they are linear in the
+units, 16 when quadratic.
 
 Run it alone with ``python -m benchmarks.tasks_chain [--n 1000] [--rounds 3]``.
 """
@@ -34,7 +37,9 @@ from ganga_async import (
     Status,
     TaskChainInput,
     TaskStatus,
+    UnitStatus,
 )
+from ganga_async.model.task import Unit, add_chained, chain_pending, job_ended, to_submit
 
 from ._harness import Row, bench_config, common_options, fmt_s, interleave, print_table, scratch
 
@@ -91,6 +96,30 @@ def run_by_hand(root: Path, n: int) -> float:
     return anyio.run(main, backend="asyncio")
 
 
+def rules_cpu(n: int) -> float:
+    """CPU seconds the task rules take to run ``n`` units chained to ``n`` more, float 50."""
+    started = time.process_time()
+    task = CoreTask(name="rules", float=FLOAT, transforms=[
+        CoreTransform(**_true(unit_splitter=ArgSplitter(args=[[str(i)] for i in range(n)]))),
+        CoreTransform(**_true(chain_input=TaskChainInput()))])
+    for trf in task.transforms:
+        trf.make_units()
+    task.status = TaskStatus.RUNNING
+    running: list[tuple[int, Unit]] = []
+    for ended in range(2 * n + 1):
+        for i, unit in to_submit(task):
+            unit.status, unit.job_id, unit.runs = UnitStatus.RUNNING, ended, unit.runs + 1
+            running.append((i, unit))
+        if ended == 2 * n:
+            break
+        i, unit = running.pop(0)
+        job_ended(task, task.transforms[i], unit, Status.COMPLETED, 0, None)
+        for index, parents in chain_pending(task):
+            add_chained(task, index, parents, [])
+    assert task.status is TaskStatus.COMPLETED and not running
+    return time.process_time() - started
+
+
 def measure(n: int = 1000, rounds: int = 3, tmpdir: str | None = None) -> list[Row]:
     """A task of ``n`` + ``n`` chained units against ``2n`` jobs by hand in two waves."""
     print(f"tasks: {n} units chained to {n} more (float {FLOAT}) against {2 * n} jobs by hand "
@@ -104,6 +133,9 @@ def measure(n: int = 1000, rounds: int = 3, tmpdir: str | None = None) -> list[R
     ratio = task.best / hand.best
     print(f"  task / by hand: {ratio:.2f} best-to-best, {task.median / hand.median:.2f} "
           "median-to-median")
+    small, large = min(rules_cpu(n) for _ in range(rounds)), min(rules_cpu(4 * n) for _ in range(rounds))
+    print(f"  rules alone: {small:.3f} s CPU for {n}+{n} units, {large:.3f} s for {4 * n}+{4 * n}: "
+          f"growth {large / small:.1f} (4 linear, 16 quadratic)")
     return [Row("tasks", f"{n}+{n} chained units, float {FLOAT}, /bin/true", fmt_s(task.best),
                 f"{ratio:.2f}x by hand")]
 

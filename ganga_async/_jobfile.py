@@ -50,7 +50,7 @@ from .model.job import COMPONENT_BASES, FIELDS, Job
 from .model.retry import Retry
 from .postprocessors.base import PostProcessor
 
-__all__ = ["job_from_dict", "load_job_file"]
+__all__ = ["job_from_dict", "job_from_fields", "load_job_file", "read_toml", "located"]
 
 _TABLES = tuple(COMPONENT_BASES)
 
@@ -58,24 +58,30 @@ _TABLES = tuple(COMPONENT_BASES)
 def load_job_file(path: str | os.PathLike[str]) -> Job:
     """The new Job described by the TOML file at ``path``."""
     path = Path(path)
+    return job_from_dict(read_toml(path), str(path), basedir=path.absolute().parent)
+
+
+def read_toml(path: Path, what: str = "job file") -> dict[str, Any]:
+    """The parsed TOML file at ``path``; JobSpecError naming the file (a ``what``) when it
+    cannot be read."""
     try:
         text = path.read_bytes().decode()
     except OSError as exc:
-        raise JobSpecError("", f"cannot read the job file {path}: {exc.strerror}") from None
+        raise JobSpecError("", f"cannot read the {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         error = JobSpecError("", f"is not UTF-8 text ({exc.reason}); save it as UTF-8")
-        raise _located(error, str(path)) from None
+        raise located(error, str(path)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"at line (\d+)", str(exc))
         fix = f"fix the TOML syntax at line {line.group(1)}" if line else "fix the TOML syntax"
-        raise _located(JobSpecError("", f"{exc}; {fix}"), str(path)) from None
+        raise located(JobSpecError("", f"{exc}; {fix}"), str(path)) from None
     except RecursionError:
         error = JobSpecError("", "its arrays or tables are nested too deeply to read; no field "
                              "needs more than a few levels, so write them flat")
-        raise _located(error, str(path)) from None
-    return job_from_dict(data, str(path), basedir=path.absolute().parent)
+        raise located(error, str(path)) from None
+    return data
 
 
 def job_from_dict(
@@ -89,7 +95,13 @@ def job_from_dict(
     try:
         return _build(data, basedir)
     except JobSpecError as exc:
-        raise _located(exc, source) from None
+        raise located(exc, source) from None
+
+
+def job_from_fields(data: dict[str, Any], basedir: str | os.PathLike[str] | None = None) -> Job:
+    """:func:`job_from_dict` for a description inside another file (a task file's transform):
+    its errors name the field only, for the caller to place."""
+    return _build(data, basedir)
 
 
 def _build(data: dict[str, Any], basedir: str | os.PathLike[str] | None) -> Job:
@@ -133,7 +145,7 @@ def _entry(base: type[Credential] | type[PostProcessor], key: str, entry: Any, i
         raise JobSpecError(f"{key}[{index}]", str(exc)) from None
 
 
-def _located(exc: JobSpecError, source: str) -> JobSpecError:
+def located(exc: JobSpecError, source: str) -> JobSpecError:
     """``exc`` with the file it came from in front of its message (``field`` is kept)."""
     exc.args = (f"{source}: {exc}",)
     return exc

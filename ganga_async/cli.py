@@ -10,7 +10,7 @@
     service start [--foreground] [--dashboard] | stop | status     dashboard [--open]
     credentials [renew] [TYPE]     completion bash|zsh
     shareref [ls NAME | rebuild [--no-unprepare] [--rmdir] | lookup NAME [--unprepare]]     box
-    tasks [show|pause|run|remove ID]
+    tasks [add FILE.toml | show|pause|run|remove ID]
 
 This module parses the command line and configures logging; the commands themselves are in
 :mod:`ganga_async.commands`, each written once against a session: the daemon's client when a
@@ -190,7 +190,8 @@ def parser() -> Parser:
         _common_options(sub, top=False)
         return sub
 
-    sub = command("submit", "submit the job described in a TOML file and print its id")
+    sub = command("submit", "submit the job described in a TOML file and print its id (a task "
+                  "file, with [task], is added and run as by tasks add)")
     sub.add_argument("file", metavar="FILE.toml", type=Path)
     sub.add_argument("--wait", action="store_true", help="show progress until the job is final")
     sub.add_argument("--token", metavar="TOKEN",
@@ -263,6 +264,12 @@ def parser() -> Parser:
     command("box", "list the box: named jobs and applications kept in the repository")
     sub = command("tasks", "list the tasks (units by status), or show, pause, run or remove one")
     actions = sub.add_subparsers(dest="action", metavar="ACTION")
+    add = command("add", "add the task described in a TOML task file and run it", actions)
+    add.add_argument("file", metavar="FILE.toml", type=Path)
+    add.add_argument("--no-run", action="store_true", help="store it without running it")
+    add.add_argument("--token", metavar="TOKEN",
+                     help="name this request (e.g. a uuid): adding again with the same token "
+                          "gives the task the first one added instead of a second task")
     for name, what in (("show", "show a task and each of its units"),
                        ("pause", "give no new jobs to a task's units (running ones go on)"),
                        ("run", "run a task: its units get jobs, float at a time"),

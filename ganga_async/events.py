@@ -116,6 +116,16 @@ class EventStream(Generic[E]):
             self.close()
             raise StopAsyncIteration from None
 
+    def pending(self) -> list[E]:
+        """The events queued now, taken without waiting (for a reader that handles them
+        together)."""
+        taken: list[E] = []
+        while True:
+            try:
+                taken.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                return taken
+
     def close(self) -> None:
         self._hub.subscribers.discard(self._subscription)
         self._subscription.send.close()

@@ -34,13 +34,16 @@ from .model.task import (
     Unit,
     UnitStatus,
     add_chained,
+    chain_blocked,
     chain_pending,
+    done,
     job_ended,
     release_held,
     to_submit,
 )
 from .persistence import tasks as stored
 from .persistence.repository import Repository
+from .pipeline.tokens import check_token
 from .prepared import _preparing
 from .prepared.shareref import ShareRef
 from .states import FINAL, Status
@@ -109,13 +112,30 @@ class Tasks:
             if events.lost != lost:
                 lost = events.lost
                 await self._look_again_at_all()
-            if event.index is None and event.new in FINAL and event.job_id in self._by_job:
+            # The ends queued meanwhile are taken together: one write and one round of
+            # submissions per task for all of them, not one per job.
+            ended = [e.job_id for e in (event, *events.pending())
+                     if e.index is None and e.new in FINAL and e.job_id in self._by_job]
+            if ended:
                 async with self._lock:
-                    try:
-                        await self._job_final(event.job_id)
-                    except GangaAsyncError as exc:  # must not stop the engine; looked at again
-                        log.error("a task could not take a job's end", job_id=event.job_id,
-                                  error=str(exc))
+                    await self._jobs_final(ended)
+
+    async def _jobs_final(self, job_ids: Sequence[int]) -> None:
+        changed: dict[int, tuple[CoreTask, list[tuple[int, Unit]]]] = {}
+        for job_id in job_ids:
+            try:
+                taken = await self._take_end(job_id)
+            except GangaAsyncError as exc:  # must not stop the engine; looked at again
+                log.error("a task could not take a job's end", job_id=job_id, error=str(exc))
+                continue
+            if taken is not None:
+                task, i, unit = taken
+                changed.setdefault(id(task), (task, []))[1].append((i, unit))
+        for task, units in changed.values():
+            try:
+                await self._advance(task, units)
+            except GangaAsyncError as exc:
+                log.error("a task could not go on", task_id=task.id, error=str(exc))
 
     async def _look_again_at_all(self) -> None:
         async with self._lock:
@@ -142,26 +162,34 @@ class Tasks:
         await self._advance(task)
 
     async def _job_final(self, job_id: int) -> None:
+        taken = await self._take_end(job_id)
+        if taken is not None:
+            task, i, unit = taken
+            await self._advance(task, [(i, unit)])
+
+    async def _take_end(self, job_id: int) -> tuple[CoreTask, int, Unit] | None:
+        """Move the unit whose job this is by the job's end; returns it (None when the job
+        is no unit's running job, or not final after all)."""
         found = self._by_job.get(job_id)
         if found is None:
-            return
+            return None
         task, i, unit = found
         if unit.job_id != job_id or unit.status is not UnitStatus.RUNNING:
-            return
+            return None
         try:
             job = await self._engine.get(job_id)
             end, exitcode, reason = job.status, job.exitcode, job.reason
         except JobNotFoundError:
             end, exitcode, reason = Status.REMOVED, None, "its job was removed"
         if end not in FINAL:
-            return  # its retry policy sent it back to submitting
+            return None  # its retry policy sent it back to submitting
         del self._by_job[job_id]
         job_ended(task, task.transforms[i], unit, end, exitcode, reason)
         if unit.status in (UnitStatus.FAILED,):  # (job_ended changed it)
             say.warning(f"task {task.id} transform {i} unit {unit.index} failed: {unit.reason}")
         if task.status is TaskStatus.COMPLETED:
             say.info(f"task {task.id} ({task.name}) completed")
-        await self._advance(task, [(i, unit)])
+        return task, i, unit
 
     async def _advance(self, task: CoreTask, changed: Sequence[tuple[int, Unit]] = ()) -> None:
         """Make the units chains are owed and give jobs to new units within the float; store
@@ -172,6 +200,9 @@ class Tasks:
             assert chain is not None
             files = [path for parent in parents for path in await self._outputs(parent, chain)]
             changed.append((i, add_chained(task, i, parents, files)))
+        for i, unit in chain_blocked(task):
+            say.warning(f"task {task.id} transform {i} unit {unit.index} failed: {unit.reason}")
+            changed.append((i, unit))
         changed += release_held(task)
         jobs: list[tuple[int, Unit, Job]] = []
         for i, unit in to_submit(task):
@@ -233,19 +264,30 @@ class Tasks:
 
     # -- the public API ---------------------------------------------------------------
 
-    async def add(self, task: CoreTask) -> CoreTask:
+    async def add(self, task: CoreTask, *, token: str | None = None) -> CoreTask:
         """Store a new task: its units are made from each transform's unit splitter (status
         ``new``, or ``hold`` for a transform that requires others) and it gets an id. Raises
-        JobSpecError naming the field when it cannot run as described."""
+        JobSpecError naming the field when it cannot run as described.
+
+        ``token`` names this addition: a repeat with the same token (a request whose reply
+        was lost, also after a restart) returns the task the first one added instead."""
         self._engine.check_running()
         if task.id is not None:
             return task
+        if token is not None:
+            check_token(token)
         task.check()
         for trf in task.transforms:
             trf.make_units()
         release_held(task)
         async with self._lock:
-            task.id = await stored.insert_task(self._engine.repository, task)
+            if token is not None and (known := await stored.token_task(self._engine.repository,
+                                                                       token)) is not None:
+                if known not in self._tasks:
+                    raise JobNotFoundError(f"task {known}, which token {token!r} added, has been "
+                                           "removed; add it with a new token to run it again")
+                return self._tasks[known]
+            task.id = await stored.insert_task(self._engine.repository, task, token)
             self._tasks[task.id] = task
         for i, trf in enumerate(task.transforms):
             prepared = trf.application.is_prepared
@@ -327,9 +369,7 @@ class Tasks:
         self._known(task)
         try:
             with anyio.fail_after(timeout):
-                while chain_pending(task) or any(
-                        u.status not in (UnitStatus.COMPLETED, UnitStatus.FAILED)
-                        for _, _, u in task.units()):
+                while not done(task):
                     await self._changed.wait()
                     self._engine.check_running()
         except TimeoutError:

@@ -4,6 +4,7 @@ test's own gangadir (its own engine: the tests turn the daemon's autostart off).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anyio
 from test_cli_shareref import cli
@@ -43,3 +44,16 @@ def test_tasks_are_listed_shown_run_paused_and_removed_from_the_command_line() -
     assert json.loads(cli("--json", "tasks").stdout) == []
     missing = cli("tasks", "show", "9")
     assert missing.returncode == 2 and "no task 9" in missing.stderr
+
+
+def test_a_task_file_is_added_without_a_daemon_and_submit_wait_of_it_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "task.toml").write_text(
+        '[task]\nname = "files"\nfloat = 1\n[[task.transforms]]\nname = "echo"\n'
+        'application = { type = "Executable", exe = "/bin/echo" }\n'
+        'unit_splitter = { type = "ArgSplitter", args = [["a"], ["b"]] }\n')
+    added = cli("--json", "tasks", "add", str(tmp_path / "task.toml"), "--no-run")
+    assert added.returncode == 0, added.stderr
+    assert (json.loads(added.stdout)["status"], json.loads(added.stdout)["units"]["new"]) == ("new", 2)
+    waited = cli("submit", str(tmp_path / "task.toml"), "--wait")
+    assert waited.returncode == 2 and "--wait follows one job" in waited.stderr
+    assert [t["name"] for t in json.loads(cli("--json", "tasks").stdout)] == ["files"]

@@ -32,8 +32,8 @@ _UNDO_4 = ("ALTER TABLE jobs DROP COLUMN retry_at; ALTER TABLE subjobs DROP COLU
 """What version 4 added, taken away again to make an older repository."""
 _UNDO_5 = "DROP TABLE submit_tokens; "
 """What version 5 added."""
-_UNDO_6 = "DROP TABLE task_units; DROP TABLE tasks; "
-"""What version 6 added."""
+_UNDO_6 = "DROP TABLE task_tokens; DROP TABLE task_units; DROP TABLE tasks; "
+"""What versions 6 and 7 added."""
 
 
 def set_schema_version(path: Path, version: int) -> None:

@@ -24,7 +24,7 @@ _FUZZED = sorted({*OPERATIONS, "events", "cancel", "ping", "send_cmd"} - {"crede
 (it would run the real renewal commands)."""
 
 _NAMES = ["id", "job", "status", "name", "statuses", "filename", "timeout", "type", "unprepare",
-          "rmdir", "basedir", "subjobs", "types", "code", "token"]
+          "rmdir", "basedir", "subjobs", "types", "code", "token", "task", "run"]
 """Argument names the operations know, mixed with unknown ones."""
 
 _STREAMING = {"events", "wait"}

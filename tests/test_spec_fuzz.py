@@ -1,4 +1,4 @@
-"""Property-based tests of what users write: job files (as parsed dicts and as TOML text), Job
+"""Property-based tests of what users write: job and task files (as parsed dicts and as TOML text), Job
 constructors and configuration (files and environment variables). Whatever they hold, the
 answer is a value or one typed, one-line error (JobSpecError, ConfigError), never another
 exception. The service's operations have theirs in test_service_fuzz.py."""
@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from ganga_async import ArgSplitter, ConfigError, Executable, Job, JobSpecError, Local, load_config
 from ganga_async._jobfile import job_from_dict, load_job_file
+from ganga_async._taskfile import load_task_file, task_from_dict
+from ganga_async.model.task import CoreTask
 
 FIELDS = ["name", "comment", "inputfiles", "outputfiles", "application", "backend", "splitter",
           "type", "exe", "args", "env", "max_concurrent", "partition", "time", "values", "attribute",
@@ -66,6 +68,41 @@ def test_constructors_take_their_values_or_name_the_field(
                   lambda: ArgSplitter(args=split)):
         try:
             build()
+        except JobSpecError as exc:
+            one_line(exc)
+
+
+TASK_FIELDS = ["task", "transforms", "float", "name", "run_limit", "requires", "unit_splitter",
+               "chain_input", "input_trf", "include_file_mask", "exclude_file_mask", "single_unit",
+               "application", "backend", "outputfiles", "type", "exe", "args", "ArgSplitter"]
+task_values = st.recursive(scalars | st.sampled_from([0, 1, 2, "(", r"\.txt$"]),
+                           lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.sampled_from(TASK_FIELDS), inner, max_size=4),
+                           max_leaves=14)
+transforms = st.lists(st.dictionaries(st.sampled_from(TASK_FIELDS), task_values, max_size=4), max_size=3)
+task_dicts = (st.fixed_dictionaries({"task": st.fixed_dictionaries(
+    {"transforms": transforms}, optional={"name": task_values, "float": task_values})})
+    | st.dictionaries(st.sampled_from(TASK_FIELDS), task_values, max_size=3))
+
+
+@FUZZ
+@given(data=task_dicts)
+def test_a_task_file_dict_builds_a_task_or_names_its_mistake(data: dict[str, Any]) -> None:
+    try:
+        assert isinstance(task_from_dict(data, "task.toml"), CoreTask)
+    except JobSpecError as exc:
+        one_line(exc)
+        assert str(exc).startswith("task.toml: ")
+
+
+@FUZZ
+@given(text=st.text(max_size=200).map(str.encode) | st.binary(max_size=200))
+def test_task_file_text_builds_a_task_or_names_its_mistake(text: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "task.toml"
+        path.write_bytes(b'[task]\nfloat = 2\n[[task.transforms]]\nname = "a"\n' + text)
+        try:
+            load_task_file(path)
         except JobSpecError as exc:
             one_line(exc)
 

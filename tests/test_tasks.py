@@ -268,3 +268,32 @@ async def test_resetting_a_parent_unit_makes_its_child_again_from_the_new_output
     async with Engine(gangadir, config=config) as engine:
         [again] = engine.tasks.all()
         assert sorted(u.index for u in again.transforms[1].units) == sorted(u.index for u in children)
+
+
+async def test_a_single_unit_chain_whose_parent_failed_says_why_and_goes_on_once_it_is_retried(
+        gangadir: Path, config: Config, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    parent = CoreTransform(name="make", application=Executable(exe="/bin/sh"), run_limit=1,
+                           outputfiles=["*.txt"], unit_splitter=ArgSplitter(args=[
+                               ["-c", "echo a > a.txt"], ["-c", f"test -e {flag} && echo b > b.txt"]]))
+    merge = CoreTransform(name="merge", application=Executable(exe="/bin/sh", args=["-c", "cat *.txt"]),
+                          chain_input=TaskChainInput(include_file_mask=[r"\.txt$"], single_unit=True))
+    task = CoreTask(name="merge", float=4, transforms=[parent, merge])
+    async with Engine(gangadir, config=config) as engine:
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        [unit] = merge.units
+        assert unit.status is UnitStatus.FAILED and unit.job_id is None
+        assert "unit 1 failed: job 1 failed" in (unit.reason or "")
+        assert (task.reason or "").startswith("transform 0 unit 1 failed (and 1 more failed)")
+    async with Engine(gangadir, config=config) as engine:
+        [task] = engine.tasks.all()
+        assert task.transforms[1].units[0].reason == unit.reason
+        flag.write_text("")
+        task.transforms[0].retryFailed()
+        await engine.tasks.run(task)
+        await engine.tasks.wait(task, timeout=60)
+        assert task.status is TaskStatus.COMPLETED and task.reason is None
+        [unit] = task.transforms[1].units
+        job = await engine.get(unit.job_id)  # type: ignore[arg-type]
+        assert (await engine.peek(job, "stdout")) == "a\nb\n"

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import GangaAsyncError, JobStateError, WaitTimeoutError
-from .._jobfile import load_job_file
+from .._exceptions import GangaAsyncError, JobSpecError, JobStateError, WaitTimeoutError
+from .._jobfile import job_from_dict, read_toml
+from .._taskfile import is_task_file
 from ..applications.executable import Executable
 from ..backends.local import Local
 from ..config import Config
@@ -32,6 +33,8 @@ from ..states import FINAL, Status
 from . import render
 from .ids import expand_ids, parse_statuses
 from .session import Session
+from .tasks import add as add_task
+from .tasks import file_dir
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -43,8 +46,15 @@ Events = AsyncIterator[dict[str, Any]]
 
 
 async def submit(session: Session, args: argparse.Namespace, config: Config) -> int:
-    """``submit FILE.toml [--wait] [--token TOKEN]``."""
-    job = load_job_file(args.file)
+    """``submit FILE.toml [--wait] [--token TOKEN]``; a task file (``[task]``) is added and
+    run as ``tasks add FILE`` does."""
+    data = read_toml(args.file)
+    if is_task_file(data):
+        if args.wait:
+            raise JobSpecError("--wait", f"{args.file} is a task file: --wait follows one job; "
+                               "leave it out and follow the task with ganga-async tasks show ID")
+        return await add_task(session, args, data)
+    job = job_from_dict(data, str(args.file), basedir=file_dir(args.file))
     token = getattr(args, "token", None)
     return await _submitted(session, args, lambda: session.submit(job, token=token), None)
 

@@ -58,6 +58,11 @@ class Session(Protocol):
         """Submit a job; ``{"id", "status", ...}`` once it is accepted (a repeat with the same
         ``token`` gives the job the first one made)."""
 
+    async def task_add(self, task: dict[str, Any], *, basedir: str | os.PathLike[str] | None = None,
+                       token: str | None = None, run: bool = True) -> dict[str, Any]:
+        """Add a task (the ``[task]`` table of a task file) and run it; its row (a repeat
+        with the same ``token`` gives the task the first one added)."""
+
     async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """One summary per master job."""
 

@@ -44,6 +44,8 @@ class CoreTask(_core.CoreTask):
                 for name, counts in self.unit_counts().items()]
         title = f"Task {self.id} ({self.name}): {self.status}, float {self.float}"
         print(_render(title, ["transform", *_COLUMNS], rows))
+        if self.reason:
+            print(f"reason: {self.reason}")
 
 
 def _adopt(task: _core.CoreTask) -> CoreTask:

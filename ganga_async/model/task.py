@@ -32,24 +32,15 @@ from .._component import build_component
 from .._exceptions import JobSpecError, JobStateError
 from ..applications.base import Application
 from ..backends.base import Backend
-from ..splitters.base import Overrides, Splitter
+from ..splitters.base import Splitter
 from ..states import Status
 from .job import Job
 from .retry import Retry, failure_kind
+from .units import Unit, UnitIndex, UnitStatus
 
 __all__ = ["UnitStatus", "TaskStatus", "Unit", "TaskChainInput", "CoreTransform", "CoreTask",
-           "to_submit", "job_ended", "release_held", "active_units", "settle", "chain_pending",
-           "add_chained"]
-
-
-class UnitStatus(enum.StrEnum):
-    """The status of a unit (see the module's documentation)."""
-
-    NEW = "new"
-    HOLD = "hold"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
+           "to_submit", "job_ended", "release_held", "active_units", "settle", "done",
+           "chain_pending", "chain_blocked", "add_chained"]
 
 
 class TaskStatus(enum.StrEnum):
@@ -60,28 +51,6 @@ class TaskStatus(enum.StrEnum):
     RUNNING = "running"
     PAUSE = "pause"
     COMPLETED = "completed"
-
-
-class Unit:
-    """One piece of a transform: the overrides its job takes, its active job and history."""
-
-    def __init__(self, index: int, overrides: Overrides, *, status: UnitStatus = UnitStatus.NEW,
-                 job_id: int | None = None, history: Sequence[int] = (), runs: int = 0,
-                 reason: str | None = None, parents: Sequence[int] = ()) -> None:
-        self.index = index
-        self.overrides = dict(overrides)
-        self.status = status
-        self.job_id = job_id
-        self.history = list(history)
-        self.runs = runs
-        """Jobs run since the unit was made or last reset (``run_limit`` bounds it)."""
-        self.reason = reason
-        self.parents = list(parents)
-        """For a unit made by a chain: the indices of the units of the input transform it
-        takes the outputs of."""
-
-    def __repr__(self) -> str:
-        return f"Unit({self.index}, status={self.status}, job_id={self.job_id})"
 
 
 @dataclasses.dataclass
@@ -215,6 +184,11 @@ class CoreTransform:
         busy = [(i, u) for i, u in self.descendants(index) if u.status is UnitStatus.RUNNING]
         if unit.status is UnitStatus.RUNNING:
             raise JobStateError(f"unit {index} has job {unit.job_id} running; kill it first")
+        waiting = self._failed_parent(unit)
+        if waiting is not None:
+            raise JobStateError(f"unit {index} takes the outputs of unit {waiting} of transform "
+                                f"{self.chain_input.input_trf if self.chain_input else 0}, which "
+                                "failed; reset that one instead")
         if busy:
             i, child = busy[0]
             raise JobStateError(f"unit {child.index} of transform {i}, made from unit {index}'s "
@@ -227,6 +201,7 @@ class CoreTransform:
             for i, child in {id(u): (i, u) for i, u in self.descendants(index)}.values():
                 task.transforms[i].units.remove(child)
                 task.dropped.append((i, child.index))
+            task.forget_index()
         return unit
 
     def unit(self, index: int) -> Unit:
@@ -253,8 +228,18 @@ class CoreTransform:
         return found
 
     def retryFailed(self) -> list[Unit]:  # noqa: N802 (Ganga's name)
-        """Reset every failed unit; returns them."""
-        return [self.resetUnit(u.index) for u in self.units if u.status is UnitStatus.FAILED]
+        """Reset every failed unit (but those waiting for a failed parent unit); returns them."""
+        return [self.resetUnit(u.index) for u in list(self.units)
+                if u.status is UnitStatus.FAILED and self._failed_parent(u) is None]
+
+    def _failed_parent(self, unit: Unit) -> int | None:
+        """The index of a failed unit whose outputs ``unit`` takes, if any."""
+        task, chain = self.task, self.chain_input
+        if task is None or chain is None or not 0 <= chain.input_trf < len(task.transforms):
+            return None
+        parents = {u.index: u for u in task.transforms[chain.input_trf].units}
+        return next((p for p in unit.parents
+                     if p in parents and parents[p].status is UnitStatus.FAILED), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The description (not the units), as stored."""
@@ -294,8 +279,32 @@ class CoreTask:
         self.dropped: list[tuple[int, int]] = []
         """Units dropped since last stored (transform index, unit index): the children of a
         reset unit."""
+        self._index: UnitIndex | None = None
         for transform in transforms:
             self.appendTransform(transform)
+
+    def index(self) -> UnitIndex:
+        """Its units by status (made again when units came or went without it)."""
+        index = self._index
+        if index is None or index.sizes != [len(trf.units) for trf in self.transforms]:
+            inputs = [trf.chain_input.input_trf if trf.chain_input and not trf.chain_input.single_unit
+                      else None for trf in self.transforms]
+            index = self._index = UnitIndex([trf.units for trf in self.transforms], inputs)
+        return index
+
+    def forget_index(self) -> None:
+        """Units were dropped: the index is made again when next asked for."""
+        self._index = None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the task is not completing: how many units failed, and the first one's reason."""
+        failed = [(i, u) for i, _, u in self.units() if u.status is UnitStatus.FAILED]
+        if not failed:
+            return None
+        i, unit = failed[0]
+        more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
+        return f"transform {i} unit {unit.index} failed{more}: {unit.reason}"
 
     def appendTransform(self, transform: CoreTransform) -> None:  # noqa: N802 (Ganga's name)
         """Add a transform (before the task is stored)."""
@@ -311,8 +320,8 @@ class CoreTask:
         """Raise JobSpecError when the task cannot run as described."""
         if not self.transforms:
             raise JobSpecError("transforms", "the task has none; add one with t.appendTransform(trf)")
-        if isinstance(self.float, bool) or not isinstance(self.float, int) or self.float < 0:
-            raise JobSpecError("float", f"{self.float!r} must be a whole number, 0 or more")
+        if isinstance(self.float, bool) or not isinstance(self.float, int) or not 0 <= self.float < 2**63:
+            raise JobSpecError("float", f"{self.float!r} must be a whole number, 0 or more (below 2**63)")
         for i, trf in enumerate(self.transforms):
             for required in trf.requires:
                 if not isinstance(required, int) or not 0 <= required < i:
@@ -342,16 +351,23 @@ class CoreTask:
 
 def active_units(task: CoreTask) -> int:
     """How many of the task's units have a job in the engine."""
-    return sum(unit.status is UnitStatus.RUNNING for _, _, unit in task.units())
+    return task.index().count(UnitStatus.RUNNING)
+
+
+def _transform_completed(task: CoreTask, i: int) -> bool:
+    index = task.index()
+    return index.counts[i][UnitStatus.COMPLETED] == index.sizes[i]
 
 
 def release_held(task: CoreTask) -> list[tuple[int, Unit]]:
     """Put units whose required transforms all completed from ``hold`` back to ``new``, and
     units whose requirements are not met into ``hold``; returns those changed."""
     changed = []
+    index = task.index()
     for i, trf in enumerate(task.transforms):
-        ready = all(u.status is UnitStatus.COMPLETED
-                    for r in trf.requires for u in task.transforms[r].units)
+        ready = all(_transform_completed(task, r) for r in trf.requires)
+        if not index.counts[i][UnitStatus.HOLD if ready else UnitStatus.NEW]:
+            continue
         for unit in trf.units:
             if ready and unit.status is UnitStatus.HOLD:
                 unit.status = UnitStatus.NEW
@@ -367,14 +383,7 @@ def to_submit(task: CoreTask) -> list[tuple[int, Unit]]:
     task's ``float``; none unless the task is ``running``."""
     if task.status is not TaskStatus.RUNNING:
         return []
-    free = task.float - active_units(task)
-    chosen: list[tuple[int, Unit]] = []
-    for i, _, unit in task.units():
-        if len(chosen) >= free:
-            break
-        if unit.status is UnitStatus.NEW:
-            chosen.append((i, unit))
-    return chosen
+    return task.index().first_new(task.float - active_units(task))
 
 
 def job_ended(task: CoreTask, trf: CoreTransform, unit: Unit, end: Status,
@@ -402,8 +411,16 @@ def job_ended(task: CoreTask, trf: CoreTransform, unit: Unit, end: Status,
 
 def settle(task: CoreTask) -> None:
     """The task is completed once every unit is and no chain has a unit still to make."""
-    if all(u.status is UnitStatus.COMPLETED for _, _, u in task.units()) and not chain_pending(task):
+    index = task.index()
+    if index.count(UnitStatus.COMPLETED) == index.total and not chain_pending(task):
         task.status = TaskStatus.COMPLETED
+
+
+def done(task: CoreTask) -> bool:
+    """Whether every unit completed or failed and no chain has a unit still to make."""
+    index = task.index()
+    ended = index.count(UnitStatus.COMPLETED) + index.count(UnitStatus.FAILED)
+    return ended == index.total and not chain_pending(task) and not chain_blocked(task, dry=True)
 
 
 def chain_pending(task: CoreTask) -> list[tuple[int, list[Unit]]]:
@@ -411,28 +428,59 @@ def chain_pending(task: CoreTask) -> list[tuple[int, list[Unit]]]:
     outputs it takes), one per completed parent unit without a child (or one on all parents
     for ``single_unit``, once all completed)."""
     pending: list[tuple[int, list[Unit]]] = []
+    index = task.index()
     for i, trf in enumerate(task.transforms):
         chain = trf.chain_input
         if chain is None:
             continue
         parents = task.transforms[chain.input_trf].units
         if chain.single_unit:
-            if not trf.units and parents and all(u.status is UnitStatus.COMPLETED for u in parents):
+            if not trf.units and parents and _transform_completed(task, chain.input_trf):
                 pending.append((i, list(parents)))
             continue
-        covered = {p for unit in trf.units for p in unit.parents}
-        pending.extend((i, [u]) for u in parents
-                       if u.status is UnitStatus.COMPLETED and u.index not in covered)
+        pending.extend((i, [index.unit(chain.input_trf, p)]) for p in sorted(index.uncovered[i]))
     return pending
+
+
+def chain_blocked(task: CoreTask, *, dry: bool = False) -> list[tuple[int, Unit]]:
+    """Fail the unit of each ``single_unit`` chain that a failed parent unit keeps from ever
+    being made (as in Ganga, it waits for every parent to complete): the unit is made
+    ``failed``, its reason naming the parent, why it failed and how to go on (reset the
+    parent; the unit is made again once every parent completed). Returns them; with ``dry``,
+    only says which transforms would get one, changing nothing."""
+    blocked: list[tuple[int, Unit]] = []
+    index = task.index()
+    for i, trf in enumerate(task.transforms):
+        chain = trf.chain_input
+        if chain is None or not chain.single_unit or trf.units:
+            continue
+        if not index.counts[chain.input_trf][UnitStatus.FAILED]:
+            continue
+        parents = task.transforms[chain.input_trf].units
+        if dry:
+            blocked.append((i, parents[0]))
+            continue
+        failed = next(p for p in parents if p.status is UnitStatus.FAILED)
+        unit = Unit(0, {"inputfiles": []}, status=UnitStatus.FAILED, parents=[p.index for p in parents],
+                    reason=f"it takes the outputs of every unit of transform {chain.input_trf}, and "
+                    f"unit {failed.index} failed: {failed.reason}; reset that one "
+                    f"(task.transforms[{chain.input_trf}].resetUnit({failed.index}), or "
+                    "retryFailed()) and run the task again")
+        trf.units.append(unit)
+        index.added(i, unit)
+        blocked.append((i, unit))
+    return blocked
 
 
 def add_chained(task: CoreTask, index: int, parents: Sequence[Unit], files: Sequence[str]) -> Unit:
     """Make the unit of chained transform ``index`` on ``parents``, its input ``files``
     (their outputs the chain wants, found by the caller)."""
     trf = task.transforms[index]
-    unit = Unit(max((u.index for u in trf.units), default=-1) + 1, {"inputfiles": list(files)},
+    unit = Unit(trf.units[-1].index + 1 if trf.units else 0, {"inputfiles": list(files)},
                 parents=[p.index for p in parents])
+    units = task.index()
     trf.units.append(unit)
+    units.added(index, unit)
     if task.status is TaskStatus.COMPLETED:
         task.status = TaskStatus.RUNNING
     return unit

@@ -16,7 +16,7 @@ and the ``attempts`` table, one row for each earlier run of a (sub)job, ``idx`` 
 without subjobs;
 version 5 the submission tokens, ``submit_tokens`` (token, job id, created): a token is written in
 the transaction that accepts its job, so a repeated submission with it finds that job, across
-crashes and restarts).
+crashes and restarts; version 6 the tasks, version 7 their tokens, ``task_tokens``).
 
 The ShareDir tables are written only by the ShareRef actor (:mod:`ganga_async.prepared.shareref`):
 ``sharedirs`` (name, created) and ``shareref_holders`` (holder, name), one row for each thing
@@ -39,11 +39,11 @@ from anyio.abc import TaskStatus
 
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
-from .tasks import TASK_TABLES, prepared_task_owners
+from .tasks import TASK_TABLES, TASK_TOKENS, prepared_task_owners
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 log = get_logger(__name__)
 
 _SCHEMA = """
@@ -117,6 +117,7 @@ CREATE TABLE attempts (
 CREATE TABLE submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL, created REAL NOT NULL);
 """,
     6: TASK_TABLES,
+    7: TASK_TOKENS,
 }
 """What each schema version adds to the one before it."""
 

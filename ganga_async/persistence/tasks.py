@@ -25,8 +25,8 @@ class RowStore(Protocol):
     async def write(self, statements: Iterable[tuple[str, Sequence[Any]]],
                     many: Iterable[tuple[str, Iterable[Sequence[Any]]]] = ()) -> None: ...
 
-__all__ = ["TASK_TABLES", "insert_task", "save_task", "save_units", "save_transforms", "delete_task",
-           "load_tasks", "prepared_task_owners", "task_holder"]
+__all__ = ["TASK_TABLES", "TASK_TOKENS", "insert_task", "token_task", "save_task", "save_units",
+           "save_transforms", "delete_task", "load_tasks", "prepared_task_owners", "task_holder"]
 
 log = get_logger(__name__)
 
@@ -55,6 +55,12 @@ CREATE TABLE task_units (
 """
 """The tables of schema version 6."""
 
+TASK_TOKENS = """
+CREATE TABLE task_tokens (token TEXT PRIMARY KEY, task_id INTEGER NOT NULL, created REAL NOT NULL);
+"""
+"""The table of schema version 7: the token a task was added with (``task_add``), written with
+the task, so that a repeated request finds it instead of adding another."""
+
 _UNIT = ("INSERT OR REPLACE INTO task_units (task_id, trf, idx, status, overrides, job_id, "
          "history, runs, reason, parents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -64,8 +70,9 @@ def _unit_row(task_id: int, trf: int, unit: Unit) -> tuple[Any, ...]:
             json.dumps(unit.history), unit.runs, unit.reason, json.dumps(unit.parents))
 
 
-async def insert_task(repository: RowStore, task: CoreTask) -> int:
-    """Store a new task with all its units in one transaction; returns its id."""
+async def insert_task(repository: RowStore, task: CoreTask, token: str | None = None) -> int:
+    """Store a new task with all its units (and the ``token`` it was added with) in one
+    transaction; returns its id."""
     async with repository.db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM tasks") as cur:
         row = await cur.fetchone()
     task_id = int(row[0]) if row else 0
@@ -73,8 +80,17 @@ async def insert_task(repository: RowStore, task: CoreTask) -> int:
     await repository.write(
         [("INSERT INTO tasks (id, name, status, float, transforms, created) VALUES (?, ?, ?, ?, ?, ?)",
           (task_id, task.name, str(task.status), task.float, transforms, time.time()))],
-        [(_UNIT, [_unit_row(task_id, i, unit) for i, _, unit in task.units()])])
+        [(_UNIT, [_unit_row(task_id, i, unit) for i, _, unit in task.units()]),
+         ("INSERT INTO task_tokens VALUES (?, ?, ?)",
+          [(token, task_id, time.time())] if token is not None else [])])
     return task_id
+
+
+async def token_task(repository: RowStore, token: str) -> int | None:
+    """The id of the task added with ``token``, or None."""
+    async with repository.db.execute("SELECT task_id FROM task_tokens WHERE token=?", (token,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else None
 
 
 async def save_task(repository: RowStore, task: CoreTask) -> None:

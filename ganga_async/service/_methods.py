@@ -19,7 +19,7 @@ from typing import Any
 from .._exceptions import ServiceError
 from ..model.job import Job
 
-__all__ = ["LOST", "JobDescription", "OperationMethods"]
+__all__ = ["LOST", "JobDescription", "OperationMethods", "TaskDescription"]
 
 LOST = "the connection to the daemon was lost"
 """How the error of a request whose reply can no longer come begins."""
@@ -27,6 +27,11 @@ LOST = "the connection to the daemon was lost"
 JobDescription = dict[str, Any]
 """A job as a dict with the fields of a job file: ``name``, ``comment``, ``inputfiles``,
 ``outputfiles`` and the tables ``application``, ``backend``, ``splitter`` (each with ``type``)."""
+
+TaskDescription = dict[str, Any]
+"""A task as the ``[task]`` table of a task file: ``name``, ``float`` and ``transforms``, a list
+of tables with a transform's fields (``unit_splitter``, ``chain_input``, ``run_limit``, ...)
+and the job fields of a job file."""
 
 
 class OperationMethods(ABC):
@@ -56,6 +61,29 @@ class OperationMethods(ABC):
             raise ServiceError(f"{exc}; the job may have been accepted: submit again with the "
                                f"token {token} (ganga-async submit --token {token}) to get it "
                                "without making a second one") from exc
+        return result
+
+    async def task_add(self, task: TaskDescription, *, basedir: str | os.PathLike[str] | None = None,
+                       token: str | None = None, run: bool = True) -> dict[str, Any]:
+        """Add a task given as the ``[task]`` table of a task file (``name``, ``float``,
+        ``transforms``: see docs/tasks.md) and run it (unless ``run`` is false); returns its
+        row (``id``, ``status``, ``units``, ...). Relative ``inputfiles`` are relative to
+        ``basedir``, by default this process's working directory.
+
+        ``token`` names this request (a new uuid when not given): a repeat with the same token
+        returns the task the first one added. When the reply is lost, the error says the token
+        to repeat the request with."""
+        base = _absolute(basedir if basedir is not None else ".")
+        token = token if token is not None else uuid.uuid4().hex
+        try:
+            result: dict[str, Any] = await self.call("task_add", task=task, basedir=base,
+                                                     token=token, run=run)
+        except ServiceError as exc:
+            if not str(exc).startswith(LOST):
+                raise
+            raise ServiceError(f"{exc}; the task may have been added: add it again with the "
+                               f"token {token} (ganga-async tasks add FILE --token {token}) to "
+                               "get it without making a second one") from exc
         return result
 
     async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:

@@ -18,11 +18,12 @@ from .. import _plugins
 from .._describe import credential_row, credential_rows, describe, summarise
 from .._exceptions import GangaAsyncError, JobSpecError, ProtocolError, RenewalError
 from .._jobfile import job_from_dict
+from .._taskfile import task_from_dict
 from ..credentials.base import RENEW_CLI
 from ..engine import Engine
 from ..events import EventStream
 from ..model.job import Job
-from ..model.task import CoreTask, UnitStatus
+from ..model.task import CoreTask, TaskStatus, UnitStatus
 from ..states import Status
 from . import _protocol as protocol
 
@@ -257,7 +258,7 @@ def _task_row(task: CoreTask) -> dict[str, Any]:
         for status, count in counts.items():
             units[status] += count
     return {"id": task.id, "name": task.name, "status": str(task.status), "float": task.float,
-            "units": units, "transforms": task.unit_counts()}
+            "units": units, "transforms": task.unit_counts(), "reason": task.reason}
 
 
 async def tasks(engine: Engine, args: Arguments) -> list[dict[str, Any]]:
@@ -275,6 +276,34 @@ async def task(engine: Engine, args: Arguments) -> dict[str, Any]:
     return {**_task_row(found), "unit_list": [
         {"transform": i, "unit": u.index, "status": str(u.status), "job_id": u.job_id,
          "history": u.history, "reason": u.reason} for i, _, u in found.units()]}
+
+
+async def task_add(engine: Engine, args: Arguments) -> dict[str, Any]:
+    """``{"task": {<the [task] table of a task file>}, "basedir": <dir for relative
+    inputfiles>, "token": <the request's name>, "run": true}`` -> the task's row once it is
+    stored (and running, unless ``run`` is false); a repeat with the same token gives the task
+    the first one added, running it only if it never ran."""
+    args.check_known("task", "basedir", "token", "run")
+    data = args.get("task", dict)
+    basedir = args.get("basedir", str, None)
+    token = args.get("token", str, None)
+    run = args.get("run", bool, True)
+    transforms = data.get("transforms")
+    for i, transform in enumerate(transforms if isinstance(transforms, list) else []):
+        if isinstance(transform, dict):
+            try:
+                _check_relative(transform, basedir)
+            except JobSpecError as exc:
+                raise JobSpecError(f"task.transforms[{i}].{exc.field}",
+                                   str(exc).removeprefix(f"{exc.field}: ")) from None
+    task = task_from_dict({"task": data}, "task_add", basedir=basedir)
+    if run and task.float == 0:
+        raise JobSpecError("task.float", "is 0, so the task may run no job; set float = 10 in "
+                           "[task] to run 10 units at a time (or add it with run false)")
+    added = await engine.tasks.add(task, token=token)
+    if run and added.status is TaskStatus.NEW:
+        await engine.tasks.run(added)
+    return _task_row(added)
 
 
 async def task_action(engine: Engine, args: Arguments) -> dict[str, Any]:
@@ -307,6 +336,7 @@ OPERATIONS: dict[str, Operation] = {
     "tasks": tasks,
     "task": task,
     "task_action": task_action,
+    "task_add": task_add,
     "credentials": credentials,
     "credentials_renew": credentials_renew,
 }

@@ -421,7 +421,8 @@ class GangaService:
     :class:`AsyncGangaService`, blocking (``send_cmd``/``sendCmd``, ``kill_server``/
     ``killServer``, ``submit``, ``jobs``, ``job``, ``kill``, ``resubmit``, ``remove``, ``peek``,
     ``wait``, ``credentials``, ``renew_credentials``, ``shareref``, ``shareref_ls``,
-    ``shareref_lookup``, ``shareref_rebuild``, ``box``, ``shutdown``, ``events``, ``call``).
+    ``shareref_lookup``, ``shareref_rebuild``, ``box``, ``task_add``, ``shutdown``, ``events``,
+    ``call``).
 
     Set ``gangadir``, ``prerun`` and ``gangacmd`` before the first call: it connects (starting
     the daemon if none runs) and keeps the connection until :meth:`close` or the end of the
@@ -486,6 +487,7 @@ class GangaService:
     sendCmd = send_cmd
 
     submit = _sync(AsyncGangaService.submit)
+    task_add = _sync(AsyncGangaService.task_add)
     jobs = _sync(AsyncGangaService.jobs)
     job = _sync(AsyncGangaService.job)
     kill = _sync(AsyncGangaService.kill)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ from ganga_async.model.task import (
     TaskStatus,
     UnitStatus,
     add_chained,
+    chain_blocked,
     chain_pending,
+    done,
     job_ended,
     release_held,
     to_submit,
@@ -223,3 +226,61 @@ def test_resetting_a_parent_unit_drops_its_chain_children_which_are_made_again()
     assert chain_pending(task) == [(1, [parents.units[0]])]
     again = add_chained(task, 1, [parents.units[0]], ["/out/0-again"])
     assert again.index == 2 and child_trf.unit(2) is again
+
+
+def test_a_single_unit_chain_with_a_failed_parent_fails_its_unit_saying_which_and_how_to_go_on() -> None:
+    task = _task(3, run_limit=1, float_=5)
+    chained = CoreTransform(chain_input=TaskChainInput(single_unit=True))
+    task.appendTransform(chained)
+    parents = task.transforms[0]
+    _start(task)
+    job_ended(task, parents, parents.units[0], Status.COMPLETED, 0, None)
+    job_ended(task, parents, parents.units[1], Status.FAILED, 3, "exit code 3")
+    assert not done(task) and chain_pending(task) == []
+    [(i, unit)] = chain_blocked(task)
+    assert (i, unit.status, unit.parents) == (1, UnitStatus.FAILED, [0, 1, 2])
+    assert "unit 1 failed: job 101 failed: exit code 3" in (unit.reason or "")
+    assert "resetUnit(1)" in (unit.reason or "")
+    assert task.reason is not None and task.reason.startswith("transform 0 unit 1 failed (and 1 more")
+    assert chain_blocked(task) == []
+    job_ended(task, parents, parents.units[2], Status.COMPLETED, 0, None)
+    assert done(task) and task.status is TaskStatus.RUNNING
+    with pytest.raises(JobStateError, match="takes the outputs of unit 1 of transform 0"):
+        chained.resetUnit(0)
+    assert chained.retryFailed() == []
+    assert parents.retryFailed() == [parents.units[1]] and chained.units == []
+    assert task.dropped == [(1, 0)] and not done(task)
+    _start(task)
+    job_ended(task, parents, parents.units[1], Status.COMPLETED, 0, None)
+    assert chain_pending(task) == [(1, parents.units)] and chain_blocked(task) == []
+
+
+def test_the_unit_index_agrees_with_the_units_after_any_moves() -> None:
+    rng = random.Random(16)
+    task = _task(40, run_limit=3, float_=7)
+    chained = CoreTransform(chain_input=TaskChainInput(input_trf=0))
+    task.appendTransform(chained)
+    parents = task.transforms[0]
+    for _ in range(400):
+        _start(task)
+        running = [(i, u) for i, _, u in task.units() if u.status is UnitStatus.RUNNING]
+        if running:
+            i, unit = rng.choice(running)
+            end = rng.choice([Status.COMPLETED, Status.FAILED])
+            job_ended(task, task.transforms[i], unit, end, 0 if end is Status.COMPLETED else 1, None)
+        for i, made in chain_pending(task):
+            add_chained(task, i, made, [])
+        if rng.random() < 0.05:
+            done_parents = [u for u in parents.units if u.status is UnitStatus.COMPLETED
+                            and all(c.status is not UnitStatus.RUNNING for c in chained.units)]
+            if done_parents:
+                parents.resetUnit(rng.choice(done_parents).index)
+        index = task.index()
+        for i, trf in enumerate(task.transforms):
+            assert index.counts[i] == {s: sum(u.status is s for u in trf.units) for s in UnitStatus}
+        covered = {p for u in chained.units for p in u.parents}
+        assert sorted(index.uncovered[1]) == [u.index for u in parents.units
+                                              if u.status is UnitStatus.COMPLETED
+                                              and u.index not in covered]
+        first_new = [(i, u) for i, _, u in task.units() if u.status is UnitStatus.NEW]
+        assert index.first_new(3) == first_new[:3]
