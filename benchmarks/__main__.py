@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from . import (
     condor_submit,
     dask_echo,
+    fresh_start,
     local_echo,
+    many_jobs,
     open_summary,
     peers,
     postprocessing,
@@ -42,6 +44,9 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
     "postprocessing": (postprocessing.measure, 10_000, 3),
     "tasks_chain": (tasks_chain.measure, 1000, 3),
+    "fresh_start": (fresh_start.measure, 1000, 5),
+    "fresh_start_10k": (fresh_start.measure_10k, 10_000, 3),
+    "many_jobs": (many_jobs.measure, 100_000, 5),
 }
 """name: (measure function, figure size, default rounds)"""
 
