@@ -26,6 +26,7 @@ from .._log import EVENT_ATTR, JsonFormatter
 from ..engine import SUMMARY_COLUMNS
 from ..prepared.shareref import ShareDirInfo, holder_label, render_table
 from ..states import FINAL, Status
+from ._table import print_plain_table
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -131,6 +132,7 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         which = f"{args.status} jobs" if args.status else "jobs"
         print(f"no {which} in {gangadir}")
         return 0
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -149,7 +151,9 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         fitted["comment"] = min(fitted["comment"], max(8, room - fixed - fitted["name"]))
     fits = output == "wide" or sum(fitted.values()) + 2 * len(widths) <= _terminal_width()
     if fits and all(cell.isascii() and cell.isprintable() for line in cells for cell in line):
-        _print_plain_jobs(rows, cells, headers, [fitted[c] for c in SUMMARY_COLUMNS], output)
+        print_plain_table(rows, cells, headers, [fitted[c] for c in SUMMARY_COLUMNS],
+                          console=None if output == "wide" else Console(),
+                          styles=_STATUS_STYLES)
         return 0
     table = Table(box=None, header_style="bold")
     for column, header in zip(SUMMARY_COLUMNS, headers, strict=True):
@@ -161,54 +165,6 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
                         for column, cell in zip(SUMMARY_COLUMNS, line, strict=True)])
     _print_table(table, output, sum(widths) + 2 * len(widths))
     return 0
-
-
-def _print_plain_jobs(rows: list[dict[str, Any]], cells: list[list[str]], headers: list[str],
-                      widths: list[int], output: str) -> None:
-    """The jobs table as rich draws it (``Table(box=None)``: one blank either side of every
-    cell, ``…`` where a cell is cut, the status coloured and the header bold on a terminal),
-    for cells of printable ASCII only (a character is one column) and columns that fit (rich
-    would shrink them): rich takes about a millisecond a row, which is minutes for a gangadir
-    of 100,000 jobs."""
-    from rich.console import Console
-    from rich.text import Text
-
-    right = [column in ("id", "subjobs") for column in SUMMARY_COLUMNS]
-    status_at = SUMMARY_COLUMNS.index("status")
-    console = Console() if output != "wide" else None
-
-    def styled(style: str) -> tuple[str, str]:
-        """The escape sequences around a text in ``style`` on this terminal."""
-        if console is None or not style:
-            return "", ""
-        with console.capture() as captured:
-            console.print(Text("\0", style=style), end="")
-        before, _, after = captured.get().partition("\0")
-        return before, after
-
-    def fit(cell: str, width: int, to_right: bool) -> str:
-        if len(cell) > width:
-            cell = cell[:width - 1] + "…" if width > 1 else "…"[:width]
-        return cell.rjust(width) if to_right else cell.ljust(width)
-
-    def line(values: Sequence[str], around: dict[int, tuple[str, str]], pad: str = " ") -> str:
-        parts = []
-        for k, (value, width, to_right) in enumerate(zip(values, widths, right, strict=True)):
-            before, after = around.get(k, ("", ""))
-            parts.append(f"{pad}{before}{fit(value, width, to_right)}{after}{pad}")
-        text = "".join(parts)
-        return text.rstrip() if console is None else text
-
-    bold = styled("bold")
-    out = [line(headers, dict.fromkeys(range(len(headers)), bold), "".join((bold[0], " ", bold[1])))]
-    colours: dict[str, dict[int, tuple[str, str]]] = {}
-    for row, values in zip(rows, cells, strict=True):
-        status = row["status"]
-        around = colours.get(status)
-        if around is None:
-            around = colours[status] = {status_at: styled(_STATUS_STYLES.get(status, ""))}
-        out.append(line(values, around))
-    sys.stdout.write("\n".join(out) + "\n")
 
 
 def _terminal_width() -> int:
