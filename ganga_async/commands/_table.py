@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine import SUMMARY_COLUMNS
@@ -50,13 +50,29 @@ def print_plain_table(rows: list[dict[str, Any]], cells: list[list[str]], header
         text = "".join(parts)
         return text.rstrip() if console is None else text
 
+    def template(around: dict[int, tuple[str, str]]) -> Callable[..., str]:
+        """``line(values, around)`` as one ``str.format`` of cells already cut to their width."""
+        fields = []
+        for k, (width, to_right) in enumerate(zip(widths, right, strict=True)):
+            before, after = (text.replace("{", "{{").replace("}", "}}")
+                             for text in around.get(k, ("", "")))
+            fields.append(f" {before}{{:{'>' if to_right else '<'}{width}}}{after} ")
+        return "".join(fields).format
+
     bold = styled("bold")
     out = [line(headers, dict.fromkeys(range(len(headers)), bold), "".join((bold[0], " ", bold[1])))]
-    colours: dict[str, dict[int, tuple[str, str]]] = {}
+    cut = [k for k, (width, column) in enumerate(zip(widths, zip(*cells, strict=True), strict=True))
+           if max(map(len, column)) > width]
+    formats: dict[str, Callable[..., str]] = {}
     for row, values in zip(rows, cells, strict=True):
         status = row["status"]
-        around = colours.get(status)
-        if around is None:
-            around = colours[status] = {status_at: styled(styles.get(status, ""))}
-        out.append(line(values, around))
+        fmt = formats.get(status)
+        if fmt is None:
+            fmt = formats[status] = template({status_at: styled(styles.get(status, ""))})
+        if cut:
+            values = [fit(value, widths[k], right[k]) if k in cut else value
+                      for k, value in enumerate(values)]
+        out.append(fmt(*values))
+    if console is None:
+        out = [text.rstrip() for text in out]
     sys.stdout.write("\n".join(out) + "\n")

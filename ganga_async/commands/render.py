@@ -10,6 +10,7 @@ status dicts. rich is imported only to draw a table or a bar.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -141,7 +142,7 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         _print_tsv(cells)
         return 0
     headers = ["fqid" if column == "id" else column for column in SUMMARY_COLUMNS]
-    widths = [max(len(header), *(len(line[i]) for line in cells)) for i, header in enumerate(headers)]
+    widths = [max(map(len, column)) for column in zip(headers, *cells, strict=True)]
     fitted = dict(zip(SUMMARY_COLUMNS, widths, strict=True))
     if output == "table":
         # On a narrow terminal the comment and then the name give way; ids and statuses never do.
@@ -150,7 +151,8 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         fitted["name"] = min(fitted["name"], max(16, room - fixed - fitted["comment"]))
         fitted["comment"] = min(fitted["comment"], max(8, room - fixed - fitted["name"]))
     fits = output == "wide" or sum(fitted.values()) + 2 * len(widths) <= _terminal_width()
-    if fits and all(cell.isascii() and cell.isprintable() for line in cells for cell in line):
+    text = "".join(itertools.chain.from_iterable(cells))
+    if fits and text.isascii() and text.isprintable():
         print_plain_table(rows, cells, headers, [fitted[c] for c in SUMMARY_COLUMNS],
                           console=None if output == "wide" else Console(),
                           styles=_STATUS_STYLES)
