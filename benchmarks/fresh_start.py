@@ -24,7 +24,7 @@ each with its own directory holding its stdout and stderr:
 The figure is each engine variant's best over the best bare floor's best (median-to-median
 beside it); target at most 1.25. Children start from compiled bytecode, as an installed package
 does (``PYTHONPYCACHEPREFIX`` under the scratch directory, filled by one untimed warm-up run of
-every variant), with an empty user configuration and no ``GANGA_ASYNC_*`` variable. Every run's
+every variant on 20 subjobs), with an empty user configuration and no ``GANGA_ASYNC_*`` variable. Every run's
 stdout files are checked after it, outside the window. ``--profile`` adds one engine script run
 under cProfile (the child process) and prints where its time goes.
 
@@ -277,13 +277,10 @@ def measure(n: int = 1000, rounds: int = 5, tmpdir: str | None = None, width: in
     print(f"fresh_start: {n} x {ECHO}, {width} at a time, one fresh process per run, "
           f"{rounds} interleaved rounds")
     with scratch(tmpdir, "fresh-start") as root:
+        for warm_up in Fresh(root, min(n, 20), width).variants(cli).values():
+            warm_up()  # compiles the bytecode every variant's children use
         fresh = Fresh(root, n, width)
-        variants = fresh.variants(cli)
-        for warm_up in variants.values():
-            warm_up()
-        fresh.breakdown.clear()
-        fresh.cpu.clear()
-        samples = interleave(rounds, variants)
+        samples = interleave(rounds, fresh.variants(cli))
         if profile:
             fresh.profile(top)
     for name, s in samples.items():

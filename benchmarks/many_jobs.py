@@ -21,10 +21,11 @@ timed from spawn to exit, interleaved over ``--rounds`` rounds:
   times ``jobs(12345)`` and ``jobs.select(status="failed")`` (each its first call in that
   session), and, for information, printing that selection; target under 50 ms each.
 
-Every child gets an environment without ``GANGA_ASYNC_*`` variables but the ones named here,
-starts from compiled bytecode (a scratch ``PYTHONPYCACHEPREFIX`` filled by one untimed warm-up
-run of each command), and its output is checked (the number of jobs listed, the job found, the
-number selected).
+Each child's CPU time (user + system) is printed beside its wall time: on a busy machine it
+is the steadier figure. Every child gets an environment without ``GANGA_ASYNC_*`` variables but
+the ones named here, starts from compiled bytecode (a scratch ``PYTHONPYCACHEPREFIX`` filled by
+one untimed warm-up run of each command), and its output is checked (the number of jobs
+listed, the job found, the number selected).
 
 Run it alone with ``python -m benchmarks.many_jobs [--n 100000] [--rounds 5]``.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -153,12 +155,18 @@ def _row(i: int, n: int, t0: float, comment: str, application: str, backend: str
 
 
 def run_command(argv: Sequence[str], env: dict[str, str], expect: str,
-                result: list[dict[str, Any]] | None = None) -> float:
+                result: list[dict[str, Any]] | None = None,
+                cpu: list[float] | None = None) -> float:
     """Wall seconds of one child; its stdout must contain ``expect``. With ``result``, the
-    last line of its stdout (JSON) is appended to it."""
+    last line of its stdout (JSON) is appended to it; with ``cpu``, the child's CPU seconds
+    (user + system, its own children included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode != 0 or expect not in done.stdout:
         raise RuntimeError(f"{' '.join(argv[:4])} ... exited {done.returncode}, without "
                            f"{expect!r}: stdout {done.stdout[-300:]!r}; stderr "
@@ -207,10 +215,13 @@ def measure(n: int = 100_000, rounds: int = 5, tmpdir: str | None = None) -> lis
         for warm_up in commands.values():
             warm_up()
         calls.clear()
-        samples = interleave(rounds, commands)
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
+        samples = interleave(rounds, {name: functools.partial(command, cpu=cpus[name])
+                                      for name, command in commands.items()})
     floor = samples["python -c pass"]
     for s in samples.values():
-        print(f"  {s.name:<26} {s.summary()}  +{fmt_s(s.best - floor.best)} over the floor")
+        print(f"  {s.name:<26} {s.summary()}  +{fmt_s(s.best - floor.best)} over the floor; "
+              f"CPU best {fmt_s(min(cpus[s.name]))}")
     call_samples = {key: Samples(f"jobs({pick})" if key == "get" else key,
                                  [c[key] for c in calls])
                     for key in ("get", "select", "select_repr")}
