@@ -40,6 +40,19 @@ def test_importing_and_finding_builtin_plugins_imports_none_of_the_later_modules
     assert _loaded_after(code) == []
 
 
+def test_storing_and_loading_a_job_imports_none_of_the_later_modules(tmp_path: Path) -> None:
+    code = ("import sys, anyio\n"
+            "from ganga_async import ArgSplitter, Engine, Executable, Job, Local\n"
+            "async def main():\n"
+            f"    async with Engine({str(tmp_path)!r}, monitoring=False) as engine:\n"
+            "        job = await engine.add(Job(application=Executable(exe='/bin/echo'),\n"
+            "            backend=Local(), splitter=ArgSplitter(args=[['a']])))\n"
+            f"    async with Engine({str(tmp_path)!r}, monitoring=False) as engine:\n"
+            "        assert (await engine.get(job.id)).splitter.args == [['a']]\n"
+            "anyio.run(main, backend='asyncio')")
+    assert _loaded_after(code) == []
+
+
 def test_an_event_a_handler_receives_imports_structlog() -> None:
     code = ("import logging\nlogging.basicConfig(level=logging.INFO)\n"
             "from ganga_async._log import get_logger\nget_logger('ganga_async.x').info('kept')")
