@@ -46,7 +46,9 @@ async def select_job_ids(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    sql = "SELECT id, name FROM jobs"
+    # Without a name to match, the status index (which holds the ids) answers alone: the rows
+    # themselves, scattered over the whole table, are not read.
+    sql = "SELECT id FROM jobs" if name is None else "SELECT id, name FROM jobs"
     if where:
         sql += " WHERE " + " AND ".join(where)
     async with repository.db.execute(sql + " ORDER BY id", params) as cursor:
