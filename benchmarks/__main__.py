@@ -21,7 +21,9 @@ from . import (
     dashboard_browser,
     dask_echo,
     engine_cpu,
+    fresh_start,
     local_echo,
+    many_jobs,
     monitor_sweep,
     open_summary,
     peers,
@@ -50,6 +52,9 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "monitor_sweep": (monitor_sweep.measure, 100_000, 3),
     "split_million": (split_million.measure, 1_000_000, 2),
     "dashboard_browser": (dashboard_browser.measure, 100_000, 5),
+    "fresh_start": (fresh_start.measure, 1000, 5),
+    "fresh_start_10k": (fresh_start.measure_10k, 10_000, 3),
+    "many_jobs": (many_jobs.measure, 100_000, 5),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -300,6 +300,17 @@ class JobView(Protocol):
     def credentials(self) -> Sequence[Component]: ...
 
 
+def _listed(category: str) -> str:
+    """The installed plugins of ``category``, for an error message (listing them reads every
+    distribution's entry points: only when there is an error to report)."""
+    return ", ".join(_plugins.available(category)) or "none installed"
+
+
+def _example(category: str) -> str:
+    available = _plugins.available(category)
+    return f'type = "{available[0] if available else "..."}"'
+
+
 def build_component(base: type[C], data: Any) -> C:
     """A component from its serialised form, ``{"type": <plugin name>, <field>: <value>, ...}``.
 
@@ -317,26 +328,25 @@ def build_plugin(category: str, data: Any) -> Component:
 
 
 def _build(category: str, base: type[C], data: Any) -> C:
-    available = _plugins.available(category)
-    listed = ", ".join(available) or "none installed"
-    example = f'type = "{available[0] if available else "..."}"'
     if not isinstance(data, dict):
         raise JobSpecError(
-            category, f"must be a table: a line [{category}], then {example} and its fields"
+            category, f"must be a table: a line [{category}], then {_example(category)} and its "
+                      "fields"
         )
     fields = dict(data)
     name = fields.pop("type", None)
     if name is None:
-        raise JobSpecError(f"{category}.type", f"is missing; add {example} (available: {listed})")
+        raise JobSpecError(f"{category}.type", f"is missing; add {_example(category)} "
+                                               f"(available: {_listed(category)})")
     if not isinstance(name, str):
-        raise JobSpecError(f"{category}.type", f"must be a string like {example}")
+        raise JobSpecError(f"{category}.type", f"must be a string like {_example(category)}")
     try:
         cls = _plugins.load(category, name)
     except PluginError:
-        if name in available:
+        if name in _plugins.available(category):
             raise
         raise JobSpecError(
-            f"{category}.type", f"unknown {category} {name!r}; available: {listed}"
+            f"{category}.type", f"unknown {category} {name!r}; available: {_listed(category)}"
         ) from None
     if not issubclass(cls, base) or cls.category != category:
         kind = category if base is Component else base.__name__

@@ -7,6 +7,11 @@ rides along as ``record.structlog_event`` for handlers that want JSON (the CLI a
 install one, formatted by :class:`JsonFormatter`). Context bound with :func:`bound`
 (``job_id``) is added to every event logged inside it.
 
+structlog (and rich, which structlog imports when it is installed) is imported on the first
+event some handler would receive: a logger whose stdlib level drops an event drops it before
+any processor runs. A script that configures no logging therefore never imports either, which
+is a fifth of the start of a fresh process submitting its first job.
+
 The lines a user reads on the console, in Ganga's words (``submitting job 3``, ``job 3 status
 changed to "running"``, ``Preparing Executable application.``), go to the logger
 :data:`USER_LOGGER`, whose messages carry no ``key=value`` tail (the fields still ride along for
@@ -15,12 +20,13 @@ JSON). The plain-Python interface prints them; the library configures nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
-
-import structlog
 
 __all__ = ["get_logger", "bound", "EVENT_ATTR", "JsonFormatter", "USER_LOGGER", "user_logger"]
 
@@ -46,17 +52,57 @@ def _to_stdlib(logger: Any, __: str, event: dict[str, Any]) -> tuple[tuple[Any, 
     return (text,), {"extra": {EVENT_ATTR: dict(event)}}
 
 
-_PROCESSORS: list[Any] = [structlog.contextvars.merge_contextvars, _redact, _to_stdlib]
+_BOUND: ContextVar[dict[str, Any]] = ContextVar("ganga_async_log_bound", default={})  # noqa: B039 (never mutated)
+
+
+def _merge_bound(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in _BOUND.get().items():
+        event.setdefault(key, value)
+    return event
+
+
+_PROCESSORS: list[Any] = [_merge_bound, _redact, _to_stdlib]
+
+
+class _Logger:
+    """A structlog logger over the stdlib logger ``name``, made when an event first passes
+    that logger's level."""
+
+    __slots__ = ("_stdlib", "_structured")
+
+    def __init__(self, name: str) -> None:
+        self._stdlib = logging.getLogger(name)
+        self._structured: Any = None
+
+    def _emit(self, level: int, method: str, event: str, values: dict[str, Any]) -> None:
+        if not self._stdlib.isEnabledFor(level):
+            return
+        structured = self._structured
+        if structured is None:
+            import structlog
+
+            structured = self._structured = structlog.wrap_logger(
+                self._stdlib, processors=_PROCESSORS, wrapper_class=structlog.stdlib.BoundLogger,
+                cache_logger_on_first_use=True)
+        getattr(structured, method)(event, **values)
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._emit(logging.DEBUG, "debug", event, values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._emit(logging.INFO, "info", event, values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._emit(logging.WARNING, "warning", event, values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._emit(logging.ERROR, "error", event, values)
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger writing to the stdlib logger ``name``."""
-    return structlog.wrap_logger(
-        logging.getLogger(name),
-        processors=_PROCESSORS,
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    """A structlog logger writing to the stdlib logger ``name`` (``debug``, ``info``,
+    ``warning``, ``error``: an event and its key-value fields)."""
+    return _Logger(name)
 
 
 def user_logger() -> Any:
@@ -64,8 +110,15 @@ def user_logger() -> Any:
     return get_logger(USER_LOGGER)
 
 
-bound = structlog.contextvars.bound_contextvars
-"""``with bound(job_id=3): ...`` adds ``job_id=3`` to every event logged inside."""
+@contextlib.contextmanager
+def bound(**values: Any) -> Iterator[None]:
+    """``with bound(job_id=3): ...`` adds ``job_id=3`` to every event logged inside (in this
+    task and those it starts; an event's own field of the same name wins)."""
+    token = _BOUND.set({**_BOUND.get(), **values})
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -41,6 +41,7 @@ from .model import machine
 from .model.job import Job
 from .model.record import parse_fqid
 from .persistence.lock import EngineLock, claim_gangadir
+from .persistence.queries import summary_rows
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.actions import Actions
@@ -396,28 +397,16 @@ class Engine:
         rows = await self.repository.job_rows(statuses=statuses)
         return [(await store.load(row)).job for row in rows if name is None or row.name == name]
 
-    async def summary(self, status: str | Status | None = None,
-                      name: str | None = None) -> list[dict[str, Any]]:
+    async def summary(self, status: str | Status | None = None, name: str | None = None,
+                      ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """One dict per master (the keys of :data:`SUMMARY_COLUMNS`), optionally only those in
-        ``status`` or with ``name``, read without loading any job: fast on a repository of any
-        size."""
+        ``status``, with ``name`` or among ``ids`` (in their order), read without loading any
+        job (by the status index): fast on a repository of any size."""
         self._check_open()
         wanted = str(Status.parse(status)) if status is not None else None
-        await self.repository.flush()
-        rows = await self.repository.summary_rows()
-        jobs = self._ctx.registry.jobs
-        result = []
-        for row in rows:
-            entry = dict(zip(SUMMARY_COLUMNS, row, strict=True))
-            live = jobs.get(row[0])
-            if live is not None:
-                entry["status"] = str(live.record.status)
-            if (wanted is not None and entry["status"] != wanted) or (
-                    name is not None and entry["name"] != name):
-                continue
-            entry["subjobs"] = entry["subjobs"] or 0
-            result.append(entry)
-        return result
+        live = {job_id: str(job.record.status) for job_id, job in self._ctx.registry.jobs.items()}
+        rows = await summary_rows(self.repository, live, status=wanted, name=name, ids=ids)
+        return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
 
     async def kill(self, job: Job) -> None:
         """Kill a job (every active subjob) or one subjob. Raises JobStateError if none is active."""

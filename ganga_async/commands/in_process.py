@@ -48,7 +48,7 @@ class EngineSession(OperationMethods):
             raise ProtocolError("unknown_op", f"unknown operation {op!r}; valid: "
                                 f"{', '.join(sorted(OPERATIONS))}")
         result = await operation(self.engine, Arguments(op, _through_json(args)))
-        return _through_json(result)
+        return result if op in _PLAIN else _through_json(result)
 
     @asynccontextmanager
     async def events(self, job: int | str | None = None, *, subjobs: bool = True,
@@ -83,6 +83,12 @@ async def _forward(stream: EventStream[Any], message: Callable[[Any], dict[str, 
                     await send.send(item)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return  # the reader has left the block: it wants no more events
+
+
+_PLAIN = frozenset({"jobs"})
+"""Operations whose results are made of JSON's own types already (``engine.summary()``: dicts
+of str, int and None), which the round trip would give back unchanged: for 100,000 jobs it
+was a third of ``ganga-async jobs``."""
 
 
 def _through_json(data: Any) -> Any:

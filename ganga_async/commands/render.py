@@ -10,6 +10,7 @@ status dicts. rich is imported only to draw a table or a bar.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -26,6 +27,7 @@ from .._log import EVENT_ATTR, JsonFormatter
 from ..engine import SUMMARY_COLUMNS
 from ..prepared.shareref import ShareDirInfo, holder_label, render_table
 from ..states import FINAL, Status
+from ._table import print_plain_table
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -131,6 +133,7 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         which = f"{args.status} jobs" if args.status else "jobs"
         print(f"no {which} in {gangadir}")
         return 0
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -139,7 +142,7 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         _print_tsv(cells)
         return 0
     headers = ["fqid" if column == "id" else column for column in SUMMARY_COLUMNS]
-    widths = [max(len(header), *(len(line[i]) for line in cells)) for i, header in enumerate(headers)]
+    widths = [max(map(len, column)) for column in zip(headers, *cells, strict=True)]
     fitted = dict(zip(SUMMARY_COLUMNS, widths, strict=True))
     if output == "table":
         # On a narrow terminal the comment and then the name give way; ids and statuses never do.
@@ -147,6 +150,13 @@ def print_jobs(rows: list[dict[str, Any]], args: argparse.Namespace, gangadir: P
         fixed = sum(w for column, w in fitted.items() if column not in ("name", "comment"))
         fitted["name"] = min(fitted["name"], max(16, room - fixed - fitted["comment"]))
         fitted["comment"] = min(fitted["comment"], max(8, room - fixed - fitted["name"]))
+    fits = output == "wide" or sum(fitted.values()) + 2 * len(widths) <= _terminal_width()
+    text = "".join(itertools.chain.from_iterable(cells))
+    if fits and text.isascii() and text.isprintable():
+        print_plain_table(rows, cells, headers, [fitted[c] for c in SUMMARY_COLUMNS],
+                          console=None if output == "wide" else Console(),
+                          styles=_STATUS_STYLES)
+        return 0
     table = Table(box=None, header_style="bold")
     for column, header in zip(SUMMARY_COLUMNS, headers, strict=True):
         table.add_column(header, no_wrap=True, overflow="ellipsis", width=fitted[column],

@@ -12,7 +12,6 @@ the others are fixed when made, as Ganga's.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from ..credentials import base as _credentials
 from ..engine import SUMMARY_COLUMNS, Engine
 from ..model import job as _core
 from ..model.retry import Retry
+from ..persistence.queries import job_ids, select_job_ids
 from ..postprocessors.base import PostProcessor
 from ..splitters.base import Splitter
 from ..states import Status
@@ -348,14 +348,11 @@ class _Bulk:
 
 
 def _table(title: str, rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(_HEADERS, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return " | ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
-
-    header = line(_HEADERS)
+    widths = [max(map(len, column)) for column in zip(_HEADERS, *rows, strict=True)]
+    line = " | ".join(f"{{:>{width}}}" for width in widths).format
+    header = line(*_HEADERS)
     count = f"{len(rows)} {'job' if len(rows) == 1 else 'jobs'}"
-    return "\n".join([f"{title} ({count})", header, "-" * len(header), *(line(r) for r in rows)])
+    return "\n".join([f"{title} ({count})", header, "-" * len(header), *(line(*r) for r in rows)])
 
 
 def _cell(column: str, entry: dict[str, Any]) -> str:
@@ -365,13 +362,8 @@ def _cell(column: str, entry: dict[str, Any]) -> str:
     return str(value)
 
 
-def _matches(entry: dict[str, Any], minid: int | None, maxid: int | None, status: str | None,
-             name: str | None, application: str | None, backend: str | None) -> bool:
-    return ((minid is None or entry["id"] >= minid) and (maxid is None or entry["id"] <= maxid)
-            and (status is None or entry["status"] == status)
-            and (name is None or fnmatch.fnmatchcase(entry["name"], name))
-            and (application is None or entry["application"] == application)
-            and (backend is None or entry["backend"] == backend))
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _plugin(value: Any) -> str | None:
@@ -389,16 +381,12 @@ class JobSlice(_Bulk):
         self._title = title
 
     def _entries(self) -> list[dict[str, Any]]:
-        entries = _run(lambda engine: engine.summary())
-        if self._ids is None:
-            return entries
-        by_id = {entry["id"]: entry for entry in entries}
-        return [by_id[i] for i in self._ids if i in by_id]
+        return _run(lambda engine: engine.summary(ids=self._ids))
 
     def ids(self) -> list[int]:
         """The ids of the jobs in the selection, in order."""
         if self._ids is None:
-            return [entry["id"] for entry in self._entries()]
+            return _run(lambda engine: job_ids(engine.repository))
         return list(self._ids)
 
     def __call__(self, job_id: int | str) -> Job:
@@ -450,8 +438,13 @@ class JobSlice(_Bulk):
         objects); all of them when nothing is given."""
         wanted = None if status is None else str(Status.parse(status))
         app, back = _plugin(application), _plugin(backend)
-        ids = [entry["id"] for entry in self._entries()
-               if _matches(entry, minid, maxid, wanted, name, app, back)]
+        ids = _run(lambda engine: select_job_ids(
+            engine.repository, minid=minid, maxid=maxid,
+            statuses=None if wanted is None else [wanted], name=name, application=app,
+            backend=back))
+        if self._ids is not None:
+            chosen = set(ids)
+            ids = [job_id for job_id in self._ids if job_id in chosen]
         given = {"minid": minid, "maxid": maxid, "status": wanted, "name": name,
                  "application": app, "backend": back}
         args = ", ".join(f"{k}={v!r}" for k, v in given.items() if v is not None)
@@ -461,7 +454,9 @@ class JobSlice(_Bulk):
         entries = self._entries()
         split = [e["id"] for e in entries if e["subjobs"]]
         counts = _run(lambda engine: _subjob_counts(engine, split)) if split else {}
-        return [[*(_cell(column, e) for column in SUMMARY_COLUMNS), _subjob_status(counts.get(e["id"]))]
+        return [[str(e["id"]), e["status"], e["name"], str(e["subjobs"]) if e["subjobs"] else "",
+                 e["application"], e["backend"], _text(e["backend_id"]), _text(e["comment"]),
+                 _subjob_status(counts.get(e["id"])) if e["subjobs"] else ""]
                 for e in entries]
 
     def __repr__(self) -> str:

@@ -17,10 +17,6 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-import smtplib
-import urllib.error
-import urllib.request
-from email.message import EmailMessage
 from typing import Any, ClassVar
 
 from .._exceptions import JobSpecError, PostProcessError
@@ -89,6 +85,10 @@ class Notifier(NotifierBase):
         if not host:
             raise PostProcessError(f"{self.label}: [Configuration] SMTPHost is empty; set it to "
                                    "your mail server (host or host:port)")
+        # Imported here: mail and HTTP are a tenth of importing ganga_async, for one job in many.
+        import smtplib
+        from email.message import EmailMessage
+
         name, _, port = host.partition(":")
         user = getpass.getuser()
         message = EmailMessage()
@@ -122,6 +122,9 @@ class WebhookNotifier(NotifierBase):
                                f"{self.url!r} is not an http(s) URL; give the webhook's address")
 
     def send(self, note: Notification, config: Config) -> None:
+        import urllib.error
+        import urllib.request
+
         body = note.as_dict()
         body["text"] = f"ganga-async: job {note.fqid} is {note.new}" + (
             f" ({note.reason})" if note.reason else "")

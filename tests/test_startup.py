@@ -1,0 +1,91 @@
+"""What a fresh process pays before its first job: the imports that are left for later.
+
+structlog (and rich through it), ``importlib.metadata`` and the mail and HTTP modules were a
+third of importing ganga_async; they are imported when first needed (an event some handler
+receives, a plugin that is not built in, a notifier sending). These tests hold that, and that
+logging and plugin look-ups still do what they did.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ganga_async import _plugins
+from ganga_async._log import EVENT_ATTR, bound, get_logger
+
+ROOT = Path(__file__).resolve().parent.parent
+LATER = ("structlog", "rich", "importlib.metadata", "smtplib", "urllib.request")
+
+
+def _loaded_after(code: str) -> list[str]:
+    script = f"import sys\n{code}\nprint(' '.join(m for m in {LATER!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return done.stdout.split()
+
+
+def test_importing_and_finding_builtin_plugins_imports_none_of_the_later_modules() -> None:
+    code = ("import ganga_async\nfrom ganga_async import _plugins\n"
+            "for category in ('application', 'splitter'):\n"
+            "    for name in _plugins.BUILTIN[category]:\n"
+            "        _plugins.load(category, name)\n"
+            "_plugins.load('backend', 'Local')\n"
+            "from ganga_async._log import get_logger\nget_logger('ganga_async.x').info('dropped')")
+    assert _loaded_after(code) == []
+
+
+def test_storing_and_loading_a_job_imports_none_of_the_later_modules(tmp_path: Path) -> None:
+    code = ("import sys, anyio\n"
+            "from ganga_async import ArgSplitter, Engine, Executable, Job, Local\n"
+            "async def main():\n"
+            f"    async with Engine({str(tmp_path)!r}, monitoring=False) as engine:\n"
+            "        job = await engine.add(Job(application=Executable(exe='/bin/echo'),\n"
+            "            backend=Local(), splitter=ArgSplitter(args=[['a']])))\n"
+            f"    async with Engine({str(tmp_path)!r}, monitoring=False) as engine:\n"
+            "        assert (await engine.get(job.id)).splitter.args == [['a']]\n"
+            "anyio.run(main, backend='asyncio')")
+    assert _loaded_after(code) == []
+
+
+def test_an_event_a_handler_receives_imports_structlog() -> None:
+    code = ("import logging\nlogging.basicConfig(level=logging.INFO)\n"
+            "from ganga_async._log import get_logger\nget_logger('ganga_async.x').info('kept')")
+    assert "structlog" in _loaded_after(code)
+
+
+def test_the_builtin_plugins_are_the_entry_points_of_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {category: dict(project["entry-points"][group])
+                for category, group in _plugins.GROUPS.items()}
+    assert _plugins.BUILTIN == declared
+
+
+def test_available_lists_builtin_and_third_party_plugins() -> None:
+    assert set(_plugins.BUILTIN["backend"]) <= set(_plugins.available("backend"))
+
+
+def test_events_carry_their_fields_the_bound_ones_and_redact_secrets(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log = get_logger("ganga_async.test_startup")
+    with caplog.at_level(logging.INFO, logger="ganga_async.test_startup"):
+        log.debug("below the level")
+        with bound(job_id=3):
+            log.info("job added", name="a", job_id_text="x", password="p")
+            with bound(job_id=4):
+                log.warning("inner")
+        log.error("after", job_id=5)
+    events = [getattr(r, EVENT_ATTR) for r in caplog.records]
+    assert events == [
+        {"name": "a", "job_id_text": "x", "password": "[redacted]", "event": "job added",
+         "job_id": 3},
+        {"event": "inner", "job_id": 4},
+        {"job_id": 5, "event": "after"},
+    ]
+    assert caplog.records[0].getMessage() == \
+        "job added name=a job_id_text=x password=[redacted] job_id=3"
