@@ -101,6 +101,11 @@ class EventStream(Generic[E]):
         return self._subscription.kind
 
     @property
+    def pending(self) -> int:
+        """How many events are queued, not read yet."""
+        return self._receive.statistics().current_buffer_used
+
+    @property
     def lost(self) -> int:
         """How many events were dropped because the queue was full."""
         return self._subscription.lost
