@@ -146,6 +146,7 @@ _POSITIVE = frozenset({
     ("Dask", "poll_min"), ("Dask", "poll_max"), ("Dask", "connect_timeout"), ("Dask", "heartbeat"),
     ("Monitoring", "command_timeout"), ("Pipeline", "stream_size"), ("Pipeline", "submit_batch"),
     ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),
+    ("Service", "event_backlog"), ("Service", "drop_timeout"),
 })
 """Numeric options that must be above zero; every other number must be zero or more."""
 
