@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from . import (
     condor_submit,
     dask_echo,
+    endurance,
     local_echo,
     open_summary,
     peers,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "shareref_actor": (shareref_actor.measure, 10_000, 3),
     "postprocessing": (postprocessing.measure, 10_000, 3),
     "tasks_chain": (tasks_chain.measure, 1000, 3),
+    "endurance": (endurance.measure, 1000, 1),
 }
 """name: (measure function, figure size, default rounds)"""
 

@@ -89,13 +89,21 @@ class Series:
     """The samples of one variant, and what the in-process variants found growing."""
 
     name: str
+    start: int
+    """The job count from which the series must be flat (the first tenth warms up)."""
     samples: list[Sample] = dataclasses.field(default_factory=list)
     growth: list[str] = dataclasses.field(default_factory=list)
     wall: float = 0.0
 
-    def slope(self, field: str) -> float:
-        """Least-squares slope per job of ``field`` over the samples from job ``EVERY`` on."""
-        points = [(s.jobs, float(getattr(s, field))) for s in self.samples[1:]]
+    @property
+    def judged(self) -> list[Sample]:
+        """The samples from job :attr:`start` on."""
+        return [s for s in self.samples if s.jobs >= self.start]
+
+    def slope(self, field: str, since: int = 0) -> float:
+        """Least-squares slope per job of ``field`` over the samples from job :attr:`start`
+        (or ``since``, if later) on."""
+        points = [(s.jobs, float(getattr(s, field))) for s in self.judged if s.jobs >= since]
         if len(points) < 2:
             return 0.0
         mx = sum(x for x, _ in points) / len(points)
@@ -105,11 +113,9 @@ class Series:
 
     def verdicts(self) -> dict[str, bool]:
         """Whether each series is flat from job ``EVERY`` on (see the module's documentation)."""
-        if len(self.samples) < 3:
-            return {}
-        first, last = self.samples[1], self.samples[-1]
+        first, last = self.judged[0], self.judged[-1]
         span = last.jobs - first.jobs
-        flat = {field: getattr(last, field) == getattr(first, field)
+        flat = {field: getattr(last, field) <= getattr(first, field)
                 for field in ("fds", "threads", "tasks")}
         flat["rss"] = self.slope("rss") * span < RSS_LIMIT * first.rss
         return flat
@@ -181,7 +187,7 @@ async def drive(jobs: int, wave: int, every: int, run_wave: Callable[[int], Awai
 def run_engine(root: Path, jobs: int, n: int, wave: int, every: int, trace: bool) -> Series:
     """The engine in this process."""
     name = f"engine, {wave} at a time" if wave > 1 else "engine, one at a time"
-    series = Series(name)
+    series = Series(name, start=max(every, jobs // 10))
     width = 8 if wave == 1 else 4
     counts: list[collections.Counter[str]] = []
     snapshots: list[tracemalloc.Snapshot] = []
@@ -203,7 +209,7 @@ def run_engine(root: Path, jobs: int, n: int, wave: int, every: int, trace: bool
                 rss, threads, fds = proc_status(os.getpid())
                 tasks = sum(1 for t in asyncio.all_tasks() if not t.done())
                 sample = Sample(done, rss, fds, threads, tasks, time.process_time() - cpu0)
-                if len(series.samples) == 0 or done == jobs:
+                if done == series.start or done == jobs:
                     counts.append(type_counts())
                     if trace:
                         snapshots.append(tracemalloc.take_snapshot())
@@ -219,7 +225,7 @@ def run_engine(root: Path, jobs: int, n: int, wave: int, every: int, trace: bool
         if trace:
             tracemalloc.stop()
     if len(counts) == 2:
-        series.growth = grown(*counts)
+        series.growth = grown(counts[0], counts[1])
     if len(snapshots) == 2:
         for stat in snapshots[1].compare_to(snapshots[0], "lineno")[:8]:
             series.growth.append(f"tracemalloc: {stat}")
@@ -229,7 +235,7 @@ def run_engine(root: Path, jobs: int, n: int, wave: int, every: int, trace: bool
 def run_daemon(root: Path, jobs: int, n: int, wave: int, every: int) -> Series:
     """A daemon started with ``service start``, driven through ``AsyncGangaService``."""
     name = f"daemon, {wave} at a time" if wave > 1 else "daemon, one at a time"
-    series = Series(name)
+    series = Series(name, start=max(every, jobs // 10))
     width = 8 if wave == 1 else 4
     gangadir = root / "gangadir"
     cli = [sys.executable, "-m", "ganga_async.cli", "--gangadir", str(gangadir), "service"]
@@ -281,10 +287,10 @@ def _print_sample(name: str, s: Sample) -> None:
 
 def report(series: Series, jobs: int, every: int) -> list[Row]:
     """Print the slopes and verdicts of one variant; its table rows."""
-    if len(series.samples) < 3:
+    if len(series.judged) < 3:
         print(f"  {series.name}: too few samples for a slope (needs {3 * every} jobs or more)")
         return [Row("6 endurance", series.name, "too few jobs")]
-    first, last = series.samples[1], series.samples[-1]
+    first, last = series.judged[0], series.judged[-1]
     flat = series.verdicts()
     span = last.jobs - first.jobs
     rss_slope = series.slope("rss")
@@ -293,12 +299,18 @@ def report(series: Series, jobs: int, every: int) -> list[Row]:
           f"{fmt_bytes(first.rss)} over {span} jobs, limit {RSS_LIMIT:.0%}), "
           f"fds {first.fds}->{last.fds}, threads {first.threads}->{last.threads}, "
           f"tasks {first.tasks}->{last.tasks}")
+    half = last.jobs // 2
+    late = series.slope("rss", since=half)
+    print(f"    RSS from job {half} to {last.jobs}: {late / 1024:+.1f} KiB/job "
+          f"({late * (last.jobs - half) / first.rss:+.2%}); CPU per job from job {first.jobs}: "
+          f"{(last.cpu - first.cpu) / span * 1e3:.0f} ms")
     for line in series.growth:
         print(f"    grew: {line}")
     growth = ", ".join(f"{field} {'flat' if ok else 'GROWS'}" for field, ok in flat.items())
     return [Row("6 endurance", series.name, f"RSS {rss_slope / 1024:+.1f} KiB/job",
-                f"{rss_slope * span / first.rss:+.2%} over {span} jobs; {growth}",
-                f"< {RSS_LIMIT:.0%}; fds/threads/tasks equal",
+                f"{rss_slope * span / first.rss:+.2%} over jobs {first.jobs}-{last.jobs} "
+                f"({late * (last.jobs - half) / first.rss:+.2%} over {half}-{last.jobs}); {growth}",
+                f"< {RSS_LIMIT:.0%}; fds/threads/tasks not above job {first.jobs}'s",
                 "ok" if all(flat.values()) else "MISSED")]
 
 
@@ -311,6 +323,7 @@ def measure(n: int = 1000, rounds: int = 1, tmpdir: str | None = None, jobs: int
     if jobs is None:
         jobs = JOBS if n >= 1000 else JOBS // 10
         every = every if n >= 1000 else 1
+    width = min(width, max(1, jobs // 5))  # at least five samples of the waves
     print(f"endurance: {jobs} jobs of {n} x {EXE}, one at a time and {width} at a time, "
           f"sampled every {every} jobs; {_load()}")
     rows: list[Row] = []
