@@ -77,7 +77,7 @@ async def test_a_stalled_follower_is_dropped_with_a_reason_and_a_keeping_up_one_
         while "ok" not in json.loads(lines[-1]):
             lines.append(reader.readline())
     last = json.loads(lines[-1])
-    assert last["ok"] is False and last["id"] == 1
+    assert last["ok"] is False and last["id"] == 1 and last["error"]["type"] == "SlowClientError"
     assert "fell more than 50 events behind" in last["error"]["message"]
     assert "event_backlog" in last["error"]["message"]
     assert all("event" in json.loads(line) for line in lines[:-1])

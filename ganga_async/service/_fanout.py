@@ -23,20 +23,16 @@ from typing import Any, Protocol
 
 import anyio
 
-from .._exceptions import ServiceError
+from .._exceptions import SlowClientError
 from .._log import get_logger
 from ..events import EventStream
 from . import _protocol as protocol
 
-__all__ = ["SlowClientError", "follow", "LineCache"]
+__all__ = ["follow", "LineCache"]
 
 log = get_logger(__name__)
 
 EventMessage = Callable[[Any], dict[str, Any] | None]
-
-
-class SlowClientError(ServiceError):
-    """An ``events`` stream was dropped because its client fell too far behind."""
 
 
 class Connection(Protocol):
