@@ -20,6 +20,7 @@ from . import (
     condor_submit,
     dask_echo,
     endurance,
+    event_fanout,
     local_echo,
     open_summary,
     peers,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "postprocessing": (postprocessing.measure, 10_000, 3),
     "tasks_chain": (tasks_chain.measure, 1000, 3),
     "endurance": (endurance.measure, 1000, 1),
+    "event_fanout": (event_fanout.measure, 10_000, 2),
 }
 """name: (measure function, figure size, default rounds)"""
 
