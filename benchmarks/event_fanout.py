@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import socket
 import statistics
 import subprocess
@@ -53,7 +54,7 @@ class Follower:
 
     events: int = 0
     broken: list[str] = dataclasses.field(default_factory=list)
-    chains: dict[str, str] = dataclasses.field(default_factory=dict)
+    chains: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
     dropped: str | None = None
     done: bool = False
 
@@ -66,34 +67,44 @@ class Run:
     stalled: str | None = None
 
 
+_EVENT = re.compile(rb'"fqid":"([^"]*)","job_id":\d+,"index":[^,]*,"old":"([^"]*)","new":"([^"]*)"')
+"""The fields a follower checks, found in a block of lines at once: a client that decoded each
+line with ``json.loads`` would measure this process's JSON decoder, 100 times over."""
+
+
 async def follow(path: Path, master: asyncio.Future[int], ready: asyncio.Event,
                  counter: list[int], total: int) -> Follower:
     """Follow every status event until the master is completed; check each chain."""
     seen = Follower()
-    reader, writer = await asyncio.open_unix_connection(str(path), limit=2**24)
+    reader, writer = await asyncio.open_unix_connection(str(path))
     writer.write(b'{"v":1,"id":1,"op":"events","args":{"types":["status"]}}\n')
     await reader.readline()  # subscribed
     counter[0] += 1
     if counter[0] == total:
         ready.set()
+    chains = seen.chains
+    rest = b""
     try:
         while True:
-            line = await reader.readline()
-            if not line:
+            chunk = await reader.read(1 << 20)
+            if not chunk:
                 seen.dropped = "connection closed"
                 return seen
-            message = json.loads(line)
-            event = message.get("event")
-            if event is None:
-                seen.dropped = message.get("error", {}).get("message", str(message))
+            rest += chunk
+            cut = rest.rfind(b"\n") + 1
+            block, rest = rest[:cut], rest[cut:]
+            for fqid, old, new in _EVENT.findall(block):
+                seen.events += 1
+                before = chains.get(fqid, old)
+                if before != old:
+                    seen.broken.append(f"{fqid.decode()}: {before.decode()} then "
+                                       f"{old.decode()}->{new.decode()}")
+                chains[fqid] = new
+            if b'"ok":' in block:
+                reply = next(line for line in block.splitlines() if b'"ok":' in line)
+                seen.dropped = str(json.loads(reply).get("error", {}).get("message", reply))
                 return seen
-            seen.events += 1
-            fqid, old, new = event["fqid"], event["old"], event["new"]
-            before = seen.chains.get(fqid, old)
-            if before != old:
-                seen.broken.append(f"{fqid}: {before} then {old}->{new}")
-            seen.chains[fqid] = new
-            if master.done() and fqid == str(master.result()) and new == "completed":
+            if master.done() and chains.get(str(master.result()).encode()) == b"completed":
                 seen.done = True
                 return seen
     finally:
@@ -149,10 +160,11 @@ async def one_run(gangadir: Path, pid: int, n: int, clients: int, stalled: bool)
     followers = list(await asyncio.gather(*tasks))
     for f in followers:
         if not f.dropped:
-            ends = [s for fqid, s in f.chains.items() if fqid.split(".")[0] == str(job["id"])]
-            if len(ends) != n + 1 or any(s != "completed" for s in ends):
+            ends = [s for fqid, s in f.chains.items()
+                    if fqid.split(b".")[0] == str(job["id"]).encode()]
+            if len(ends) != n + 1 or any(s != b"completed" for s in ends):
                 f.broken.append(f"saw {len(ends)} (sub)jobs, "
-                                f"{sum(s == 'completed' for s in ends)} completed")
+                                f"{sum(s == b'completed' for s in ends)} completed")
     return Run(wall, cpu, followers, read_stalled(sock) if sock is not None else None)
 
 
