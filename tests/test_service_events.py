@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import anyio
 import pytest
 from _service_helpers import log_events, service_paths
 
-from ganga_async.service import AsyncGangaService
+from ganga_async.service import AsyncGangaService, GangaService
 from ganga_async.service._paths import ServicePaths
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +28,35 @@ def paths(gangadir: Path) -> ServicePaths:
     """A daemon whose events streams may fall 50 events behind, and whose dropped clients
     have a minute to read why."""
     return service_paths(gangadir, "event_backlog = 50\ndrop_timeout = 60.0\n")
+
+
+FOLLOWER = """
+import os, sys, time, anyio
+from ganga_async._exceptions import SlowClientError
+from ganga_async.service import AsyncGangaService
+
+async def main():
+    async with AsyncGangaService(sys.argv[1], autostart=False) as gs:
+        async with gs.events(types=["status"]) as events:
+            print("following", flush=True)
+            while not os.path.exists(sys.argv[2]):
+                time.sleep(0.05)  # the whole program stops: nothing reads the connection
+            try:
+                async for _ in events:
+                    pass
+            except SlowClientError as exc:
+                print(type(exc).__name__, exc, flush=True)
+
+anyio.run(main)
+"""
+"""A program following events with the client that stops (its event loop blocked) until a
+file appears, then reads on."""
+
+
+def split_job(n: int) -> dict[str, Any]:
+    return {"application": {"type": "Executable", "exe": "/bin/true"},
+            "backend": {"type": "Local", "max_concurrent": 8},
+            "splitter": {"type": "ArgSplitter", "args": [[str(i)] for i in range(n)]}}
 
 
 def stalled_follower(path: Path) -> socket.socket:
@@ -56,10 +87,7 @@ async def test_a_stalled_follower_is_dropped_with_a_reason_and_a_keeping_up_one_
     with stalled:
         async with AsyncGangaService(daemon.gangadir, autostart=False) as gs:
             async with gs.events(types=["status"]) as events:
-                job = await gs.submit({
-                    "application": {"type": "Executable", "exe": "/bin/true"},
-                    "backend": {"type": "Local", "max_concurrent": 8},
-                    "splitter": {"type": "ArgSplitter", "args": [[str(i)] for i in range(SUBJOBS)]}})
+                job = await gs.submit(split_job(SUBJOBS))
                 got: list[dict[str, Any]] = []
                 with anyio.fail_after(120):
                     async for event in events:
@@ -82,3 +110,23 @@ async def test_a_stalled_follower_is_dropped_with_a_reason_and_a_keeping_up_one_
     assert "event_backlog" in last["error"]["message"]
     assert all("event" in json.loads(line) for line in lines[:-1])
     assert any(e["event"] == "dropped a client that fell behind on events" for e in log_events(daemon))
+
+
+def test_a_client_program_that_stops_is_told_it_was_dropped_once_it_reads_again(
+        daemon: ServicePaths, tmp_path: Path) -> None:
+    resume = tmp_path / "resume"
+    follower = subprocess.Popen([sys.executable, "-c", FOLLOWER, str(daemon.gangadir), str(resume)],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "following\n"
+        with GangaService(daemon.gangadir, autostart=False) as gs:
+            job = gs.submit(split_job(SUBJOBS))
+            assert gs.wait(job["id"], timeout=120)["status"] == "completed"
+        resume.touch()
+        out, _ = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+        follower.wait()
+    assert out.startswith("SlowClientError the events stream was dropped: this client fell more "
+                          "than 50 events behind"), out

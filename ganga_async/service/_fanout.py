@@ -7,9 +7,10 @@ backlog holds in one write, as fast as the client reads. A client that keeps up 
 every event, in the order the engine published it, however many others follow; one that falls
 more than ``[Service] event_backlog`` lines behind (it stopped reading, or reads slower than
 the engine works) is dropped: its stream ends with an error saying so and what to do, and the
-daemon logs it. If even that error cannot be written within ``[Service] drop_timeout``
-seconds (the client reads nothing at all), the connection is closed. Either way the engine and
-the other clients never wait for it, and what the daemon keeps for it is bounded.
+daemon logs it. A write is never cut short (a cut line would garble the connection): one the
+client does not take within ``[Service] drop_timeout`` seconds (it reads nothing at all)
+closes the connection instead. Either way the engine and the other clients never wait for
+it, and what the daemon keeps for it is bounded: the backlog, and one write in flight.
 
 A status event's line is encoded once, whoever follows it (:class:`LineCache`).
 """
@@ -17,7 +18,6 @@ A status event's line is encoded once, whoever follows it (:class:`LineCache`).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -69,15 +69,15 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
                  streams: Sequence[tuple[EventStream[Any], EventMessage]], *, backlog: int,
                  drop_timeout: float, cache: LineCache) -> dict[str, Any]:
     """Forward the events of ``streams`` to the client until it cancels, the connection ends
-    or the client falls ``backlog`` lines behind (raises :class:`SlowClientError`, after the
-    lines already on their way). Returns the stream's final result ``{"lost": n}``: events
+    or the client falls ``backlog`` lines behind (raises
+    :class:`~ganga_async._exceptions.SlowClientError` once the write in flight is done).
+    Returns the stream's final result ``{"lost": n}``: events
     the engine dropped before the reader read them (0 unless the daemon itself is overloaded)."""
     prefix = protocol.encode(protocol.event_message(request_id, {}))[:-4]  # up to "event":
     subscribed = {"type": "subscribed", "types": list(types)}
     lines: list[bytes] = [prefix + json.dumps(subscribed).encode() + b"}\n"]
     ready = anyio.Event()
     ready.set()
-    written = anyio.Event()
     dropped: list[str] = []
 
     async def read(stream: EventStream[Any], message: EventMessage, readers: anyio.CancelScope) -> None:
@@ -104,11 +104,18 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
             if lines:
                 batch = b"".join(lines)
                 lines.clear()
-                await connection.send_bytes(batch)
+                # A line cut by a cancellation would garble what follows it: a write ends
+                # whole, or the connection does after drop_timeout of nothing read.
+                with anyio.CancelScope(shield=True) as sending:
+                    sending.deadline = anyio.current_time() + drop_timeout
+                    await connection.send_bytes(batch)
+                if sending.cancelled_caught:
+                    log.warning("closed the connection of a client that reads nothing",
+                                pid=connection.pid, seconds=drop_timeout)
+                    await connection.hang_up()
             if connection.closed:
                 readers.cancel()
-                break
-        written.set()
+                return
 
     done = False
     async with anyio.create_task_group() as tg:
@@ -118,15 +125,8 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
                 readers.start_soon(read, stream, message, readers.cancel_scope)
         done = True
         ready.set()
-        with anyio.move_on_after(drop_timeout if dropped else math.inf):
-            await written.wait()
-        if not written.is_set():
-            tg.cancel_scope.cancel()
     if dropped:
         log.warning("dropped a client that fell behind on events", pid=connection.pid,
                     backlog=backlog)
-        if not written.is_set():
-            log.warning("closed the connection of a client that reads nothing", pid=connection.pid)
-            await connection.hang_up()
         raise SlowClientError(dropped[0])
     return {"lost": sum(stream.lost for stream, _ in streams)}
