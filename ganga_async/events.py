@@ -120,6 +120,17 @@ class EventStream(Generic[E]):
             self.close()
             raise StopAsyncIteration from None
 
+    def queued(self, limit: int) -> list[E]:
+        """Up to ``limit`` of the events queued now, at once (none if none is)."""
+        events: list[E] = []
+        receive = self._receive
+        try:
+            while len(events) < limit:
+                events.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            pass
+        return events
+
     def close(self) -> None:
         self._hub.subscribers.discard(self._subscription)
         self._subscription.send.close()

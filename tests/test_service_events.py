@@ -20,14 +20,15 @@ from ganga_async.service._paths import ServicePaths
 
 pytestmark = pytest.mark.anyio
 
-SUBJOBS = 600
+SUBJOBS = 1200
 
 
 @pytest.fixture
 def paths(gangadir: Path) -> ServicePaths:
-    """A daemon whose events streams may fall 50 events behind, and whose dropped clients
-    have a minute to read why."""
-    return service_paths(gangadir, "event_backlog = 50\ndrop_timeout = 60.0\n")
+    """A daemon whose events streams may fall 2,000 events behind (more than a burst: the
+    1,200 subjobs of a master change status at once), and whose dropped clients have a
+    minute to read why."""
+    return service_paths(gangadir, "event_backlog = 2000\ndrop_timeout = 60.0\n")
 
 
 FOLLOWER = """
@@ -106,7 +107,7 @@ async def test_a_stalled_follower_is_dropped_with_a_reason_and_a_keeping_up_one_
             lines.append(reader.readline())
     last = json.loads(lines[-1])
     assert last["ok"] is False and last["id"] == 1 and last["error"]["type"] == "SlowClientError"
-    assert "fell more than 50 events behind" in last["error"]["message"]
+    assert "fell more than 2000 events behind" in last["error"]["message"]
     assert "event_backlog" in last["error"]["message"]
     assert all("event" in json.loads(line) for line in lines[:-1])
     assert any(e["event"] == "dropped a client that fell behind on events" for e in log_events(daemon))
@@ -129,4 +130,4 @@ def test_a_client_program_that_stops_is_told_it_was_dropped_once_it_reads_again(
         follower.kill()
         follower.wait()
     assert out.startswith("SlowClientError the events stream was dropped: this client fell more "
-                          "than 50 events behind"), out
+                          "than 2000 events behind"), out

@@ -81,11 +81,11 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
     dropped: list[str] = []
 
     async def read(stream: EventStream[Any], message: EventMessage, readers: anyio.CancelScope) -> None:
-        async for event in stream:
-            item = message(event)
-            if item is None:
-                continue
-            lines.append(prefix + cache.body(event, item) + b"}\n")
+        async for first in stream:
+            for event in (first, *stream.queued(backlog)):  # all that came, in one go
+                item = message(event)
+                if item is not None:
+                    lines.append(prefix + cache.body(event, item) + b"}\n")
             if len(lines) > backlog:
                 lines.clear()
                 dropped.append(
