@@ -34,6 +34,9 @@ log = get_logger(__name__)
 
 EventMessage = Callable[[Any], dict[str, Any] | None]
 
+_CHUNK = 512
+"""Events a reader takes at once: well under :class:`LineCache`'s size."""
+
 
 class Connection(Protocol):
     """What the fan-out needs of the daemon's connection."""
@@ -82,7 +85,9 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
 
     async def read(stream: EventStream[Any], message: EventMessage, readers: anyio.CancelScope) -> None:
         async for first in stream:
-            for event in (first, *stream.queued(backlog)):  # all that came, in one go
+            # What came, in chunks: every follower's reader takes its turn on each chunk, so
+            # the line cache encodes each event once for them all.
+            for event in (first, *stream.queued(_CHUNK)):
                 item = message(event)
                 if item is not None:
                     lines.append(prefix + cache.body(event, item) + b"}\n")
