@@ -20,7 +20,9 @@ from . import (
     condor_submit,
     dashboard_browser,
     dask_echo,
+    endurance,
     engine_cpu,
+    event_fanout,
     fresh_start,
     local_echo,
     many_jobs,
@@ -55,6 +57,8 @@ BENCHMARKS: dict[str, tuple[Callable[..., list[Row]], int, int]] = {
     "fresh_start": (fresh_start.measure, 1000, 5),
     "fresh_start_10k": (fresh_start.measure_10k, 10_000, 3),
     "many_jobs": (many_jobs.measure, 100_000, 5),
+    "endurance": (endurance.measure, 1000, 1),
+    "event_fanout": (event_fanout.measure, 10_000, 2),
 }
 """name: (measure function, figure size, default rounds)"""
 

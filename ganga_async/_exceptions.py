@@ -24,7 +24,8 @@
         ├── ProtocolError         a message that breaks the protocol (malformed, truncated, too large)
         ├── ServiceAccessError    a connection from another user, refused
         ├── ServiceRunningError   a daemon already runs for that gangadir
-        └── CommandTimeoutError   ``send_cmd(timeout=...)`` ran out; the code was interrupted
+        ├── CommandTimeoutError   ``send_cmd(timeout=...)`` ran out; the code was interrupted
+        └── SlowClientError       an ``events`` stream dropped: its client fell too far behind
 
 Messages say what was wrong and how to fix it. Foreign exceptions (OSError, sqlite3.Error, ...)
 are translated where they cross into ganga-async, with the original kept as ``__cause__``.
@@ -157,3 +158,9 @@ class CommandTimeoutError(ServiceError, TimeoutError):
     def __init__(self, message: str, output: str) -> None:
         super().__init__(message)
         self.output = output
+
+
+class SlowClientError(ServiceError):
+    """An ``events`` stream was dropped because its client fell more than ``[Service]
+    event_backlog`` events behind; follow again, reading as events come (or fewer of them)."""
+

@@ -148,6 +148,7 @@ _POSITIVE = frozenset({
     ("Service", "stop_timeout"), ("Service", "max_commands"), ("Service", "start_timeout"),
     ("Service", "dashboard_coalesce"), ("Service", "dashboard_event_rate"),
     ("Service", "dashboard_client_buffer"), ("Service", "dashboard_recent"),
+    ("Service", "event_backlog"), ("Service", "drop_timeout"),
 })
 """Numeric options that must be above zero; every other number must be zero or more."""
 

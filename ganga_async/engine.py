@@ -404,7 +404,7 @@ class Engine:
         job (by the status index): fast on a repository of any size."""
         self._check_open()
         wanted = str(Status.parse(status)) if status is not None else None
-        live = {job_id: str(job.record.status) for job_id, job in self._ctx.registry.jobs.items()}
+        live = {job.id: str(job.record.status) for job in self._ctx.registry.jobs.values()}
         rows = await summary_rows(self.repository, live, status=wanted, name=name, ids=ids)
         return [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
 

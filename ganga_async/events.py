@@ -102,6 +102,11 @@ class EventStream(Generic[E]):
         return self._subscription.kind
 
     @property
+    def pending(self) -> int:
+        """How many events are queued, not read yet."""
+        return self._receive.statistics().current_buffer_used
+
+    @property
     def lost(self) -> int:
         """How many events were dropped because the queue was full."""
         return self._subscription.lost
@@ -116,15 +121,16 @@ class EventStream(Generic[E]):
             self.close()
             raise StopAsyncIteration from None
 
-    def pending(self) -> list[E]:
-        """The events queued now, taken without waiting (for a reader that handles them
-        together)."""
-        taken: list[E] = []
-        while True:
-            try:
-                taken.append(self._receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                return taken
+    def queued(self, limit: int) -> list[E]:
+        """Up to ``limit`` of the events queued now, at once (none if none is)."""
+        events: list[E] = []
+        receive = self._receive
+        try:
+            while len(events) < limit:
+                events.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            pass
+        return events
 
     def close(self) -> None:
         self._hub.subscribers.discard(self._subscription)

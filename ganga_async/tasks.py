@@ -16,6 +16,7 @@ or takes its end, and never makes a second job for it. Should the event queue ov
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -114,7 +115,7 @@ class Tasks:
                 await self._look_again_at_all()
             # The ends queued meanwhile are taken together: one write and one round of
             # submissions per task for all of them, not one per job.
-            ended = [e.job_id for e in (event, *events.pending())
+            ended = [e.job_id for e in (event, *events.queued(sys.maxsize))
                      if e.index is None and e.new in FINAL and e.job_id in self._by_job]
             if ended:
                 async with self._lock:

@@ -19,6 +19,7 @@ import hmac
 import logging
 import secrets
 import socket
+from collections import OrderedDict
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -228,6 +229,7 @@ def create_app(engine: Engine, feed: Feed, token: str, port: int) -> ASGIApp:
         Exception: _error, HTTPException: _error, _api.BadRequest: _error, GangaAsyncError: _error})
     app.state.engine = engine
     app.state.feed = feed
+    app.state.viewed = OrderedDict()
     app.state.csrf = secrets.token_urlsafe(32)
     return TokenAuth(app, token, cookie=f"ganga_async_{port}")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from ..prepared.sharedir import SharedArea
 from ..prepared.shareref import ShareRef
 from ..states import FINAL
 
-__all__ = ["engine_log", "Context", "Live", "Registry", "Recorder", "Chunk", "Ended", "indices_of"]
+__all__ = ["engine_log", "Context", "Live", "LiveJobs", "Registry", "Recorder", "Chunk", "Ended",
+           "indices_of"]
 
 engine_log = log = get_logger("ganga_async.engine")
 say = user_logger()
@@ -41,7 +43,7 @@ Ended = tuple["Live", int | None, BackendStatus]
 class Live:
     """A stored job this engine holds: the user's object and the record the engine keeps."""
 
-    __slots__ = ("job", "record", "token")
+    __slots__ = ("job", "record", "token", "__weakref__")
 
     def __init__(self, job: Job, record: JobRecord) -> None:
         self.job = job
@@ -57,11 +59,88 @@ class Live:
         return job_id
 
 
-class Registry:
-    """The stored jobs in memory by id, and the events of those waiting for (sub)jobs to end."""
+class LiveJobs:
+    """The stored jobs in memory, by id: held for as long as the engine has work on them, then
+    for as long as their user holds them.
+
+    A job is *held* from the moment it is stored or loaded until its master is final (and no
+    stage has pinned it); then it *rests*: it stays in memory only while something else holds
+    its :class:`Live` (its Job object, through the observer the store binds it to, or a subjob
+    of it), so that ``engine.get()`` and ``registry.find()`` keep returning the same object
+    while the user has it, and an engine running for weeks keeps no finished job it is not
+    asked about. A resting job found active again (resubmitted) is held again.
+    """
 
     def __init__(self) -> None:
-        self.jobs: dict[int, Live] = {}
+        self._held: dict[int, Live] = {}
+        self._resting: weakref.WeakValueDictionary[int, Live] = weakref.WeakValueDictionary()
+        self.keep: Callable[[Live], bool] | None = None
+        """Which final jobs a stage still needs: they stay held until it calls :meth:`release` for
+        them (the notify stage, for the events of jobs with notifiers it has not read yet)."""
+
+    def get(self, job_id: int | None) -> Live | None:
+        live = self._held.get(job_id)  # type: ignore[arg-type]
+        if live is None and job_id is not None and self._resting:
+            live = self._resting.get(job_id)
+        return live
+
+    def __setitem__(self, job_id: int, live: Live) -> None:
+        self._resting.pop(job_id, None)
+        self._held[job_id] = live
+
+    def pop(self, job_id: int, default: Live | None = None) -> Live | None:
+        live = self._held.pop(job_id, None)
+        resting = self._resting.pop(job_id, None)
+        return live or resting or default
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._held or job_id in self._resting
+
+    def __len__(self) -> int:
+        return len(self._held) + len(self._resting)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([*self._held, *self._resting.keys()])
+
+    def values(self) -> list[Live]:
+        return [*self._held.values(), *self._resting.values()]
+
+    @property
+    def held(self) -> int:
+        """How many jobs the engine holds whatever their user does (the rest are resting)."""
+        return len(self._held)
+
+    def rest(self, job_id: int) -> None:
+        """The master ``job_id`` is final: keep it only while something else holds it, unless
+        :attr:`keep` says a stage still needs it."""
+        live = self._held.get(job_id)
+        if live is None or (self.keep is not None and self.keep(live)):
+            return
+        del self._held[job_id]
+        self._resting[job_id] = live
+
+    def release(self, job_id: int) -> None:
+        """The stage that :attr:`keep` spoke for is done with job ``job_id``: it rests if its
+        master is final (else it rests when it is)."""
+        live = self._held.get(job_id)
+        if live is not None and is_final(live.record):
+            del self._held[job_id]
+            self._resting[job_id] = live
+
+    def hold(self, job_id: int) -> None:
+        """The master ``job_id`` is active again: hold it until it is final."""
+        if self._resting:
+            live = self._resting.pop(job_id, None)
+            if live is not None:
+                self._held[job_id] = live
+
+
+class Registry:
+    """The stored jobs in memory by id (see :class:`LiveJobs`), and the events of those waiting
+    for (sub)jobs to end."""
+
+    def __init__(self) -> None:
+        self.jobs = LiveJobs()
         self.waiters: dict[str, anyio.Event] = {}
 
     def find(self, job: Job) -> tuple[Live, int | None]:
@@ -123,6 +202,7 @@ class Recorder:
         publish = self.hub.wants(JobEvent, subjobs=False)
         publish_subjobs = publish and self.hub.wants(JobEvent, subjobs=True)
         waiting = bool(self.registry.waiters)
+        jobs = self.registry.jobs
         now = time.time()
         for change in changes.transitions:
             record, index = change.record, change.index
@@ -133,6 +213,12 @@ class Recorder:
             if index is None:
                 say.info(f'job {record.id} status changed to "{change.new}"', job_id=record.id,
                          old=str(change.old), new=str(change.new))
+                if change.new not in FINAL:
+                    jobs.hold(record.id)
+                elif is_final(record):
+                    jobs.rest(record.id)
+            elif change.new in FINAL and record.status in FINAL and is_final(record):
+                jobs.rest(record.id)  # the last subjob of a master already final (killed)
             if waiting and change.new in FINAL:
                 self.registry.wake(record.key(index))
                 if index is not None and is_final(record):

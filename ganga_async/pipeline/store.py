@@ -17,6 +17,7 @@ from .._exceptions import RepositoryError
 from ..applications.base import Application
 from ..config import Config
 from ..model.job import Job
+from ..model.machine import is_final
 from ..model.record import JobRecord
 from ..model.retry import Attempt
 from ..model.subjobs import SubjobTable
@@ -102,11 +103,14 @@ class JobStore:
     def _bind(self, job: Job, record: JobRecord) -> Live:
         record.hold_final = holds_master(job.postprocessors)
         record.retry = retry_policy(job, self.ctx.config)
+        live = Live(job, record)
+        job.bind(record, _Observer(self, live))
+        jobs = self.ctx.registry.jobs
+        jobs[live.id] = live
         if job.postprocessors and self.ctx.notify is not None:
             self.ctx.notify(job)
-        job.bind(record, self)
-        live = Live(job, record)
-        self.ctx.registry.jobs[live.id] = live
+        if is_final(record):
+            jobs.rest(live.id)
         return live
 
     # -- the JobObserver --------------------------------------------------------------
@@ -220,6 +224,23 @@ class JobStore:
             _preparing.unprepare(live.job.application)
         await self.ctx.repository.flush()
         await self.ctx.shareref.flush()
+
+
+class _Observer:
+    """What a stored job tells of its edits (the store's :meth:`JobStore.edited`); it also
+    keeps the job's :class:`Live` for as long as the Job object (or a subjob of it) is in use,
+    which is how a finished job the engine no longer holds stays the same object for its user
+    (see :class:`~ganga_async.pipeline.context.LiveJobs`)."""
+
+    __slots__ = ("store", "live", "config")
+
+    def __init__(self, store: JobStore, live: Live) -> None:
+        self.store = store
+        self.live = live
+        self.config = store.config
+
+    def edited(self, job: Job, name: str, previous: Any) -> None:
+        self.store.edited(job, name, previous)
 
 
 def _make_dirs(*paths: Path) -> None:

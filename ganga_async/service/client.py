@@ -88,6 +88,9 @@ class Subscription:
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
+            error = (self._pending.reply or {}).get("error") or {}
+            if error.get("type") == "SlowClientError":  # the daemon dropped us: say why
+                raise protocol.exception_from(error) from None
             raise StopAsyncIteration from None
 
     async def aclose(self) -> None:

@@ -54,7 +54,7 @@ from .._exceptions import (
 from .._log import JsonFormatter, get_logger
 from ..config import Config
 from ..engine import Engine
-from ..events import EventStream
+from . import _fanout as fanout
 from . import _protocol as protocol
 from ._console import Console, Execution, InterruptiblePortal, install_output_router
 from ._operations import OPERATIONS, Arguments, event_streams
@@ -93,6 +93,10 @@ class _Connection:
             data = protocol.encode(protocol.error_reply(message.get("id"), ProtocolError(
                 "too_large", f"the reply would be {len(data)} bytes, over the limit of "
                 f"{protocol.MAX_REPLY_BYTES}; ask for less (e.g. peek a smaller file)")))
+        await self.send_bytes(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Write whole lines (a write is handed to the transport whole, or not at all)."""
         async with self._lock:
             if self.closed:
                 return
@@ -100,6 +104,11 @@ class _Connection:
                 await self.stream.send(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 self.closed = True
+
+    async def hang_up(self) -> None:
+        self.closed = True
+        with anyio.CancelScope(shield=True):
+            await self.stream.aclose()
 
 
 class Server:
@@ -124,6 +133,7 @@ class Server:
         self._console: Console | None = None
         self._work: TaskGroup | None = None
         self._addons = tuple(addons)
+        self._lines = fanout.LineCache()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -400,11 +410,13 @@ class Server:
         if scope.cancelled_caught:
             reply = protocol.error_reply(request.id, ServiceError(
                 "the daemon is stopping" if self._stopping else "cancelled by the client"))
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5) as sending:
             try:
                 await connection.send(reply)
             finally:
                 connection.in_flight.discard(request.id)
+        if sending.cancelled_caught:  # the client reads nothing: it would wait forever
+            await connection.hang_up()
 
     async def _answer(self, connection: _Connection, request: protocol.Request) -> dict[str, Any]:
         """The reply to a request the daemon runs: its result, or the error that ended it."""
@@ -444,30 +456,12 @@ class Server:
         assert self._engine is not None
         streams = event_streams(self._engine, types, job_id, subjobs)
         try:
-            await connection.send(protocol.event_message(
-                request.id, {"type": "subscribed", "types": types}))
-            async with anyio.create_task_group() as tg:
-                for stream, message in streams:
-                    tg.start_soon(self._forward, connection, request.id, stream, message,
-                                  tg.cancel_scope)
-            return {"lost": sum(stream.lost for stream, _ in streams)}
+            return await fanout.follow(connection, request.id, types, streams,
+                                       backlog=self._settings["event_backlog"],
+                                       drop_timeout=self._settings["drop_timeout"], cache=self._lines)
         finally:
             for stream, _ in streams:
                 stream.close()
-
-    @staticmethod
-    async def _forward(connection: _Connection, request_id: protocol.RequestId,
-                       stream: EventStream[Any], message: Callable[[Any], dict[str, Any] | None],
-                       all_streams: anyio.CancelScope) -> None:
-        """Send one stream's events to the client; when the client has gone, end every stream."""
-        async for event in stream:
-            item = message(event)
-            if item is None:
-                continue
-            await connection.send(protocol.event_message(request_id, item))
-            if connection.closed:
-                all_streams.cancel()
-                return
 
     async def _send_cmd(self, connection: _Connection, request: protocol.Request) -> dict[str, Any]:
         args = Arguments("send_cmd", request.args)

@@ -5,6 +5,7 @@ level; a failure the retry policy takes is not."""
 from __future__ import annotations
 
 import email
+import gc
 import json
 import socket
 import threading
@@ -145,3 +146,14 @@ async def test_a_failure_the_retry_takes_is_not_told_unless_verbose(
     verbose = [(body["fqid"], body["new"]) for path, body in posts if path != "/hook"]
     assert quiet == [("0", "completed")]
     assert ("0.0", "failed") in verbose and ("0.0", "completed") in verbose
+
+
+async def test_a_job_its_user_let_go_of_is_still_told_of_its_end(
+        gangadir: Path, config: Config, webhook: tuple[str, Inbox]) -> None:
+    async with Engine(gangadir, config=config) as engine:
+        for _ in range(3):
+            await engine.submit(split("true", 2, postprocessors=[WebhookNotifier(url=webhook[0])]))
+        gc.collect()
+        posts = await webhook[1].wait_for(lambda got: len(got) >= 3)
+    assert sorted((body["fqid"], body["new"]) for _, body in posts) == [
+        ("0", "completed"), ("1", "completed"), ("2", "completed")]
