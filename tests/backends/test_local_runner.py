@@ -28,7 +28,7 @@ class Runner:
         if send_buffer is not None:
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         with theirs:
-            assert _start_runner(shipped("workers", "local_runner.py"), theirs, logdir) == 0
+            self.pid = _start_runner(shipped("workers", "local_runner.py"), theirs, logdir)
         self.buffer = b""
 
     def send(self, *commands: dict[str, object]) -> None:
