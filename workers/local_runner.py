@@ -31,16 +31,16 @@ only, one JSON record per line:
 - then the same ``started`` and ``exited`` lines the engine is sent, each written before it is
   sent, so the log always knows at least what the engine was told.
 
-The last ``accepted`` of a key starts its current run.
+The last ``accepted`` of a key starts its current run. One log per job, rather than a status
+file per subjob, saves a file creation per process, which is costly on some file systems (ext4
+without a journal scans recently deleted inodes on every create).
 
 While it may hold commands it has not read, the runner has a *reading marker*
 ``LOGDIR/runner-<pid>.reading``: made by its first process before the engine is told the runner
 started (so before any command is sent), removed once its input reached its end, every command
 read and logged as accepted. A restarted engine concludes that a command it finds no record of
 was never received only when no other live runner has a marker: one that does may still read it
-from its socket buffer, and would run it a second time. One log per job, rather than a status
-file per subjob, saves a file creation per process, which is costly on some file systems (ext4
-without a journal scans recently deleted inodes on every create).
+from its socket buffer, and would run it a second time.
 
 Threads, so that starting processes is never serialised behind anything else:
 
@@ -144,9 +144,9 @@ class Group:
 class Runner:
     def __init__(self, engine: int, marker: str) -> None:
         self.engine = engine
+        """The socket to the engine, as a blocking file descriptor."""
         self.marker = marker
         """The reading marker, removed once the input ended."""
-        """The socket to the engine, as a blocking file descriptor."""
         self.engine_socket = socket_of(engine)
         """The same socket, for sends that must not block (``MSG_DONTWAIT``); None when the
         engine's end is not a socket (then the sender thread sends everything)."""
