@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .._exceptions import BackendError
+
 PREFIX, SUFFIX = "runner-", ".reading"
 
 
@@ -25,7 +27,9 @@ def reading_runners(logdir: Path, own: int | None, is_runner: Callable[[object],
         with os.scandir(logdir) as entries:
             names = [e.name for e in entries if e.name.startswith(PREFIX) and e.name.endswith(SUFFIX)]
     except FileNotFoundError:
-        return []
+        return []  # no runner was ever started for this gangadir
+    except OSError as exc:  # unknown is not "none": the sweep fails, and is made again
+        raise BackendError(f"cannot list {logdir} for local runners still reading: {exc}") from exc
     reading: list[int] = []
     for name in names:
         try:
@@ -39,6 +43,6 @@ def reading_runners(logdir: Path, own: int | None, is_runner: Callable[[object],
             continue
         try:
             (logdir / name).unlink()
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # gone already, or not ours to remove: either way a dead runner's
     return reading
