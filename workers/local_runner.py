@@ -1,9 +1,11 @@
 """The local runner: queues, starts and watches the Local backend's processes for one engine.
 
 Standard library only; shipped inside the wheel and started by the engine with a Unix socket
-as stdin, as ``python -I -S -c "...; import local_runner; local_runner.main()" .../local_runner.py``
-(imported, so from its cached bytecode; ``python -I -S local_runner.py`` works the same). It
-reads one JSON command per line from the socket and answers on it with one JSON event per line:
+as stdin, as ``python -I -S -c "...; local_runner.main(sys.argv[2])" .../local_runner.py LOGDIR``
+(imported, so from its cached bytecode; ``python -I -S local_runner.py LOGDIR`` works the same),
+``LOGDIR`` being the gangadir's log directory. Its first process prints the pid of the
+runner it leaves behind on stdout and exits. The runner reads one JSON command per line from the
+socket and answers on it with one JSON event per line:
 
     {"op": "run", "key": "3.17", "group": "3", "limit": 8, "log": ".../3/__localstatus__.jsonl",
      "argv": [...], "env": {...}, "workdir": ..., "scratch": ".../3/work" or null,
@@ -32,6 +34,13 @@ only, one JSON record per line:
 The last ``accepted`` of a key starts its current run. One log per job, rather than a status
 file per subjob, saves a file creation per process, which is costly on some file systems (ext4
 without a journal scans recently deleted inodes on every create).
+
+While it may hold commands it has not read, the runner has a *reading marker*
+``LOGDIR/runner-<pid>.reading``: made by its first process before the engine is told the runner
+started (so before any command is sent), removed once its input reached its end, every command
+read and logged as accepted. A restarted engine concludes that a command it finds no record of
+was never received only when no other live runner has a marker: one that does may still read it
+from its socket buffer, and would run it a second time.
 
 Threads, so that starting processes is never serialised behind anything else:
 
@@ -133,9 +142,11 @@ class Group:
 
 
 class Runner:
-    def __init__(self, engine: int) -> None:
+    def __init__(self, engine: int, marker: str) -> None:
         self.engine = engine
         """The socket to the engine, as a blocking file descriptor."""
+        self.marker = marker
+        """The reading marker, removed once the input ended."""
         self.engine_socket = socket_of(engine)
         """The same socket, for sends that must not block (``MSG_DONTWAIT``); None when the
         engine's end is not a socket (then the sender thread sends everything)."""
@@ -170,6 +181,12 @@ class Runner:
             *lines, buffer = (buffer + data).split(b"\n")
             self.commands([line for line in lines if line.strip()])
         self.engine_alive = False
+        # Every command is read and its acceptance logged: none can arrive any more.
+        try:
+            os.unlink(self.marker)
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                complain(f"cannot remove the reading marker {self.marker}: {exc}")
         self.idle.wait()
 
     def commands(self, lines: list[bytes]) -> None:
@@ -489,18 +506,33 @@ def sandbox() -> ModuleType:
     return job_wrapper
 
 
-def main() -> None:
+def reading_marker(logdir: str, pid: int) -> str:
+    """The file that says runner ``pid`` may hold commands it has not read yet."""
+    return os.path.join(logdir, f"runner-{pid}.reading")
+
+
+def main(logdir: str) -> None:
     # Daemonise: the engine waits for this first process only; the runner it leaves behind
     # is nobody's child but init's, so it outlives the engine without becoming a zombie of it.
-    if os.fork() > 0:
+    pid = os.fork()
+    if pid > 0:
+        # The marker exists before the engine may send anything (it waits for this exit).
+        try:
+            os.close(os.open(reading_marker(logdir, pid), OUTPUT_FLAGS, 0o644))
+            write_all(1, b"%d\n" % pid)
+        except OSError as exc:
+            complain(f"cannot make the reading marker in {logdir}: {exc}")
+            os.kill(pid, signal.SIGKILL)  # never read a command: nothing would say it may
+            os._exit(1)
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     threading.stack_size(THREAD_STACK)
     engine = sys.stdin.fileno()
     os.set_blocking(engine, True)
-    Runner(engine).serve()
+    os.dup2(engine, 1)  # stdout told the engine the pid; nothing else is written there
+    Runner(engine, reading_marker(logdir, os.getpid())).serve()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

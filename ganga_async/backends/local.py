@@ -31,6 +31,7 @@ from .._log import get_logger
 from .._resources import shipped
 from .._workspace import job_dir_of
 from ..states import Status
+from ._local_readers import reading_runners
 from .base import (
     Backend,
     BackendStatus,
@@ -101,6 +102,7 @@ class LocalDriver(TrackingDriver[Tracked]):
         self._sweep_lock = anyio.Lock()
         self._dispatched: set[str] = set()
         self._logs = _StatusLogs()
+        self._runner_pid: int | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._hung_up = False
@@ -134,14 +136,11 @@ class LocalDriver(TrackingDriver[Tracked]):
             ours, theirs = socket.socketpair()
             try:
                 try:
-                    code = await anyio.to_thread.run_sync(_start_runner, runner, theirs, logdir)
+                    pid = await anyio.to_thread.run_sync(_start_runner, runner, theirs, logdir)
                 finally:
                     theirs.close()
                 # The thread cannot be cancelled: an engine that closed meanwhile cancels here.
                 await anyio.lowlevel.checkpoint()
-                if code != 0:
-                    raise BackendError(
-                        f"the local runner failed to start (exit code {code}); see {logdir}")
                 stream = await UNIXSocketStream.from_socket(ours)
             except OSError as exc:
                 ours.close()
@@ -154,6 +153,7 @@ class LocalDriver(TrackingDriver[Tracked]):
                 await stream.aclose()
                 raise BackendError("the Local driver is closing")
             self._stream = stream
+            self._runner_pid = pid
             self._reader_done = anyio.Event()
             self._tg.start_soon(self._read_events, stream, self._reader_done)
 
@@ -321,8 +321,12 @@ class LocalDriver(TrackingDriver[Tracked]):
                 return 0
             orphans = {key: entry for key, entry in self.tracked.items() if key not in self._dispatched}
             killed = {key for key, entry in orphans.items() if entry.killed}
-            found = await anyio.to_thread.run_sync(
-                _orphan_statuses, [entry.handle for entry in orphans.values()], killed, self._logs)
+            # Our own runner reads all we send while we are connected: only others may hold
+            # commands unread (see _local_readers).
+            own = self._runner_pid if self._stream is not None else None
+            found = await anyio.to_thread.run_sync(functools.partial(
+                _orphan_statuses, [entry.handle for entry in orphans.values()], killed, self._logs,
+                logdir=self._context.gangadir / "logs", own_runner=own))
             # Untracked, or submitted again to this engine's runner, while the logs were read.
             news = {key: status for key, status in found.items()
                     if self.tracked.get(key) is orphans[key] and key not in self._dispatched}
@@ -349,20 +353,27 @@ def _encode(command: dict[str, object]) -> bytes:
 
 
 _RUN_RUNNER = ("import sys; sys.path.insert(0, sys.argv[1].rpartition('/')[0]); "
-               "import local_runner; local_runner.main()")
+               "import local_runner; local_runner.main(sys.argv[2])")
 """How the runner is started: imported, so that it runs from bytecode cached beside it (pip
 compiles it at installation) rather than being compiled for every engine, which took 7 ms of
 its first submission. Its path stays on its command line, where :func:`_is_runner` looks."""
 
 
 def _start_runner(runner: Path, sock: socket.socket, logdir: Path) -> int:
-    """Start the runner; it daemonises, so this returns (its first process's exit code) at once."""
+    """Start the runner, with ``logdir`` for its messages and its reading marker; it daemonises,
+    so this returns at once: the pid of the runner its first process left behind."""
     with (logdir / "local_runner.log").open("ab") as errlog:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _RUN_RUNNER, str(runner)],
-            stdin=sock.fileno(), stdout=sock.fileno(), stderr=errlog, start_new_session=True,
+            [sys.executable, "-I", "-S", "-c", _RUN_RUNNER, str(runner), str(logdir)],
+            stdin=sock.fileno(), stdout=subprocess.PIPE, stderr=errlog, start_new_session=True,
         )
-    return int(proc.wait())
+    assert proc.stdout is not None
+    with proc.stdout:
+        said = proc.stdout.readline()  # written before its first process exits
+    code = proc.wait()
+    if code != 0 or not said.strip().isdigit():
+        raise BackendError(f"the local runner failed to start (exit code {code}); see {logdir}")
+    return int(said)
 
 
 async def _kill_later(pid: int, grace: float) -> None:
@@ -477,10 +488,29 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _orphan_statuses(handles: Sequence[Handle], killed: set[str],
-                     logs: _StatusLogs | None = None) -> dict[str, BackendStatus]:
-    """Statuses of (sub)jobs started by an earlier engine, read from their status logs."""
+def _orphan_statuses(handles: Sequence[Handle], killed: set[str], logs: _StatusLogs | None = None,
+                     *, logdir: Path | None = None, own_runner: int | None = None,
+                     ) -> dict[str, BackendStatus]:
+    """Statuses of (sub)jobs started by an earlier engine, read from their status logs. With the
+    gangadir's ``logdir``, one that looks never received (``NEW``) is left out, to be asked again
+    next sweep, while a live runner other than ``own_runner`` may still hold unread commands:
+    it may yet read and run it."""
     logs = logs or _StatusLogs()
+    result = _read_statuses(handles, killed, logs)
+    unsure = [handle for handle in handles if result[handle.key].status is Status.NEW]
+    if logdir is None or not unsure:
+        return result
+    if reading_runners(logdir, own_runner, _is_runner):
+        for handle in unsure:
+            del result[handle.key]
+        return result
+    # No runner was reading at the listing: what any had read is logged by now, so read again.
+    result.update(_read_statuses(unsure, killed, logs))
+    return result
+
+
+def _read_statuses(handles: Sequence[Handle], killed: set[str],
+                   logs: _StatusLogs) -> dict[str, BackendStatus]:
     # Whether a runner lives is asked before its log is read (again): one found gone had logged
     # all it did before it went, while one that ends between a reading and the question would
     # leave its last commands looking launched or queued by a dead runner, and so failed or

@@ -28,7 +28,7 @@ class Runner:
         if send_buffer is not None:
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         with theirs:
-            assert _start_runner(shipped("workers", "local_runner.py"), theirs, logdir) == 0
+            self.pid = _start_runner(shipped("workers", "local_runner.py"), theirs, logdir)
         self.buffer = b""
 
     def send(self, *commands: dict[str, object]) -> None:
@@ -248,3 +248,24 @@ def test_a_process_that_removes_its_scratch_directory_does_not_fail_the_next(
     ran_in = Path((tmp_path / "1" / "stdout").read_text().strip())
     assert ran_in.parent == tmp_path / "work"
     wait_for(lambda: not (tmp_path / "work").exists())
+
+
+def test_the_reading_marker_stays_until_every_command_sent_is_read_and_accepted(
+    tmp_path: Path
+) -> None:
+    """Commands in the socket buffer of a runner whose engine is gone are still read (and run):
+    the marker says so until they are logged as accepted."""
+    started = Runner(tmp_path / "logs")
+    marker = tmp_path / "logs" / f"runner-{started.pid}.reading"
+    assert marker.exists(), "made before the engine may send anything"
+    os.kill(started.pid, signal.SIGSTOP)  # as a runner slow to read under load
+    try:
+        started.send(run("1.0", tmp_path, ["/bin/true"]))
+        started.engine.close()
+        time.sleep(0.2)
+        assert marker.exists() and not log_records(tmp_path)
+    finally:
+        os.kill(started.pid, signal.SIGCONT)
+    wait_for(lambda: not marker.exists())
+    assert log_records(tmp_path)[0]["ev"] == "accepted"
+    wait_for(lambda: not os.path.exists(f"/proc/{started.pid}"))
