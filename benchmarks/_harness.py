@@ -144,6 +144,20 @@ def common_options(description: str | None, rounds: int = 3) -> argparse.Argumen
     return parser
 
 
+def run_main(measure: Callable[[int, int, str | None], list[Row]], description: str | None,
+             argv: Sequence[str] | None, *, n: int, n_help: str = "subjobs",
+             rounds: int = 3) -> list[Row]:
+    """The command line of a benchmark whose figure has one size: ``--n``, ``--rounds`` and
+    ``--tmpdir``; runs ``measure`` and prints its table."""
+    parser = common_options(description, rounds)
+    parser.add_argument("--n", type=int, default=n, help=f"{n_help} (default: %(default)s)")
+    args = parser.parse_args(argv)
+    rows = measure(args.n, args.rounds, args.tmpdir)
+    print()
+    print_table(rows)
+    return rows
+
+
 @contextmanager
 def scratch(base: str | None, prefix: str) -> Iterator[Path]:
     """A fresh directory, removed afterwards (outside any timed window)."""

@@ -44,11 +44,10 @@ from ._harness import (
     Row,
     Samples,
     bench_config,
-    common_options,
     fmt_s,
     interleave,
     listen_to_engine,
-    print_table,
+    run_main,
     scratch,
     verdict,
 )
@@ -184,13 +183,7 @@ def measure(n: int, rounds: int, tmpdir: str | None) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__)
-    parser.add_argument("--n", type=int, default=1000, help="subjobs (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=1000)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._harness import Row, Samples, clean_env, common_options, fmt_s, print_table, scratch
+from ._harness import Row, Samples, clean_env, fmt_s, run_main, scratch
 from .open_summary import REPO_ROOT, build
 
 CHROMIUM = "/usr/bin/chromium"
@@ -305,14 +305,7 @@ def measure(n: int = 100_000, rounds: int = 5, tmpdir: str | None = None) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__, rounds=5)
-    parser.add_argument("--n", type=int, default=100_000,
-                        help="subjobs of the master (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=100_000, n_help="subjobs of the master", rounds=5)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,9 @@ from ._harness import (
     Row,
     Samples,
     bench_config,
-    common_options,
     fmt_s,
     interleave,
-    print_table,
+    run_main,
     scratch,
 )
 
@@ -191,13 +190,7 @@ def measure(n: int, rounds: int, tmpdir: str | None) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__, rounds=2)
-    parser.add_argument("--n", type=int, default=1000, help="subjobs (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=1000, rounds=2)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,15 @@ import anyio
 
 from ganga_async import Engine, Status
 
-from ._harness import Row, Samples, bench_config, common_options, fmt_s, print_table, scratch, verdict
+from ._harness import (
+    Row,
+    Samples,
+    bench_config,
+    fmt_s,
+    run_main,
+    scratch,
+    verdict,
+)
 from .split_persist import make_job
 
 TARGET = 50e-6
@@ -177,13 +185,7 @@ def measure(n: int = 100_000, rounds: int = 3, tmpdir: str | None = None) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__)
-    parser.add_argument("--n", type=int, default=100_000, help="subjobs (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=100_000)
 
 
 if __name__ == "__main__":

@@ -52,10 +52,9 @@ from ._harness import (
     Samples,
     bench_config,
     clean_env,
-    common_options,
     fmt_s,
     interleave,
-    print_table,
+    run_main,
     scratch,
     verdict,
 )
@@ -247,15 +246,8 @@ def measure(n: int = 100_000, rounds: int = 5, tmpdir: str | None = None) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__, rounds=5)
-    parser.add_argument("--n", type=int, default=100_000,
-                        help="jobs in the large repository; the small one has a tenth "
-                             "(default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=100_000, rounds=5,
+                    n_help="jobs in the large repository; the small one has a tenth")
 
 
 if __name__ == "__main__":

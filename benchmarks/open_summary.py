@@ -51,11 +51,10 @@ from ._harness import (
     Row,
     bench_config,
     clean_env,
-    common_options,
     fmt_s,
     interleave,
     listen_to_engine,
-    print_table,
+    run_main,
     scratch,
     verdict,
 )
@@ -173,14 +172,7 @@ def measure(n: int = 100_000, rounds: int = 5, tmpdir: str | None = None) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__, rounds=5)
-    parser.add_argument("--n", type=int, default=100_000,
-                        help="subjobs of the master (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=100_000, n_help="subjobs of the master", rounds=5)
 
 
 if __name__ == "__main__":

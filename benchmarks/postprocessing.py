@@ -31,7 +31,7 @@ import anyio
 
 from ganga_async import ArgSplitter, Engine, Executable, Job, Local, Retry, Status, TextMerger
 
-from ._harness import Row, bench_config, common_options, fmt_s, interleave, print_table, scratch
+from ._harness import Row, bench_config, fmt_s, interleave, run_main, scratch
 
 FAILING = 0.3
 """The fraction of subjobs that fail on their first run."""
@@ -145,14 +145,7 @@ def measure(n: int = 10_000, rounds: int = 3, tmpdir: str | None = None) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__)
-    parser.add_argument("--n", type=int, default=10_000,
-                        help="outputs merged (default: %(default)s); the retry run has n/10 subjobs")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=10_000, n_help="outputs merged; the retry run has n/10 subjobs")
 
 
 if __name__ == "__main__":

@@ -37,11 +37,10 @@ from ._harness import (
     Row,
     Samples,
     bench_config,
-    common_options,
     fmt_bytes,
     fmt_s,
     listen_to_engine,
-    print_table,
+    run_main,
     scratch,
     verdict,
 )
@@ -153,13 +152,7 @@ def measure(n: int = 1_000_000, rounds: int = 2, tmpdir: str | None = None) -> l
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__, rounds=2)
-    parser.add_argument("--n", type=int, default=1_000_000, help="subjobs (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=1_000_000, rounds=2)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from ganga_async import (
 )
 from ganga_async.model.task import Unit, add_chained, chain_pending, job_ended, to_submit
 
-from ._harness import Row, bench_config, common_options, fmt_s, interleave, print_table, scratch
+from ._harness import Row, bench_config, fmt_s, interleave, run_main, scratch
 
 FLOAT = 50
 
@@ -141,13 +141,7 @@ def measure(n: int = 1000, rounds: int = 3, tmpdir: str | None = None) -> list[R
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__)
-    parser.add_argument("--n", type=int, default=1000, help="units of the first transform")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=1000, n_help="units of the first transform")
 
 
 if __name__ == "__main__":

@@ -433,15 +433,6 @@ class Repository:
             rows = await cur.fetchall()
         return [_job_row(r) for r in rows]
 
-    async def summary_rows(self) -> list[tuple[Any, ...]]:
-        """``(id, status, name, n_subjobs, application, backend, backend_id, comment)`` per master,
-        read without decoding any job description."""
-        async with self.db.execute(
-            "SELECT id, status, name, n_subjobs, application, backend, backend_id, comment "
-            "FROM jobs ORDER BY id"
-        ) as cur:
-            return [tuple(row) for row in await cur.fetchall()]
-
     async def subjob_counts(self, job_ids: list[int]) -> dict[int, dict[int, int]]:
         """``{master id: {status code: count}}`` of these masters' subjobs, in one read."""
         counts: dict[int, dict[int, int]] = {}

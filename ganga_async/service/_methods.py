@@ -53,15 +53,9 @@ class OperationMethods(ABC):
         data = job_dict(job) if isinstance(job, Job) else job
         base = _absolute(basedir if basedir is not None else ".")
         token = token if token is not None else uuid.uuid4().hex
-        try:
-            result: dict[str, Any] = await self.call("submit", job=data, basedir=base, token=token)
-        except ServiceError as exc:
-            if not str(exc).startswith(LOST):
-                raise
-            raise ServiceError(f"{exc}; the job may have been accepted: submit again with the "
-                               f"token {token} (ganga-async submit --token {token}) to get it "
-                               "without making a second one") from exc
-        return result
+        return await self._once(
+            "submit", token, f"the job may have been accepted: submit again with the token {token} "
+            f"(ganga-async submit --token {token})", job=data, basedir=base)
 
     async def task_add(self, task: TaskDescription, *, basedir: str | os.PathLike[str] | None = None,
                        token: str | None = None, run: bool = True) -> dict[str, Any]:
@@ -75,15 +69,19 @@ class OperationMethods(ABC):
         to repeat the request with."""
         base = _absolute(basedir if basedir is not None else ".")
         token = token if token is not None else uuid.uuid4().hex
+        return await self._once(
+            "task_add", token, f"the task may have been added: add it again with the token {token} "
+            f"(ganga-async tasks add FILE --token {token})", task=task, basedir=base, run=run)
+
+    async def _once(self, op: str, token: str, repeat: str, **args: Any) -> dict[str, Any]:
+        """Call ``op`` under a submission ``token``; a lost reply says how to ``repeat`` it and
+        get what the first call made instead of a second one."""
         try:
-            result: dict[str, Any] = await self.call("task_add", task=task, basedir=base,
-                                                     token=token, run=run)
+            result: dict[str, Any] = await self.call(op, token=token, **args)
         except ServiceError as exc:
             if not str(exc).startswith(LOST):
                 raise
-            raise ServiceError(f"{exc}; the task may have been added: add it again with the "
-                               f"token {token} (ganga-async tasks add FILE --token {token}) to "
-                               "get it without making a second one") from exc
+            raise ServiceError(f"{exc}; {repeat} to get it without making a second one") from exc
         return result
 
     async def jobs(self, status: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
