@@ -144,15 +144,21 @@ def common_options(description: str | None, rounds: int = 3) -> argparse.Argumen
     return parser
 
 
-def run_main(measure: Callable[[int, int, str | None], list[Row]], description: str | None,
+def run_main(measure: Callable[..., list[Row]], description: str | None,
              argv: Sequence[str] | None, *, n: int, n_help: str = "subjobs",
-             rounds: int = 3) -> list[Row]:
+             rounds: int = 3, profile: str | None = None) -> list[Row]:
     """The command line of a benchmark whose figure has one size: ``--n``, ``--rounds`` and
-    ``--tmpdir``; runs ``measure`` and prints its table."""
+    ``--tmpdir`` (and ``--profile``/``--top``, passed on to ``measure``, when ``profile`` says
+    what the profiled run is); runs ``measure`` and prints its table."""
     parser = common_options(description, rounds)
     parser.add_argument("--n", type=int, default=n, help=f"{n_help} (default: %(default)s)")
+    if profile is not None:
+        parser.add_argument("--profile", action="store_true", help=f"add {profile}")
+        parser.add_argument("--top", type=int, default=25,
+                            help="functions the profile lists (default: %(default)s)")
     args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir)
+    extra = (args.profile, args.top) if profile is not None else ()
+    rows = measure(args.n, args.rounds, args.tmpdir, *extra)
     print()
     print_table(rows)
     return rows

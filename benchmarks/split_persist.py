@@ -55,13 +55,12 @@ from ._harness import (
     Milestones,
     Row,
     bench_config,
-    common_options,
     fmt_bytes,
     fmt_s,
     interleave,
     listen_to_engine,
     print_profile,
-    print_table,
+    run_main,
     scratch,
     verdict,
 )
@@ -245,17 +244,8 @@ def measure(n: int = 100_000, rounds: int = 3, tmpdir: str | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
-    parser = common_options(__doc__)
-    parser.add_argument("--n", type=int, default=100_000, help="subjobs (default: %(default)s)")
-    parser.add_argument("--profile", action="store_true",
-                        help="add one engine run under cProfile, to every subjob submitted")
-    parser.add_argument("--top", type=int, default=25,
-                        help="functions the profile lists (default: %(default)s)")
-    args = parser.parse_args(argv)
-    rows = measure(args.n, args.rounds, args.tmpdir, args.profile, args.top)
-    print()
-    print_table(rows)
-    return rows
+    return run_main(measure, __doc__, argv, n=100_000,
+                    profile="one engine run under cProfile, to every subjob submitted")
 
 
 if __name__ == "__main__":
