@@ -101,10 +101,10 @@ async def test_a_stalled_follower_is_dropped_with_a_reason_and_a_keeping_up_one_
             assert (await gs.ping())["pid"] == daemon.running_pid()
 
         stalled.settimeout(30)
-        reader = stalled.makefile("rb")
-        lines = [reader.readline()]
-        while "ok" not in json.loads(lines[-1]):
-            lines.append(reader.readline())
+        with stalled.makefile("rb") as reader:
+            lines = [reader.readline()]
+            while "ok" not in json.loads(lines[-1]):
+                lines.append(reader.readline())
     last = json.loads(lines[-1])
     assert last["ok"] is False and last["id"] == 1 and last["error"]["type"] == "SlowClientError"
     assert "fell more than 2000 events behind" in last["error"]["message"]

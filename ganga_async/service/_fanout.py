@@ -2,15 +2,16 @@
 
 Per ``events`` request the daemon runs two tasks. The *reader* drains the engine's
 subscriptions as events come (the engine only ever queues them, never waits), turns each into
-its line on the wire and appends it to the stream's backlog; the *writer* sends whatever the
-backlog holds in one write, as fast as the client reads. A client that keeps up therefore sees
-every event, in the order the engine published it, however many others follow; one that falls
-more than ``[Service] event_backlog`` lines behind (it stopped reading, or reads slower than
-the engine works) is dropped: its stream ends with an error saying so and what to do, and the
-daemon logs it. A write is never cut short (a cut line would garble the connection): one the
-client does not take within ``[Service] drop_timeout`` seconds (it reads nothing at all)
-closes the connection instead. Either way the engine and the other clients never wait for
-it, and what the daemon keeps for it is bounded: the backlog, and one write in flight.
+its line on the wire and appends it to the stream's backlog; the *writer* sends what the
+backlog holds, up to ``_WRITE_BYTES`` a write, as fast as the client reads. A client that keeps
+up therefore sees every event, in the order the engine published it, however many others
+follow; one that falls more than ``[Service] event_backlog`` lines behind (it stopped reading,
+or reads slower than the engine works) is dropped: its stream ends with an error saying so and
+what to do, and the daemon logs it. A write is never cut short (a cut line would garble the
+connection): one the client does not take within ``[Service] drop_timeout`` seconds (it reads
+nothing at all) closes the connection instead. Either way the engine and the other clients
+never wait for it, and what the daemon keeps for it is bounded: the backlog, and one write in
+flight, itself bounded so that the backlog counts what the connection's buffers could not take.
 
 A status event's line is encoded once, whoever follows it (:class:`LineCache`).
 """
@@ -36,6 +37,11 @@ EventMessage = Callable[[Any], dict[str, Any] | None]
 
 _CHUNK = 512
 """Events a reader takes at once: well under :class:`LineCache`'s size."""
+
+_WRITE_BYTES = 64 * 1024
+"""What the writer takes from the backlog for one write, at most (plus the last line's end).
+Taking it all would let a client that stopped reading hold a second backlog in flight before
+the first counts against it."""
 
 
 class Connection(Protocol):
@@ -103,21 +109,23 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
 
     async def write(readers: anyio.CancelScope) -> None:
         nonlocal ready
-        while not (done and not lines):
-            await ready.wait()
-            ready = anyio.Event()
-            if lines:
-                batch = b"".join(lines)
-                lines.clear()
-                # A line cut by a cancellation would garble what follows it: a write ends
-                # whole, or the connection does after drop_timeout of nothing read.
-                with anyio.CancelScope(shield=True) as sending:
-                    sending.deadline = anyio.current_time() + drop_timeout
-                    await connection.send_bytes(batch)
-                if sending.cancelled_caught:
-                    log.warning("closed the connection of a client that reads nothing",
-                                pid=connection.pid, seconds=drop_timeout)
-                    await connection.hang_up()
+        while True:
+            if not lines:
+                if done:
+                    return
+                await ready.wait()
+                ready = anyio.Event()
+                continue
+            batch = _take(lines, _WRITE_BYTES)
+            # A line cut by a cancellation would garble what follows it: a write ends whole,
+            # or the connection does after drop_timeout of nothing read.
+            with anyio.CancelScope(shield=True) as sending:
+                sending.deadline = anyio.current_time() + drop_timeout
+                await connection.send_bytes(batch)
+            if sending.cancelled_caught:
+                log.warning("closed the connection of a client that reads nothing",
+                            pid=connection.pid, seconds=drop_timeout)
+                await connection.hang_up()
             if connection.closed:
                 readers.cancel()
                 return
@@ -135,3 +143,16 @@ async def follow(connection: Connection, request_id: protocol.RequestId, types: 
                     backlog=backlog)
         raise SlowClientError(dropped[0])
     return {"lost": sum(stream.lost for stream, _ in streams)}
+
+
+def _take(lines: list[bytes], limit: int) -> bytes:
+    """The first of ``lines`` up to ``limit`` bytes (at least one line), removed from them."""
+    size = count = 0
+    for line in lines:
+        size += len(line)
+        count += 1
+        if size >= limit:
+            break
+    batch = b"".join(lines[:count])
+    del lines[:count]
+    return batch
