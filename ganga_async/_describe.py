@@ -49,9 +49,11 @@ def describe(job: Job) -> dict[str, Any]:
 
 
 def summarise(job: Job, elapsed: float | None = None) -> dict[str, Any]:
-    """A final (or any) job in brief: id, status, subjob counts or exit code, where outputs are."""
+    """A final (or any) job in brief: id, status, whether it (or a subjob) ever reached its
+    backend, subjob counts or exit code, where outputs are."""
     info: dict[str, Any] = {"id": job.id if job.master is None else job.fqid,
-                            "status": str(job.status)}
+                            "status": str(job.status),
+                            "reached_backend": "submitted" in job.time}
     if elapsed is not None:
         info["elapsed"] = round(elapsed, 3)
     counts = job.subjobs.counts()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ganga_async import cli
+from ganga_async.commands import render
 
 pytestmark = pytest.mark.slow
 
@@ -190,6 +191,26 @@ def test_a_submission_the_backend_refuses_exits_1_with_its_message(tmp_path: Pat
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout)["status"] == "failed"
     assert "Invalid account" in json.loads(as_json.stdout)["reason"]
+    waited = run("--json", "wait", job)
+    assert json.loads(waited.stdout)["reached_backend"] is False
+
+
+def test_a_job_that_ran_and_failed_before_submit_returned_was_not_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ran = run("--json", "submit", "--wait", str(job_file(tmp_path, 'exe = "/bin/false"')))
+    assert ran.returncode == 1  # it failed
+    info = json.loads(ran.stdout)
+    assert info["status"] == "failed" and info["reached_backend"] is True
+    # How `submit` without --wait reports such a job once it has ended by the time it looks
+    # (a split job of fast subjobs can): handed over, with where to see it; not "refused".
+    args = cli.parser().parse_args(["submit", "job.toml"])
+    assert render.print_handed_over({**info, "subjobs": 0}, args, by_daemon=False) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{info['id']}\n"
+    assert err == f"job {info['id']} already ran and is failed; see it with: ganga-async show {info['id']}\n"
+    refused = {**info, "reached_backend": False, "reason": "sbatch said no"}
+    assert render.print_handed_over(refused, args, by_daemon=False) == 1
+    assert "failed at submission: sbatch said no" in capsys.readouterr().err
 
 
 def test_an_exe_not_found_is_one_brief_line_and_leaves_no_job(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ async def test_exe_among_inputfiles_runs_the_staged_copy_in_a_scratch_or_kept_wo
             # a scratch directory under the job's work/, removed with everything in it
             assert ran_in.parent == job.outputdir.parent / "work"
             # removed as its slot ends, just after the slot told of the process's end
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 while ran_in.parent.exists():  # noqa: ASYNC110 (a directory has nothing to wait on)
                     await anyio.sleep(0.02)
         else:
@@ -268,7 +268,7 @@ async def test_wait_timeout_raises_and_kill_terminates_the_process_group(
         await engine.wait(job, timeout=10)
         assert job.status is Status.KILLED
         # The group's other members got the same SIGTERM; each is gone a moment later.
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             while _live_members(pid):  # noqa: ASYNC110 (/proc has nothing to wait on)
                 await anyio.sleep(0.05)
         with pytest.raises(JobStateError, match="nothing to kill"):

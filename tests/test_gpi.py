@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 import ganga_async
 
-PROMPT_EXIT = 2.0
-"""Seconds an interpreter may take to exit after its script's last line."""
+PROMPT_EXIT = 10.0
+"""Seconds an interpreter may take to exit after its script's last line: enough for a loaded CI
+machine (2 s was once exceeded there by 7 ms), far less than an exit that waits for a job the
+script left running (they sleep 30 s) or hangs until the run's timeout."""
 
 
 def run_gpi(script: str, *, timeout: float = 30, warnings: Sequence[str] = ("error",),

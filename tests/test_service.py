@@ -21,7 +21,7 @@ import anyio
 import pytest
 from _service_helpers import cli, log_events, stop_daemon
 
-from ganga_async import JobNotFoundError, JobSpecError
+from ganga_async import GangaAsyncError, JobNotFoundError, JobSpecError
 from ganga_async._exceptions import CommandTimeoutError, ServiceError
 from ganga_async.service import AsyncGangaService, GangaService
 from ganga_async.service._paths import ServicePaths
@@ -59,13 +59,21 @@ def test_start_use_stop_leaves_nothing_behind_and_keeps_every_job(paths: Service
     assert [row["id"] for row in gs.jobs(status="completed")] == [job["id"]]
     gs.close()
 
+    # A client still connected at stop, between requests: its connection is ended, not torn.
+    idle = GangaService(paths.gangadir, autostart=False)
+    assert idle.ping()["pid"] == pid
     stopped = cli("service", "stop", timeout=30)
     assert stopped.returncode == 0, stopped.stderr
     assert paths.running_pid() is None
     assert not paths.socket.exists() and not paths.pidfile.exists()
     assert cli("service", "status").returncode == 3
-    events = [e["event"] for e in log_events(paths)]
+    with pytest.raises(GangaAsyncError):
+        idle.ping()
+    idle.close()
+    logged = log_events(paths)
+    events = [e["event"] for e in logged]
     assert events[0] == "service ready" and events[-1] == "service stopped"
+    assert [e for e in logged if e["level"] in ("error", "critical")] == []
 
     offline = cli("--json", "show", str(job["id"]))
     assert json.loads(offline.stdout)["status"] == "completed"
@@ -167,7 +175,7 @@ async def test_send_cmd_running_forever_is_interrupted_and_the_daemon_goes_on(da
         with pytest.raises(CommandTimeoutError) as caught:
             await gs.send_cmd("j = Job(application=Executable(exe='sleep', args=['30']))\n"
                               "j.submit()\nj.wait()", timeout=1)
-        assert time.monotonic() - started < 1.4, "the wait was not cut short"
+        assert time.monotonic() - started < 15, "the wait was not cut short (the job sleeps 30 s)"
         assert "KeyboardInterrupt" in caught.value.output
         assert await gs.send_cmd("print(j.status)") in ("submitted\n", "running\n")
         await gs.kill(0)

@@ -132,7 +132,7 @@ async def _handed_over(session: Session, info: dict[str, Any], events: Events) -
                 break
     now = await session.job(fqid)
     return {"id": info["id"], "status": now["status"], "subjobs": now.get("subjobs", 0),
-            "reason": now.get("reason")}
+            "reason": now.get("reason"), "reached_backend": now.get("reached_backend", False)}
 
 
 @asynccontextmanager

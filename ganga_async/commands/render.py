@@ -250,10 +250,12 @@ def print_show(info: dict[str, Any], args: argparse.Namespace) -> int:
 
 def print_handed_over(info: dict[str, Any], args: argparse.Namespace, *, by_daemon: bool) -> int:
     """Print a (re)submitted job its backend (and the daemon, ``by_daemon``) took over:
-    ``{"id", "status", "subjobs", "reason"}``. A job already ``failed`` or ``killed`` was
-    refused: its reason on stderr, and exit code 1."""
+    ``{"id", "status", "subjobs", "reason", "reached_backend"}``. A job already ``failed`` or
+    ``killed`` that never reached its backend was refused: its reason on stderr, and exit code
+    1. One that did (its subjobs ran and ended before this returned) was handed over."""
     fqid = info["id"]
-    refused = info["status"] in (str(Status.FAILED), str(Status.KILLED))
+    refused = (info["status"] in (str(Status.FAILED), str(Status.KILLED))
+               and not info.get("reached_backend", False))
     if refused:
         print_error(f"job {fqid} {info['status']} at submission: {info.get('reason') or 'no reason given'}",
                     as_json=args.log_json)
@@ -270,6 +272,9 @@ def print_handed_over(info: dict[str, Any], args: argparse.Namespace, *, by_daem
     elif Status(info["status"]) not in FINAL:
         print(f"job {fqid} is {info['status']}; follow it with: ganga-async wait {fqid}",
               file=sys.stderr)
+    else:
+        print(f"job {fqid} already ran and is {info['status']}; see it with: ganga-async show "
+              f"{fqid}", file=sys.stderr)
     return 0
 
 

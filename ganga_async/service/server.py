@@ -110,6 +110,15 @@ class _Connection:
         with anyio.CancelScope(shield=True):
             await self.stream.aclose()
 
+    def shut_down(self) -> None:
+        """End the connection both ways, so that its reader meets the end of the stream and
+        stops by itself: cancelling a task waiting in ``receive()`` can race with anyio's
+        reader callback (agronholm/anyio#1267), as in the Local driver."""
+        try:
+            self.stream.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
 
 class Server:
     """The daemon for one gangadir; :meth:`serve` runs it until it is asked to stop."""
@@ -129,6 +138,7 @@ class Server:
         self._idle.set()
         self._executions: set[Execution] = set()
         self._connections: set[_Connection] = set()
+        self._unconnected = anyio.Event()  # set when the last connection ends
         self._engine: Engine | None = None
         self._console: Console | None = None
         self._work: TaskGroup | None = None
@@ -194,6 +204,9 @@ class Server:
             with anyio.move_on_after(1):
                 await connection.send(protocol.error_reply(
                     None, ServiceError("the daemon stopped")))
+            connection.shut_down()
+        with anyio.move_on_after(1 if self._connections else 0):
+            await self._unconnected.wait()
 
     def _claim(self) -> int:
         """Take the pid file's lock, cleaning what a dead daemon left; refuse if one runs."""
@@ -276,6 +289,7 @@ class Server:
                 return
             connection = _Connection(stream, pid)
             self._connections.add(connection)
+            self._unconnected = anyio.Event()
             try:
                 async with anyio.create_task_group() as followers:
                     connection.followers = followers
@@ -287,6 +301,8 @@ class Server:
             finally:
                 connection.closed = True
                 self._connections.discard(connection)
+                if not self._connections:
+                    self._unconnected.set()
 
     async def _read_requests(self, connection: _Connection) -> None:
         """Read requests until the client closes its side, or breaks the protocol."""

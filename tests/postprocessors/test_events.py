@@ -116,7 +116,7 @@ async def test_a_retried_subjob_is_published_with_its_attempt_and_delay(
         async with engine.retry_events() as events:
             await engine.submit(job)
             await engine.wait(job, timeout=60)
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 event: RetryEvent = await events.__anext__()
     assert job.status is Status.COMPLETED
     assert (event.fqid, event.index, event.attempt) == ("0.1", 1, 2)
