@@ -9,13 +9,14 @@ Whether a command opened an engine of its own is read from its ``-vv`` log: an e
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _service_helpers import cli as run
-from _service_helpers import start_daemon, stop_daemon
+from _service_helpers import log_events, start_daemon, stop_daemon
 from test_cli_shareref import prepared_job_in_the_box
 
 from ganga_async import cli
@@ -152,6 +153,30 @@ def test_the_bar_counts_subjobs_as_their_events_come_and_the_report_is_the_same(
     waited = run("wait", "0", env=TERMINAL)
     assert (waited.returncode, waited.stdout) == (1, "job 0 failed\n" + failed_report(0, paths.gangadir))
     assert bar_states(waited.stderr) == [(4, 1)]
+
+
+def test_a_bar_the_daemon_drops_from_its_events_goes_on_from_the_jobs_counts(
+    paths: ServicePaths, tmp_path: Path,
+) -> None:
+    # A backlog of 20 events: the 300 subjobs' first transitions (all at once) overflow it.
+    path = Path(os.environ["GANGA_ASYNC_CONFIG"])
+    path.write_text(path.read_text() + "event_backlog = 20\n")
+    job = tmp_path / "many.toml"
+    args = ", ".join(f'["{i}"]' for i in range(300))
+    job.write_text('[application]\ntype = "Executable"\nexe = "/bin/true"\n\n'
+                   '[backend]\ntype = "Local"\nmax_concurrent = 16\n\n[splitter]\n'
+                   f'type = "ArgSplitter"\nargs = [{args}]\n')
+    start_daemon()
+    try:
+        submitted = run("submit", str(job), "--wait", env=TERMINAL, timeout=120)
+    finally:
+        stop_daemon(paths)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "completed  300" in submitted.stdout
+    assert "dropped" not in submitted.stderr and "error" not in submitted.stderr
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", submitted.stderr)
+    assert "300/300" in text
+    assert any(e["event"] == "dropped a client that fell behind on events" for e in log_events(paths))
 
 
 def test_no_bar_with_json_output_json_logs_or_off_a_terminal(where: str, tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ async def _submitted(session: Session, args: argparse.Namespace,
         info = await submission()
         if args.wait:
             bar = render.JobProgress(str(info["id"]), info.get("subjobs", 0), before)
-            final = await bar.follow(progress, events, lambda: session.wait(info["id"]))
+            final = await bar.follow(progress, events, lambda: session.wait(info["id"]),
+                                     lambda: session.job(info["id"]))
             final["elapsed"] = round(time.monotonic() - started, 3)
             return render.print_report(final, args)
         if handover and events is not None:
@@ -157,8 +158,9 @@ async def wait(session: Session, args: argparse.Namespace, config: Config) -> in
     async with _transitions(session, progress, args.id) as events:
         job = await session.job(args.id)
         bar = render.JobProgress(job["fqid"], job.get("subjobs", 0), job.get("subjob_counts", {}))
-        return render.print_report(await bar.follow(progress, events, lambda: session.wait(args.id)),
-                                   args)
+        final = await bar.follow(progress, events, lambda: session.wait(args.id),
+                                 lambda: session.job(args.id))
+        return render.print_report(final, args)
 
 
 async def show(session: Session, args: argparse.Namespace, config: Config) -> int:
@@ -238,7 +240,8 @@ async def demo(session: Session, args: argparse.Namespace, config: Config) -> in
         if not args.json:
             print(render.demo_banner(str(info["id"]), args.subjobs))
         bar = render.JobProgress(str(info["id"]), info.get("subjobs", 0), {})
-        final = await bar.follow(progress, events, lambda: session.wait(info["id"]))
+        final = await bar.follow(progress, events, lambda: session.wait(info["id"]),
+                                 lambda: session.job(info["id"]))
     elapsed = round(time.monotonic() - started, 3)
     first = f"{info['id']}.0"
     try:

@@ -23,6 +23,7 @@ import anyio
 
 from .._describe import credential_row
 from .._duration import format_duration
+from .._exceptions import SlowClientError
 from .._log import EVENT_ATTR, JsonFormatter
 from ..engine import SUMMARY_COLUMNS
 from ..prepared.shareref import ShareDirInfo, holder_label, render_table
@@ -515,27 +516,37 @@ class JobProgress:
         self.failed += (new is Status.FAILED) - (old is Status.FAILED)
         return True
 
-    def finish(self, summary: Mapping[str, Any]) -> None:
-        """Take the exact counts from the final job's :func:`~ganga_async._describe.summarise`
-        (events may have been dropped on the way)."""
-        self.done = self.total
+    def take(self, summary: Mapping[str, Any]) -> None:
+        """Take the counts of the job's :func:`~ganga_async._describe.summarise` now."""
         if self.split:
-            self.failed = summary.get("subjob_counts", {}).get("failed", 0)
+            counts = summary.get("subjob_counts", {})
+            self.done = sum(n for status, n in counts.items() if Status(status) in FINAL)
+            self.failed = counts.get("failed", 0)
         else:
+            self.done = int(Status(summary["status"]) in FINAL)
             self.failed = int(summary["status"] == str(Status.FAILED))
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """Take the exact counts from the final job's summary (events may have been dropped
+        on the way)."""
+        self.take(summary)
+        self.done = self.total
 
     async def follow(self, progress: Progress | None,
                      events: AsyncIterable[Mapping[str, Any]] | None,
-                     wait: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+                     wait: Callable[[], Awaitable[dict[str, Any]]],
+                     look: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         """Return what ``wait()`` returns (the final job's summary), drawing the ``progress``
-        bar meanwhile from ``events``; no bar without either."""
+        bar meanwhile from ``events``, or from the job's summary ``look()`` returns every half
+        second once the daemon dropped the stream (a burst of transitions larger than its
+        ``event_backlog``: a job of 10^6 subjobs); no bar without either."""
         if progress is None or events is None:
             return await wait()
         with progress:
             task = progress.add_task(f"job {self.fqid}", total=self.total, completed=self._done(),
                                      failed=max(0, self.failed))
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._draw, progress, task, events)
+                tg.start_soon(self._draw, progress, task, events, look)
                 summary = await wait()
                 tg.cancel_scope.cancel()
             self.finish(summary)
@@ -543,10 +554,18 @@ class JobProgress:
         return summary
 
     async def _draw(self, progress: Progress, task: TaskID,
-                    events: AsyncIterable[Mapping[str, Any]]) -> None:
-        async for event in events:
-            if self.count(event):
-                self._show(progress, task)
+                    events: AsyncIterable[Mapping[str, Any]],
+                    look: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        try:
+            async for event in events:
+                if self.count(event):
+                    self._show(progress, task)
+        except SlowClientError:
+            pass
+        while True:
+            self.take(await look())
+            self._show(progress, task)
+            await anyio.sleep(0.5)
 
     def _show(self, progress: Progress, task: TaskID) -> None:
         progress.update(task, completed=self._done(), failed=max(0, self.failed))
