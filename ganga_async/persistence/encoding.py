@@ -12,12 +12,12 @@ value at once when it has no such list, and says so (None) otherwise.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
 
-__all__ = ["SLICE", "encode", "encode_small"]
+__all__ = ["SLICE", "encode", "encode_small", "encode_while"]
 
 SLICE = 4096
 """Items of a list encoded in one C call (a few milliseconds for short argument lists)."""
@@ -93,10 +93,20 @@ async def encode(value: Any) -> str:
     """The JSON text of ``value``, as ``json.dumps(value, separators=(",", ":"))`` gives it,
     with a checkpoint after each slice of a long list. Raises TypeError or ValueError as
     ``json.dumps`` does. The value must not change meanwhile (encode a frozen description)."""
+    text = await encode_while(value, None)
+    assert text is not None
+    return text
+
+
+async def encode_while(value: Any, wanted: Callable[[], bool] | None) -> str | None:
+    """:func:`encode`, given up (None) when ``wanted()`` turns false at a checkpoint: the
+    text is no longer needed (a newer write of the description began)."""
     parts: list[str] = []
     for piece in _pieces(value, set()):
         if piece is _BREAK:
             await anyio.lowlevel.checkpoint()
+            if wanted is not None and not wanted():
+                return None
         else:
             parts.append(piece)
     return "".join(parts)

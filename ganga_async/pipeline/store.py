@@ -173,14 +173,14 @@ class JobStore:
 
     async def _write_description(self, live: Live, writes: int, spec: dict[str, Any]) -> None:
         try:
-            text = await encoding.encode(spec)
+            text = await encoding.encode_while(spec, lambda: live.spec_writes == writes)
         except (TypeError, ValueError) as exc:
+            text = None
             log.error("the job's description cannot be stored; it is kept as it was",
                       job_id=live.id, error=str(exc))
-            return
         if self._encoding.get(live.id) == (live, writes):
             del self._encoding[live.id]
-            if live.spec_writes == writes:  # no other write began meanwhile
+            if text is not None and live.spec_writes == writes:  # no other write began meanwhile
                 self.ctx.repository.queue_job(live.id, spec=text)
 
     def store_new_descriptions(self) -> None:
