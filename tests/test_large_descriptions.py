@@ -32,6 +32,7 @@ def _dumps(value: Any) -> str:
     ({"splitter": {"type": "ArgSplitter", "args": [[str(i), "x"] for i in range(LONG)]},
       "inputfiles": [], "env": {"A": list(range(LONG))}}, True),
     ([list(range(LONG)), {"b": list(range(encoding.SLICE))}], True),
+    ({"short": [{"long": [str(i) for i in range(LONG)]}]}, True),
 ])
 async def test_the_text_is_json_dumps_own(value: Any, long: bool) -> None:
     """Sliced or not, the text is the one ``json.dumps`` gives; a value without a long list
@@ -55,6 +56,9 @@ async def test_the_loop_runs_between_the_slices_of_a_long_list() -> None:
         before = turns
         await encoding.encode({"args": [[str(i)] for i in range(encoding.SLICE * 5)]})
         assert turns - before >= 4
+        before = turns
+        await encoding.encode([{"inner": list(range(encoding.SLICE * 3))}])
+        assert turns - before >= 2
         tg.cancel_scope.cancel()
 
 

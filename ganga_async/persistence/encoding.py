@@ -30,7 +30,8 @@ _BREAK = None
 def _pieces(value: Any, path: set[int]) -> Iterator[str | None]:
     """The JSON text of ``value`` in pieces, :data:`_BREAK` between slices of a long list.
     Dicts and lists are walked only down to the first level that holds no long list; the
-    items of a long list are encoded a slice at a time, each whole (an argument list)."""
+    items of a long list are encoded a slice at a time, each whole (an argument list). A dict
+    holding a long list must have string keys (a description's have)."""
     if isinstance(value, dict):
         if not _has_long(value):
             yield _dumps(value)
@@ -48,12 +49,15 @@ def _pieces(value: Any, path: set[int]) -> Iterator[str | None]:
     if isinstance(value, list) and _has_long(value):
         _enter(value, path)
         yield "["
-        for start in range(0, len(value), SLICE):
-            part = value[start:start + SLICE]
-            if start:
-                yield ","
-            yield _dumps(part)[1:-1]
-            yield _BREAK
+        if len(value) > SLICE:
+            for start in range(0, len(value), SLICE):
+                yield ("," if start else "") + _dumps(value[start:start + SLICE])[1:-1]
+                yield _BREAK
+        else:  # a short list holding a long one
+            for i, item in enumerate(value):
+                if i:
+                    yield ","
+                yield from _pieces(item, path)
         yield "]"
         path.discard(id(value))
         return
