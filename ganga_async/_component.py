@@ -67,6 +67,9 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     elif origin is list:
         if isinstance(value, list | tuple):
             (item,) = get_args(tp)
+            plain = _plain_strings(value, item)
+            if plain is not None:
+                return plain
             return [check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     elif origin is dict:
         if isinstance(value, dict):
@@ -89,6 +92,26 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
     raise JobSpecError(where, f"expected {_type_name(tp)}, got {type(value).__name__} {value!r:.80}")
+
+
+def _plain_strings(value: list[Any] | tuple[Any, ...], item: Any) -> list[Any] | None:
+    """``value`` checked as :func:`check_value` would, without naming each item, when it is
+    a list of strings or of lists of strings (a splitter's million argument lists: several
+    times faster); None when any item is something else, to be checked one by one."""
+    if item is str:
+        return list(value) if all(type(v) is str for v in value) else None
+    if get_origin(item) is not list or get_args(item) != (str,):
+        return None
+    checked: list[list[str]] = []
+    add = checked.append
+    for entry in value:
+        if type(entry) is not list and type(entry) is not tuple:
+            return None
+        for text in entry:
+            if type(text) is not str:
+                return None
+        add(list(entry))
+    return checked
 
 
 _defaults_source: Callable[[type], Mapping[str, Any]] | None = None

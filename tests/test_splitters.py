@@ -110,3 +110,16 @@ def test_a_plugin_annotated_with_job_still_splits_a_job() -> None:
     assert list(splitter.split(Job(inputfiles=["a", "b"]))) == [
         {"inputfiles": ["a"]}, {"inputfiles": ["b"]},
     ]
+
+
+def test_argsplitter_args_are_checked_and_copied_whatever_their_number() -> None:
+    """Argument lists of plain strings are checked at once (a million of them in a fraction of
+    a second), anything else item by item: a wrong one is named by its place."""
+    given = [["a", "b"], ("c",)]
+    splitter = ArgSplitter(args=given)  # type: ignore[arg-type]
+    assert splitter.args == [["a", "b"], ["c"]]
+    assert splitter.args is not given and splitter.args[0] is not given[0]
+    with pytest.raises(JobSpecError, match=r"splitter.args\[1\]\[0\]: expected str, got int 3"):
+        ArgSplitter(args=[["a"], [3]])  # type: ignore[list-item]
+    with pytest.raises(JobSpecError, match=r"splitter.args\[1\]: expected list\[str\], got str"):
+        ArgSplitter(args=[["a"], "b"])  # type: ignore[list-item]

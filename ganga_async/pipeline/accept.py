@@ -6,7 +6,6 @@ stage's error otherwise: the job then stays ``new``, as if never submitted.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -22,8 +21,10 @@ from .._log import bound
 from ..applications.base import Application
 from ..model import machine
 from ..model.job import Job, freeze_description, thaw_description
+from ..persistence import encoding
 from ..prepared import _preparing
 from ..prepared.sharedir import SharedArea
+from ..states import Status
 from .context import Context, Live, engine_log
 from .inputs import check_inputs
 from .monitor import Backends
@@ -67,6 +68,7 @@ class AcceptStage:
             validate(job, sharedir, ctx.gangadir)
             await anyio.to_thread.run_sync(check_inputs, job.inputfiles, ctx.gangadir,
                                            ctx.config["Pipeline"]["max_input_size"])
+            spec = await stored_spec(live)
             if ctx.tg is not None:  # the backend gets ready while this is persisted
                 ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
@@ -75,15 +77,16 @@ class AcceptStage:
             if job.postprocessors and ctx.notify is not None:
                 ctx.notify(job)
             machine.accept(changes, live.record, time.time())
-            freeze_description(job)
             ctx.commit(changes)
             ctx.repository.queue_job(live.id, name=job.name, comment=job.comment,
                                      application=job.application.plugin_name,
-                                     backend=job.backend.plugin_name, spec=job.spec())
+                                     backend=job.backend.plugin_name, spec=spec)
             if live.token is not None:  # in the transaction that accepts the job
                 ctx.repository.queue_token(live.token, live.id, time.time())
             await ctx.repository.flush()
         except BaseException as exc:
+            if live.record.status is Status.NEW:
+                thaw_description(job)
             if (prepared_here and isinstance(exc, Exception)
                     and _preparing.unprepare(job.application)):
                 await ctx.shareref.flush()
@@ -142,8 +145,18 @@ def validate(job: Job, sharedir: Path | None, gangadir: Path) -> None:
     for processor in job.postprocessors:
         processor.validate()
     _plugins.load("backend", job.backend.plugin_name)
+
+
+async def stored_spec(live: Live) -> str:
+    """The job's description frozen (it is read once, for good) and encoded for the
+    repository, a slice at a time when it is large (:mod:`~ganga_async.persistence.encoding`);
+    JobSpecError when a value cannot be stored. A description write begun earlier and still
+    encoding is dropped (:attr:`Live.spec_writes`)."""
+    job = live.job
+    freeze_description(job)
+    live.spec_writes += 1
     try:
-        json.dumps(job.spec())
+        return await encoding.encode(job.spec())
     except (TypeError, ValueError) as exc:
         raise JobSpecError(
             "job", f"its description cannot be stored ({exc}): a value set inside a component "

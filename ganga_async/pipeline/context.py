@@ -43,13 +43,16 @@ Ended = tuple["Live", int | None, BackendStatus]
 class Live:
     """A stored job this engine holds: the user's object and the record the engine keeps."""
 
-    __slots__ = ("job", "record", "token", "__weakref__")
+    __slots__ = ("job", "record", "token", "spec_writes", "__weakref__")
 
     def __init__(self, job: Job, record: JobRecord) -> None:
         self.job = job
         self.record = record
         self.token: str | None = None
         """The submission token its acceptance stores (``Engine.submit(token=...)``)."""
+        self.spec_writes = 0
+        """How many writes of its description began: one that took its time encoding (a
+        large description) is dropped when another began meanwhile."""
 
     @property
     def id(self) -> int:

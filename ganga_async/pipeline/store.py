@@ -21,6 +21,7 @@ from ..model.machine import is_final
 from ..model.record import JobRecord
 from ..model.retry import Attempt
 from ..model.subjobs import SubjobTable
+from ..persistence import encoding
 from ..persistence.repository import JobRow
 from ..prepared import _preparing
 from ..prepared.box import Box
@@ -50,6 +51,8 @@ class JobStore:
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self.open = False
+        self._encoding: dict[int, tuple[Live, int]] = {}
+        """The jobs whose large description is being encoded to be written."""
 
     async def add(self, job: Job) -> Live:
         """Store a new job (status ``new``) and bind it: it gets its id."""
@@ -60,7 +63,7 @@ class JobStore:
         record.id = await ctx.repository.insert_job({
             "name": job.name, "comment": job.comment, "status": str(Status.NEW),
             "application": job.application.plugin_name, "backend": job.backend.plugin_name,
-            "spec": job.spec(), "times": record.times,
+            "spec": await encoding.encode(job.spec()), "times": record.times,
         })
         live = self._bind(job, record)
         await anyio.to_thread.run_sync(_make_dirs, Path(job.inputdir), Path(job.outputdir))
@@ -150,12 +153,35 @@ class JobStore:
 
     def _queue_description(self, live: Live, **columns: Any) -> None:
         """Queue the job's description with ``columns``; one that cannot be stored (a value
-        put inside a list) is logged and left as stored, and submit() refuses it."""
+        put inside a list) is logged and left as stored, and submit() refuses it. A large
+        description is encoded a slice at a time in a task of its own and queued when done,
+        unless another write of it began meanwhile (``columns`` are queued at once)."""
+        live.spec_writes += 1
         try:
-            self.ctx.repository.queue_job(live.id, spec=live.job.spec(), **columns)
-        except RepositoryError as exc:
+            spec = live.job.spec()
+            text = encoding.encode_small(spec) if self.ctx.tg is not None else None
+            if text is None and self.ctx.tg is not None:
+                if columns:
+                    self.ctx.repository.queue_job(live.id, **columns)
+                self._encoding[live.id] = (live, live.spec_writes)
+                self.ctx.tg.start_soon(self._write_description, live, live.spec_writes, spec)
+                return
+            self.ctx.repository.queue_job(live.id, spec=spec if text is None else text, **columns)
+        except (RepositoryError, TypeError, ValueError) as exc:
             log.error("the job's description cannot be stored; it is kept as it was",
                       job_id=live.id, error=str(exc))
+
+    async def _write_description(self, live: Live, writes: int, spec: dict[str, Any]) -> None:
+        try:
+            text = await encoding.encode_while(spec, lambda: live.spec_writes == writes)
+        except (TypeError, ValueError) as exc:
+            text = None
+            log.error("the job's description cannot be stored; it is kept as it was",
+                      job_id=live.id, error=str(exc))
+        if self._encoding.get(live.id) == (live, writes):
+            del self._encoding[live.id]
+            if text is not None and live.spec_writes == writes:  # no other write began meanwhile
+                self.ctx.repository.queue_job(live.id, spec=text)
 
     def store_new_descriptions(self) -> None:
         """Queue the description of every loaded new job, for edits made inside a value (a list
@@ -163,6 +189,10 @@ class JobStore:
         for live in list(self.ctx.registry.jobs.values()):
             if live.record.status is Status.NEW:
                 self._store_description(live.job)
+        for live, writes in list(self._encoding.values()):  # large, its encoding cut short
+            if live.spec_writes == writes and live.record.status is not Status.REMOVED:
+                self._queue_description(live)
+        self._encoding.clear()
 
     def _application_replaced(self, job: Job, previous: Application | None) -> None:
         live = self.ctx.registry.jobs.get(job.id) if job.id is not None else None
