@@ -32,6 +32,7 @@ from ..splitters.arg import ArgSplitter
 from ..states import FINAL, Status
 from . import render
 from .ids import expand_ids, parse_statuses
+from .progress import JobProgress, progress_bar
 from .session import Session
 from .tasks import add as add_task
 from .tasks import file_dir
@@ -104,7 +105,7 @@ async def _submitted(session: Session, args: argparse.Namespace,
                      submission: Callable[[], Awaitable[dict[str, Any]]], job_id: str | None) -> int:
     """Run ``submission`` (of job ``job_id``, None for a new one), then with ``--wait`` follow
     the job and summarise it; otherwise report the handover."""
-    progress = render.progress_bar(args) if args.wait else None
+    progress = progress_bar(args) if args.wait else None
     handover = not args.wait
     async with _transitions(session, progress, job_id, handover) as events:
         before: dict[str, int] = {}
@@ -113,7 +114,7 @@ async def _submitted(session: Session, args: argparse.Namespace,
         started = time.monotonic()
         info = await submission()
         if args.wait:
-            bar = render.JobProgress(str(info["id"]), info.get("subjobs", 0), before)
+            bar = JobProgress(str(info["id"]), info.get("subjobs", 0), before)
             final = await bar.follow(progress, events, lambda: session.wait(info["id"]),
                                      lambda: session.job(info["id"]))
             final["elapsed"] = round(time.monotonic() - started, 3)
@@ -154,10 +155,10 @@ async def _transitions(session: Session, progress: Progress | None, job_id: str 
 
 async def wait(session: Session, args: argparse.Namespace, config: Config) -> int:
     """``wait ID``."""
-    progress = render.progress_bar(args)
+    progress = progress_bar(args)
     async with _transitions(session, progress, args.id) as events:
         job = await session.job(args.id)
-        bar = render.JobProgress(job["fqid"], job.get("subjobs", 0), job.get("subjob_counts", {}))
+        bar = JobProgress(job["fqid"], job.get("subjobs", 0), job.get("subjob_counts", {}))
         final = await bar.follow(progress, events, lambda: session.wait(args.id),
                                  lambda: session.job(args.id))
         return render.print_report(final, args)
@@ -233,13 +234,13 @@ async def peek(session: Session, args: argparse.Namespace, config: Config) -> in
 
 async def demo(session: Session, args: argparse.Namespace, config: Config) -> int:
     """``demo [--subjobs N]``: :func:`demo_job` with a progress bar and a report."""
-    progress = render.progress_bar(args)
+    progress = progress_bar(args)
     async with _transitions(session, progress) as events:
         started = time.monotonic()
         info = await session.submit(demo_job(args.subjobs))
         if not args.json:
             print(render.demo_banner(str(info["id"]), args.subjobs))
-        bar = render.JobProgress(str(info["id"]), info.get("subjobs", 0), {})
+        bar = JobProgress(str(info["id"]), info.get("subjobs", 0), {})
         final = await bar.follow(progress, events, lambda: session.wait(info["id"]),
                                  lambda: session.job(info["id"]))
     elapsed = round(time.monotonic() - started, 3)
