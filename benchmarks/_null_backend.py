@@ -136,7 +136,7 @@ class NullQueueDriver(TrackingDriver[Tracked]):
     async def sweep(self) -> int:
         self.sweeps += 1
         answer = {key: self.queue[key] for key in self.tracked if key in self.queue}
-        return self.publish(answer)
+        return await self.publish_sweep(answer)
 
     def poll_bounds(self) -> tuple[float, float]:
         return 3600.0, 3600.0

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from .._component import Component, JobView
@@ -242,6 +244,10 @@ TrackedT = TypeVar("TrackedT", bound=Tracked)
 
 _ACTIVE = frozenset({Status.SUBMITTED, Status.RUNNING, Status.UNKNOWN, Status.HELD})
 
+PUBLISH_SLICE = 10_000
+"""Statuses of a sweep's answer :meth:`TrackingDriver.publish_sweep` looks at between two
+yields of the event loop."""
+
 
 class TrackingDriver(BackendDriver, Generic[TrackedT]):
     """A driver with the bookkeeping every backend shares: the (sub)jobs it tracks and the
@@ -263,13 +269,33 @@ class TrackingDriver(BackendDriver, Generic[TrackedT]):
         """Put news into the stream and return how many there were. A tracked (sub)job's
         status equal to the last one reported is no news; a final one (or ``NEW``) ends its
         tracking. A key not tracked is passed on as it is (``NEW`` for one never received)."""
+        return self._publish(news.items())
+
+    async def publish_sweep(self, answer: Mapping[str, BackendStatus]) -> int:
+        """:meth:`publish` the answer of a sweep, which may hold the status of 10^5 (sub)jobs:
+        ``PUBLISH_SLICE`` at a time, the event loop free between slices (a few ms each).
+        ``answer`` is the caller's own: nothing may change it meanwhile."""
+        if len(answer) <= PUBLISH_SLICE:
+            return self._publish(answer.items())
+        count = 0
+        items = iter(answer.items())
+        for _ in range(0, len(answer), PUBLISH_SLICE):
+            count += self._publish(itertools.islice(items, PUBLISH_SLICE))
+            await anyio.lowlevel.checkpoint()
+        return count
+
+    def _publish(self, news: Iterable[tuple[str, BackendStatus]]) -> int:
         count = 0
         pending = self._news
         tracked = self.tracked
-        for key, status in news.items():
+        for key, status in news:
             entry = tracked.get(key)
             if entry is not None:
-                if status == entry.last:
+                last = entry.last
+                # Equal statuses first (a sweep finds most as they were): the same object, or one
+                # equal field by field (the status compared first, cheaply).
+                if last is not None and (status is last or (status.status is last.status
+                                                             and status == last)):
                     continue
                 if status.status in _ACTIVE:
                     entry.last = status

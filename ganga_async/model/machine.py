@@ -21,7 +21,8 @@ from ..states import ACTIVE, FINAL, Status, allowed, derive_master_status
 from .record import JobRecord
 from .retry import Attempt, failure_kind
 
-__all__ = ["ON_BACKEND", "Changes", "Transition", "set_status", "accept", "refuse", "apply_news",
+__all__ = ["ON_BACKEND", "Changes", "Transition", "Moves", "set_status", "accept", "refuse",
+           "apply_news", "move_many",
            "never_received", "finish", "reset_for_submission", "resume_held", "remove", "is_final",
            "targets", "on_backend", "held_by_backend", "postprocessed", "retry_due", "attempt_of",
            "waiting"]
@@ -65,16 +66,36 @@ class Transition:
         return f"Transition({self.record.key(self.index)}: {self.old} -> {self.new})"
 
 
+class Moves:
+    """Many subjobs of one master that went from one status to another at once, by one sweep's
+    news (see :func:`move_many`): one entry instead of a :class:`Transition` each, expanded
+    into events only when someone takes subjob events."""
+
+    __slots__ = ("record", "indices", "old", "new")
+
+    def __init__(self, record: JobRecord, indices: list[int], old: Status, new: Status) -> None:
+        self.record = record
+        self.indices = indices
+        self.old = old
+        self.new = new
+
+    def __repr__(self) -> str:
+        return f"Moves({self.record.id}: {len(self.indices)} {self.old} -> {self.new})"
+
+
 class Changes:
     """What the rules decided: ``rows`` to persist as the records now hold them (a job's own
     row for index None), ``transitions`` to publish, in order, and the masters whose
-    postprocessors are to run now (``postprocess``, see :func:`postprocessed`)."""
+    postprocessors are to run now (``postprocess``, see :func:`postprocessed`). ``moved``
+    holds the :class:`Moves` (also in ``transitions``, in their place): their rows changed
+    in status and timestamps only."""
 
-    __slots__ = ("rows", "transitions", "postprocess", "attempts", "retries")
+    __slots__ = ("rows", "transitions", "moved", "postprocess", "attempts", "retries")
 
     def __init__(self) -> None:
         self.rows: list[tuple[JobRecord, int | None]] = []
-        self.transitions: list[Transition] = []
+        self.transitions: list[Transition | Moves] = []
+        self.moved: list[Moves] = []
         self.postprocess: list[JobRecord] = []
         self.attempts: list[tuple[JobRecord, int | None, Attempt]] = []
         """Attempts that ended, to keep (a retry or a resubmission follows them)."""
@@ -83,6 +104,54 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.transitions)
+
+
+_BULK = {Status.SUBMITTED: "t_submitted", Status.RUNNING: "t_running"}
+"""The news :func:`move_many` applies, and the timestamp each one records."""
+_PLAIN = {new: bytes(old.code for old in Status if old not in (Status.SUBMITTING, Status.HELD)
+                     and old is not new and allowed(old, new)) for new in _BULK}
+"""For each of those, the status codes it follows with nothing more than the transition."""
+
+
+def move_many(changes: Changes, record: JobRecord, new: Status, indices: list[int],
+              news: list[BackendStatus], now: float) -> list[int]:
+    """A sweep's news that many subjobs of ``record`` are now ``new`` (``submitted`` or
+    ``running``, without a new backend id; ``news[n]`` is that of ``indices[n]``), applied at
+    once: what :func:`apply_news` does to each, checked once for each status they come from.
+    A subjob already ``new`` is left as it is. Returns the positions in ``indices`` that take
+    more than a plain transition (a catch-up from ``submitting``, a hold released, a change the
+    table refuses), for :func:`apply_news` to do one at a time."""
+    table = record.table
+    assert table is not None and new in _BULK
+    codes, code, column, plain = table.status, new.code, getattr(table, _BULK[new]), _PLAIN[new]
+    by_old: dict[int, list[int]] = {}
+    rest: list[int] = []
+    for n, index in enumerate(indices):
+        old = codes[index]
+        if old == code:
+            continue
+        if old not in plain:
+            rest.append(n)
+            continue
+        codes[index] = code
+        column[index] = news[n].started or now
+        moved = by_old.get(old)
+        if moved is None:
+            moved = by_old[old] = []
+        moved.append(index)
+    counts, waiting = table.counts, table.retry_at
+    for old, moved in by_old.items():
+        counts[old] -= len(moved)
+        counts[code] += len(moved)
+        if waiting:
+            for index in moved:
+                waiting.pop(index, None)
+        step = Moves(record, moved, Status.from_code(old), new)
+        changes.moved.append(step)
+        changes.transitions.append(step)
+    if by_old:
+        _derive_master(changes, record, now)
+    return rest
 
 
 def set_status(changes: Changes, record: JobRecord, index: int | None, status: Status, now: float,

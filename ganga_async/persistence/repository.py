@@ -39,6 +39,8 @@ from anyio.abc import TaskStatus
 
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
+from ..model.subjobs import SubjobTable
+from .subjob_writes import MOVE_SQL, SubjobUpdate, SubjobWrites
 from .tasks import TASK_TABLES, TASK_TOKENS, prepared_task_owners
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
@@ -167,10 +169,6 @@ class BoxRow:
     created: float
 
 
-SubjobUpdate = tuple[int, str | None, int | None, str | None, int, float, float, float, float]
-"""The mutable columns of a subjob, in ``_SUB_UPDATE`` order."""
-
-
 class Repository:
     """The SQLite store of one gangadir. Open with ``await repo.open()``; the engine runs
     :meth:`run` (the writer of queued updates) in its task group."""
@@ -180,7 +178,7 @@ class Repository:
         self.flush_interval = flush_interval
         self._db: aiosqlite.Connection | None = None
         self._dirty_jobs: dict[int, dict[str, Any]] = {}
-        self._dirty_subjobs: dict[tuple[int, int], SubjobUpdate] = {}
+        self._subjobs = SubjobWrites()
         self._new_attempts: list[tuple[int, int, AttemptRow]] = []
         self._dirty_tokens: dict[str, tuple[int, float]] = {}
         self._wake = anyio.Event()
@@ -281,7 +279,12 @@ class Repository:
 
     def queue_subjob(self, job_id: int, idx: int, values: SubjobUpdate) -> None:
         """Queue the current mutable values of one subjob; only the latest is written."""
-        self._dirty_subjobs[(job_id, idx)] = values
+        self._subjobs.queue_row(job_id, idx, values)
+        self._wake.set()
+
+    def queue_moved(self, job_id: int, table: SubjobTable, indices: Sequence[int]) -> None:
+        """Queue subjobs only whose status and times changed (see :mod:`.subjob_writes`)."""
+        self._subjobs.queue_moved(job_id, table, indices)
         self._wake.set()
 
     def queue_attempt(self, job_id: int, idx: int | None, attempt: AttemptRow) -> None:
@@ -309,7 +312,7 @@ class Repository:
         async with self._write_lock:
             self._wake = anyio.Event()
             jobs, self._dirty_jobs = self._dirty_jobs, {}
-            subjobs, self._dirty_subjobs = self._dirty_subjobs, {}
+            subjobs = self._subjobs.take()
             attempts, self._new_attempts = self._new_attempts, []
             tokens, self._dirty_tokens = self._dirty_tokens, {}
             if not jobs and not subjobs and not attempts and not tokens:
@@ -319,11 +322,11 @@ class Repository:
                 encoded = {k: _encode(v) for k, v in columns.items()}
                 sets = ", ".join(f"{k}=?" for k in encoded)
                 statements.append((f"UPDATE jobs SET {sets} WHERE id=?", [*encoded.values(), job_id]))
-            rows = ((*values, j, i) for (j, i), values in subjobs.items())  # made in the db thread
             sets = ", ".join(f"{k}=?" for k in _SUB_UPDATE)
-            try:
+            try:  # the subjobs' parameters are made in the database thread
                 await self._transaction(statements, many=[
-                    (f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", rows),
+                    (f"UPDATE subjobs SET {sets} WHERE job_id=? AND idx=?", subjobs.row_params()),
+                    (MOVE_SQL, subjobs.move_params()),
                     ("INSERT OR REPLACE INTO attempts (job_id, idx, n, status, backend_id, exitcode, "
                      "reason, t_submitted, t_running, t_final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [(job_id, idx, *attempt) for job_id, idx, attempt in attempts]),
@@ -338,8 +341,7 @@ class Repository:
                     self._dirty_jobs.setdefault(job_id, {}).update(
                         {k: v for k, v in columns.items() if k not in self._dirty_jobs.get(job_id, {})}
                     )
-                for key, values in subjobs.items():
-                    self._dirty_subjobs.setdefault(key, values)
+                self._subjobs.restore(subjobs)
                 raise
 
     @contextlib.asynccontextmanager
@@ -399,8 +401,7 @@ class Repository:
         async with self._write_lock:
             await self._transaction([("DELETE FROM subjobs WHERE job_id=?", (job_id,)),
                                      ("DELETE FROM attempts WHERE job_id=?", (job_id,))])
-            for key in [k for k in self._dirty_subjobs if k[0] == job_id]:
-                del self._dirty_subjobs[key]
+            self._subjobs.drop(job_id)
 
     async def delete_job(self, job_id: int) -> None:
         """Remove a master and its subjobs."""
@@ -411,8 +412,7 @@ class Repository:
                 ("DELETE FROM jobs WHERE id=?", (job_id,)),
             ])
             self._dirty_jobs.pop(job_id, None)
-            for key in [k for k in self._dirty_subjobs if k[0] == job_id]:
-                del self._dirty_subjobs[key]
+            self._subjobs.drop(job_id)
 
     # -- reads ------------------------------------------------------------------------
 

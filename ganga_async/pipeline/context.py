@@ -20,7 +20,7 @@ from ..config import Config
 from ..credentials.manager import CredentialManager
 from ..events import EventHub, JobEvent, RetryEvent
 from ..model.job import Job
-from ..model.machine import Changes, is_final
+from ..model.machine import Changes, Moves, Transition, is_final
 from ..model.record import JobRecord
 from ..persistence.repository import Repository
 from ..prepared.sharedir import SharedArea
@@ -195,6 +195,9 @@ class Recorder:
             else:
                 assert record.table is not None
                 repository.queue_subjob(job_id, index, record.table.row(index))
+        for moves in changes.moved:
+            assert moves.record.id is not None and moves.record.table is not None
+            repository.queue_moved(moves.record.id, moves.record.table, moves.indices)
         for record, index, attempt in changes.attempts:
             assert record.id is not None
             repository.queue_attempt(record.id, index, tuple(attempt))  # type: ignore[arg-type]
@@ -208,6 +211,10 @@ class Recorder:
         jobs = self.registry.jobs
         now = time.time()
         for change in changes.transitions:
+            if isinstance(change, Moves):
+                if publish_subjobs:
+                    self._publish_moves(change, now)
+                continue  # subjobs, none of them final: nothing else to do
             record, index = change.record, change.index
             assert record.id is not None
             if publish and (index is None or publish_subjobs):
@@ -227,12 +234,20 @@ class Recorder:
                 if index is not None and is_final(record):
                     self.registry.wake(record.key(None))
 
+    def _publish_moves(self, moves: Moves, now: float) -> None:
+        record, old, new, publish = moves.record, moves.old, moves.new, self.hub.publish
+        job_id = record.id
+        assert job_id is not None
+        prefix = f"{job_id}."
+        for index in moves.indices:
+            publish(JobEvent(f"{prefix}{index}", job_id, index, old, new, now, None))
 
     def _retrying(self, changes: Changes) -> None:
         """Publish a :class:`RetryEvent` for each retry decided: the attempt to come (the
         (sub)job's submission count, already counted) and the wait before it."""
         now = time.time()
-        reasons = {(t.record.id, t.index): t.reason for t in changes.transitions}
+        reasons = {(t.record.id, t.index): t.reason for t in changes.transitions
+                   if isinstance(t, Transition)}
         for record, index, due in changes.retries:
             assert record.id is not None
             table = record.table

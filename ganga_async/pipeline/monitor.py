@@ -3,6 +3,7 @@ state machine, and the finalise stage that puts ended (sub)jobs into their final
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Mapping
 
@@ -29,6 +30,9 @@ log = engine_log
 
 NEWS_CHUNK = 2000
 """News applied between two yields of the event loop: about 10 ms of work."""
+
+_BULK = frozenset({Status.SUBMITTED, Status.RUNNING})
+"""News the state machine applies to many subjobs of a master at once (``machine.move_many``)."""
 
 
 class Active:
@@ -163,25 +167,49 @@ class Backends:
         """Have the state machine apply a backend's news; what ended goes to the finalise stage,
         what an earlier engine left and the backend never received back to submission. A large
         batch (one sweep of 10^5 jobs) is applied ``NEWS_CHUNK`` at a time, the loop free
-        between chunks."""
-        items = list(news.items())
-        for start in range(0, len(items), NEWS_CHUNK):
-            if start:
+        between chunks (the batch is the monitor's own: nothing changes it meanwhile)."""
+        items = iter(news.items())
+        while chunk := list(itertools.islice(items, NEWS_CHUNK)):
+            await self._apply(active, chunk)
+            if len(chunk) == NEWS_CHUNK:
                 await anyio.lowlevel.checkpoint()
-            await self._apply(active, items[start:start + NEWS_CHUNK])
 
     async def _apply(self, active: dict[str, Active], news: list[tuple[str, BackendStatus]]) -> None:
         ended: list[Ended] = []
         resubmit: dict[int, tuple[Live, list[int | None]]] = {}
         changes = machine.Changes()
         now = time.time()
+        one_by_one: list[tuple[Active, BackendStatus]] = []
+        # News that subjobs are submitted or running, by master and status, for the state
+        # machine to apply many at once (machine.move_many); the rest one at a time.
+        moving: dict[tuple[Live, Status], tuple[list[int], list[BackendStatus]]] = {}
+        last: tuple[Live | None, Status | None] = (None, None)
+        indices: list[int] = []
+        statuses: list[BackendStatus] = []
         for key, status in news:
             entry = active.get(key)
             if entry is None:
                 if key in self.handing_over:  # applied once its submission call returns
                     self.handing_over[key] = status
                 continue
+            new = status.status
+            if new not in _BULK or entry.index is None or status.native_id is not None:
+                one_by_one.append((entry, status))
+                continue
+            if entry.live is not last[0] or new is not last[1]:
+                last = (entry.live, new)
+                found = moving.get(last)
+                if found is None:
+                    found = moving[last] = ([], [])
+                indices, statuses = found
+            indices.append(entry.index)
+            statuses.append(status)
+        for (live, new), (indices, statuses) in moving.items():
+            for n in machine.move_many(changes, live.record, new, indices, statuses, now):
+                one_by_one.append((active[live.record.key(indices[n])], statuses[n]))
+        for entry, status in one_by_one:
             record = entry.live.record
+            key = record.key(entry.index)
             if status.status is Status.NEW and entry.recovered:
                 del active[key]
                 if machine.never_received(changes, record, entry.index, now):
@@ -194,9 +222,9 @@ class Backends:
         self.ctx.commit(changes)
         if ended and self.ctx.to_finalise is not None:
             await self.ctx.to_finalise.send(ended)
-        for live, indices in resubmit.values():
-            log.info("resubmitting what never started", job_id=live.id, count=len(indices))
-            await self.ctx.submit_inbox().send((live, indices_of(indices)))
+        for live, chosen in resubmit.values():
+            log.info("resubmitting what never started", job_id=live.id, count=len(chosen))
+            await self.ctx.submit_inbox().send((live, indices_of(chosen)))
 
 
 class FinaliseStage:

@@ -115,7 +115,7 @@ class BatchDriver(TrackingDriver[_Tracked]):
 
     async def sweep(self) -> int:
         async with self._sweep_lock:
-            return self.publish(await self._observe(list(self.tracked.values())))
+            return await self.publish_sweep(await self._observe(list(self.tracked.values())))
 
     async def _observe(self, entries: list[_Tracked]) -> dict[str, BackendStatus]:
         """What changed for ``entries`` (those still tracked), from one query of the queue and,

@@ -375,7 +375,7 @@ class DaskDriver(TrackingDriver[_Tracked]):
                         f"the Dask scheduler at {where} did not answer: {exc}") from None
                 for entry in group:
                     states[entry.handle.key] = found.get(entry.handle.native_id)
-            return self.publish(await self._observe(entries, states, {}))
+            return await self.publish_sweep(await self._observe(entries, states, {}))
 
     async def _observe(self, entries: list[_Tracked], states: Mapping[str, str | None],
                        errors: Mapping[str, str | None],
