@@ -49,8 +49,11 @@ def malloc_trim() -> Callable[[int], int] | None:
 class MemoryReturn:
     """Trims the C allocator's heaps after master jobs end (see the module's documentation)."""
 
-    def __init__(self, delay: float = DELAY) -> None:
+    def __init__(self, delay: float = DELAY,
+                 trim: Callable[[int], int] | None | bool = True) -> None:
         self.delay = delay
+        self._trim = malloc_trim() if trim is True else trim or None
+        """What trims (``malloc_trim`` where the C library has it; a test may inject one)."""
         self._due = anyio.Event()
         self.trims = 0
         """How many trims were made (for tests and benchmarks)."""
@@ -61,7 +64,7 @@ class MemoryReturn:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Trim once after each burst of :meth:`job_ended` calls, until cancelled."""
-        trim = malloc_trim()
+        trim = self._trim
         task_status.started()
         if trim is None:
             return
