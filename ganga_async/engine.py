@@ -45,6 +45,7 @@ from .persistence.queries import summary_rows
 from .persistence.repository import Repository
 from .pipeline.accept import AcceptStage
 from .pipeline.actions import Actions
+from .pipeline.allocator import MemoryReturn
 from .pipeline.context import Chunk, Context, Ended, Live, Recorder, Registry
 from .pipeline.monitor import Backends, FinaliseStage
 from .pipeline.notify import NotifyStage
@@ -123,6 +124,8 @@ class Engine:
         self._hub = EventHub()
         self.credentials = CredentialManager(self.config, publish=self._hub.publish)
         registry = Registry()
+        self._memory = MemoryReturn()
+        registry.jobs.rested = self._memory.job_ended
         self._ctx = Context(
             config=self.config, gangadir=self.gangadir, workspace=self.workspace,
             monitoring=monitoring, repository=self.repository, shared=self.shared,
@@ -177,6 +180,7 @@ class Engine:
             self._store.open = True
             await tg.start(self.repository.run)
             await tg.start(self.shareref.run)
+            await tg.start(self._memory.run)
             size = self.config["Pipeline"]["stream_size"]
             self._to_accept, accept_recv = anyio.create_memory_object_stream[
                 tuple[Live, MemoryObjectSendStream[Any]]](size)

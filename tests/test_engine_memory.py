@@ -4,12 +4,15 @@ holds: a finished job nobody holds leaves, one its user holds stays the same obj
 from __future__ import annotations
 
 import gc
+import platform
 import weakref
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ganga_async import ArgSplitter, Config, Engine, Executable, Job, Local, Status
+from ganga_async.pipeline.allocator import MemoryReturn, malloc_trim
 
 pytestmark = pytest.mark.anyio
 
@@ -50,3 +53,30 @@ async def test_a_finished_job_its_user_holds_stays_the_same_object_and_can_be_re
         await engine.wait(job, timeout=60)
         assert job.status is Status.COMPLETED and job.info.submit_counter >= 1
         assert await engine.get(job.fqid) is job
+
+
+async def test_the_allocator_is_trimmed_once_after_master_jobs_end_together() -> None:
+    trimmed = anyio.Event()
+    calls: list[int] = []
+
+    def trim(pad: int) -> int:
+        calls.append(pad)
+        trimmed.set()
+        return 1
+
+    memory = MemoryReturn(delay=0.01, trim=trim)
+    async with anyio.create_task_group() as tg:
+        await tg.start(memory.run)
+        memory.job_ended()
+        memory.job_ended()
+        with anyio.fail_after(30):
+            await trimmed.wait()
+        await anyio.sleep(0.1)
+        tg.cancel_scope.cancel()
+    assert calls == [0] and memory.trims == 1
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_glibc_malloc_trim_is_found() -> None:
+    trim = malloc_trim()
+    assert trim is not None and trim(0) in (0, 1)

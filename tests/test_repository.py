@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from ganga_async import RepositoryError, SchemaVersionError
+from ganga_async.persistence._connection import CACHE_KIB
 from ganga_async.persistence.repository import SCHEMA_VERSION, Repository
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +56,19 @@ async def test_new_repository_is_in_wal_mode_with_a_schema_version(tmp_path: Pat
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     assert version == str(SCHEMA_VERSION)
+
+
+async def test_the_open_connection_has_a_bounded_page_cache_and_enforces_foreign_keys(
+        tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "jobs.sqlite")
+    await repo.open()
+    try:
+        async with repo.db.execute("PRAGMA cache_size") as cur:
+            assert await cur.fetchone() == (-CACHE_KIB,)
+        async with repo.db.execute("PRAGMA foreign_keys") as cur:
+            assert await cur.fetchone() == (1,)
+    finally:
+        await repo.aclose()
 
 
 async def test_repository_of_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from anyio.abc import TaskStatus
 from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
 from ..model.subjobs import SubjobTable
+from ._connection import PRAGMAS
 from .subjob_writes import MOVE_SQL, SubjobUpdate, SubjobWrites
 from .tasks import TASK_TABLES, TASK_TOKENS, prepared_task_owners
 
@@ -216,9 +217,7 @@ class Repository:
                         f"this one knows up to {SCHEMA_VERSION}); upgrade ganga-async or use another "
                         "gangadir. The repository was not modified."
                     )
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
+            await db.executescript(PRAGMAS)
             if not has_meta:
                 await db.executescript(
                     "BEGIN;" + _SCHEMA + "".join(_UPGRADES.values()) +

@@ -80,6 +80,8 @@ class LiveJobs:
         self.keep: Callable[[Live], bool] | None = None
         """Which final jobs a stage still needs: they stay held until it calls :meth:`release` for
         them (the notify stage, for the events of jobs with notifiers it has not read yet)."""
+        self.rested: Callable[[], None] | None = None
+        """Called when a job starts to rest (the engine returns the memory it leaves free)."""
 
     def get(self, job_id: int | None) -> Live | None:
         live = self._held.get(job_id)  # type: ignore[arg-type]
@@ -119,16 +121,20 @@ class LiveJobs:
         live = self._held.get(job_id)
         if live is None or (self.keep is not None and self.keep(live)):
             return
-        del self._held[job_id]
-        self._resting[job_id] = live
+        self._to_rest(job_id, live)
 
     def release(self, job_id: int) -> None:
         """The stage that :attr:`keep` spoke for is done with job ``job_id``: it rests if its
         master is final (else it rests when it is)."""
         live = self._held.get(job_id)
         if live is not None and is_final(live.record):
-            del self._held[job_id]
-            self._resting[job_id] = live
+            self._to_rest(job_id, live)
+
+    def _to_rest(self, job_id: int, live: Live) -> None:
+        del self._held[job_id]
+        self._resting[job_id] = live
+        if self.rested is not None:
+            self.rested()
 
     def hold(self, job_id: int) -> None:
         """The master ``job_id`` is active again: hold it until it is final."""
