@@ -176,6 +176,8 @@ class Engine:
             self._closing = False
             self._store.open = True
             await tg.start(self.repository.run)
+            if self.monitoring:  # the default backend's runner starts while the engine opens
+                tg.start_soon(self._backends.warm_up, "Local")
             await tg.start(self.shareref.run)
             size = self.config["Pipeline"]["stream_size"]
             self._to_accept, accept_recv = anyio.create_memory_object_stream[
