@@ -53,8 +53,9 @@ def test_storing_and_loading_a_job_imports_none_of_the_later_modules(tmp_path: P
     assert _loaded_after(code) == []
 
 
-def test_a_submitted_local_job_imports_neither_the_later_modules_nor_uuid(tmp_path: Path) -> None:
-    """``uuid`` imports ``platform``: ShareDir and ShareRef names are made without it."""
+def test_a_submitted_job_imports_no_postprocessor_module_nor_uuid(tmp_path: Path) -> None:
+    """A job without postprocessors needs no merger, checker or notifier; ``uuid`` (which
+    imports ``platform``) is not used for ShareDir and ShareRef names."""
     code = ("import sys, anyio\n"
             "from ganga_async import ArgSplitter, Engine, Executable, Job, Local\n"
             "async def main():\n"
@@ -65,7 +66,9 @@ def test_a_submitted_local_job_imports_neither_the_later_modules_nor_uuid(tmp_pa
             "        await engine.wait(job)\n"
             "        assert str(job.status) == 'completed', job.status\n"
             "anyio.run(main, backend='asyncio')\n"
-            "print(' '.join(m for m in ('uuid', 'platform') if m in sys.modules))")
+            "print(' '.join(m for m in ('uuid', 'platform', 'gzip') if m in sys.modules))\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('ganga_async.postprocessors.')\n"
+            "               and m != 'ganga_async.postprocessors.base'))")
     assert _loaded_after(code) == []
 
 
