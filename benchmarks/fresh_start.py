@@ -169,8 +169,9 @@ class Fresh:
         wall = time.monotonic() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
+            # A command's report (the job's final status and reason) is on its stdout.
             raise RuntimeError(f"{name}: {' '.join(argv[:5])} ... exited {done.returncode}: "
-                               f"{done.stderr[-800:]}")
+                               f"stdout: {done.stdout[-800:]} stderr: {done.stderr[-800:]}")
         self.cpu.setdefault(name, []).append(
             after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         return start, wall, done.stdout

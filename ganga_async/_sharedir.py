@@ -14,7 +14,7 @@ from typing import Any
 
 from ._exceptions import ShareDirError
 
-__all__ = ["NAME_PATTERN", "ShareDir", "check_name", "use_root"]
+__all__ = ["NAME_PATTERN", "ShareDir", "check_name", "new_name", "use_root"]
 
 _root: Callable[[], Path] | None = None
 
@@ -27,6 +27,17 @@ def use_root(root: Callable[[], Path] | None) -> None:
 
 NAME_PATTERN = re.compile(r"conf-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """What every ShareDir is called: ``conf-<uuid>``."""
+
+
+def new_name() -> str:
+    """A new ShareDir name, ``conf-`` and a random (version 4) UUID. Made here rather than by
+    :func:`uuid.uuid4`: importing :mod:`uuid` imports :mod:`platform`, a few ms of every fresh
+    process's first job."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"conf-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_name(name: object) -> str:

@@ -179,6 +179,8 @@ class Engine:
             self._closing = False
             self._store.open = True
             await tg.start(self.repository.run)
+            if self.monitoring:  # the default backend's runner starts while the engine opens
+                tg.start_soon(self._backends.warm_up, "Local")
             await tg.start(self.shareref.run)
             await tg.start(self._memory.run)
             size = self.config["Pipeline"]["stream_size"]
@@ -188,7 +190,7 @@ class Engine:
                 tuple[Live, MemoryObjectSendStream[Any] | None]](size)
             ctx.to_submit, submit_recv = anyio.create_memory_object_stream[Chunk](size)
             ctx.to_finalise, finalise_recv = anyio.create_memory_object_stream[list[Ended]](size)
-            await tg.start(AcceptStage(ctx, self._backends).run, accept_recv)
+            await tg.start(AcceptStage(ctx).run, accept_recv)
             await tg.start(SplitStage(ctx).run, split_recv)
             await tg.start(SubmitStage(ctx, self._backends).run, submit_recv)
             await tg.start(FinaliseStage(ctx).run, finalise_recv)
@@ -317,6 +319,8 @@ class Engine:
                 f"job {job.fqid} is {job.status}; only new jobs are submitted "
                 "(use resubmit() for finished ones, or job.copy())"
             )
+        if self._ctx.tg is not None:  # its backend gets ready while the job is stored and checked
+            self._ctx.tg.start_soon(self._backends.warm_up, job.backend.plugin_name)
         await self.add(job)
         live, _ = self._ctx.registry.find(job)
         live.token = token

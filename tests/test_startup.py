@@ -53,6 +53,25 @@ def test_storing_and_loading_a_job_imports_none_of_the_later_modules(tmp_path: P
     assert _loaded_after(code) == []
 
 
+def test_a_submitted_job_imports_no_postprocessor_module_nor_uuid(tmp_path: Path) -> None:
+    """A job without postprocessors needs no merger, checker or notifier; ``uuid`` (which
+    imports ``platform``) is not used for ShareDir and ShareRef names."""
+    code = ("import sys, anyio\n"
+            "from ganga_async import ArgSplitter, Engine, Executable, Job, Local\n"
+            "async def main():\n"
+            f"    async with Engine({str(tmp_path)!r}) as engine:\n"
+            "        job = Job(application=Executable(exe='/bin/echo'), backend=Local(),\n"
+            "                  splitter=ArgSplitter(args=[['a'], ['b']]))\n"
+            "        await engine.submit(job)\n"
+            "        await engine.wait(job)\n"
+            "        assert str(job.status) == 'completed', job.status\n"
+            "anyio.run(main, backend='asyncio')\n"
+            "print(' '.join(m for m in ('uuid', 'platform', 'gzip') if m in sys.modules))\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('ganga_async.postprocessors.')\n"
+            "               and m != 'ganga_async.postprocessors.base'))")
+    assert _loaded_after(code) == []
+
+
 def test_an_event_a_handler_receives_imports_structlog() -> None:
     code = ("import logging\nlogging.basicConfig(level=logging.INFO)\n"
             "from ganga_async._log import get_logger\nget_logger('ganga_async.x').info('kept')")
@@ -89,3 +108,15 @@ def test_events_carry_their_fields_the_bound_ones_and_redact_secrets(
     ]
     assert caplog.records[0].getMessage() == \
         "job added name=a job_id_text=x password=[redacted] job_id=3"
+
+
+
+@pytest.mark.anyio
+async def test_an_engine_that_only_reads_starts_no_local_runner(tmp_path: Path) -> None:
+    """A monitoring engine starts the Local runner while it opens (the first job's processes
+    then need not wait for it); one opened with ``monitoring=False`` never does."""
+    from ganga_async import Engine
+
+    async with Engine(tmp_path, monitoring=False):
+        pass
+    assert not (tmp_path / "logs").exists()

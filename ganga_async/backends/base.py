@@ -157,7 +157,8 @@ class BackendDriver(abc.ABC):
 
     async def warm_up(self) -> None:
         """Get ready for a submission that comes soon: the engine calls it in the background
-        once a job's description is valid, while the job is persisted and split. A driver with
+        when ``submit()`` is called, while the job is stored, checked and split (and, for the
+        Local backend, while an engine that monitors opens). A driver with
         helpers to start (the Local backend's runner) starts them here; the default does
         nothing. Errors are logged, and met again by :meth:`bulk_submit`."""
 

@@ -27,7 +27,6 @@ from ..prepared.sharedir import SharedArea
 from ..states import Status
 from .context import Context, Live, engine_log
 from .inputs import check_inputs
-from .monitor import Backends
 from .postprocess import holds_master
 from .retry import retry_policy
 
@@ -42,9 +41,8 @@ class AcceptStage:
     resolves, the splitter fits the application), moves the job to ``submitting`` and passes
     it to the split stage, which answers ``reply``."""
 
-    def __init__(self, ctx: Context, backends: Backends) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.backends = backends
 
     async def run(self, inbox: MemoryObjectReceiveStream[tuple[Live, MemoryObjectSendStream[Any]]],
                   *, task_status: TaskStatus[None]) -> None:
@@ -69,8 +67,6 @@ class AcceptStage:
             await anyio.to_thread.run_sync(check_inputs, job.inputfiles, ctx.gangadir,
                                            ctx.config["Pipeline"]["max_input_size"])
             spec = await stored_spec(live)
-            if ctx.tg is not None:  # the backend gets ready while this is persisted
-                ctx.tg.start_soon(self.backends.warm_up, job.backend.plugin_name)
             changes = machine.Changes()
             live.record.hold_final = holds_master(job.postprocessors)
             live.record.retry = retry_policy(job, ctx.config)

@@ -8,14 +8,18 @@ send is logged, never raised into the engine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
 from anyio.abc import TaskGroup
 
 from ..events import EventHub, EventStream, JobEvent
 from ..model.job import Job
-from ..postprocessors.notifiers import Notification, NotifierBase
 from ..states import FINAL, Status
 from .context import Context, Live, engine_log
+
+if TYPE_CHECKING:
+    from ..postprocessors.notifiers import Notification, NotifierBase
 
 __all__ = ["NotifyStage"]
 
@@ -23,6 +27,16 @@ log = engine_log
 
 _AT_ONCE = 4
 """Notifications sent at once."""
+
+
+def _notifiers(job: Job) -> list[NotifierBase]:
+    """The job's notifiers; their module is imported once a job has postprocessors (most
+    have none: a fresh process's first job need not import it)."""
+    if not job.postprocessors:
+        return []
+    from ..postprocessors.notifiers import NotifierBase
+
+    return [p for p in job.postprocessors if isinstance(p, NotifierBase)]
 
 
 class NotifyStage:
@@ -46,8 +60,7 @@ class NotifyStage:
     def watch(self, job: Job) -> None:
         """Listen from now on if ``job`` has a notifier."""
         tg = self.ctx.tg
-        if self.listening or tg is None or not any(
-                isinstance(p, NotifierBase) for p in job.postprocessors):
+        if self.listening or tg is None or not _notifiers(job):
             return
         self.listening = True
         stream = self.hub.subscribe(self.ctx.config["Pipeline"]["event_buffer"], JobEvent)
@@ -81,7 +94,7 @@ class NotifyStage:
         live = self.ctx.registry.jobs.get(event.job_id)
         if live is None or not live.job.postprocessors:
             return
-        notifiers = [p for p in live.job.postprocessors if isinstance(p, NotifierBase)]
+        notifiers = _notifiers(live.job)
         if not notifiers:
             return
         if event.new in FINAL:
@@ -90,6 +103,8 @@ class NotifyStage:
         # A failure the retry policy took has already left failed.
         retried = event.new is Status.FAILED and (
             live.record.status_of(event.index) is not Status.FAILED)
+        from ..postprocessors.notifiers import Notification
+
         note = Notification(event.fqid, live.job.name, str(event.old), str(event.new),
                             event.reason, event.time)
         for notifier in notifiers:
@@ -109,4 +124,4 @@ class NotifyStage:
 
 
 def _has_notifier(live: Live) -> bool:
-    return any(isinstance(p, NotifierBase) for p in live.job.postprocessors)
+    return bool(_notifiers(live.job))

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -25,11 +26,13 @@ from ..model import machine
 from ..model.job import Job
 from ..model.record import JobRecord
 from ..postprocessors.base import PostProcessor, PostprocessorResult
-from ..postprocessors.checkers import Checker
-from ..postprocessors.mergers import Merger
 from ..states import Status, derive_master_status
 from .context import Context, Ended, Live, engine_log
 from .results import write_results
+
+if TYPE_CHECKING:
+    from ..postprocessors.checkers import Checker
+    from ..postprocessors.mergers import Merger
 
 __all__ = ["Postprocessing", "holds_master", "check_ended"]
 
@@ -39,15 +42,28 @@ _AT_ONCE = 4
 """Masters postprocessed at once (each in a worker thread)."""
 
 
+def _kinds() -> tuple[type[Merger], type[Checker]]:
+    """The mergers' and checkers' base classes, imported when a job first has postprocessors
+    (most have none: a fresh process's first job need not import them)."""
+    from ..postprocessors.checkers import Checker
+    from ..postprocessors.mergers import Merger
+
+    return Merger, Checker
+
+
 def holds_master(processors: Sequence[PostProcessor]) -> bool:
     """Whether a master must wait in ``completing`` for these postprocessors: it has a
     merger, or a checker of the master."""
-    return any(isinstance(p, Merger) or (isinstance(p, Checker) and p.checkMaster)
+    if not processors:
+        return False
+    merger, checker = _kinds()
+    return any(isinstance(p, merger) or (isinstance(p, checker) and p.checkMaster)
                for p in processors)
 
 
 def _checkers(job: Job) -> list[Checker]:
-    return [p for p in job.postprocessors if isinstance(p, Checker)]
+    checker = _kinds()[1]
+    return [p for p in job.postprocessors if isinstance(p, checker)]
 
 
 def _named(processor: PostProcessor, exc: Exception) -> str:
@@ -127,16 +143,17 @@ def run_master(job: Job, target: Status, config: Config, redo: bool,
     fails, or None (blocking); each postprocessor that ran adds its result to ``results``.
     Mergers run on a completed master, or with ``ignorefailed`` on a failed or killed one; a
     redo after a crash may replace what the cut-short run wrote."""
+    merger, checker = _kinds()
     for processor in job.postprocessors:
         try:
-            if isinstance(processor, Merger):
+            if isinstance(processor, merger):
                 if target is Status.COMPLETED or processor.ignorefailed:
                     written = processor.merge(job, overwrite=processor.overwrite or redo,
                                               config=config)
                     results.append(PostprocessorResult(
                         processor.label, True, ", ".join(str(path) for path in written),
                         time.time()))
-            elif isinstance(processor, Checker) and target is Status.COMPLETED:
+            elif isinstance(processor, checker) and target is Status.COMPLETED:
                 reason = _check(job, [processor], results)
                 if reason is not None:
                     return reason
@@ -150,7 +167,8 @@ def run_master(job: Job, target: Status, config: Config, redo: bool,
 async def merge_by_hand(job: Job, outputdir: str | os.PathLike[str] | None,
                         config: Config) -> list[Path]:
     """Run ``job``'s mergers now (``job.merge()``), in a worker thread."""
-    mergers = [p for p in job.postprocessors if isinstance(p, Merger)]
+    merger = _kinds()[0]
+    mergers = [p for p in job.postprocessors if isinstance(p, merger)]
     if not mergers:
         raise JobStateError(f"job {job.fqid} has no merger among its postprocessors; add one, "
                             "or call e.g. TextMerger(files=['stdout']).merge(job)")

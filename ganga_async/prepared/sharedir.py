@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import anyio
 
 from .._exceptions import JobSpecError, ShareDirError
-from .._sharedir import NAME_PATTERN, ShareDir, check_name
+from .._sharedir import NAME_PATTERN, ShareDir, check_name, new_name
 
 __all__ = ["ShareDir", "SharedArea", "check_name"]
 
@@ -83,7 +82,7 @@ class SharedArea:
         return await anyio.to_thread.run_sync(self._create, dict(sources))
 
     def _create(self, sources: dict[str, str]) -> ShareDir:
-        name = f"conf-{uuid.uuid4()}"
+        name = new_name()
         partial = self.root / f"{PARTIAL_PREFIX}{name}"
         files: dict[str, str] = {}
         source = ""

@@ -29,7 +29,6 @@ import itertools
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -112,7 +111,7 @@ class ShareRef:
         self._unprepare = unprepare
         self._inbox_size = inbox_size
         self._send: MemoryObjectSendStream[_Message] | None = None
-        self._session = f"{SESSION}{os.getpid()}-{uuid.uuid4().hex[:8]}:"
+        self._session = f"{SESSION}{os.getpid()}-{os.urandom(4).hex()}:"
         self._serial = itertools.count(1)
         self._sharedirs: dict[str, float] = {}
         self._holders: dict[str, str] = {}
