@@ -182,6 +182,10 @@ async def _guarded(execution: Execution, func: Callable[..., Any], *args: Any) -
     raise _Interrupted
 
 
+SOURCES_KEPT = 1000
+"""How many of the last ``send_cmd`` programs keep their source for tracebacks."""
+
+
 class Console:
     """The persistent namespace and the worker threads that run code in it."""
 
@@ -235,6 +239,10 @@ class Console:
 
     def _exec(self, code: str, filename: str) -> None:
         linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+        # The source of the last SOURCES_KEPT runs only: a daemon driven by send_cmd for weeks
+        # would otherwise keep every program it was sent (older ones' tracebacks lose their lines).
+        number = int(filename.removeprefix("<send_cmd ").removesuffix(">"))
+        linecache.cache.pop(f"<send_cmd {number - SOURCES_KEPT}>", None)
         tree = ast.parse(code, filename, "exec")
         last: ast.Expression | None = None
         final = tree.body[-1] if tree.body else None
