@@ -276,13 +276,12 @@ class TrackingDriver(BackendDriver, Generic[TrackedT]):
         """:meth:`publish` the answer of a sweep, which may hold the status of 10^5 (sub)jobs:
         ``PUBLISH_SLICE`` at a time, the event loop free between slices (a few ms each).
         ``answer`` is the caller's own: nothing may change it meanwhile."""
-        if len(answer) <= PUBLISH_SLICE:
-            return self._publish(answer.items())
         count = 0
         items = iter(answer.items())
-        for _ in range(0, len(answer), PUBLISH_SLICE):
+        for start in range(0, len(answer), PUBLISH_SLICE):
+            if start:
+                await anyio.lowlevel.checkpoint()
             count += self._publish(itertools.islice(items, PUBLISH_SLICE))
-            await anyio.lowlevel.checkpoint()
         return count
 
     def _publish(self, news: Iterable[tuple[str, BackendStatus]]) -> int:

@@ -159,13 +159,14 @@ class JobStore:
         live.spec_writes += 1
         try:
             spec = live.job.spec()
-            text = encoding.encode_small(spec) if self.ctx.tg is not None else None
+            text = encoding.encode_small(spec)
             if text is None and self.ctx.tg is not None:
                 if columns:
                     self.ctx.repository.queue_job(live.id, **columns)
                 self._encoding[live.id] = (live, live.spec_writes)
                 self.ctx.tg.start_soon(self._write_description, live, live.spec_writes, spec)
                 return
+            # (large, with the engine closing: the repository encodes it at once)
             self.ctx.repository.queue_job(live.id, spec=spec if text is None else text, **columns)
         except (RepositoryError, TypeError, ValueError) as exc:
             log.error("the job's description cannot be stored; it is kept as it was",
