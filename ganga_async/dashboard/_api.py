@@ -94,12 +94,16 @@ def master_id(request: Request) -> int:
 
 async def _counts(engine: Engine, feed: Feed, rows: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
     """Counts by status of each master of ``rows``: an active one's from the engine's record,
-    a final one's from the repository (in one read, then kept until its next event)."""
+    a final one's from the repository (in one read, then kept until its next event). An active
+    row's status is brought up to the moment of its counts (the job may have moved on since
+    the summary was read, and a page must not show a job still submitted with every subjob
+    completed)."""
     found: dict[int, dict[str, int]] = {}
     stored: list[int] = []
     for row in rows:
         if row["status"] in _ACTIVE:
-            found[row["id"]] = (await job_counts(engine, row["id"]))["counts"]
+            now = await job_counts(engine, row["id"])
+            found[row["id"]], row["status"] = now["counts"], now["status"]
         elif not row["subjobs"]:
             found[row["id"]] = {row["status"]: 1}
         elif row["id"] in feed.final_counts:
