@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._exceptions import RepositoryError
 from ..applications.base import Application
@@ -36,6 +37,9 @@ from .retry import retry_policy
 __all__ = ["JobStore"]
 
 log = engine_log
+
+LOAD_SLICE = 20_000
+"""Stored subjob rows put into a loaded master's table between two checkpoints (a few ms)."""
 
 
 class JobStore:
@@ -87,10 +91,12 @@ class JobStore:
         record.retry_at = row.retry_at
         if row.n_subjobs:
             table = SubjobTable()
-            for (_, code, overrides, backend_id, exitcode, reason, counter, t_sub, t_run,
-                 t_fin, retry_at) in await self.ctx.repository.subjob_rows(row.id):
-                table.append(Status.from_code(code), overrides, counter, backend_id, exitcode,
-                             reason, t_sub, t_run, t_fin, retry_at)
+            rows = await self.ctx.repository.subjob_rows(row.id)
+            for start in range(0, len(rows), LOAD_SLICE):  # 10^6 rows: the loop free between
+                if start:
+                    await anyio.lowlevel.checkpoint()
+                table.extend(rows[start:start + LOAD_SLICE])
+            del rows
             record.table = table
         if row.submit_counter > 1 or row.n_subjobs:
             stored = await self.ctx.repository.attempt_rows(row.id)
