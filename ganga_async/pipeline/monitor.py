@@ -164,23 +164,26 @@ class Backends:
         last: tuple[Live | None, Status | None] = (None, None)
         indices: list[int] = []
         statuses: list[BackendStatus] = []
+        entries, lives = active.entries, active.lives  # no Active made for the bulk news
         for key, status in news:
-            entry = active.get(key)
-            if entry is None:
+            held = entries.get(key)
+            if held is None:
                 if key in self.handing_over:  # applied once its submission call returns
                     self.handing_over[key] = status
                 continue
             new = status.status
-            if new not in _BULK or entry.index is None or status.native_id is not None:
-                one_by_one.append((entry, status))
+            index = held[1]
+            if new not in _BULK or index is None or status.native_id is not None:
+                one_by_one.append((active[key], status))
                 continue
-            if entry.live is not last[0] or new is not last[1]:
-                last = (entry.live, new)
+            live = lives[held[0]]
+            if live is not last[0] or new is not last[1]:
+                last = (live, new)
                 found = moving.get(last)
                 if found is None:
                     found = moving[last] = ([], [])
                 indices, statuses = found
-            indices.append(entry.index)
+            indices.append(index)
             statuses.append(status)
         for (live, new), (indices, statuses) in moving.items():
             for n in machine.move_many(changes, live.record, new, indices, statuses, now):
