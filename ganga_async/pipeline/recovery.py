@@ -25,6 +25,7 @@ from ..backends.base import Handle
 from ..model import machine
 from ..model.machine import ON_BACKEND
 from ..model.record import JobRecord
+from ..persistence.active_rows import job_rows_by_status
 from ..states import Status
 from .context import Context, Live, engine_log
 from .monitor import Backends
@@ -57,7 +58,7 @@ async def recover(ctx: Context, store: JobStore, backends: Backends,
     if not ctx.monitoring:
         return
     names = [str(s) for s in (*ON_BACKEND, Status.HELD)]
-    rows = await ctx.repository.job_rows(statuses=names)
+    rows = await job_rows_by_status(ctx.repository, names)
     if not rows:
         return
     pending: dict[str, list[Group]] = {}

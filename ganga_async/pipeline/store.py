@@ -40,6 +40,8 @@ log = engine_log
 
 LOAD_SLICE = 20_000
 """Stored subjob rows put into a loaded master's table between two checkpoints (a few ms)."""
+BUILD_IN_THREAD = 10_000
+"""Subjobs from which a loaded master's Job is built in a worker thread."""
 
 
 class JobStore:
@@ -84,7 +86,11 @@ class JobStore:
         live = self.ctx.registry.jobs.get(row.id)
         if live is not None:
             return live
-        job = Job.from_spec(row.spec, name=row.name, comment=row.comment)
+        build = functools.partial(Job.from_spec, row.spec, name=row.name, comment=row.comment)
+        # A master of 10^4+ subjobs may have as many argument lists to check (0.5 s at 10^6):
+        # built in a worker thread, the interpreter lets the loop run every switch interval.
+        job = await anyio.to_thread.run_sync(build) if (row.n_subjobs or 0) >= BUILD_IN_THREAD \
+            else build()
         record = JobRecord(row.id, self.ctx.workspace, status=Status.parse(row.status),
                            times=dict(row.times), submit_counter=row.submit_counter,
                            backend_id=row.backend_id, exitcode=row.exitcode, reason=row.reason)
