@@ -70,6 +70,8 @@ async def recover(ctx: Context, store: JobStore, backends: Backends,
             log.error("an active job cannot be loaded and stays as it is", job_id=row.id,
                       error=str(exc))
             continue
+        finally:
+            row.spec = {}  # the Job has its own copy: 10^6 decoded lists go now, not at the end
         if live.job.splitter is not None and row.n_subjobs is None:
             log.info("resuming an interrupted split", job_id=row.id)
             await ctx.split_inbox().send((live, None))
