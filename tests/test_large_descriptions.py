@@ -62,6 +62,51 @@ async def test_the_loop_runs_between_the_slices_of_a_long_list() -> None:
         tg.cancel_scope.cancel()
 
 
+PAD = " " * encoding.SMALL_TEXT
+"""Spaces that make any text long enough to be decoded a slice at a time."""
+
+
+@pytest.mark.parametrize("value", [
+    {}, [], "text", 3, None, {"a": [1, 2.5, None, True, "é\n"], "b": {}},
+    {"splitter": {"type": "ArgSplitter", "args": [[str(i), "x"] for i in range(LONG)]},
+     "inputfiles": [], "env": {"A": list(range(LONG))}},
+    [{"long": [str(i) for i in range(LONG)]}, [[]], {"x": [{"y": 1}]}],
+])
+async def test_a_long_text_decodes_as_json_loads_does(value: Any) -> None:
+    for text in (_dumps(value) + PAD, json.dumps(value, indent=2) + PAD, PAD + _dumps(value)):
+        assert await encoding.decode(text) == json.loads(text) == value
+    assert await encoding.decode(_dumps(value)) == value
+
+
+@pytest.mark.parametrize("bad", ['{"a": [1, 2,]}', '{"a" 1}', "[1] x", '{"a": [1 2]}',
+                                 "{'a': 1}", '{"a": [1', ""])
+async def test_a_bad_long_text_raises_what_json_loads_raises(bad: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as ours:
+        await encoding.decode(bad + PAD)
+    with pytest.raises(json.JSONDecodeError) as theirs:
+        json.loads(bad + PAD)
+    assert (ours.value.msg, ours.value.pos) == (theirs.value.msg, theirs.value.pos)
+
+
+async def test_the_loop_runs_between_the_slices_of_a_long_list_decoded() -> None:
+    turns = 0
+
+    async def other() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    text = _dumps({"args": [[str(i)] for i in range(encoding.SLICE * 5)]}) + PAD
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        await anyio.lowlevel.checkpoint()
+        before = turns
+        await encoding.decode(text)
+        assert turns - before >= 4
+        tg.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("bad", [{"a": {1, 2}}, {"a": [*range(LONG), object()]}])
 async def test_a_value_that_cannot_be_stored_raises_as_json_does(bad: Any) -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 from ..states import FINAL, Status
 
@@ -71,6 +74,36 @@ class SubjobTable:
         self.t_final.append(t_final)
         if retry_at:
             self.retry_at[index] = retry_at
+
+    def extend(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append stored rows at once, as :meth:`append` does one by one: each row is
+        ``(idx, status code, overrides, backend_id, exitcode, reason, submit_counter,
+        t_submitted, t_running, t_final, retry_at)`` (the repository's ``subjob_rows``), the
+        rows in index order following those already here. A column at a time: about a fifth
+        of the CPU of :meth:`append` per row."""
+        if not rows:
+            return
+        start = len(self.status)
+        (_, codes, overrides, backend_id, exitcode, reason, counter, t_submitted, t_running,
+         t_final, retry_at) = zip(*rows, strict=True)
+        found = Counter(codes)
+        for code in found:
+            Status.from_code(code)  # an unknown code is an error, as in append()
+        counts = self.counts
+        for code, count in found.items():
+            counts[code] += count
+        self.status.extend(codes)
+        self.overrides.extend(overrides)
+        self.backend_id.extend(backend_id)
+        self.exitcode.extend(exitcode)
+        if any(reason):
+            self.reason.update((start + n, r) for n, r in enumerate(reason) if r)
+        self.submit_counter.extend(counter)
+        self.t_submitted.extend(t_submitted)
+        self.t_running.extend(t_running)
+        self.t_final.extend(t_final)
+        if any(retry_at):
+            self.retry_at.update((start + n, due) for n, due in enumerate(retry_at) if due)
 
     def get_status(self, index: int) -> Status:
         return Status.from_code(self.status[index])

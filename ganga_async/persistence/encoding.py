@@ -7,17 +7,22 @@ hundred milliseconds, during which the engine's loop runs nothing. :func:`encode
 same text (``json.dumps(value, separators=(",", ":"))``), each list over :data:`SLICE` items
 encoded a slice at a time with a checkpoint between slices; :func:`encode_small` encodes a
 value at once when it has no such list, and says so (None) otherwise.
+
+:func:`decode` reads such a text back (what ``json.loads`` gives) with the same care: a long
+text is walked down its objects, and the items of each list are decoded one C call each, with
+a checkpoint every :data:`SLICE` items.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import anyio
 
-__all__ = ["SLICE", "encode", "encode_small", "encode_while"]
+__all__ = ["SLICE", "decode", "encode", "encode_small", "encode_while"]
 
 SLICE = 4096
 """Items of a list encoded in one C call (a few milliseconds for short argument lists)."""
@@ -114,3 +119,94 @@ async def encode_while(value: Any, wanted: Callable[[], bool] | None) -> str | N
         else:
             parts.append(piece)
     return "".join(parts)
+
+
+SMALL_TEXT = 1 << 20
+"""A text shorter than this is decoded in one C call (a few milliseconds)."""
+
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+"""The decoder's C scanner: the value at an index of a text and the index after it."""
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+async def decode(text: str) -> Any:
+    """The value of the JSON text ``text``, as ``json.loads`` gives it (raising its
+    ``JSONDecodeError`` on bad text), with a checkpoint every :data:`SLICE` items of a long
+    list when the text is long. Objects are walked into; each item of a list is decoded in
+    one C call (an argument list, a file name)."""
+    if len(text) < SMALL_TEXT:
+        return json.loads(text)
+    found: list[Any] = []
+    parts = _value(text, _skip(text, 0), found)
+    try:
+        while True:
+            next(parts)
+            await anyio.lowlevel.checkpoint()
+    except StopIteration as done:
+        end = _skip(text, done.value)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return found[0]
+
+
+def _skip(text: str, idx: int) -> int:
+    match = _SPACE.match(text, idx)
+    assert match is not None
+    return match.end()
+
+
+def _item(text: str, idx: int) -> tuple[Any, int]:
+    try:
+        return _scan(text, idx)
+    except StopIteration as err:
+        raise json.JSONDecodeError("Expecting value", text, err.value) from None
+
+
+def _value(text: str, idx: int, out: list[Any]) -> Generator[None, None, int]:
+    """Decode the value at ``idx`` (no space before it) into ``out``; yields between slices
+    of a long list; returns the index after the value."""
+    opening = text[idx:idx + 1]
+    if opening == "{":
+        obj: dict[str, Any] = {}
+        idx = _skip(text, idx + 1)
+        if text[idx:idx + 1] == "}":
+            out.append(obj)
+            return idx + 1
+        while True:
+            if text[idx:idx + 1] != '"':
+                raise json.JSONDecodeError(
+                    "Expecting property name enclosed in double quotes", text, idx)
+            key, idx = _item(text, idx)
+            idx = _skip(text, idx)
+            if text[idx:idx + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, idx)
+            held: list[Any] = []
+            idx = _skip(text, (yield from _value(text, _skip(text, idx + 1), held)))
+            obj[key] = held[0]
+            if text[idx:idx + 1] == "}":
+                out.append(obj)
+                return idx + 1
+            if text[idx:idx + 1] != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, idx)
+            idx = _skip(text, idx + 1)
+    if opening == "[":
+        items: list[Any] = []
+        idx = _skip(text, idx + 1)
+        if text[idx:idx + 1] == "]":
+            out.append(items)
+            return idx + 1
+        while True:
+            item, idx = _item(text, idx)
+            items.append(item)
+            if len(items) % SLICE == 0:
+                yield
+            idx = _skip(text, idx)
+            if text[idx:idx + 1] == "]":
+                out.append(items)
+                return idx + 1
+            if text[idx:idx + 1] != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, idx)
+            idx = _skip(text, idx + 1)
+    value, idx = _item(text, idx)
+    out.append(value)
+    return idx

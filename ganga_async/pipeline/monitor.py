@@ -14,13 +14,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .. import _plugins
 from .._exceptions import EngineClosedError, GangaAsyncError
-from .._workspace import output_dir
 from ..backends.base import Backend, BackendDriver, BackendStatus, DriverContext, Handle
 from ..credentials.manager import Requirement
 from ..model import machine
-from ..model.job import Job
 from ..persistence.lock import EngineLock
 from ..states import Status
+from .active import Active, ActiveSet
 from .context import Context, Ended, Live, engine_log, indices_of
 from .postprocess import check_ended
 
@@ -35,27 +34,6 @@ _BULK = frozenset({Status.SUBMITTED, Status.RUNNING})
 """News the state machine applies to many subjobs of a master at once (``machine.move_many``)."""
 
 
-class Active:
-    """A (sub)job its backend is working on, by the native id it was submitted with;
-    ``recovered`` when taken over from an earlier engine, whose ``NEW`` news means: never
-    received, submit it again. Its :class:`Handle` is made when asked for (a kill, a
-    recovery), not kept: 10^5 active subjobs would hold 4 times as many objects, all of which
-    every full garbage collection walks."""
-
-    __slots__ = ("live", "index", "native_id", "recovered")
-
-    def __init__(self, live: Live, index: int | None, native_id: str, recovered: bool = False) -> None:
-        self.live = live
-        self.index = index
-        self.native_id = native_id
-        self.recovered = recovered
-
-    @property
-    def handle(self) -> Handle:
-        record = self.live.record
-        return Handle(record.key(self.index), self.native_id, output_dir(record.jobdir, self.index))
-
-
 class Backends:
     """The drivers of the backends in use, started on first use with a monitor task each,
     and the (sub)jobs each is working on (``active[name][fqid]``)."""
@@ -66,7 +44,7 @@ class Backends:
         """The gangadir's engine lock: held before any driver starts, so no two engines ever
         run (or monitor) one gangadir's jobs."""
         self.drivers: dict[str, BackendDriver] = {}
-        self.active: dict[str, dict[str, Active]] = {}
+        self.active: dict[str, ActiveSet] = {}
         self.cadences: dict[str, Cadence] = {}
         self.handing_over: dict[str, BackendStatus | None] = {}
         """Keys of units in a ``bulk_submit`` that has not returned, with the latest news of
@@ -89,7 +67,7 @@ class Backends:
                 cls: type[Backend] = _plugins.load("backend", name)
                 driver = cls.make_driver(DriverContext(config=ctx.config, gangadir=ctx.gangadir))
                 await tg.start(driver.run)
-                self.active[name] = {}
+                self.active[name] = ActiveSet()
                 self.drivers[name] = driver
                 if ctx.monitoring:
                     await tg.start(self._monitor, name, driver)
@@ -119,7 +97,7 @@ class Backends:
         in their drivers."""
         for name, active in self.active.items():
             if indices is None:
-                keys = [k for k, e in active.items() if e.live is live]
+                keys = active.keys_of(live)
             else:
                 keys = [k for k in map(live.record.key, indices) if k in active]
             for key in keys:
@@ -163,7 +141,7 @@ class Backends:
                     log.warning("status sweep failed; retrying next sweep", backend=name, error=str(exc))
             cadence.swept(found)
 
-    async def apply_news(self, active: dict[str, Active], news: Mapping[str, BackendStatus]) -> None:
+    async def apply_news(self, active: ActiveSet, news: Mapping[str, BackendStatus]) -> None:
         """Have the state machine apply a backend's news; what ended goes to the finalise stage,
         what an earlier engine left and the backend never received back to submission. A large
         batch (one sweep of 10^5 jobs) is applied ``NEWS_CHUNK`` at a time, the loop free
@@ -174,7 +152,7 @@ class Backends:
             if len(chunk) == NEWS_CHUNK:
                 await anyio.lowlevel.checkpoint()
 
-    async def _apply(self, active: dict[str, Active], news: list[tuple[str, BackendStatus]]) -> None:
+    async def _apply(self, active: ActiveSet, news: list[tuple[str, BackendStatus]]) -> None:
         ended: list[Ended] = []
         resubmit: dict[int, tuple[Live, list[int | None]]] = {}
         changes = machine.Changes()
@@ -186,23 +164,26 @@ class Backends:
         last: tuple[Live | None, Status | None] = (None, None)
         indices: list[int] = []
         statuses: list[BackendStatus] = []
+        entries, lives = active.entries, active.lives  # no Active made for the bulk news
         for key, status in news:
-            entry = active.get(key)
-            if entry is None:
+            held = entries.get(key)
+            if held is None:
                 if key in self.handing_over:  # applied once its submission call returns
                     self.handing_over[key] = status
                 continue
             new = status.status
-            if new not in _BULK or entry.index is None or status.native_id is not None:
-                one_by_one.append((entry, status))
+            index = held[1]
+            if new not in _BULK or index is None or status.native_id is not None:
+                one_by_one.append((active[key], status))
                 continue
-            if entry.live is not last[0] or new is not last[1]:
-                last = (entry.live, new)
+            live = lives[held[0]]
+            if live is not last[0] or new is not last[1]:
+                last = (live, new)
                 found = moving.get(last)
                 if found is None:
                     found = moving[last] = ([], [])
                 indices, statuses = found
-            indices.append(entry.index)
+            indices.append(index)
             statuses.append(status)
         for (live, new), (indices, statuses) in moving.items():
             for n in machine.move_many(changes, live.record, new, indices, statuses, now):
@@ -252,7 +233,7 @@ class FinaliseStage:
 class MonitorGate:
     """Pauses a backend's monitoring while a credential its active jobs need has expired."""
 
-    def __init__(self, ctx: Context, name: str, active: dict[str, Active]) -> None:
+    def __init__(self, ctx: Context, name: str, active: ActiveSet) -> None:
         self.ctx = ctx
         self.name = name
         self.active = active
@@ -272,15 +253,9 @@ class MonitorGate:
         if len(self.active) != self._size and (self._size < 0 or now - self._collected >= interval):
             self._size = len(self.active)
             self._collected = now
-            masters: dict[int, Job] = {}
-            last = None
-            for entry in self.active.values():
-                if entry.live is not last:
-                    last = entry.live
-                    masters[id(last)] = last.job
             needs: dict[str, Requirement] = {}
-            for job in masters.values():
-                for need in credentials.requirements(job):
+            for live in self.active.masters():
+                for need in credentials.requirements(live.job):
                     needs.setdefault(need.credential.key(), need)
             self._needs = list(needs.values())
         return self._needs

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .._exceptions import RepositoryError
 from ..applications.base import Application
@@ -36,6 +37,11 @@ from .retry import retry_policy
 __all__ = ["JobStore"]
 
 log = engine_log
+
+LOAD_SLICE = 20_000
+"""Stored subjob rows put into a loaded master's table between two checkpoints (a few ms)."""
+BUILD_IN_THREAD = 10_000
+"""Subjobs from which a loaded master's Job is built in a worker thread."""
 
 
 class JobStore:
@@ -80,17 +86,23 @@ class JobStore:
         live = self.ctx.registry.jobs.get(row.id)
         if live is not None:
             return live
-        job = Job.from_spec(row.spec, name=row.name, comment=row.comment)
+        build = functools.partial(Job.from_spec, row.spec, name=row.name, comment=row.comment)
+        # A master of 10^4+ subjobs may have as many argument lists to check (0.5 s at 10^6):
+        # built in a worker thread, the interpreter lets the loop run every switch interval.
+        job = await anyio.to_thread.run_sync(build) if (row.n_subjobs or 0) >= BUILD_IN_THREAD \
+            else build()
         record = JobRecord(row.id, self.ctx.workspace, status=Status.parse(row.status),
                            times=dict(row.times), submit_counter=row.submit_counter,
                            backend_id=row.backend_id, exitcode=row.exitcode, reason=row.reason)
         record.retry_at = row.retry_at
         if row.n_subjobs:
             table = SubjobTable()
-            for (_, code, overrides, backend_id, exitcode, reason, counter, t_sub, t_run,
-                 t_fin, retry_at) in await self.ctx.repository.subjob_rows(row.id):
-                table.append(Status.from_code(code), overrides, counter, backend_id, exitcode,
-                             reason, t_sub, t_run, t_fin, retry_at)
+            rows = await self.ctx.repository.subjob_rows(row.id)
+            for start in range(0, len(rows), LOAD_SLICE):  # 10^6 rows: the loop free between
+                if start:
+                    await anyio.lowlevel.checkpoint()
+                table.extend(rows[start:start + LOAD_SLICE])
+            del rows
             record.table = table
         if row.submit_counter > 1 or row.n_subjobs:
             stored = await self.ctx.repository.attempt_rows(row.id)

@@ -80,3 +80,31 @@ def test_a_subjob_already_in_the_news_status_is_left_alone() -> None:
     assert machine.move_many(changes, record, Status.RUNNING, running,
                              [BackendStatus(Status.RUNNING, started=1.0)] * 2, NOW) == []
     assert not changes and not changes.moved
+
+
+def test_stored_rows_extend_a_table_as_appending_them_one_by_one_does() -> None:
+    """``SubjobTable.extend`` (a master's stored rows loaded a slice at a time) holds what
+    ``append`` row by row holds, in two slices, reasons and retries included."""
+    rows = [(n, status.code, f'{{"n":{n}}}' if n % 3 else None, f"id{n}" if n % 2 else None,
+             n % 4 or None, "why" if status is Status.HELD else None, n % 5, float(n), 0.0,
+             2.0 * n, 9.0 if status is Status.SUBMITTING else 0.0)
+            for n, status in enumerate(s for s in Status for _ in range(3))]
+    one_by_one, sliced = SubjobTable(), SubjobTable()
+    for (_, code, overrides, backend_id, exitcode, reason, counter, t_sub, t_run, t_fin,
+         retry_at) in rows:
+        one_by_one.append(Status.from_code(code), overrides, counter, backend_id, exitcode,
+                          reason, t_sub, t_run, t_fin, retry_at)
+    sliced.extend(rows[:10])
+    sliced.extend(rows[10:])
+    sliced.extend([])
+    assert {name: getattr(sliced, name) for name in SubjobTable.__slots__} == {
+        name: getattr(one_by_one, name) for name in SubjobTable.__slots__}
+    assert sliced.reason and sliced.retry_at
+
+
+def test_a_stored_row_of_an_unknown_status_is_refused_before_anything_is_appended() -> None:
+    table = SubjobTable()
+    with pytest.raises(KeyError):
+        table.extend([(0, Status.NEW.code, None, None, None, None, 0, 0.0, 0.0, 0.0, 0.0),
+                      (1, 250, None, None, None, None, 0, 0.0, 0.0, 0.0, 0.0)])
+    assert len(table) == 0 and not any(table.counts)
