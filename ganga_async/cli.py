@@ -47,6 +47,7 @@ import anyio
 
 from ._exceptions import GangaAsyncError
 from ._log import JsonFormatter
+from ._shutdown import skip_final_collections
 from ._version import __version__
 from .commands import dashboard_command, run, service_command
 from .commands.completion import complete, completion_script
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Before parsing: the words being completed are not this command line's options.
         return complete(parser(), words[1:])
     args = parse(words)
+    skip_final_collections()  # whatever the command, its process exits sooner
     service = args.command == "service"
     if not (service and args.action == "start"):
         _configure_logging(args.verbose, args.log_json)

@@ -32,6 +32,7 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import get_logger, user_logger
+from ._shutdown import skip_final_collections
 from ._workspace import listing, tail_of
 from .applications.base import Application
 from .config import Config, load_config
@@ -169,18 +170,18 @@ class Engine:
             claim_gangadir(self.gangadir)
             if self.monitoring:
                 await self._lock.acquire()
-            await self.repository.open()
-            stack.push_async_callback(self.repository.aclose)
+            stack.push_async_callback(self.repository.aclose)  # nothing to do until it opens
             stack.push_async_callback(self._release)
             tg = anyio.create_task_group()
             await stack.enter_async_context(tg)
             stack.push_async_callback(self._stop)
             ctx.tg = tg
             self._closing = False
-            self._store.open = True
-            await tg.start(self.repository.run)
             if self.monitoring:  # the default backend's runner starts while the engine opens
                 tg.start_soon(self._backends.warm_up, "Local")
+            await self.repository.open()
+            self._store.open = True
+            await tg.start(self.repository.run)
             await tg.start(self.shareref.run)
             await tg.start(self._memory.run)
             size = self.config["Pipeline"]["stream_size"]
@@ -210,6 +211,7 @@ class Engine:
         stack, self._stack = self._stack, None
         if stack is None:
             return
+        skip_final_collections()
         await stack.__aexit__(*exc_info)
 
     async def _stop(self) -> None:

@@ -111,6 +111,22 @@ def test_events_carry_their_fields_the_bound_ones_and_redact_secrets(
 
 
 
+def test_submit_wait_off_a_terminal_imports_no_rich(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its progress bar is drawn on a terminal only: a script or a pipe does not import rich
+    to learn that it has none (20-40 ms of the command's start)."""
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    job = tmp_path / "job.toml"
+    job.write_text('[application]\ntype = "Executable"\nexe = "/bin/true"\n')
+    code = ("import sys\nfrom ganga_async.cli import main\n"
+            f"assert main(['submit', {str(job)!r}, '--wait']) == 0\n"
+            "print('rich' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.splitlines()[-1] == "False"
+
+
 @pytest.mark.anyio
 async def test_an_engine_that_only_reads_starts_no_local_runner(tmp_path: Path) -> None:
     """A monitoring engine starts the Local runner while it opens (the first job's processes

@@ -6,6 +6,8 @@ draw it."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +110,7 @@ class JobProgress:
 
 def progress_bar(args: argparse.Namespace) -> Progress | None:
     """A progress bar on stderr; none for JSON output or JSON log lines, nor off a terminal."""
-    if args.json or args.log_json:
+    if args.json or args.log_json or not _may_be_terminal():
         return None
     from rich.console import Console
     from rich.progress import (
@@ -130,3 +132,16 @@ def progress_bar(args: argparse.Namespace) -> Progress | None:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+def _may_be_terminal() -> bool:
+    """False when rich would surely find stderr no terminal: it is no TTY and neither
+    ``TTY_COMPATIBLE`` nor ``FORCE_COLOR`` (which rich obeys first) is set. Off a terminal (a
+    script, a pipe) a command then does not import rich to learn that: 20-40 ms of
+    ``submit --wait``'s start (figure 1 of docs/benchmarks.md)."""
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return True
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no file behind it, or a closed one
+        return False

@@ -11,7 +11,6 @@ data, and a method added here serves both.
 from __future__ import annotations
 
 import os
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -47,12 +46,12 @@ class OperationMethods(ABC):
         returns ``{"id", "status", ...}`` once it is accepted. Relative ``inputfiles`` are
         relative to ``basedir``, by default this process's working directory.
 
-        ``token`` names this submission (a new uuid when not given): a repeat with the same
+        ``token`` names this submission (a new random one when not given): a repeat with the same
         token returns the job the first one made. When the reply is lost (the daemon died), the
         error says the token to repeat the submission with."""
         data = job_dict(job) if isinstance(job, Job) else job
         base = _absolute(basedir if basedir is not None else ".")
-        token = token if token is not None else uuid.uuid4().hex
+        token = token if token is not None else _new_token()
         return await self._once(
             "submit", token, f"the job may have been accepted: submit again with the token {token} "
             f"(ganga-async submit --token {token})", job=data, basedir=base)
@@ -64,11 +63,11 @@ class OperationMethods(ABC):
         row (``id``, ``status``, ``units``, ...). Relative ``inputfiles`` are relative to
         ``basedir``, by default this process's working directory.
 
-        ``token`` names this request (a new uuid when not given): a repeat with the same token
+        ``token`` names this request (a new random one when not given): a repeat with the same token
         returns the task the first one added. When the reply is lost, the error says the token
         to repeat the request with."""
         base = _absolute(basedir if basedir is not None else ".")
-        token = token if token is not None else uuid.uuid4().hex
+        token = token if token is not None else _new_token()
         return await self._once(
             "task_add", token, f"the task may have been added: add it again with the token {token} "
             f"(ganga-async tasks add FILE --token {token})", task=task, basedir=base, run=run)
@@ -190,3 +189,9 @@ def _absolute(path: str | os.PathLike[str]) -> str:
 
 def _given(**args: Any) -> dict[str, Any]:
     return {name: value for name, value in args.items() if value is not None}
+
+
+def _new_token() -> str:
+    """A new request token: 32 random hexadecimal digits, as unique as a uuid4 without
+    importing ``uuid`` (which imports ``platform``: 2 ms of every command's start)."""
+    return os.urandom(16).hex()
