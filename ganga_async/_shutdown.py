@@ -1,4 +1,4 @@
-"""A shorter interpreter exit for a process that ran an engine or a command.
+"""A shorter interpreter exit for the command line's process.
 
 When Python shuts down it clears every module and runs full garbage collections over every
 object still alive: in a process that imported ganga_async (about 270 modules, their classes,
@@ -13,8 +13,10 @@ the collections at shutdown no longer walk them. Modules are still cleared, file
 closed and every other ``atexit`` hook still runs. What changes is only what Python never
 promised at exit: a ``__del__`` of an object kept alive by a reference cycle at that moment
 is not called (objects the exit frees by reference counting are finalised as before).
-The engine registers the hook when it closes and the command line when it ends, never at
-import: a process that only imports ganga_async exits as it would without it.
+Only the command line registers the hook, when it has parsed its command: that process is
+ours. An engine embedded in a user's script or application never does, since the process and
+what its exit finalises belong to the user (a buffered file in a reference cycle would lose its
+last write), and a process that only imports ganga_async exits as it would without it.
 """
 
 from __future__ import annotations

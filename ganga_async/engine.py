@@ -32,7 +32,6 @@ from ._exceptions import (
     WaitTimeoutError,
 )
 from ._log import get_logger, user_logger
-from ._shutdown import skip_final_collections
 from ._workspace import listing, tail_of
 from .applications.base import Application
 from .config import Config, load_config
@@ -211,7 +210,6 @@ class Engine:
         stack, self._stack = self._stack, None
         if stack is None:
             return
-        skip_final_collections()
         await stack.__aexit__(*exc_info)
 
     async def _stop(self) -> None:
