@@ -386,6 +386,7 @@ class Engine:
         master_id, index = parse_fqid(job_id)
         live = self._ctx.registry.jobs.get(master_id)
         if live is None:
+            await self.repository.flush()  # a job that just left memory may have writes queued
             rows = await self.repository.job_rows(ids=[master_id])
             if not rows:
                 raise JobNotFoundError(f"no job {master_id} in {self.repository.path}")

@@ -39,6 +39,38 @@ async def test_a_finished_job_nobody_holds_leaves_memory_and_loads_again(
         assert await engine.get(job_id) is again
 
 
+async def test_no_stage_keeps_the_last_job_once_it_has_ended(gangadir: Path, config: Config) -> None:
+    """A stage waiting for its next item holds nothing of the last one: the last job of a
+    burst leaves memory without waiting for another job to push it out."""
+    async with Engine(gangadir, config=config) as engine:
+        job = await engine.submit(true_job())
+        await engine.wait(job, timeout=60)
+        gone = weakref.ref(job)
+        del job
+        with anyio.fail_after(30):
+            gc.collect()
+            while gone() is not None:
+                await anyio.sleep(0.05)
+                gc.collect()
+
+
+async def test_a_job_loaded_again_as_soon_as_it_left_memory_has_its_last_status(
+        gangadir: Path, config: Config) -> None:
+    """Its final statuses may still be queued for the repository's next write: they are
+    written before it is read back."""
+    async with Engine(gangadir, config=config) as engine:
+        job = await engine.submit(true_job())
+        await engine.wait(job, timeout=60)
+        job_id, gone = job.id, weakref.ref(job)
+        assert job_id is not None
+        del job
+        gc.collect()
+        assert gone() is None
+        again = await engine.get(job_id)
+        assert again.status is Status.COMPLETED
+        assert [s.status for s in again.subjobs] == [Status.COMPLETED] * 3
+
+
 async def test_a_finished_job_its_user_holds_stays_the_same_object_and_can_be_resubmitted(
         gangadir: Path, config: Config) -> None:
     async with Engine(gangadir, config=config) as engine:

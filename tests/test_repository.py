@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -35,6 +36,13 @@ _UNDO_5 = "DROP TABLE submit_tokens; "
 """What version 5 added."""
 _UNDO_6 = "DROP TABLE task_tokens; DROP TABLE task_units; DROP TABLE tasks; "
 """What versions 6 and 7 added."""
+
+
+def stored_status(path: Path, job_id: int) -> str:
+    """The status of job ``job_id`` as another connection reads it from the file."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        status: str = db.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone()[0]
+    return status
 
 
 def set_schema_version(path: Path, version: int) -> None:
@@ -170,6 +178,27 @@ async def test_queued_updates_coalesce_and_flush_in_one_go(tmp_path: Path) -> No
     rows = await repo.subjob_rows(job_id)
     assert rows[0][1] == 3 and rows[0][8] == 2.0
     assert (await repo.job_rows([job_id]))[0].status == "running"
+    await repo.aclose()
+
+
+async def test_the_writer_goes_on_writing_after_another_task_flushed_while_it_waited(
+        tmp_path: Path) -> None:
+    """A flush by a stage (the split stage flushes after each split) while the periodic writer
+    waits for work must not leave the writer waiting for good: what is queued afterwards is
+    still written within its interval, not at the next stage's flush."""
+    path = tmp_path / "jobs.sqlite"
+    repo = Repository(path, flush_interval=0.01)
+    await repo.open()
+    job_id = await repo.insert_job(_job_row())
+    async with anyio.create_task_group() as tg:
+        await tg.start(repo.run)
+        await repo.flush()
+        repo.queue_job(job_id, status="running")
+        with anyio.fail_after(30):
+            # another connection's view of the file: there is no event to wait for
+            while stored_status(path, job_id) != "running":  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
     await repo.aclose()
 
 

@@ -201,10 +201,8 @@ class LocalDriver(TrackingDriver[Tracked]):
                 # Events come in bursts; one receive takes all that arrived, one decode reads them.
                 *lines, pending = (pending + await stream.receive()).split(b"\n")
                 if lines:
-                    news: dict[str, BackendStatus] = {}
-                    for event in json.loads(b"[%b]" % b",".join(lines)):
-                        self._on_event(event, news)
-                    self.publish(news)
+                    self._on_events(lines)
+                del lines  # the last burst is not kept while waiting for the next
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream and not self._hung_up:
@@ -212,6 +210,12 @@ class LocalDriver(TrackingDriver[Tracked]):
             log.warning("local runner connection lost; its processes are checked through status logs")
             self._stream = None
             self._dispatched.clear()
+
+    def _on_events(self, lines: list[bytes]) -> None:
+        news: dict[str, BackendStatus] = {}
+        for event in json.loads(b"[%b]" % b",".join(lines)):
+            self._on_event(event, news)
+        self.publish(news)
 
     def _on_event(self, event: dict[str, Any], news: dict[str, BackendStatus]) -> None:
         key = str(event["key"])

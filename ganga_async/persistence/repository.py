@@ -247,6 +247,7 @@ class Repository:
         task_status.started()
         while True:
             await self._wake.wait()
+            self._wake = anyio.Event()  # only here: a flush by another task must not strand it
             await anyio.sleep(self.flush_interval)
             await self.flush()
 
@@ -309,7 +310,6 @@ class Repository:
     async def flush(self) -> None:
         """Write every queued update in one transaction."""
         async with self._write_lock:
-            self._wake = anyio.Event()
             jobs, self._dirty_jobs = self._dirty_jobs, {}
             subjobs = self._subjobs.take()
             attempts, self._new_attempts = self._new_attempts, []

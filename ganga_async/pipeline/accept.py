@@ -53,6 +53,7 @@ class AcceptStage:
                 with bound(job_id=live.id):
                     if await self._accept(live, reply):
                         await outbox.send((live, reply))
+                del live, reply  # not kept while waiting: see SplitStage.run
 
     async def _accept(self, live: Live, reply: MemoryObjectSendStream[Any]) -> bool:
         ctx, job = self.ctx, live.job

@@ -131,6 +131,7 @@ class Backends:
             if news is not None:
                 cadence.soon()
                 await self.apply_news(active, news)
+                del news  # not kept while waiting: see SplitStage.run
                 continue
             found = 0
             if active:
@@ -220,14 +221,18 @@ class FinaliseStage:
         task_status.started()
         async with inbox:
             async for batch in inbox:
-                ended, checked = await check_ended(self.ctx, batch)
-                changes = machine.Changes()
-                now = time.time()
-                for n, (live, index, end) in enumerate(ended):
-                    if live.record.status is Status.REMOVED:
-                        continue
-                    machine.finish(changes, live.record, index, end, now, checker=n in checked)
-                self.ctx.commit(changes)
+                await self._finish(batch)
+                del batch  # not kept while waiting: see SplitStage.run
+
+    async def _finish(self, batch: list[Ended]) -> None:
+        ended, checked = await check_ended(self.ctx, batch)
+        changes = machine.Changes()
+        now = time.time()
+        for n, (live, index, end) in enumerate(ended):
+            if live.record.status is Status.REMOVED:
+                continue
+            machine.finish(changes, live.record, index, end, now, checker=n in checked)
+        self.ctx.commit(changes)
 
 
 class MonitorGate:

@@ -42,6 +42,10 @@ class SplitStage:
             async for live, reply in inbox:
                 with bound(job_id=live.id):
                     await self._split(live, reply, outbox)
+                # A stage waiting for its next item must not hold the last one: a job that
+                # has ended would stay in memory with its subjobs until the next came, and
+                # pin the allocator's arenas it was made in (figure 6, benchmarks/endurance.py).
+                del live, reply
 
     async def _split(self, live: Live, reply: MemoryObjectSendStream[Any] | None,
                      outbox: MemoryObjectSendStream[Chunk]) -> None:

@@ -253,6 +253,7 @@ class JobStore:
     async def unprepare_owners(self, holders: Sequence[str]) -> None:
         """Unprepare the applications of stored jobs and box entries (``job:3``, ``box:x``),
         whatever their status: their ShareDir is gone."""
+        await self.ctx.repository.flush()  # a job loaded below must be read as it is now
         for holder in holders:
             kind, ident = holder_label(holder)
             if kind == "box":

@@ -44,22 +44,26 @@ class SubmitStage:
         task_status.started()
         async with inbox:
             async for live, indices in inbox:
-                if live.record.status is Status.REMOVED:
-                    continue
-                with bound(job_id=live.id):
-                    try:
-                        if await self._gate(live, indices):
-                            continue
-                        await self._submit(live, indices)
-                    except Exception as exc:
-                        log.error("submission failed", error=str(exc))
-                        changes = machine.Changes()
-                        now = time.time()
-                        for index in indices if indices is not None else [None]:
-                            if live.record.status_of(index) is Status.SUBMITTING:
-                                machine.set_status(changes, live.record, index, Status.FAILED, now,
-                                                   reason=f"submission failed: {exc}")
-                        self.ctx.commit(changes)
+                if live.record.status is not Status.REMOVED:
+                    with bound(job_id=live.id):
+                        await self._take(live, indices)
+                del live, indices  # not kept while waiting: see SplitStage.run
+
+    async def _take(self, live: Live, indices: list[int] | None) -> None:
+        """Submit one chunk, unless the credential gate holds it; fail it if submission fails."""
+        try:
+            if await self._gate(live, indices):
+                return
+            await self._submit(live, indices)
+        except Exception as exc:
+            log.error("submission failed", error=str(exc))
+            changes = machine.Changes()
+            now = time.time()
+            for index in indices if indices is not None else [None]:
+                if live.record.status_of(index) is Status.SUBMITTING:
+                    machine.set_status(changes, live.record, index, Status.FAILED, now,
+                                       reason=f"submission failed: {exc}")
+            self.ctx.commit(changes)
 
     async def _gate(self, live: Live, indices: list[int] | None) -> bool:
         """Hold the chunk when a credential it needs is short (True); the credential manager
