@@ -248,6 +248,9 @@ def run_daemon(root: Path, jobs: int, n: int, wave: int, every: int) -> Series:
         async def main() -> None:
             async with AsyncGangaService(gangadir, autostart=False) as gs:
                 pid = int((await gs.ping())["pid"])
+                # The probe's own first send_cmd (the daemon's console, compiling) costs about
+                # 0.8 MiB once: paid here, before any job, not between the samples of jobs 10 and 20.
+                await gs.send_cmd(_TASKS_CODE)
                 cpu0 = process_cpu(pid)
                 spec = job_file(n, width)
 
