@@ -3,9 +3,9 @@
 Against one daemon (started with ``ganga-async service start`` on a scratch gangadir holding
 one finished job):
 
-- **round trip**: one ``job(1)`` request and its reply on an open connection, against a bare
+- **round trip**: one ``job(0)`` request and its reply on an open connection, against a bare
   round trip of the same bytes over a Unix socket pair in the same event loop (the floor);
-- **50 clients**: 50 connections each sending ``--n`` sequential ``job(1)`` requests at once,
+- **50 clients**: 50 connections each sending ``--n`` sequential ``job(0)`` requests at once,
   in requests per second, against one connection doing the same alone;
 - **start to ready**: wall time of ``ganga-async service start`` (it returns once the daemon
   serves), against ``python -c pass``;
@@ -61,8 +61,8 @@ def measure(n: int = 200, rounds: int = 3, tmpdir: str | None = None) -> list[Ro
         run([*cli, "service", "start"])
         try:
             with GangaService(gangadir, autostart=False) as gs:
-                gs.submit({"application": {"type": "Executable", "exe": "/bin/true"}})
-                gs.wait(1, timeout=60)
+                job_id = int(gs.submit({"application": {"type": "Executable", "exe": "/bin/true"}})["id"])
+                gs.wait(job_id, timeout=60)
             fresh = [sys.executable, "-c", send_cmd, str(gangadir)]
             run(fresh)
             clients = interleave(rounds, {
@@ -71,21 +71,21 @@ def measure(n: int = 200, rounds: int = 3, tmpdir: str | None = None) -> list[Ro
             })
             rpc = interleave(rounds, {
                 "socketpair round trip": lambda: anyio.run(_bare_round_trips, n),
-                "job(1) round trip": lambda: anyio.run(_round_trips, gangadir, n),
-                f"{CLIENTS} clients x {n} job(1)": lambda: anyio.run(_many_clients, gangadir, n),
+                "job(0) round trip": lambda: anyio.run(_round_trips, gangadir, n, job_id),
+                f"{CLIENTS} clients x {n} job(0)": lambda: anyio.run(_many_clients, gangadir, n, job_id),
             })
         finally:
             run([*cli, "service", "stop"])
     for samples in (*startup.values(), *clients.values(), *rpc.values()):
         print(f"  {samples.name:<42} {samples.summary()}")
-    bare, trip = rpc["socketpair round trip"], rpc["job(1) round trip"]
-    many = rpc[f"{CLIENTS} clients x {n} job(1)"]
+    bare, trip = rpc["socketpair round trip"], rpc["job(0) round trip"]
+    many = rpc[f"{CLIENTS} clients x {n} job(0)"]
     alone_rate = n / trip.best
     many_rate = CLIENTS * n / many.best
     floor_s = startup["python -c pass"]
     fresh_cmd = clients["send_cmd('print(1)'), fresh interpreter"]
     return [
-        Row("service rpc", "job(1) round trip", fmt_s(trip.best / n),
+        Row("service rpc", "job(0) round trip", fmt_s(trip.best / n),
             f"{trip.best / bare.best:.1f}x bare socketpair"),
         Row("service rpc", f"{CLIENTS} clients, requests/s", f"{many_rate:,.0f}/s",
             f"{many_rate / alone_rate:.2f}x one client ({alone_rate:,.0f}/s)"),
@@ -96,16 +96,16 @@ def measure(n: int = 200, rounds: int = 3, tmpdir: str | None = None) -> list[Ro
     ]
 
 
-async def _round_trips(gangadir: Path, n: int) -> float:
+async def _round_trips(gangadir: Path, n: int, job_id: int) -> float:
     async with AsyncGangaService(gangadir, autostart=False) as gs:
-        await gs.job(1)
+        await gs.job(job_id)
         started = time.perf_counter()
         for _ in range(n):
-            await gs.job(1)
+            await gs.job(job_id)
         return time.perf_counter() - started
 
 
-async def _many_clients(gangadir: Path, n: int) -> float:
+async def _many_clients(gangadir: Path, n: int, job_id: int) -> float:
     """Connect every client first, then time them all sending their requests at once."""
     connected = 0
     all_connected, go = anyio.Event(), anyio.Event()
@@ -118,7 +118,7 @@ async def _many_clients(gangadir: Path, n: int) -> float:
                 all_connected.set()
             await go.wait()
             for _ in range(n):
-                await service.job(1)
+                await service.job(job_id)
 
     async with anyio.create_task_group() as tg:
         for _ in range(CLIENTS):
