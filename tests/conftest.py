@@ -4,6 +4,7 @@ service's tests get a daemon."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,18 @@ from _service_helpers import running_daemon, service_paths
 
 from ganga_async import Config, load_config
 from ganga_async.service._paths import ServicePaths
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the processes the tests start, however the suite itself was started.
+
+    A shell without job control starts a background command (``make test &``, ``nohup ... &``)
+    with SIGINT ignored, and an ignored signal stays ignored in every process started after it:
+    the tests that press Ctrl-C in a client (``jobs --watch``, ``send_cmd``) would wait for a
+    process that cannot hear it. Python's own handler is put back here; the processes started
+    from now on then begin with SIGINT at its default, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
