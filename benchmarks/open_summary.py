@@ -153,9 +153,15 @@ def measure(n: int = 100_000, rounds: int = 5, tmpdir: str | None = None) -> lis
             name: functools.partial(run_command, argv, as_is if "as is" in name else env, expect)
             for name, (argv, expect) in commands.items()
         }
-        for warm_up in runs.values():
-            warm_up()
-        samples = interleave(rounds, runs)
+        try:
+            for warm_up in runs.values():
+                warm_up()
+            samples = interleave(rounds, runs)
+        finally:
+            # With the shipped configuration `jobs` autostarts the gangadir's daemon, as a
+            # user's first command does: it must not outlive the scratch directory.
+            subprocess.run([python, "-m", "ganga_async.cli", "--gangadir", str(finished), "service",
+                            "stop"], env=env, cwd=REPO_ROOT, capture_output=True, check=False)
     floor = samples["python -c pass"]
     for s in samples.values():
         print(f"  {s.name:<29} {s.summary()}  {s.best / floor.best:.1f}x floor, "
