@@ -384,13 +384,9 @@ class Engine:
         """The job with this id, or subjob with this fqid (``"3.17"``)."""
         store = self._running_store()
         master_id, index = parse_fqid(job_id)
-        live = self._ctx.registry.jobs.get(master_id)
+        live = await store.load_id(master_id)
         if live is None:
-            await self.repository.flush()  # a job that just left memory may have writes queued
-            rows = await self.repository.job_rows(ids=[master_id])
-            if not rows:
-                raise JobNotFoundError(f"no job {master_id} in {self.repository.path}")
-            live = await store.load(rows[0])
+            raise JobNotFoundError(f"no job {master_id} in {self.repository.path}")
         if index is None:
             return live.job
         try:

@@ -90,10 +90,10 @@ class SplitStage:
         log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
         if reply is not None:
             await answer(reply, None)
-        batch = job.backend.submit_batch or ctx.config["Pipeline"]["submit_batch"]
+        arrays = job.backend.submit_batch
+        batch = arrays or ctx.config["Pipeline"]["submit_batch"]
         # Without job arrays the first chunk is small: its processes start while the next
         # chunk is resolved (256 units took 4-8 ms before the first could start).
-        bounds = [0, *range(min(batch, FIRST_CHUNK) if not job.backend.submit_batch else batch,
-                            len(table), batch), len(table)]
-        for start, end in itertools.pairwise(bounds):
+        first = batch if arrays else min(batch, FIRST_CHUNK)
+        for start, end in itertools.pairwise([0, *range(first, len(table), batch), len(table)]):
             await outbox.send((live, list(range(start, end))))

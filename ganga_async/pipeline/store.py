@@ -81,6 +81,17 @@ class JobStore:
             await ctx.shareref.flush()
         return live
 
+    async def load_id(self, job_id: int) -> Live | None:
+        """Stored job ``job_id``, from memory if it is there; None when there is no such job.
+        One that has just left memory may still have writes queued: they are written before
+        it is read, so it is loaded as it is now."""
+        live = self.ctx.registry.jobs.get(job_id)
+        if live is not None:
+            return live
+        await self.ctx.repository.flush()
+        rows = await self.ctx.repository.job_rows(ids=[job_id])
+        return await self.load(rows[0]) if rows else None
+
     async def load(self, row: JobRow) -> Live:
         """The stored job of ``row``, from memory if it is there."""
         live = self.ctx.registry.jobs.get(row.id)
@@ -253,19 +264,14 @@ class JobStore:
     async def unprepare_owners(self, holders: Sequence[str]) -> None:
         """Unprepare the applications of stored jobs and box entries (``job:3``, ``box:x``),
         whatever their status: their ShareDir is gone."""
-        await self.ctx.repository.flush()  # a job loaded below must be read as it is now
         for holder in holders:
             kind, ident = holder_label(holder)
             if kind == "box":
                 await self.box.unprepare(ident)
                 continue
-            live = self.ctx.registry.jobs.get(int(ident))
-            if live is None:
-                rows = await self.ctx.repository.job_rows(ids=[int(ident)])
-                if not rows:
-                    continue
-                live = await self.load(rows[0])
-            _preparing.unprepare(live.job.application)
+            live = await self.load_id(int(ident))
+            if live is not None:
+                _preparing.unprepare(live.job.application)
         await self.ctx.repository.flush()
         await self.ctx.shareref.flush()
 
