@@ -49,7 +49,7 @@ from pathlib import Path
 import anyio
 
 from ganga_async import ArgSplitter, Engine, Executable, Job
-from ganga_async.persistence.repository import _SCHEMA
+from ganga_async.persistence.schema import SCHEMA
 
 from ._harness import (
     Milestones,
@@ -143,7 +143,7 @@ def run_bare_sqlite(root: Path, n: int) -> float:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)  # foreign keys stay off: the floor checks no jobs row
+        db.executescript(SCHEMA)  # foreign keys stay off: the floor checks no jobs row
         dumps = json.JSONEncoder(separators=(",", ":")).encode
         start = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")

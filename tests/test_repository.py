@@ -38,6 +38,12 @@ _UNDO_6 = "DROP TABLE task_tokens; DROP TABLE task_units; DROP TABLE tasks; "
 """What versions 6 and 7 added."""
 
 
+def stored_tokens(path: Path) -> dict[str, int]:
+    """The submission tokens in the file, read by another connection."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return dict(db.execute("SELECT token, job_id FROM submit_tokens").fetchall())
+
+
 def stored_status(path: Path, job_id: int) -> str:
     """The status of job ``job_id`` as another connection reads it from the file."""
     with contextlib.closing(sqlite3.connect(path)) as db:
@@ -214,6 +220,48 @@ async def test_a_failed_split_insert_leaves_no_subjobs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="splitter broke"):
         await repo.insert_subjobs(job_id, rows())
     assert await repo.subjob_rows(job_id) == []
+    await repo.aclose()
+
+
+async def test_a_split_is_stored_with_its_number_of_subjobs_in_one_transaction(tmp_path: Path) -> None:
+    """The split stage answers submit() once ``insert_subjobs`` returns, without a flush: the
+    master's number of subjobs is in that same transaction, and the rows of an interrupted
+    split are replaced."""
+    path = tmp_path / "jobs.sqlite"
+    repo = Repository(path)
+    await repo.open()
+    job_id = await repo.insert_job(_job_row())
+    await repo.insert_subjobs(job_id, [(i, 1, None) for i in range(5)])
+    await repo.insert_subjobs(job_id, [(i, 1, None) for i in range(3)])
+    with contextlib.closing(sqlite3.connect(path)) as db:  # what a crash now would leave
+        assert db.execute("SELECT n_subjobs FROM jobs WHERE id=?", (job_id,)).fetchone() == (3,)
+        assert db.execute("SELECT COUNT(*) FROM subjobs WHERE job_id=?", (job_id,)).fetchone() == (3,)
+    await repo.aclose()
+
+
+async def test_flushing_one_job_writes_its_columns_and_tokens_and_leaves_the_others_queued(
+        tmp_path: Path) -> None:
+    """Accepting a job makes its own row durable without writing what running jobs queued
+    (thousands of status rows under load): the others are written by the next full flush."""
+    path = tmp_path / "jobs.sqlite"
+    repo = Repository(path)
+    await repo.open()
+    busy = await repo.insert_job(_job_row())
+    await repo.insert_subjobs(busy, [(0, 1, None)])
+    new = await repo.insert_job(_job_row())
+    repo.queue_job(busy, status="running")
+    repo.queue_subjob(busy, 0, (3, "x", None, None, 1, 1.0, 2.0, 0.0, 0.0))
+    repo.queue_token("busy-token", busy, 1.0)
+    repo.queue_job(new, status="submitting")
+    repo.queue_token("new-token", new, 2.0)
+    await repo.flush(new)
+    assert stored_status(path, new) == "submitting"
+    assert stored_status(path, busy) != "running"
+    assert stored_tokens(path) == {"new-token": new}
+    await repo.flush()
+    assert stored_status(path, busy) == "running"
+    assert stored_tokens(path) == {"new-token": new, "busy-token": busy}
+    assert (await repo.subjob_rows(busy))[0][1] == 3
     await repo.aclose()
 
 

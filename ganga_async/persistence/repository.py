@@ -41,91 +41,20 @@ from .._exceptions import RepositoryError, SchemaVersionError
 from .._log import get_logger
 from ..model.subjobs import SubjobTable
 from ._connection import PRAGMAS
-from .subjob_writes import MOVE_SQL, SubjobUpdate, SubjobWrites
-from .tasks import TASK_TABLES, TASK_TOKENS, prepared_task_owners
+from .schema import SCHEMA, SCHEMA_VERSION, UPGRADES
+from .subjob_writes import MOVE_SQL, PendingSubjobs, SubjobUpdate, SubjobWrites
+from .tasks import prepared_task_owners
 
 __all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 7
 log = get_logger(__name__)
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    comment TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL,
-    application TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    n_subjobs INTEGER,
-    backend_id TEXT,
-    exitcode INTEGER,
-    reason TEXT,
-    submit_counter INTEGER NOT NULL DEFAULT 0,
-    times TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX jobs_status ON jobs(status);
-CREATE TABLE subjobs (
-    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    overrides TEXT,
-    backend_id TEXT,
-    exitcode INTEGER,
-    reason TEXT,
-    submit_counter INTEGER NOT NULL DEFAULT 0,
-    t_submitted REAL NOT NULL DEFAULT 0,
-    t_running REAL NOT NULL DEFAULT 0,
-    t_final REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-"""
-
-_UPGRADES = {
-    2: """
-CREATE TABLE sharedirs (name TEXT PRIMARY KEY, created REAL NOT NULL);
-CREATE TABLE shareref_holders (holder TEXT PRIMARY KEY, name TEXT NOT NULL);
-CREATE INDEX shareref_holders_name ON shareref_holders(name);
-CREATE TABLE box (
-    name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    object TEXT NOT NULL,
-    sharedir TEXT,
-    created REAL NOT NULL
-);
-""",
-    3: """
-INSERT OR REPLACE INTO meta VALUES ('next_job_id', (SELECT COALESCE(MAX(id) + 1, 0) FROM jobs));
-""",
-    4: """
-ALTER TABLE jobs ADD COLUMN retry_at REAL NOT NULL DEFAULT 0;
-ALTER TABLE subjobs ADD COLUMN retry_at REAL NOT NULL DEFAULT 0;
-CREATE TABLE attempts (
-    job_id INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    backend_id TEXT,
-    exitcode INTEGER,
-    reason TEXT,
-    t_submitted REAL NOT NULL DEFAULT 0,
-    t_running REAL NOT NULL DEFAULT 0,
-    t_final REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (job_id, idx, n)
-) WITHOUT ROWID;
-""",
-    5: """
-CREATE TABLE submit_tokens (token TEXT PRIMARY KEY, job_id INTEGER NOT NULL, created REAL NOT NULL);
-""",
-    6: TASK_TABLES,
-    7: TASK_TOKENS,
-}
-"""What each schema version adds to the one before it."""
 
 _JOB_COLUMNS = ("name", "comment", "status", "application", "backend", "spec", "n_subjobs",
                 "backend_id", "exitcode", "reason", "submit_counter", "times", "retry_at")
+_COUNT_SUBJOBS = ("UPDATE jobs SET n_subjobs=NULLIF((SELECT COUNT(*) FROM subjobs WHERE job_id=?), 0) "
+                  "WHERE id=?")
+"""A master's number of subjobs, from its stored rows (NULL: not split)."""
 _SUB_UPDATE = ("status", "backend_id", "exitcode", "reason", "submit_counter", "t_submitted",
                "t_running", "t_final", "retry_at")
 
@@ -220,11 +149,11 @@ class Repository:
             await db.executescript(PRAGMAS)
             if not has_meta:
                 await db.executescript(
-                    "BEGIN;" + _SCHEMA + "".join(_UPGRADES.values()) +
+                    "BEGIN;" + SCHEMA + "".join(UPGRADES.values()) +
                     f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
             elif version < SCHEMA_VERSION:
-                steps = "".join(_UPGRADES[v] for v in range(version + 1, SCHEMA_VERSION + 1))
+                steps = "".join(UPGRADES[v] for v in range(version + 1, SCHEMA_VERSION + 1))
                 await db.executescript(
                     "BEGIN IMMEDIATE;" + steps +
                     f"UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'; COMMIT;"
@@ -307,13 +236,23 @@ class Repository:
             row = await cur.fetchone()
         return None if row is None else int(row[0])
 
-    async def flush(self) -> None:
-        """Write every queued update in one transaction."""
+    async def flush(self, job_id: int | None = None) -> None:
+        """Write every queued update in one transaction; with ``job_id``, only that master's
+        queued columns and submission tokens (what accepting it makes durable), without writing
+        what other jobs queued meanwhile: thousands of their status rows under load."""
         async with self._write_lock:
-            jobs, self._dirty_jobs = self._dirty_jobs, {}
-            subjobs = self._subjobs.take()
-            attempts, self._new_attempts = self._new_attempts, []
-            tokens, self._dirty_tokens = self._dirty_tokens, {}
+            if job_id is None:
+                jobs, self._dirty_jobs = self._dirty_jobs, {}
+                subjobs = self._subjobs.take()
+                attempts, self._new_attempts = self._new_attempts, []
+                tokens, self._dirty_tokens = self._dirty_tokens, {}
+            else:
+                own = self._dirty_jobs.pop(job_id, None)
+                jobs = {} if own is None else {job_id: own}
+                subjobs, attempts = PendingSubjobs({}, {}, []), []
+                tokens = {t: v for t, v in self._dirty_tokens.items() if v[0] == job_id}
+                for token in tokens:
+                    del self._dirty_tokens[token]
             if not jobs and not subjobs and not attempts and not tokens:
                 return
             statements: list[tuple[str, Sequence[Any]]] = []
@@ -389,12 +328,18 @@ class Repository:
         return job_id
 
     async def insert_subjobs(self, job_id: int, rows: Iterable[tuple[int, int, str | None]]) -> None:
-        """Insert subjobs ``(idx, status code, overrides)`` of one master in one transaction."""
+        """Store the subjobs ``(idx, status code, overrides)`` of one master, and their number
+        in its row, in one transaction that first deletes any it had (an interrupted split):
+        all of them or, when ``rows`` raises, none and the old ones kept."""
         async with self._write_lock:
-            await self._transaction(many=[(
+            await self._transaction([
+                ("DELETE FROM subjobs WHERE job_id=?", (job_id,)),
+                ("DELETE FROM attempts WHERE job_id=?", (job_id,)),
+            ], many=[(
                 "INSERT INTO subjobs (job_id, idx, status, overrides) VALUES (?, ?, ?, ?)",
                 ((job_id, idx, status, overrides) for idx, status, overrides in rows),
-            )])
+            ), (_COUNT_SUBJOBS, [(job_id, job_id)])])
+            self._subjobs.drop(job_id)
 
     async def delete_subjobs(self, job_id: int) -> None:
         async with self._write_lock:

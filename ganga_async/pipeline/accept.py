@@ -80,7 +80,7 @@ class AcceptStage:
                                      backend=job.backend.plugin_name, spec=spec)
             if live.token is not None:  # in the transaction that accepts the job
                 ctx.repository.queue_token(live.token, live.id, time.time())
-            await ctx.repository.flush()
+            await ctx.repository.flush(live.id)
         except BaseException as exc:
             if live.record.status is Status.NEW:
                 thaw_description(job)

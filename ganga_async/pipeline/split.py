@@ -68,7 +68,8 @@ class SplitStage:
 
         started = time.perf_counter()
         try:
-            await ctx.repository.delete_subjobs(live.id)
+            # One transaction: the old subjobs of an interrupted split go, these and their
+            # number in the job's row are stored; no flush of what other jobs queued.
             await ctx.repository.insert_subjobs(live.id, rows())
             if not len(table):
                 raise JobSpecError("splitter", "made no subjobs; give it something to split")
@@ -85,8 +86,6 @@ class SplitStage:
                 await refuse(ctx, live, reply, error)
             return
         record.table = table
-        ctx.repository.queue_job(live.id, n_subjobs=len(table))
-        await ctx.repository.flush()
         log.info("job split", subjobs=len(table), seconds=round(time.perf_counter() - started, 3))
         if reply is not None:
             await answer(reply, None)
