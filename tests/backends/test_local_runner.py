@@ -269,3 +269,32 @@ def test_the_reading_marker_stays_until_every_command_sent_is_read_and_accepted(
     wait_for(lambda: not marker.exists())
     assert log_records(tmp_path)[0]["ev"] == "accepted"
     wait_for(lambda: not os.path.exists(f"/proc/{started.pid}"))
+
+
+def test_a_process_leads_its_own_group_in_the_runners_session_and_a_kill_reaches_its_children(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """One session for the runner and all it runs (a session each is a CPU scheduling group
+    each under Linux's autogroup, which starved the engine), one process group per command
+    (so a kill still ends what the command started)."""
+    child = tmp_path / "child.pid"
+    runner.send(run("1.0", tmp_path, ["/bin/sh", "-c", f"sleep 60 & echo $! > {child}; wait"]))
+    (started,) = runner.events(1)
+    pid = int(str(started["pid"]))
+    wait_for(lambda: child.exists() and child.read_text().strip() != "")
+    grandchild = int(child.read_text())
+    assert os.getpgid(pid) == pid and os.getpgid(grandchild) == pid
+    assert os.getsid(pid) == os.getsid(runner_pid(tmp_path)) != pid
+    runner.send({"op": "kill", "key": "1.0", "grace": 5.0})
+    (exited,) = runner.events(1)
+    assert (exited["ev"], exited["killed"]) == ("exited", True)
+    wait_for(lambda: not _alive(grandchild))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
