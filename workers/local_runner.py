@@ -15,12 +15,10 @@ socket and answers on it with one JSON event per line:
 
 Commands of one ``group`` (a master job) run at most ``limit`` at a time, in the order they
 came; the rest wait here, in the runner, so they still start after the engine has gone. Each
-process leads its own process group (so a kill reaches all it started) in the runner's session,
-which has no terminal (a session each would make each process a scheduling group of its own on
-Linux; see ``ganga_async/backends/local.py``). Its stdout and stderr go to ``outputdir``, its
-environment has its job's additions, and it runs in its slot's directory under ``scratch`` when
-there is one (emptied after each command, its ``outputs`` copied back first), otherwise in
-``workdir``, which is kept.
+process runs in its own session (so a kill reaches its whole process group), with stdout and
+stderr in ``outputdir`` and the environment additions of its job: in its slot's directory under
+``scratch`` when there is one (emptied after each command, its ``outputs`` copied back first),
+otherwise in ``workdir``, which is kept.
 
 What a restarted engine reads is the group's *status log* ``log``, one per master job, append
 only, one JSON record per line:
@@ -442,7 +440,7 @@ def spawn(command: Command, cwd: str, made: bool, devnull: int) -> subprocess.Po
         try:
             env = {**os.environ, **command.env} if command.env else None
             proc = subprocess.Popen(command.argv, cwd=cwd, env=env, stdin=devnull,
-                                    stdout=out, stderr=err, process_group=0)
+                                    stdout=out, stderr=err, start_new_session=True)
         finally:
             os.close(err)
     finally:

@@ -4,14 +4,8 @@ Processes are started by the *local runner* (``workers/local_runner.py``), a sma
 standard-library process the driver starts on first use. The runner outlives the engine: a job
 keeps running when the engine closes or dies, its exit code is written to the job's status log
 (``STATUS_LOG`` in the job's directory), and the next engine picks the result up. Each
-process leads its own process group, so a kill (SIGTERM, then SIGKILL after ``[Local]
-kill_grace`` seconds) reaches every process it started.
-
-The processes stay in the runner's session, not one each: where the kernel groups sessions for
-CPU scheduling (Linux's autogroup, on by default in most distributions), a session per process
-made 40 running processes 40 groups against the engine's one, whose share then fell to a
-fortieth of the machine: submitting took seconds and status changes queued up. In the
-runner's session they share one group, and the engine stays responsive however many run.
+process runs in its own session, so a kill (SIGTERM, then SIGKILL after ``[Local]
+kill_grace`` seconds) reaches its whole process group.
 """
 
 from __future__ import annotations
@@ -208,10 +202,7 @@ class LocalDriver(TrackingDriver[Tracked]):
                 *lines, pending = (pending + await stream.receive()).split(b"\n")
                 if lines:
                     self._on_events(lines)
-                small = len(lines) < COALESCE_BELOW
                 del lines  # the last burst is not kept while waiting for the next
-                if small:
-                    await anyio.sleep(COALESCE_WAIT)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream and not self._hung_up:
@@ -358,14 +349,6 @@ class LocalDriver(TrackingDriver[Tracked]):
             if self._stream is not None:
                 await self._stream.aclose()
                 self._stream = None
-
-
-COALESCE_BELOW = 256
-COALESCE_WAIT = 0.01
-"""After a burst of fewer than ``COALESCE_BELOW`` runner events the driver waits
-``COALESCE_WAIT`` seconds before reading on, so that events arriving one by one are handled
-in batches: each batch costs a status commit, a monitor pass and a repository wake-up however
-few events it holds (figure 6 in docs/benchmarks.md)."""
 
 
 def _encode(command: dict[str, object]) -> bytes:

@@ -271,12 +271,8 @@ def test_the_reading_marker_stays_until_every_command_sent_is_read_and_accepted(
     wait_for(lambda: not os.path.exists(f"/proc/{started.pid}"))
 
 
-def test_a_process_leads_its_own_group_in_the_runners_session_and_a_kill_reaches_its_children(
-    runner: Runner, tmp_path: Path
-) -> None:
-    """One session for the runner and all it runs (a session each is a CPU scheduling group
-    each under Linux's autogroup, which starved the engine), one process group per command
-    (so a kill still ends what the command started)."""
+def test_a_kill_reaches_the_processes_a_command_started(runner: Runner, tmp_path: Path) -> None:
+    """Each command leads its own process group, and a kill goes to the whole group."""
     child = tmp_path / "child.pid"
     runner.send(run("1.0", tmp_path, ["/bin/sh", "-c", f"sleep 60 & echo $! > {child}; wait"]))
     (started,) = runner.events(1)
@@ -284,7 +280,6 @@ def test_a_process_leads_its_own_group_in_the_runners_session_and_a_kill_reaches
     wait_for(lambda: child.exists() and child.read_text().strip() != "")
     grandchild = int(child.read_text())
     assert os.getpgid(pid) == pid and os.getpgid(grandchild) == pid
-    assert os.getsid(pid) == os.getsid(runner_pid(tmp_path)) != pid
     runner.send({"op": "kill", "key": "1.0", "grace": 5.0})
     (exited,) = runner.events(1)
     assert (exited["ev"], exited["killed"]) == ("exited", True)
