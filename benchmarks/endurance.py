@@ -85,6 +85,10 @@ class Sample:
     threads: int
     tasks: int
     cpu: float
+    submitting: float = 0.0
+    """The longest any wave since the previous sample took from its first ``submit`` to its
+    last one returning: under a second, its jobs ran together; several seconds, the later ones
+    reached the runner only as the earlier ended (see docs/benchmarks.md, figure 6)."""
 
 
 @dataclasses.dataclass
@@ -172,18 +176,22 @@ def job_file(n: int, width: int) -> dict[str, Any]:
             "splitter": {"type": "ArgSplitter", "args": [[str(i)] for i in range(n)]}}
 
 
-async def drive(jobs: int, wave: int, every: int, run_wave: Callable[[int], Awaitable[None]],
+async def drive(jobs: int, wave: int, every: int, run_wave: Callable[[int], Awaitable[float]],
                 look: Callable[[int], Awaitable[Sample]], series: Series) -> None:
-    """Run ``jobs`` jobs, ``wave`` at a time, sampling with ``look`` after every ``every``."""
+    """Run ``jobs`` jobs, ``wave`` at a time, sampling with ``look`` after every ``every``;
+    ``run_wave`` returns how long its submissions took."""
     started = time.perf_counter()
     done = 0
+    submitting = 0.0
     while done < jobs:
         size = min(wave, jobs - done)
-        await run_wave(size)
+        submitting = max(submitting, await run_wave(size))
         done += size
         if done % every == 0 or done == jobs:
-            series.samples.append(await look(done))
-            _print_sample(series.name, series.samples[-1])
+            sample = await look(done)
+            sample.submitting, submitting = submitting, 0.0
+            series.samples.append(sample)
+            _print_sample(series.name, sample, wave)
     series.wall = time.perf_counter() - started
 
 
@@ -199,13 +207,16 @@ def run_engine(root: Path, jobs: int, n: int, wave: int, every: int, trace: bool
     async def main() -> None:
         async with Engine(root / "gangadir", config=bench_config(root)) as engine:
 
-            async def run_wave(size: int) -> None:
+            async def run_wave(size: int) -> float:
+                begun = time.perf_counter()
                 batch = [await engine.submit(master(n, width)) for _ in range(size)]
+                submitting = time.perf_counter() - begun
                 async with anyio.create_task_group() as tg:
                     for job in batch:
                         tg.start_soon(engine.wait, job)
                 for job in batch:
                     _check(job.status, len(job.subjobs), n, job.fqid)
+                return submitting
 
             async def look(done: int) -> Sample:
                 await settle()
@@ -254,8 +265,10 @@ def run_daemon(root: Path, jobs: int, n: int, wave: int, every: int) -> Series:
                 cpu0 = process_cpu(pid)
                 spec = job_file(n, width)
 
-                async def run_wave(size: int) -> None:
+                async def run_wave(size: int) -> float:
+                    begun = time.perf_counter()
                     ids = [(await gs.submit(spec))["id"] for _ in range(size)]
+                    submitting = time.perf_counter() - begun
                     results: list[dict[str, Any]] = []
 
                     async def wait(job_id: int) -> None:
@@ -266,6 +279,7 @@ def run_daemon(root: Path, jobs: int, n: int, wave: int, every: int) -> Series:
                             tg.start_soon(wait, job_id)
                     for result in results:
                         _check(result["status"], result["subjobs"], n, result["id"])
+                    return submitting
 
                 async def look(done: int) -> Sample:
                     await anyio.sleep(SETTLE)
@@ -286,9 +300,10 @@ def _check(status: Any, subjobs: int, n: int, which: Any) -> None:
         raise RuntimeError(f"job {which} ended {status} with {subjobs} subjobs, not completed with {n}")
 
 
-def _print_sample(name: str, s: Sample) -> None:
+def _print_sample(name: str, s: Sample, wave: int) -> None:
+    waves = f"  slowest wave submitted in {s.submitting:5.2f}s" if wave > 1 else ""
     print(f"  {name:<24} after {s.jobs:>4} jobs: RSS {fmt_bytes(s.rss):>10}  fds {s.fds:>3}  "
-          f"threads {s.threads:>2}  tasks {s.tasks:>3}  CPU {s.cpu:7.1f}s", flush=True)
+          f"threads {s.threads:>2}  tasks {s.tasks:>3}  CPU {s.cpu:7.1f}s{waves}", flush=True)
 
 
 def report(series: Series, jobs: int, every: int) -> list[Row]:
