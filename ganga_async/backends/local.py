@@ -221,30 +221,30 @@ class LocalDriver(TrackingDriver[Tracked]):
             self._dispatched.clear()
 
     def _on_events(self, lines: list[bytes]) -> None:
+        """Turn one read's events into news. A start read with its process's end is not told
+        on its own: the end carries its time and pid (one piece of news instead of two, and
+        most processes start and end between two reads)."""
         news: dict[str, BackendStatus] = {}
+        started: dict[str, tuple[float, str]] = {}
+        tracked, dispatched = self.tracked, self._dispatched
         for event in json.loads(b"[%b]" % b",".join(lines)):
-            self._on_event(event, news)
+            key = str(event["key"])
+            entry = tracked.get(key)
+            if entry is None or key not in dispatched:
+                continue
+            if event["ev"] == "started":
+                started[key] = (float(event["t"]), str(event["pid"]))
+                continue
+            dispatched.discard(key)
+            start, pid = started.pop(key, (None, None))
+            if start is None and entry.last is not None:
+                start = entry.last.started
+            news[key] = final_status(event.get("code"), bool(event.get("killed")) or entry.killed,
+                                     event.get("error"), ended=float(event["t"]), native_id=pid,
+                                     started=start)
+        for key, (start, pid) in started.items():
+            news[key] = BackendStatus(Status.RUNNING, started=start, native_id=pid)
         self.publish(news)
-
-    def _on_event(self, event: dict[str, Any], news: dict[str, BackendStatus]) -> None:
-        key = str(event["key"])
-        entry = self.tracked.get(key)
-        if entry is None or key not in self._dispatched:
-            return
-        t = float(event["t"])
-        if event["ev"] == "started":
-            news[key] = BackendStatus(Status.RUNNING, started=t, native_id=str(event["pid"]))
-            return
-        self._dispatched.discard(key)
-        # A start in the same burst is not told on its own: the end carries its time and pid
-        # (one piece of news instead of two: most processes start and end between two reads).
-        running = news.get(key)
-        pid = running.native_id if running is not None else None
-        if running is None:
-            running = entry.last
-        news[key] = final_status(event.get("code"), bool(event.get("killed")) or entry.killed,
-                                 event.get("error"), ended=t, native_id=pid,
-                                 started=running.started if running is not None else None)
 
     # -- the contract -----------------------------------------------------------------
 

@@ -123,7 +123,7 @@ async def test_a_handle_no_runner_received_is_new_while_our_own_runner_reads(
     assert (await local.news())["1.1"].status is Status.NEW
 
 
-async def test_a_start_and_end_read_together_are_one_piece_of_news_with_the_pid(
+async def test_a_start_read_with_its_end_is_one_piece_of_news_and_alone_is_running(
     local: LocalDriver, tmp_path: Path
 ) -> None:
     done = unit(tmp_path / "2", 0, ["/bin/true"])
@@ -134,3 +134,8 @@ async def test_a_start_and_end_read_together_are_one_piece_of_news_with_the_pid(
     news = await local.news()
     assert news[done.key] == BackendStatus(Status.COMPLETED, exitcode=0, started=10.0, ended=11.0,
                                            native_id="4242")
+    later = unit(tmp_path / "2", 1, ["/bin/true"])
+    await local.bulk_submit([later])
+    local._on_events([json.dumps({**started, "key": later.key}).encode()])  # noqa: SLF001
+    news = await local.news()
+    assert news[later.key] == BackendStatus(Status.RUNNING, started=10.0, native_id="4242")
