@@ -104,6 +104,8 @@ class LocalDriver(TrackingDriver[Tracked]):
         self._tg: TaskGroup | None = None
         self._stream: UNIXSocketStream | None = None
         self._reader_done: anyio.Event | None = None
+        self._hanging_up = anyio.Event()
+        """Set by :meth:`_hang_up`: ends the reader's pause between reads at once."""
         self._hung_up = False
         self._runner_lock = anyio.Lock()
         self._send_lock = anyio.Lock()
@@ -114,6 +116,7 @@ class LocalDriver(TrackingDriver[Tracked]):
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._hung_up = False
+        self._hanging_up = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -172,6 +175,7 @@ class LocalDriver(TrackingDriver[Tracked]):
         ("InvalidStateError" from the loop: agronholm/anyio#1267). The runner and its processes
         go on: only this engine's connection ends."""
         self._hung_up = True
+        self._hanging_up.set()
         if self._stream is not None:
             try:
                 self._stream.extra(SocketAttribute.raw_socket).shutdown(socket.SHUT_RDWR)
@@ -211,7 +215,8 @@ class LocalDriver(TrackingDriver[Tracked]):
                 if lines:
                     self._on_events(lines)
                 del lines  # the last burst is not kept while waiting for the next
-                await anyio.sleep(READ_PAUSE)
+                with anyio.move_on_after(READ_PAUSE):
+                    await self._hanging_up.wait()
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         if self._stream is stream and not self._hung_up:
