@@ -59,9 +59,9 @@ log = get_logger(__name__)
 READ_PAUSE = 0.010
 """Seconds the driver waits after each read of the runner's events before reading again, so
 that what came meanwhile is read, decoded and applied at once. Each read wakes the engine's
-monitor, finalise stage and repository: on a quiet machine the events of short processes came
-one or two per read (about 1,200 reads for 1,000 ``/bin/echo``), each costing some 0.25 ms of
-the event loop's CPU beyond the news it brought. The runner never waits for the engine (see
+reader, monitor and finalise stage: when the engine kept up with the runner, the events of
+short processes came one or two per read (up to 1,200 reads for 1,000 ``/bin/echo``), each
+costing about 0.25 ms of the event loop's CPU beyond the news it brought. The runner never waits for the engine (see
 ``workers/local_runner.py``), so the pause only delays what the engine learns, by at most this."""
 
 _QUEUED = BackendStatus(Status.SUBMITTED)
