@@ -61,8 +61,9 @@ READ_PAUSE = 0.010
 that what came meanwhile is read, decoded and applied at once. Each read wakes the engine's
 reader, monitor and finalise stage: when the engine kept up with the runner, the events of
 short processes came one or two per read (up to 1,200 reads for 1,000 ``/bin/echo``), each
-costing about 0.25 ms of the event loop's CPU beyond the news it brought. The runner never waits for the engine (see
-``workers/local_runner.py``), so the pause only delays what the engine learns, by at most this."""
+costing about 0.25 ms of the event loop's CPU beyond the news it brought. The runner never
+waits for the engine (see ``workers/local_runner.py``), so the pause only delays what the
+engine learns, by at most this; a hang-up ends it at once."""
 
 _QUEUED = BackendStatus(Status.SUBMITTED)
 """What the driver knows of a unit the runner has not started yet (frozen, so shared)."""
