@@ -178,10 +178,11 @@ class Fresh:
     def fresh(self, tag: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=self.root)) / "d"
 
-    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str],
+               cwd: str | None = None) -> tuple[float, float, str]:
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             start = time.monotonic()
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True, cwd=cwd)
             own, children = exit_cpu(proc.pid)  # before it is reaped, with its times in /proc
             proc.wait()
             wall = time.monotonic() - start
@@ -222,9 +223,10 @@ class Fresh:
         env = self.env if checkout is None else {**self.env, "PYTHONPATH": checkout}
 
         def run() -> float:
+            # In the tree's directory: ``python -c`` puts its working directory first on the path.
             spawned.append(self._spawn(name, [
                 self.python, "-c", ENGINE_SCRIPT, str(self.n), str(self.width), str(gangadir)],
-                env))
+                env, cwd=checkout))
             return spawned[0][1]
 
         self._adopting(name, gangadir, run)
