@@ -26,7 +26,9 @@ beside it); target at most 1.25. Children start from compiled bytecode, as an in
 does (``PYTHONPYCACHEPREFIX`` under the scratch directory, filled by one untimed warm-up run of
 every variant on 20 subjobs), with an empty user configuration and no ``GANGA_ASYNC_*`` variable. Every run's
 stdout files are checked after it, outside the window. ``--profile`` adds one engine script run
-under cProfile (the child process) and prints where its time goes.
+under cProfile (the child process) and prints where its time goes; ``--compare TREE`` adds the
+engine script importing ganga_async from another source tree (an earlier commit, exported), in
+the same interleaved rounds, for a before-and-after on one machine state.
 
 The floor is CPU-bound (two cores busy with the echo processes and the processes starting
 them), so every variant's best run is shown with its CPU time: the process's own, and that of
@@ -176,10 +178,11 @@ class Fresh:
     def fresh(self, tag: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=self.root)) / "d"
 
-    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str],
+               cwd: str | None = None) -> tuple[float, float, str]:
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             start = time.monotonic()
-            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True, cwd=cwd)
             own, children = exit_cpu(proc.pid)  # before it is reaped, with its times in /proc
             proc.wait()
             wall = time.monotonic() - start
@@ -212,19 +215,26 @@ class Fresh:
                 os.waitpid(pid, 0)
         return wall
 
-    def engine_script(self) -> float:
+    def engine_script(self, name: str = "engine script", checkout: str | None = None) -> float:
+        """The engine script's run; with ``checkout``, ganga_async imported from that source
+        tree instead (``--compare``)."""
         gangadir = self.fresh("script")
         spawned: list[tuple[float, float, str]] = []
+        env = self.env if checkout is None else {**self.env, "PYTHONPATH": checkout}
 
         def run() -> float:
-            spawned.append(self._spawn("engine script", [
+            # In the tree's directory: ``python -c`` puts its working directory first on the path.
+            spawned.append(self._spawn(name, [
                 self.python, "-c", ENGINE_SCRIPT, str(self.n), str(self.width), str(gangadir)],
-                self.env))
+                env, cwd=checkout))
             return spawned[0][1]
 
-        self._adopting("engine script", gangadir, run)
+        self._adopting(name, gangadir, run)
         start, wall, out = spawned[0]
         marks = json.loads(out.strip().splitlines()[-1])
+        check_engine_outputs(gangadir, self.n)
+        if checkout is not None:
+            return wall
         self.breakdown.append({"start+import": marks["import"] - start,
                                "open": marks["open"] - marks["import"],
                                "submit": marks["submit"] - marks["open"],
@@ -232,7 +242,6 @@ class Fresh:
                                "close": marks["close"] - marks["wait"],
                                "exit": start + wall - marks["close"], "cpu": marks["cpu"],
                                "wall": wall})
-        check_engine_outputs(gangadir, self.n)
         return wall
 
     def _cli(self, name: str, gangadir: Path, env: dict[str, str]) -> float:
@@ -277,8 +286,11 @@ class Fresh:
         check_dirs(base, self.n)
         return wall
 
-    def variants(self, cli: bool) -> dict[str, Callable[[], float]]:
+    def variants(self, cli: bool, compare: str | None = None) -> dict[str, Callable[[], float]]:
         found: dict[str, Callable[[], float]] = {"engine script": self.engine_script}
+        if compare is not None:
+            found["engine script, compared"] = functools.partial(
+                self.engine_script, "engine script, compared", compare)
         if cli:
             found.update({"cli, own engine": self.cli_own, "cli, daemon running": self.cli_daemon,
                           "cli, autostart": self.cli_autostart})
@@ -345,15 +357,18 @@ def exit_cpu(pid: int) -> tuple[float, float]:
 
 
 def measure(n: int = 1000, rounds: int = 5, tmpdir: str | None = None, width: int = 8,
-            cli: bool = True, profile: bool = False, top: int = 25) -> list[Row]:
-    """Warm up, run the interleaved rounds, print the details and return the table rows."""
+            cli: bool = True, profile: bool = False, top: int = 25,
+            compare: str | None = None) -> list[Row]:
+    """Warm up, run the interleaved rounds, print the details and return the table rows.
+    With ``compare`` (a source tree holding another ``ganga_async``, such as an exported
+    earlier commit), the engine script of that tree runs too, in the same rounds."""
     print(f"fresh_start: {n} x {ECHO}, {width} at a time, one fresh process per run, "
           f"{rounds} interleaved rounds")
     with scratch(tmpdir, "fresh-start") as root:
-        for warm_up in Fresh(root, min(n, 20), width).variants(cli).values():
+        for warm_up in Fresh(root, min(n, 20), width).variants(cli, compare).values():
             warm_up()  # compiles the bytecode every variant's children use
         fresh = Fresh(root, n, width)
-        samples = interleave(rounds, fresh.variants(cli))
+        samples = interleave(rounds, fresh.variants(cli, compare))
         if profile:
             fresh.profile(top)
     for name, s in samples.items():
@@ -401,9 +416,12 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                         help="add one engine script run under cProfile and print its hot spots")
     parser.add_argument("--top", type=int, default=25,
                         help="functions the profile lists (default: %(default)s)")
+    parser.add_argument("--compare", metavar="TREE",
+                        help="also run the engine script importing ganga_async from the source "
+                             "tree TREE (e.g. git archive of an earlier commit), interleaved")
     args = parser.parse_args(argv)
     rows = measure(args.n, args.rounds, args.tmpdir, args.width, not args.no_cli, args.profile,
-                   args.top)
+                   args.top, args.compare)
     print()
     print_table(rows)
     return rows

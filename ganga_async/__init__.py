@@ -38,30 +38,35 @@ from ._exceptions import (
     ShareDirError,
     WaitTimeoutError,
 )
-from ._sharedir import ShareDir
-from .applications import Application, Command
-from .applications.executable import Executable
-from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
-from .backends.local import Local
-from .config import Config, load_config
-from .credentials import Credential, CredentialInfo, CredentialManager, CredentialStore
-from .engine import Engine
-from .events import CredentialEvent, EventStream, JobEvent, PostprocessEvent, RetryEvent
-from .model.job import Job, JobInfo, JobTimes
-from .model.retry import Attempt, Retry
-from .model.task import CoreTask, CoreTransform, TaskChainInput, TaskStatus, UnitStatus
-from .prepared.box import Box, BoxEntry
-from .prepared.shareref import ShareDirInfo, ShareRef
-from .splitters import Splitter
-from .splitters.arg import ArgSplitter
-from .splitters.files import FileSplitter
-from .splitters.generic import GenericSplitter
+from ._version import __version__ as __version__
+from .states import Status
 
 if TYPE_CHECKING:
+    from ._sharedir import ShareDir
+    from .applications import Application, Command
+    from .applications.executable import Executable
+    from .backends import Backend, BackendDriver, BackendStatus, DriverContext, Handle, SubmitUnit
     from .backends.condor import Condor
     from .backends.dask import Dask
+    from .backends.local import Local
     from .backends.slurm import Slurm
-    from .credentials import AFSToken, BearerToken, KerberosTicket, VomsProxy, X509Proxy
+    from .config import Config, load_config
+    from .credentials import (
+        AFSToken,
+        BearerToken,
+        Credential,
+        CredentialInfo,
+        CredentialManager,
+        CredentialStore,
+        KerberosTicket,
+        VomsProxy,
+        X509Proxy,
+    )
+    from .engine import Engine
+    from .events import CredentialEvent, EventStream, JobEvent, PostprocessEvent, RetryEvent
+    from .model.job import Job, JobInfo, JobTimes
+    from .model.retry import Attempt, Retry
+    from .model.task import CoreTask, CoreTransform, TaskChainInput, TaskStatus, UnitStatus
     from .postprocessors import (
         CustomChecker,
         CustomMerger,
@@ -72,8 +77,12 @@ if TYPE_CHECKING:
         TextMerger,
         WebhookNotifier,
     )
-from ._version import __version__ as __version__
-from .states import Status
+    from .prepared.box import Box, BoxEntry
+    from .prepared.shareref import ShareDirInfo, ShareRef
+    from .splitters import Splitter
+    from .splitters.arg import ArgSplitter
+    from .splitters.files import FileSplitter
+    from .splitters.generic import GenericSplitter
 
 __all__ = [
     "AFSToken",
@@ -154,14 +163,34 @@ __all__ = [
     "load_config",
 ]
 
-# Plugins imported when first named, as entry points are (importing them all made every
-# ``import ganga_async`` slower by a third).
-__getattr__, __dir__ = _plugins.lazy_exports(__name__, {
-    "Slurm": ".backends.slurm", "Condor": ".backends.condor", "Dask": ".backends.dask",
-    "AFSToken": ".credentials",
-    "BearerToken": ".credentials",
-    "KerberosTicket": ".credentials", "VomsProxy": ".credentials", "X509Proxy": ".credentials",
-    **{name: ".postprocessors" for name in ("CustomChecker", "CustomMerger", "FileChecker",
-                                            "Notifier", "PostProcessor", "SmartMerger",
-                                            "TextMerger", "WebhookNotifier")},
-}, globals())
+# Everything else is imported when first named (PEP 562): a process imports what it uses, so
+# a script that submits Local jobs, or a command that only talks to the daemon, does not
+# import the other backends, the postprocessors, the credential types or (the daemon's
+# client) the engine. ``dir(ganga_async)`` lists them all.
+_LAZY = {
+    "ShareDir": "._sharedir",
+    **dict.fromkeys(("Application", "Command"), ".applications"),
+    "Executable": ".applications.executable",
+    **dict.fromkeys(("Backend", "BackendDriver", "BackendStatus", "DriverContext", "Handle",
+                     "SubmitUnit"), ".backends"),
+    "Local": ".backends.local", "Slurm": ".backends.slurm", "Condor": ".backends.condor",
+    "Dask": ".backends.dask",
+    **dict.fromkeys(("Config", "load_config"), ".config"),
+    **dict.fromkeys(("AFSToken", "BearerToken", "Credential", "CredentialInfo",
+                     "CredentialManager", "CredentialStore", "KerberosTicket", "VomsProxy",
+                     "X509Proxy"), ".credentials"),
+    "Engine": ".engine",
+    **dict.fromkeys(("CredentialEvent", "EventStream", "JobEvent", "PostprocessEvent",
+                     "RetryEvent"), ".events"),
+    **dict.fromkeys(("Job", "JobInfo", "JobTimes"), ".model.job"),
+    **dict.fromkeys(("Attempt", "Retry"), ".model.retry"),
+    **dict.fromkeys(("CoreTask", "CoreTransform", "TaskChainInput", "TaskStatus", "UnitStatus"),
+                    ".model.task"),
+    **dict.fromkeys(("CustomChecker", "CustomMerger", "FileChecker", "Notifier", "PostProcessor",
+                     "SmartMerger", "TextMerger", "WebhookNotifier"), ".postprocessors"),
+    **dict.fromkeys(("Box", "BoxEntry"), ".prepared.box"),
+    **dict.fromkeys(("ShareDirInfo", "ShareRef"), ".prepared.shareref"),
+    "Splitter": ".splitters", "ArgSplitter": ".splitters.arg", "FileSplitter": ".splitters.files",
+    "GenericSplitter": ".splitters.generic",
+}
+__getattr__, __dir__ = _plugins.lazy_exports(__name__, _LAZY, globals())

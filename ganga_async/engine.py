@@ -38,7 +38,7 @@ from .config import Config, load_config
 from .credentials.manager import CredentialManager
 from .events import CredentialEvent, EventHub, EventStream, JobEvent, PostprocessEvent, RetryEvent
 from .model import machine
-from .model.job import Job
+from .model.job import SUMMARY_COLUMNS, Job
 from .model.record import parse_fqid
 from .persistence.lock import EngineLock, claim_gangadir
 from .persistence.queries import summary_rows
@@ -68,9 +68,6 @@ __all__ = ["Engine", "PEEK_LIMIT", "SUMMARY_COLUMNS"]
 log = get_logger(__name__)
 say = user_logger()
 
-SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
-                   "comment")
-"""The keys of each :meth:`Engine.summary` row, in table order."""
 
 PEEK_LIMIT = 16 << 20
 """The most of a file :meth:`Engine.peek` reads (16 MiB): a job's stdout may be gigabytes."""

@@ -40,6 +40,31 @@ def test_importing_and_finding_builtin_plugins_imports_none_of_the_later_modules
     assert _loaded_after(code) == []
 
 
+def test_the_table_of_contents_imports_each_export_when_first_named() -> None:
+    """``import ganga_async`` is the exceptions, ``Status`` and the version; ``Engine``
+    brings the engine and its repository (aiosqlite), a credential type only its module."""
+    script = ("import sys, ganga_async\n"
+              "first = {'ganga_async.engine', 'aiosqlite', 'ganga_async.credentials'} & set(sys.modules)\n"
+              "from ganga_async import Engine, X509Proxy\n"
+              "print(sorted(first), 'ganga_async.engine' in sys.modules, 'aiosqlite' in sys.modules,\n"
+              "      'ganga_async.backends.slurm' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.split() == ["[]", "True", "True", "False"]
+
+
+def test_the_command_line_loads_the_engine_only_to_open_one() -> None:
+    """A command the daemon serves talks to its socket: the CLI imports neither the engine,
+    the stages, the repository (aiosqlite) nor the credential manager until it opens an
+    engine of its own."""
+    script = ("import sys, ganga_async.cli\n"
+              "print(sorted({'ganga_async.engine', 'ganga_async.pipeline', 'aiosqlite',\n"
+              "              'ganga_async.credentials.manager'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
 def test_storing_and_loading_a_job_imports_none_of_the_later_modules(tmp_path: Path) -> None:
     code = ("import sys, anyio\n"
             "from ganga_async import ArgSplitter, Engine, Executable, Job, Local\n"

@@ -93,16 +93,20 @@ class BackendStatus:
 
 
 def final_status(code: int | None, killed: bool, error: str | None, *, started: float | None = None,
-                 ended: float | None = None) -> BackendStatus:
+                 ended: float | None = None, native_id: str | None = None) -> BackendStatus:
     """The status of a process that ended with exit code ``code`` (negative: the signal that
     ended it; None: not known), as the process that watched it recorded it: ``killed`` when it
-    was killed on request, ``error`` when it could not run or its outputs could not be saved."""
+    was killed on request, ``error`` when it could not run or its outputs could not be saved.
+    ``native_id``: the process's id, when its start was not reported on its own."""
+    if code == 0 and not killed and not error:
+        return BackendStatus(Status.COMPLETED, exitcode=0, started=started, ended=ended,
+                             native_id=native_id)
     if killed:
-        return BackendStatus(Status.KILLED, exitcode=code, reason="killed", started=started, ended=ended)
+        return BackendStatus(Status.KILLED, exitcode=code, reason="killed", started=started,
+                             ended=ended, native_id=native_id)
     if error:
-        return BackendStatus(Status.FAILED, exitcode=code, reason=error, started=started, ended=ended)
-    if code == 0:
-        return BackendStatus(Status.COMPLETED, exitcode=0, started=started, ended=ended)
+        return BackendStatus(Status.FAILED, exitcode=code, reason=error, started=started,
+                             ended=ended, native_id=native_id)
     if code is None:
         reason = "ended without an exit code"
     elif code < 0:
@@ -112,7 +116,8 @@ def final_status(code: int | None, killed: bool, error: str | None, *, started: 
             reason = f"killed by signal {-code}"
     else:
         reason = f"exit code {code}"
-    return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended)
+    return BackendStatus(Status.FAILED, exitcode=code, reason=reason, started=started, ended=ended,
+                         native_id=native_id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

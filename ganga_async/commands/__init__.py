@@ -20,12 +20,11 @@ from typing import Any
 from ..config import Config, load_config
 from . import jobs, listing, prepared
 from .credentials import credentials
-from .in_process import EngineSession
 from .service import dashboard_command, service_command
 from .session import Session, open_session
 from .tasks import tasks
 
-__all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "EngineSession", "Session", "open_session", "run",
+__all__ = ["COMMANDS", "LIVE", "READ_ONLY", "SERVED", "Session", "open_session", "run",
            "dashboard_command", "service_command"]
 
 Command = Callable[[Session, argparse.Namespace, Config], Coroutine[Any, Any, int]]

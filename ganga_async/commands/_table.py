@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..engine import SUMMARY_COLUMNS
+from ..model.job import SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import anyio
 
 from ..config import load_config
-from ..engine import Engine
 from ..service import AsyncGangaService
 from . import render
 
@@ -163,6 +162,8 @@ async def _job_ids(gangadir: Path | None) -> list[str]:
         async with service:
             rows = await service.jobs()
     else:
+        from ..engine import Engine  # not for completions the daemon answers
+
         async with Engine(where, config=config, monitoring=False) as engine:
             rows = await engine.summary()
     return [str(row["id"]) for row in rows]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..config import Config
 from ..prepared.sharedir import SharedArea
-from ..prepared.shareref import ShareDirInfo
 from . import render
 from .session import Session
 
@@ -29,6 +28,8 @@ async def shareref(session: Session, args: argparse.Namespace, config: Config) -
             "shareref_lookup", name=args.name, unprepare=args.unprepare), args)
     if args.action == "rebuild":
         await session.shareref_rebuild(unprepare=args.unprepare, rmdir=args.rmdir)
+    from ..prepared.shareref import ShareDirInfo  # the actor's module: the repository
+
     rows = [ShareDirInfo(**row) for row in await session.shareref()]
     return render.print_sharedirs(rows, _absolute(SharedArea.for_user(session.gangadir,
                                                                       config.user).root), args)

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .._describe import credential_row
 from .._duration import format_duration
 from .._log import EVENT_ATTR, JsonFormatter
-from ..engine import SUMMARY_COLUMNS
-from ..prepared.shareref import ShareDirInfo, holder_label, render_table
+from ..model.job import SUMMARY_COLUMNS
 from ..states import FINAL, Status
 from ._table import print_plain_table
 
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
 
     from ..credentials.base import Credential, CredentialInfo
     from ..credentials.store import CredentialStore
+    from ..prepared.shareref import ShareDirInfo
 
 __all__ = [
     "demo_banner", "print_box", "print_credentials", "print_demo", "print_error",
@@ -384,6 +384,8 @@ def print_sharedir_owners(found: dict[str, Any], args: argparse.Namespace) -> in
     if args.json:
         print_json(found)
         return 0
+    from ..prepared.shareref import holder_label  # the ShareRef actor's module (the repository)
+
     name, holders = found["name"], found["owners"]
     for holder in holders:
         kind, ident = holder_label(holder)
@@ -396,6 +398,8 @@ def print_sharedir_owners(found: dict[str, Any], args: argparse.Namespace) -> in
 def print_sharedirs(rows: Sequence[ShareDirInfo], root: Path, args: argparse.Namespace) -> int:
     """Print the shareref table (``root`` is the shared area), or ``{ShareDir: count}`` in
     the table's order with ``--json``."""
+    from ..prepared.shareref import render_table
+
     if args.json:
         print_json({row.name: row.count for row in rows})
     else:

@@ -24,14 +24,12 @@ import anyio
 
 from .._exceptions import ServiceRunningError
 from ..config import Config
-from ..engine import Engine
 from ..model.job import Job
 from ..persistence.lock import EngineLock
 from ..service import AsyncGangaService, JobDescription
 from ..service import _protocol as protocol
 from ..service._control import spawn_daemon
 from . import render
-from .in_process import EngineSession
 
 __all__ = ["Session", "open_session"]
 
@@ -134,6 +132,10 @@ async def open_session(gangadir: Path | None, config: Config, *, monitoring: boo
         async with service:
             yield service
         return
+    # Imported here: a command the daemon serves never loads the engine (a third of its start).
+    from ..engine import Engine
+    from .in_process import EngineSession
+
     async with Engine(gangadir, config=config, monitoring=monitoring) as engine:
         yield EngineSession(engine)
 

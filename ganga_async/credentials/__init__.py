@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from .. import _plugins
 from .base import Credential, CredentialInfo
-from .manager import CredentialManager, Requirement
-from .store import CredentialStore
 
 if TYPE_CHECKING:
     from .afs import AFSToken
     from .kerberos import KerberosTicket
+    from .manager import CredentialManager, Requirement
+    from .store import CredentialStore
     from .token import BearerToken
     from .x509 import VomsProxy, X509Proxy
 
@@ -33,8 +33,10 @@ __all__ = [
     "X509Proxy",
 ]
 
-# The credential types are plugins, imported when first named.
+# The credential types are plugins, imported when first named; so are the manager and the
+# store (a job file naming credentials needs only their base class).
 __getattr__, __dir__ = _plugins.lazy_exports(__name__, {
     "AFSToken": ".afs", "BearerToken": ".token", "KerberosTicket": ".kerberos",
-    "VomsProxy": ".x509", "X509Proxy": ".x509",
+    "VomsProxy": ".x509", "X509Proxy": ".x509", "CredentialManager": ".manager",
+    "Requirement": ".manager", "CredentialStore": ".store",
 }, globals())

@@ -54,6 +54,12 @@ FIELDS = ("name", "comment", "application", "backend", "splitter", "inputfiles",
           "credentials", "postprocessors", "do_auto_resubmit", "retry")
 
 
+SUMMARY_COLUMNS = ("id", "status", "name", "subjobs", "application", "backend", "backend_id",
+                   "comment")
+"""The keys of each row of the jobs summary (:meth:`~ganga_async.Engine.summary`), in table
+order (here, not in the engine, for the faces that print it without one)."""
+
+
 @dataclasses.dataclass
 class JobInfo:
     """Bookkeeping Ganga users find under ``job.info``."""

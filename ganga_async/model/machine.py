@@ -25,7 +25,7 @@ __all__ = ["ON_BACKEND", "Changes", "Transition", "Moves", "set_status", "accept
            "apply_news", "move_many",
            "never_received", "finish", "reset_for_submission", "resume_held", "remove", "is_final",
            "targets", "on_backend", "held_by_backend", "postprocessed", "retry_due", "attempt_of",
-           "waiting"]
+           "waiting", "ready", "derive"]
 
 ON_BACKEND = ACTIVE | {Status.UNKNOWN}
 """Statuses in which a backend may still hold a (sub)job: to monitor again, kill or resume."""
@@ -262,7 +262,8 @@ def _catch_up(changes: Changes, record: JobRecord, index: int | None, news: Back
         set_status(changes, record, index, Status.SUBMITTED, now, backend_id=news.native_id)
     if (news.started is not None and news.status not in (Status.SUBMITTED, Status.RUNNING)
             and record.status_of(index) is Status.SUBMITTED):
-        set_status(changes, record, index, Status.RUNNING, now, t=news.started)
+        set_status(changes, record, index, Status.RUNNING, now, t=news.started,
+                   backend_id=news.native_id)
 
 
 def apply_news(changes: Changes, record: JobRecord, index: int | None, news: BackendStatus,
@@ -287,11 +288,17 @@ def apply_news(changes: Changes, record: JobRecord, index: int | None, news: Bac
             _clear_reason(record, index)
         set_status(changes, record, index, new, now, backend_id=news.native_id, t=news.started)
         return None
-    if news.native_id is not None:
+    if news.native_id is not None and news.native_id != _backend_id(record, index):
         set_status(changes, record, index, record.status_of(index), now, backend_id=news.native_id)
     if new is Status.COMPLETED:
         set_status(changes, record, index, Status.COMPLETING, now, t=news.started)
     return news
+
+
+def _backend_id(record: JobRecord, index: int | None) -> str | None:
+    if index is None or record.table is None:
+        return record.backend_id
+    return record.table.backend_id[index]
 
 
 def _clear_reason(record: JobRecord, index: int | None) -> None:
@@ -414,6 +421,24 @@ def waiting(record: JobRecord, index: int | None) -> bool:
         return bool(record.retry_at)
     assert record.table is not None
     return index in record.table.retry_at
+
+
+def ready(record: JobRecord, indices: list[int | None]) -> list[int | None]:
+    """Those of the (sub)jobs that are ``submitting`` and not waiting for a retry: what the
+    submit stage hands to their backend (a chunk's worth at once)."""
+    table = record.table
+    if table is None or None in indices:
+        return [i for i in indices
+                if record.status_of(i) is Status.SUBMITTING and not waiting(record, i)]
+    codes, code, due = table.status, Status.SUBMITTING.code, table.retry_at
+    return [i for i in indices if codes[i] == code and i not in due]  # type: ignore[index]
+
+
+def derive(changes: Changes, record: JobRecord, now: float) -> None:
+    """Bring a master's status in line with its subjobs, once after many changes made with
+    ``set_status(..., derive=False)``."""
+    if record.table is not None:
+        _derive_master(changes, record, now)
 
 
 def retry_due(changes: Changes, record: JobRecord, index: int | None) -> bool:

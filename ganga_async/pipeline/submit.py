@@ -23,7 +23,7 @@ from ..model import machine
 from ..model.job import apply_overrides
 from ..states import Status
 from .context import Chunk, Context, Live, engine_log, indices_of
-from .monitor import Active, Backends
+from .monitor import Backends
 
 __all__ = ["SubmitStage", "Held"]
 
@@ -94,9 +94,7 @@ class SubmitStage:
         sharedirs: dict[tuple[str, str], Path] = {}
         jobdir = record.jobdir
         changes = machine.Changes()
-        for index in targets:
-            if record.status_of(index) is not Status.SUBMITTING or machine.waiting(record, index):
-                continue
+        for index in machine.ready(record, targets):
             try:
                 units.append(self._unit(live, index, jobdir, sharedirs))
             except GangaAsyncError as exc:
@@ -122,19 +120,22 @@ class SubmitStage:
         early: dict[str, BackendStatus] = {}
         active = backends.active[name]
         changes = machine.Changes()
+        # The master's status is derived once for the chunk, not once per subjob.
         for unit, result in zip(units, results, strict=True):
             news = handing_over.pop(unit.key, None)
             if isinstance(result, BaseException):
                 machine.set_status(changes, record, unit.index, Status.FAILED, now,
-                                   reason=f"submission refused: {result}")
+                                   reason=f"submission refused: {result}", derive=False)
                 continue
             if record.status_of(unit.index) is Status.KILLED:
                 late_kills.append(Handle(unit.key, result, unit.outputdir))
                 continue
-            active[unit.key] = Active(live, unit.index, result)
-            machine.set_status(changes, record, unit.index, Status.SUBMITTED, now, backend_id=result, t=now)
+            active.add(unit.key, live, unit.index, result)
+            machine.set_status(changes, record, unit.index, Status.SUBMITTED, now, backend_id=result,
+                               t=now, derive=False)
             if news is not None:
                 early[unit.key] = news
+        machine.derive(changes, record, now)
         ctx.commit(changes)
         if early:
             await backends.apply_news(active, early)

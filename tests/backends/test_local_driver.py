@@ -3,6 +3,7 @@ status logs for what an earlier engine left, and the tracking in between."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -120,3 +121,21 @@ async def test_a_handle_no_runner_received_is_new_while_our_own_runner_reads(
     await local.track([Handle("1.1", "", output_dir(tmp_path / "1", 1))])
     assert await local.sweep() == 1
     assert (await local.news())["1.1"].status is Status.NEW
+
+
+async def test_a_start_read_with_its_end_is_one_piece_of_news_and_alone_is_running(
+    local: LocalDriver, tmp_path: Path
+) -> None:
+    done = unit(tmp_path / "2", 0, ["/bin/true"])
+    await local.bulk_submit([done])
+    started = {"ev": "started", "key": done.key, "pid": 4242, "t": 10.0}
+    exited = {"ev": "exited", "key": done.key, "code": 0, "killed": False, "t": 11.0, "error": None}
+    local._on_events([json.dumps(started).encode(), json.dumps(exited).encode()])  # noqa: SLF001
+    news = await local.news()
+    assert news[done.key] == BackendStatus(Status.COMPLETED, exitcode=0, started=10.0, ended=11.0,
+                                           native_id="4242")
+    later = unit(tmp_path / "2", 1, ["/bin/true"])
+    await local.bulk_submit([later])
+    local._on_events([json.dumps({**started, "key": later.key}).encode()])  # noqa: SLF001
+    news = await local.news()
+    assert news[later.key] == BackendStatus(Status.RUNNING, started=10.0, native_id="4242")

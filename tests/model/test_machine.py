@@ -190,3 +190,32 @@ def test_an_operation_targets_one_subjob_every_subjob_or_the_job_itself() -> Non
     assert machine.targets(master(Status.RUNNING, Status.RUNNING)) == [0, 1]
     assert machine.targets(master(Status.RUNNING, Status.RUNNING), 1) == [1]
     assert machine.targets(job(Status.RUNNING)) == [None]
+
+
+def test_an_end_that_carries_the_pid_records_it_once_on_the_walk_through_running() -> None:
+    record, changes = master(Status.SUBMITTED), machine.Changes()
+    end = machine.apply_news(changes, record, 0, BackendStatus(
+        Status.COMPLETED, exitcode=0, started=NOW - 2, ended=NOW - 1, native_id="4242"), NOW)
+    assert end is not None
+    assert [t.new for t in changes.transitions if t.index == 0] == [Status.RUNNING, Status.COMPLETING]
+    assert record.table.backend_id[0] == "4242"  # type: ignore[union-attr]
+    assert record.table.t_running[0] == NOW - 2  # type: ignore[union-attr]
+
+
+def test_ready_keeps_what_is_submitting_and_not_waiting_for_a_retry() -> None:
+    record = master(Status.SUBMITTING, Status.SUBMITTED, Status.SUBMITTING, Status.SUBMITTING)
+    record.table.retry_at[2] = NOW + 60  # type: ignore[union-attr]
+    assert machine.ready(record, [0, 1, 2, 3]) == [0, 3]
+    assert machine.ready(job(Status.SUBMITTING), [None]) == [None]
+    assert machine.ready(job(Status.SUBMITTED), [None]) == []
+
+
+def test_changes_made_without_deriving_are_derived_once_for_the_master() -> None:
+    record, changes = master(Status.SUBMITTING, Status.SUBMITTING), machine.Changes()
+    for index in (0, 1):
+        machine.set_status(changes, record, index, Status.SUBMITTED, NOW, backend_id=str(index),
+                           derive=False)
+    assert record.status is Status.SUBMITTING
+    machine.derive(changes, record, NOW)
+    assert record.status is Status.SUBMITTED and record.times["submitted"] == NOW
+    assert [(t.index, t.new) for t in changes.transitions][-1] == (None, Status.SUBMITTED)
