@@ -44,12 +44,14 @@ Run it alone with ``python -m benchmarks.fresh_start [--n 1000] [--width 8] [--r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import io
 import json
 import os
 import pstats
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -229,7 +231,10 @@ class Fresh:
                 env, cwd=checkout))
             return spawned[0][1]
 
-        self._adopting(name, gangadir, run)
+        try:
+            self._adopting(name, gangadir, run)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{failed_subjobs(gangadir)}") from None
         start, wall, out = spawned[0]
         marks = json.loads(out.strip().splitlines()[-1])
         check_engine_outputs(gangadir, self.n)
@@ -245,8 +250,11 @@ class Fresh:
         return wall
 
     def _cli(self, name: str, gangadir: Path, env: dict[str, str]) -> float:
-        _, wall, _ = self._spawn(name, [*self.cli, "submit", str(self.jobfile), "--wait",
-                                        "--gangadir", str(gangadir)], env)
+        try:
+            _, wall, _ = self._spawn(name, [*self.cli, "submit", str(self.jobfile), "--wait",
+                                            "--gangadir", str(gangadir)], env)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{failed_subjobs(gangadir)}") from None
         return wall
 
     def cli_own(self) -> float:
@@ -312,6 +320,19 @@ class Fresh:
               "time:")
         print("\n".join("    " + line for line in text.getvalue().splitlines()[4:]
                         if line.strip()))
+
+
+def failed_subjobs(gangadir: Path, most: int = 5) -> str:
+    """What the repository of a run that failed says of its failed subjobs (index, exit code,
+    reason), read before the scratch directory goes, so that a rare failure explains itself."""
+    found: list[str] = []
+    for path in sorted(gangadir.glob("repository/*/jobs.sqlite")):
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT job_id, idx, exitcode, reason, backend_id FROM subjobs "
+                              "WHERE reason IS NOT NULL ORDER BY job_id, idx LIMIT ?", (most,))
+            found += [f"  subjob {j}.{i}: exit code {code}, reason {reason!r}, backend id {bid}"
+                      for j, i, code, reason, bid in rows]
+    return "failed subjobs:\n" + "\n".join(found) if found else "no subjob has a reason recorded"
 
 
 def check_engine_outputs(gangadir: Path, n: int) -> None:
