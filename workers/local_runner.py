@@ -419,6 +419,10 @@ def complain(message: str) -> None:
     print(f"local_runner: {message}", file=sys.stderr, flush=True)
 
 
+MAKE_DIR_TRIES = 100
+"""How many times :func:`make_dir` makes a parent again that went as it made the child."""
+
+
 def spawn_thread(target: Callable[..., None], name: str, *args: object) -> None:
     threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
@@ -476,13 +480,21 @@ def empty(path: str) -> bool:
 
 
 def make_dir(path: str) -> None:
-    """``os.makedirs(path, exist_ok=True)`` in one system call when only ``path`` is missing."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
+    """``os.makedirs(path, exist_ok=True)`` in one system call when only ``path`` is missing,
+    safe against a slot that ends meanwhile: it removes the scratch root once that is empty (see
+    :meth:`Runner.slot`), which may be between making the root and making ``path`` in it."""
+    for _ in range(MAKE_DIR_TRIES):
+        try:
+            os.mkdir(path)
+            return
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                raise
+            make_dir(parent)
+    os.mkdir(path)  # raises what keeps failing
 
 
 def take_kill_marker(outputdir: str) -> bool:

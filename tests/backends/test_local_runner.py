@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -293,3 +294,29 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_slot_makes_its_directory_even_as_another_slot_removes_the_empty_scratch_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two slots ending at once each remove the scratch root once it is empty; the second may
+    do it just after a starting slot made the root again and before it made its own directory
+    in it. That start failed with 'cannot start ...: No such file or directory' (1 of 10,000
+    subjobs at 32 at a time); the directory is now made again until it holds."""
+    spec = importlib.util.spec_from_file_location("runner_under_test", shipped("workers", "local_runner.py"))
+    assert spec is not None and spec.loader is not None
+    runner_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner_module)
+    root = tmp_path / "work"
+    real_mkdir = os.mkdir
+    removed: list[str] = []
+
+    def mkdir_then_lose_the_root(path: str, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        if os.fspath(path) == str(root) and not removed:  # the other slot's rmdir, just then
+            removed.append(path)
+            os.rmdir(path)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_lose_the_root)
+    runner_module.make_dir(str(root / "4242-7"))
+    assert removed and (root / "4242-7").is_dir()
