@@ -8,12 +8,11 @@ import json
 from collections.abc import Sequence
 
 from . import encoding
-from .repository import JobRow, Repository
+from .repository import JOB_COLUMNS, JobRow, Repository
 
 __all__ = ["job_rows_by_status"]
 
-_COLUMNS = ("id, name, comment, status, application, backend, spec, n_subjobs, backend_id, "
-            "exitcode, reason, submit_counter, times, retry_at")
+_COLUMNS = ", ".join(("id", *JOB_COLUMNS))
 
 
 async def job_rows_by_status(repository: Repository, statuses: Sequence[str]) -> list[JobRow]:

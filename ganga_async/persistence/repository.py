@@ -45,13 +45,14 @@ from .schema import SCHEMA, SCHEMA_VERSION, UPGRADES
 from .subjob_writes import MOVE_SQL, PendingSubjobs, SubjobUpdate, SubjobWrites
 from .tasks import prepared_task_owners
 
-__all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "SCHEMA_VERSION"]
+__all__ = ["Repository", "JobRow", "SubjobRow", "AttemptRow", "BoxRow", "JOB_COLUMNS", "SCHEMA_VERSION"]
 
 log = get_logger(__name__)
 
 
-_JOB_COLUMNS = ("name", "comment", "status", "application", "backend", "spec", "n_subjobs",
-                "backend_id", "exitcode", "reason", "submit_counter", "times", "retry_at")
+JOB_COLUMNS = ("name", "comment", "status", "application", "backend", "spec", "n_subjobs",
+               "backend_id", "exitcode", "reason", "submit_counter", "times", "retry_at")
+"""A master's columns after its id, in the order :class:`JobRow` is read from them."""
 _COUNT_SUBJOBS = ("UPDATE jobs SET n_subjobs=NULLIF((SELECT COUNT(*) FROM subjobs WHERE job_id=?), 0) "
                   "WHERE id=?")
 """A master's number of subjobs, from its stored rows (NULL: not split)."""
@@ -197,7 +198,7 @@ class Repository:
         writer."""
         encoded = {}
         for key, value in columns.items():
-            if key not in _JOB_COLUMNS:
+            if key not in JOB_COLUMNS:
                 raise RepositoryError(f"jobs has no column {key!r}")
             try:
                 encoded[key] = _encode(value)
@@ -315,7 +316,7 @@ class Repository:
     async def insert_job(self, row: dict[str, Any]) -> int:
         """Insert a master job and return its new id (written before returning): the next of
         the repository's ids, which start at 0 and are never given twice (not after a remove)."""
-        columns = [c for c in _JOB_COLUMNS if c in row]
+        columns = [c for c in JOB_COLUMNS if c in row]
         values = [_encode(row[c]) for c in columns]
         marks = ", ".join("?" for _ in columns)
         async with self._write_lock, self._immediate() as db:
@@ -364,7 +365,7 @@ class Repository:
         self, ids: Sequence[int] | None = None, statuses: Sequence[str] | None = None
     ) -> list[JobRow]:
         """Master rows, by id or status (all when neither is given), in id order."""
-        sql = f"SELECT id, {', '.join(_JOB_COLUMNS)} FROM jobs"
+        sql = f"SELECT id, {', '.join(JOB_COLUMNS)} FROM jobs"
         params: list[Any] = []
         if ids is not None:
             sql += f" WHERE id IN ({', '.join('?' for _ in ids)})"
