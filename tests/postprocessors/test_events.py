@@ -106,6 +106,11 @@ async def test_a_line_cut_short_by_a_crash_is_skipped(gangadir: Path, config: Co
         assert [r.ok for r in again.subjobs[1].postprocessor_results] == [False]
 
 
+PUBLISHED_AFTER = 0.02
+"""A retry event's ``delay`` is the wait left when it is published (its ``time`` plus ``delay``
+is when the retry is due), a moment after the policy chose the wait: it may be that much under
+the policy's shortest (CI saw 0.04995 s for a shortest of 0.05 s)."""
+
 async def test_a_retried_subjob_is_published_with_its_attempt_and_delay(
         gangadir: Path, config: Config, tmp_path: Path) -> None:
     job = Job(application=Executable(exe="/bin/sh"), backend=Local(max_concurrent=4),
@@ -120,7 +125,7 @@ async def test_a_retried_subjob_is_published_with_its_attempt_and_delay(
                 event: RetryEvent = await events.__anext__()
     assert job.status is Status.COMPLETED
     assert (event.fqid, event.index, event.attempt) == ("0.1", 1, 2)
-    assert 0.2 <= event.delay <= 0.4
+    assert 0.2 - PUBLISHED_AFTER <= event.delay <= 0.4
     assert event.reason is not None and "attempt 2 of 2" in event.reason
 
 
@@ -151,7 +156,7 @@ async def test_the_daemons_event_stream_carries_both(daemon: ServicePaths, tmp_p
                         break
     (retry,) = [e for e in seen if e["type"] == "retrying"]
     assert (retry["fqid"], retry["attempt"]) == (f"{job['id']}.1", 2)
-    assert 0.05 <= retry["delay"] <= 0.1
+    assert 0.05 - PUBLISHED_AFTER <= retry["delay"] <= 0.1
     outcomes = {(e["fqid"], e["postprocessor"], e["ok"]) for e in seen if e["type"] == "postprocessed"}
     assert {(f"{job['id']}.2", CHECKER, False), (f"{job['id']}", MERGER, True)} <= outcomes
     assert (f"{job['id']}.1", CHECKER, True) in outcomes
